@@ -1,0 +1,6 @@
+//! pipedeck: operate and observe release pipelines from a terminal.
+//!
+//! The binary (`src/main.rs`) is a thin shell around this library; see
+//! `ARCHITECTURE.md` for the map of modules.
+
+pub mod model;
