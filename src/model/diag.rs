@@ -103,7 +103,12 @@ pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let lower = word.to_ascii_lowercase();
     candidates
         .iter()
-        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()), *c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()),
+                *c,
+            )
+        })
         .filter(|(d, c)| *d <= (c.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -115,7 +120,10 @@ mod tests {
 
     #[test]
     fn suggests_close_keys_only() {
-        assert_eq!(suggest("variable", &["variables", "shell"]), Some("variables"));
+        assert_eq!(
+            suggest("variable", &["variables", "shell"]),
+            Some("variables")
+        );
         assert_eq!(suggest("RunOrder", &["runOrder", "name"]), Some("runOrder"));
         assert_eq!(suggest("completely", &["variables", "shell"]), None);
     }

@@ -187,9 +187,8 @@ impl Parser<'_> {
                     out.push(c);
                 }
                 Some(b'\n') => {
-                    return Err(self.err(
-                        "line break inside a string: JSON strings must escape it as `\\n`",
-                    ));
+                    return Err(self
+                        .err("line break inside a string: JSON strings must escape it as `\\n`"));
                 }
                 Some(_) => {
                     return Err(self.err(format!(

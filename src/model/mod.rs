@@ -1,9 +1,13 @@
 //! Pipeline definitions: one model fed by CodePipeline JSON, TOML,
 //! CloudFormation and buildspec files, with validation.
 
+pub mod codepipeline;
 pub mod diag;
 pub mod json;
+pub mod load;
 pub mod node;
+pub mod pipeline;
 pub mod source;
 pub mod toml;
+pub mod validate;
 pub mod yaml;

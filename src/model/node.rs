@@ -100,9 +100,10 @@ impl Node {
         match &self.value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Num(n) => n
-                .parse::<serde_json::Number>()
-                .map_or_else(|_| serde_json::Value::String(n.clone()), serde_json::Value::Number),
+            Value::Num(n) => n.parse::<serde_json::Number>().map_or_else(
+                |_| serde_json::Value::String(n.clone()),
+                serde_json::Value::Number,
+            ),
             Value::Str(s) => serde_json::Value::String(s.clone()),
             Value::Seq(s) => serde_json::Value::Array(s.iter().map(Node::to_json).collect()),
             Value::Map(m) => serde_json::Value::Object(

@@ -84,7 +84,7 @@ pub fn decode(bytes: &[u8]) -> Result<SourceText, SourceError> {
         return utf16(rest, false, 2);
     }
     // UTF-16 without a BOM: ASCII-heavy text has a zero in every other byte.
-    if bytes.len() >= 4 && bytes.len() % 2 == 0 {
+    if bytes.len() >= 4 && bytes.len().is_multiple_of(2) {
         let (even, odd) = bytes
             .iter()
             .take(512)

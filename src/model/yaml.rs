@@ -172,10 +172,11 @@ fn custom_tag(tag: Option<&Tag>) -> Option<String> {
 
 /// Resolves a scalar with the YAML 1.2 core schema.
 fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
-    if let Some(t) = tag {
-        if t.is_yaml_core_schema() && t.suffix == "str" {
-            return Value::Str(text.to_owned());
-        }
+    if let Some(t) = tag
+        && t.is_yaml_core_schema()
+        && t.suffix == "str"
+    {
+        return Value::Str(text.to_owned());
     }
     if style != ScalarStyle::Plain {
         return Value::Str(text.to_owned());
@@ -264,9 +265,21 @@ mod tests {
 
     #[test]
     fn core_schema_scalars() {
-        assert_eq!(scalar("0.2", ScalarStyle::Plain, None), Value::Num("0.2".into()));
-        assert_eq!(scalar("1.2.3", ScalarStyle::Plain, None), Value::Str("1.2.3".into()));
-        assert_eq!(scalar("yes", ScalarStyle::Plain, None), Value::Str("yes".into()));
-        assert_eq!(scalar("true", ScalarStyle::SingleQuoted, None), Value::Str("true".into()));
+        assert_eq!(
+            scalar("0.2", ScalarStyle::Plain, None),
+            Value::Num("0.2".into())
+        );
+        assert_eq!(
+            scalar("1.2.3", ScalarStyle::Plain, None),
+            Value::Str("1.2.3".into())
+        );
+        assert_eq!(
+            scalar("yes", ScalarStyle::Plain, None),
+            Value::Str("yes".into())
+        );
+        assert_eq!(
+            scalar("true", ScalarStyle::SingleQuoted, None),
+            Value::Str("true".into())
+        );
     }
 }

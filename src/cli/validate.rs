@@ -1,0 +1,137 @@
+//! `pipedeck validate`: check definition files and report per file.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::model::diag::{Diagnostic, JsonDiagnostic, Severity};
+use crate::model::load::{FileReport, LoadOptions, load_path};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print a JSON array, one object per file
+    #[arg(long)]
+    pub json: bool,
+    /// A CloudFormation parameter value (repeatable)
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::key_value)]
+    pub params: Vec<(String, String)>,
+    /// Definition files: CodePipeline JSON, pipedeck TOML, CloudFormation, buildspec
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(args: &Args) -> color_eyre::Result<ExitCode> {
+    let opts = LoadOptions {
+        params: super::params(&args.params),
+    };
+    let reports: Vec<FileReport> = args.files.iter().map(|f| load_path(f, &opts)).collect();
+    let out = if args.json {
+        serde_json::to_string_pretty(&json_reports(&reports))? + "\n"
+    } else {
+        human(&reports)
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = stdout.write_all(out.as_bytes());
+    Ok(if reports.iter().all(FileReport::ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    pub file: &'a str,
+    pub format: &'static str,
+    pub ok: bool,
+    pub pipelines: Vec<&'a str>,
+    pub errors: Vec<JsonDiagnostic<'a>>,
+    pub warnings: Vec<JsonDiagnostic<'a>>,
+}
+
+pub fn json_reports(reports: &[FileReport]) -> Vec<JsonReport<'_>> {
+    reports
+        .iter()
+        .map(|r| JsonReport {
+            file: &r.file,
+            format: r.format.as_str(),
+            ok: r.ok(),
+            pipelines: r
+                .pipelines
+                .iter()
+                .map(|p| p.pipeline.name.as_str())
+                .collect(),
+            errors: r.errors().map(JsonDiagnostic::from).collect(),
+            warnings: r.warnings().map(JsonDiagnostic::from).collect(),
+        })
+        .collect()
+}
+
+fn line(out: &mut String, file: &str, d: &Diagnostic) {
+    let sev = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let at = d
+        .pos
+        .map(|p| format!("{file}:{p}"))
+        .unwrap_or_else(|| file.to_owned());
+    let _ = write!(out, "  {at}: {sev}: {}", d.message);
+    if !d.path.is_empty() {
+        let _ = write!(out, " [{}]", d.path);
+    }
+    out.push('\n');
+    if let Some(fix) = &d.fix {
+        let _ = writeln!(out, "      fix: {fix}");
+    }
+}
+
+/// The human-readable report: a heading per file, its diagnostics with
+/// `file:line:col`, and a summary line.
+pub fn human(reports: &[FileReport]) -> String {
+    let mut out = String::new();
+    let (mut ok, mut warnings) = (0, 0);
+    for r in reports {
+        let e = r.errors().count();
+        let w = r.warnings().count();
+        warnings += w;
+        let what = if r.pipelines.is_empty() {
+            r.format.as_str().to_owned()
+        } else {
+            let names: Vec<String> = r
+                .pipelines
+                .iter()
+                .map(|p| format!("`{}`", p.pipeline.name))
+                .collect();
+            format!("{}, pipeline {}", r.format.as_str(), names.join(", "))
+        };
+        let verdict = if e == 0 {
+            ok += 1;
+            "ok".to_owned()
+        } else {
+            format!("{e} error{}", if e == 1 { "" } else { "s" })
+        };
+        let warn = if w > 0 {
+            format!(", {w} warning{}", if w == 1 { "" } else { "s" })
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "{}: {verdict}{warn} ({what})", r.file);
+        for d in &r.diagnostics {
+            line(&mut out, &r.file, d);
+        }
+    }
+    let failed = reports.len() - ok;
+    let _ = writeln!(
+        out,
+        "{} file{} checked: {ok} ok, {failed} with errors, {warnings} warning{}",
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" },
+        if warnings == 1 { "" } else { "s" },
+    );
+    out
+}

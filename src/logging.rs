@@ -1,0 +1,24 @@
+//! Logging goes to a file in the data dir, never to the terminal (which
+//! belongs to the UI). The level comes from `PIPEDECK_LOG` (default `info`).
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+
+/// Starts file logging into `dir/pipedeck.log`. Returns the guard that must
+/// live until exit, or `None` if the directory cannot be created (pipedeck
+/// then runs without a log rather than failing).
+pub fn init(dir: &Path) -> Option<WorkerGuard> {
+    std::fs::create_dir_all(dir).ok()?;
+    let appender = tracing_appender::rolling::never(dir, "pipedeck.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = EnvFilter::try_from_env("PIPEDECK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}

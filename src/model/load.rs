@@ -1,0 +1,207 @@
+//! Loading a definition file of any supported format: detect the format,
+//! parse it with positions, read the model, validate.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::codepipeline::{self, Dialect, LoadedPipeline};
+use super::diag::{Diagnostic, Pos};
+use super::node::Node;
+use super::source::{self, SourceText};
+use super::validate;
+use super::{json, toml, yaml};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    CodepipelineJson,
+    PipedeckToml,
+    Cloudformation,
+    Buildspec,
+    Unknown,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::CodepipelineJson => "codepipeline-json",
+            Format::PipedeckToml => "pipedeck-toml",
+            Format::Cloudformation => "cloudformation",
+            Format::Buildspec => "buildspec",
+            Format::Unknown => "unknown",
+        }
+    }
+}
+
+/// Values that loading needs from the user (CloudFormation parameters and
+/// pseudo parameters).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+/// Everything learned from one file.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub file: String,
+    pub format: Format,
+    pub pipelines: Vec<LoadedPipeline>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl FileReport {
+    pub fn ok(&self) -> bool {
+        !self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| !d.is_error())
+    }
+
+    fn failed(file: String, format: Format, d: Diagnostic) -> Self {
+        FileReport {
+            file,
+            format,
+            pipelines: Vec::new(),
+            diagnostics: vec![d],
+        }
+    }
+}
+
+pub fn load_path(path: &Path, opts: &LoadOptions) -> FileReport {
+    let file = path.display().to_string();
+    match source::read_file(path) {
+        Ok(text) => load_text(&file, &text, opts),
+        Err(e) => {
+            let pos = e.pos();
+            FileReport::failed(
+                file,
+                Format::Unknown,
+                Diagnostic::error(pos, "", e.to_string()),
+            )
+        }
+    }
+}
+
+pub fn load_bytes(file: &str, bytes: &[u8], opts: &LoadOptions) -> FileReport {
+    match source::decode(bytes) {
+        Ok(text) => load_text(file, &text, opts),
+        Err(e) => FileReport::failed(
+            file.to_owned(),
+            Format::Unknown,
+            Diagnostic::error(e.pos(), "", e.to_string()),
+        ),
+    }
+}
+
+enum Syntax {
+    Json,
+    Yaml,
+    Toml,
+}
+
+fn syntax_of(file: &str, text: &str) -> Syntax {
+    let lower = file.to_ascii_lowercase();
+    let name = lower.trim_end_matches(".tpl").trim_end_matches(".template");
+    if name.ends_with(".toml") {
+        Syntax::Toml
+    } else if name.ends_with(".json") {
+        Syntax::Json
+    } else if name.ends_with(".yml") || name.ends_with(".yaml") {
+        Syntax::Yaml
+    } else if text.trim_start().starts_with(['{', '[']) {
+        Syntax::Json
+    } else {
+        Syntax::Yaml
+    }
+}
+
+pub fn load_text(file: &str, src: &SourceText, opts: &LoadOptions) -> FileReport {
+    let file = file.to_owned();
+    let syntax = syntax_of(&file, &src.text);
+    let parsed = match syntax {
+        Syntax::Json => json::parse(&src.text),
+        Syntax::Yaml => yaml::parse(&src.text),
+        Syntax::Toml => toml::parse(&src.text),
+    };
+    let root = match parsed {
+        Ok(n) => n,
+        Err(e) => {
+            let what = match syntax {
+                Syntax::Json => "JSON",
+                Syntax::Yaml => "YAML",
+                Syntax::Toml => "TOML",
+            };
+            let format = match syntax {
+                Syntax::Toml => Format::PipedeckToml,
+                _ => Format::Unknown,
+            };
+            return FileReport::failed(
+                file,
+                format,
+                Diagnostic::error(Some(e.pos), "", format!("{what} syntax: {}", e.message)),
+            );
+        }
+    };
+    let mut diagnostics = Vec::new();
+    let (format, pipelines) = match syntax {
+        Syntax::Toml => (
+            Format::PipedeckToml,
+            read_pipeline(&root, Dialect::Snake, &mut diagnostics),
+        ),
+        _ => classify(&root, opts, &mut diagnostics),
+    };
+    let mut report = FileReport {
+        file,
+        format,
+        pipelines,
+        diagnostics,
+    };
+    for lp in &report.pipelines {
+        report.diagnostics.extend(validate::validate(lp));
+    }
+    report.diagnostics.sort_by_key(|d| (d.pos, d.severity));
+    report.diagnostics.dedup();
+    report
+}
+
+fn read_pipeline(
+    root: &Node,
+    dialect: Dialect,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<LoadedPipeline> {
+    let (node, prefix) = codepipeline::unwrap_document(root);
+    codepipeline::read(node, dialect, prefix, None, diags)
+        .into_iter()
+        .collect()
+}
+
+fn classify(
+    root: &Node,
+    _opts: &LoadOptions,
+    diags: &mut Vec<Diagnostic>,
+) -> (Format, Vec<LoadedPipeline>) {
+    if root.get("pipeline").is_some() || root.get("stages").is_some() {
+        return (
+            Format::CodepipelineJson,
+            read_pipeline(root, Dialect::Camel, diags),
+        );
+    }
+    diags.push(unrecognised(root.pos));
+    (Format::Unknown, Vec::new())
+}
+
+fn unrecognised(pos: Pos) -> Diagnostic {
+    Diagnostic::error(
+        Some(pos),
+        "",
+        "not a definition pipedeck knows: expected CodePipeline JSON (with `pipeline` or `stages`), \
+         a CloudFormation template (with `Resources`), a buildspec (with `version` and `phases`), \
+         or pipedeck TOML (a .toml file)",
+    )
+}
