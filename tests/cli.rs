@@ -1,0 +1,111 @@
+//! The `pipedeck` binary as a user runs it: exit codes, output shapes.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+fn pipedeck(args: &[&str]) -> Output {
+    let data = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_pipedeck"))
+        .args(args)
+        .env("PIPEDECK_DATA_DIR", data.path())
+        .env("PIPEDECK_CONFIG", data.path().join("config.toml"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn version_and_help_work() {
+    let v = pipedeck(&["--version"]);
+    assert!(v.status.success());
+    assert!(stdout(&v).starts_with("pipedeck "));
+    let h = pipedeck(&["--help"]);
+    assert!(stdout(&h).contains("validate"));
+    assert!(stdout(&h).contains("graph"));
+}
+
+#[test]
+fn validate_exits_0_for_valid_files() {
+    let o = pipedeck(&[
+        "validate",
+        "assets/example-pipeline.json",
+        "assets/example-pipeline.toml",
+    ]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("2 files checked: 2 ok, 0 with errors"));
+}
+
+#[test]
+fn validate_exits_1_and_names_line_and_column_for_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\"pipeline\": {\"name\": \"p\",\n \"stages\": [{\"name\": \"S\", \"actions\": []}]}}",
+    )
+    .unwrap();
+    let o = pipedeck(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("bad.json:2:12: error: a pipeline needs 2 to 50 stages"),
+        "{out}"
+    );
+}
+
+#[test]
+fn validate_json_output_has_the_documented_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.json");
+    let o = pipedeck(&[
+        "validate",
+        "--json",
+        "assets/example-pipeline.json",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let files = v.as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["ok"], true);
+    assert_eq!(files[0]["format"], "codepipeline-json");
+    assert_eq!(files[0]["pipelines"][0], "example");
+    assert_eq!(files[1]["ok"], false);
+    assert!(
+        files[1]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read the file")
+    );
+    for key in ["file", "format", "ok", "pipelines", "errors", "warnings"] {
+        assert!(files[0].get(key).is_some(), "missing {key}");
+    }
+}
+
+#[test]
+fn graph_draws_stages_with_parallel_actions_and_artifacts() {
+    let o = pipedeck(&["graph", "--width", "200", "assets/demo/pipeline.json"]);
+    assert!(o.status.success());
+    insta::assert_snapshot!(stdout(&o));
+}
+
+#[test]
+fn graph_wraps_to_the_width() {
+    let o = pipedeck(&["graph", "--width", "60", "assets/example-pipeline.toml"]);
+    let out = stdout(&o);
+    assert!(out.lines().all(|l| l.chars().count() <= 60), "{out}");
+    assert!(out.contains("Release"));
+}
+
+#[test]
+fn no_subcommand_prints_the_demo_report() {
+    let o = pipedeck(&[]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("the terminal UI is not built yet"));
+    assert!(out.contains("assets/demo/pipeline.json: ok"));
+}
