@@ -1,6 +1,7 @@
 //! Every real pipeline file in `../shared/corpus/` either loads, or is
 //! refused with errors that name a line and column; none panics. The
 //! per-file outcome is a snapshot, so a change in behaviour shows in review.
+#![allow(clippy::unwrap_used)]
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
