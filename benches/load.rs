@@ -30,7 +30,8 @@ fn bench(c: &mut Criterion) {
     );
     let label = format!(
         "load+validate {} ({} bytes)",
-        path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         bytes.len()
     );
     c.bench_function(&label, |b| {

@@ -17,6 +17,7 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
         i: 0,
         line: 1,
         line_start: 0,
+        col_at: std::cell::Cell::new((0, 0)),
     };
     p.ws();
     let node = p.value(0)?;
@@ -33,14 +34,22 @@ struct Parser<'a> {
     i: usize,
     line: usize,
     line_start: usize,
+    /// The last (byte offset, character column) computed, so columns on a
+    /// long line are counted once, not from the line start every time.
+    col_at: std::cell::Cell<(usize, usize)>,
 }
 
 impl Parser<'_> {
     fn pos(&self) -> Pos {
-        let col = self
+        let (mut from, mut col) = self.col_at.get();
+        if from < self.line_start || from > self.i {
+            (from, col) = (self.line_start, 0);
+        }
+        col += self
             .text
-            .get(self.line_start..self.i)
-            .map_or(self.i - self.line_start, |s| s.chars().count());
+            .get(from..self.i)
+            .map_or(self.i - from, |s| s.chars().count());
+        self.col_at.set((self.i, col));
         Pos::new(self.line, col + 1)
     }
 
@@ -310,5 +319,35 @@ impl Parser<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_on_one_long_line_and_across_lines() {
+        let n = parse("{\"a\": [1, \"é\", {\"b\": true}],\n \"c\": null}").unwrap();
+        let a = n.get("a").unwrap().as_seq().unwrap();
+        assert_eq!(a[1].pos, Pos::new(1, 11));
+        assert_eq!(a[2].get("b").unwrap().pos, Pos::new(1, 22));
+        assert_eq!(n.get("c").unwrap().pos, Pos::new(2, 7));
+    }
+
+    #[test]
+    fn escapes_and_surrogates_decode() {
+        let n = parse(r#""a\n\u00e9\ud83d\ude00\/""#).unwrap();
+        assert_eq!(n.as_str(), Some("a\né😀/"));
+        assert!(parse(r#""\ud83d""#).is_err());
+    }
+
+    #[test]
+    fn strictness_matches_aws() {
+        assert!(parse("{\"a\": 1,}").is_err());
+        assert!(parse("[1, 2,]").is_err());
+        assert!(parse("{'a': 1}").is_err());
+        assert!(parse("01").is_err());
+        assert!(parse("{\"a\": 1} x").is_err());
     }
 }
