@@ -66,3 +66,8 @@ fn outcome(kind: &str) -> String {
 fn corpus_pipeline_json_loads_or_is_refused_with_positions() {
     insta::assert_snapshot!(outcome("pipeline-json"));
 }
+
+#[test]
+fn corpus_buildspecs_load_or_are_refused_with_positions() {
+    insta::assert_snapshot!(outcome("buildspec"));
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::buildspec::{self, Buildspec};
 use super::codepipeline::{self, Dialect, LoadedPipeline};
 use super::diag::{Diagnostic, Pos};
 use super::node::Node;
@@ -47,6 +48,11 @@ pub struct FileReport {
     pub file: String,
     pub format: Format,
     pub pipelines: Vec<LoadedPipeline>,
+    /// The buildspec, when the file is one.
+    pub buildspec: Option<Buildspec>,
+    /// Inline buildspecs of CloudFormation `AWS::CodeBuild::Project`s, by
+    /// project name, for the pipeline actions whose `ProjectName` names them.
+    pub project_buildspecs: std::collections::BTreeMap<String, Buildspec>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -68,6 +74,8 @@ impl FileReport {
             file,
             format,
             pipelines: Vec::new(),
+            buildspec: None,
+            project_buildspecs: std::collections::BTreeMap::new(),
             diagnostics: vec![d],
         }
     }
@@ -148,20 +156,21 @@ pub fn load_text(file: &str, src: &SourceText, opts: &LoadOptions) -> FileReport
             );
         }
     };
-    let mut diagnostics = Vec::new();
-    let (format, pipelines) = match syntax {
-        Syntax::Toml => (
-            Format::PipedeckToml,
-            read_pipeline(&root, Dialect::Snake, &mut diagnostics),
-        ),
-        _ => classify(&root, opts, &mut diagnostics),
-    };
     let mut report = FileReport {
         file,
-        format,
-        pipelines,
-        diagnostics,
+        format: Format::Unknown,
+        pipelines: Vec::new(),
+        buildspec: None,
+        project_buildspecs: std::collections::BTreeMap::new(),
+        diagnostics: Vec::new(),
     };
+    match syntax {
+        Syntax::Toml => {
+            report.format = Format::PipedeckToml;
+            report.pipelines = read_pipeline(&root, Dialect::Snake, &mut report.diagnostics);
+        }
+        _ => classify(&root, &src.text, opts, &mut report),
+    }
     for lp in &report.pipelines {
         report.diagnostics.extend(validate::validate(lp));
     }
@@ -181,19 +190,23 @@ fn read_pipeline(
         .collect()
 }
 
-fn classify(
-    root: &Node,
-    _opts: &LoadOptions,
-    diags: &mut Vec<Diagnostic>,
-) -> (Format, Vec<LoadedPipeline>) {
+fn classify(root: &Node, _text: &str, _opts: &LoadOptions, report: &mut FileReport) {
+    let diags = &mut report.diagnostics;
     if root.get("pipeline").is_some() || root.get("stages").is_some() {
-        return (
-            Format::CodepipelineJson,
-            read_pipeline(root, Dialect::Camel, diags),
-        );
+        report.format = Format::CodepipelineJson;
+        report.pipelines = read_pipeline(root, Dialect::Camel, diags);
+    } else if buildspec::looks_like_buildspec(root) {
+        report.format = Format::Buildspec;
+        match buildspec::from_node(root) {
+            Ok(lb) => {
+                diags.extend(lb.diagnostics);
+                report.buildspec = Some(lb.buildspec);
+            }
+            Err(errs) => diags.extend(errs),
+        }
+    } else {
+        diags.push(unrecognised(root.pos));
     }
-    diags.push(unrecognised(root.pos));
-    (Format::Unknown, Vec::new())
 }
 
 fn unrecognised(pos: Pos) -> Diagnostic {

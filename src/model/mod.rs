@@ -1,6 +1,7 @@
 //! Pipeline definitions: one model fed by CodePipeline JSON, TOML,
 //! CloudFormation and buildspec files, with validation.
 
+pub mod buildspec;
 pub mod codepipeline;
 pub mod diag;
 pub mod json;
