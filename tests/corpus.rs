@@ -71,3 +71,8 @@ fn corpus_pipeline_json_loads_or_is_refused_with_positions() {
 fn corpus_buildspecs_load_or_are_refused_with_positions() {
     insta::assert_snapshot!(outcome("buildspec"));
 }
+
+#[test]
+fn corpus_cloudformation_loads_or_is_refused_with_positions() {
+    insta::assert_snapshot!(outcome("cfn"));
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::buildspec::{self, Buildspec};
+use super::cfn::{self, CfnOptions};
 use super::codepipeline::{self, Dialect, LoadedPipeline};
 use super::diag::{Diagnostic, Pos};
 use super::node::Node;
@@ -40,6 +41,15 @@ impl Format {
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub params: std::collections::BTreeMap<String, String>,
+}
+
+impl LoadOptions {
+    fn cfn(&self) -> CfnOptions {
+        CfnOptions {
+            params: self.params.clone(),
+            ..CfnOptions::default()
+        }
+    }
 }
 
 /// Everything learned from one file.
@@ -169,7 +179,7 @@ pub fn load_text(file: &str, src: &SourceText, opts: &LoadOptions) -> FileReport
             report.format = Format::PipedeckToml;
             report.pipelines = read_pipeline(&root, Dialect::Snake, &mut report.diagnostics);
         }
-        _ => classify(&root, &src.text, opts, &mut report),
+        _ => classify(&root, opts, &mut report),
     }
     for lp in &report.pipelines {
         report.diagnostics.extend(validate::validate(lp));
@@ -190,11 +200,55 @@ fn read_pipeline(
         .collect()
 }
 
-fn classify(root: &Node, _text: &str, _opts: &LoadOptions, report: &mut FileReport) {
+fn classify(root: &Node, opts: &LoadOptions, report: &mut FileReport) {
     let diags = &mut report.diagnostics;
     if root.get("pipeline").is_some() || root.get("stages").is_some() {
         report.format = Format::CodepipelineJson;
         report.pipelines = read_pipeline(root, Dialect::Camel, diags);
+    } else if cfn::is_template(root) {
+        report.format = Format::Cloudformation;
+        let template = cfn::resolve(root, &opts.cfn());
+        diags.extend(template.diagnostics);
+        for cp in &template.pipelines {
+            report.pipelines.extend(codepipeline::read(
+                &cp.properties,
+                Dialect::Pascal,
+                &cp.path,
+                Some(&cp.logical_id),
+                diags,
+            ));
+        }
+        let wanted: Vec<&str> = report
+            .pipelines
+            .iter()
+            .flat_map(|p| p.pipeline.stages.iter())
+            .flat_map(|s| s.actions.iter())
+            .filter_map(|a| a.configuration.get("ProjectName").map(String::as_str))
+            .collect();
+        for project in &template.projects {
+            let Some((spec, pos)) = &project.buildspec else {
+                continue;
+            };
+            if !wanted.contains(&project.name.as_str())
+                && !wanted.contains(&project.logical_id.as_str())
+            {
+                continue;
+            }
+            let prefix = format!(
+                "Resources.{}.Properties.Source.BuildSpec",
+                project.logical_id
+            );
+            let shift = |d: Diagnostic| embedded(d, *pos, &prefix);
+            match buildspec::parse_str(spec) {
+                Ok(lb) => {
+                    diags.extend(lb.diagnostics.into_iter().map(shift));
+                    report
+                        .project_buildspecs
+                        .insert(project.name.clone(), lb.buildspec);
+                }
+                Err(errs) => diags.extend(errs.into_iter().map(shift)),
+            }
+        }
     } else if buildspec::looks_like_buildspec(root) {
         report.format = Format::Buildspec;
         match buildspec::from_node(root) {
@@ -207,6 +261,25 @@ fn classify(root: &Node, _text: &str, _opts: &LoadOptions, report: &mut FileRepo
     } else {
         diags.push(unrecognised(root.pos));
     }
+}
+
+/// Moves a diagnostic of a buildspec embedded in a template string that
+/// starts at `at` to the template's own lines and columns. A block scalar
+/// (`BuildSpec: |`) starts at its first content line, and every later line
+/// has the same indentation, so lines add and columns shift by `at`'s.
+fn embedded(mut d: Diagnostic, at: Pos, prefix: &str) -> Diagnostic {
+    if let Some(p) = d.pos {
+        d.pos = Some(Pos::new(
+            (at.line + p.line.saturating_sub(1)) as usize,
+            (p.column + at.column.saturating_sub(1)) as usize,
+        ));
+    }
+    d.path = if d.path.is_empty() {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}.{}", d.path)
+    };
+    d
 }
 
 fn unrecognised(pos: Pos) -> Diagnostic {

@@ -2,6 +2,7 @@
 //! CloudFormation and buildspec files, with validation.
 
 pub mod buildspec;
+pub mod cfn;
 pub mod codepipeline;
 pub mod diag;
 pub mod json;

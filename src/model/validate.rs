@@ -65,11 +65,18 @@ impl Ctx<'_> {
     }
 }
 
+/// A value left unresolved by the CloudFormation reader (`«Ref:Env»`): it
+/// already has its warning, so the rules that check its spelling skip it.
+fn unresolved(s: &str) -> bool {
+    s.contains('«')
+}
+
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= NAME_MAX
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_'))
+    unresolved(s)
+        || !s.is_empty()
+            && s.len() <= NAME_MAX
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_'))
 }
 
 /// The fix for an invalid name: a template placeholder that was never
@@ -88,10 +95,11 @@ fn name_fix(s: &str) -> Option<String> {
 }
 
 fn valid_artifact_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= NAME_MAX
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    unresolved(s)
+        || !s.is_empty()
+            && s.len() <= NAME_MAX
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
 /// A `#{Namespace.Variable}` reference found in a string.
@@ -385,7 +393,7 @@ fn artifact_rules(p: &Pipeline, c: &mut Ctx<'_>) {
                     c.error(
                         &op,
                         format!("artifact name `{o}` is not valid"),
-                        Some("use 1–100 letters, digits, - and _".into()),
+                        name_fix(o).map(|f| f.replace(". @ - _", "- _")),
                     );
                 }
                 if let Some((_, first)) = produced.get(o.as_str()) {
