@@ -225,6 +225,7 @@ impl<'t> Resolver<'t> {
     /// not pipedeck's business and would only add noise).
     fn project(&mut self, id: &str, res: &Node, path: &str) -> CfnProject {
         let saved = std::mem::take(&mut self.diags);
+        let warned = self.warned.clone();
         let props = res.get("Properties");
         let name = props
             .and_then(|p| p.get("Name"))
@@ -242,6 +243,7 @@ impl<'t> Resolver<'t> {
                     .then(|| (text.to_owned(), b.pos))
             });
         self.diags = saved;
+        self.warned = warned;
         CfnProject {
             logical_id: id.to_owned(),
             name,
