@@ -116,3 +116,20 @@ fn an_unresolvable_name_is_a_placeholder_and_a_warning_not_an_error() {
     );
     assert!(!r.errors().any(|d| d.message.contains("name")));
 }
+
+#[test]
+fn pseudo_parameters_are_configurable_through_params() {
+    let text = "Resources:\n  P:\n    Type: AWS::CodePipeline::Pipeline\n    Properties:\n      Name: !Sub '${AWS::StackName}-${AWS::Region}-${AWS::AccountId}'\n";
+    let opts = LoadOptions {
+        params: [
+            ("AWS::Region", "eu-west-1"),
+            ("AWS::StackName", "shop"),
+            ("AWS::AccountId", "111122223333"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect(),
+    };
+    let r = load_bytes("t.yaml", text.as_bytes(), &opts);
+    assert_eq!(r.pipelines[0].pipeline.name, "shop-eu-west-1-111122223333");
+}

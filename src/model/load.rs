@@ -44,11 +44,26 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
+    /// CloudFormation options: `AWS::Region`, `AWS::AccountId`,
+    /// `AWS::StackName`, `AWS::Partition` and `AWS::URLSuffix` given as
+    /// params set the pseudo parameters; the rest are template parameters.
     fn cfn(&self) -> CfnOptions {
-        CfnOptions {
-            params: self.params.clone(),
-            ..CfnOptions::default()
+        let mut o = CfnOptions::default();
+        for (k, v) in &self.params {
+            let slot = match k.as_str() {
+                "AWS::Region" => &mut o.region,
+                "AWS::AccountId" => &mut o.account_id,
+                "AWS::StackName" => &mut o.stack_name,
+                "AWS::Partition" => &mut o.partition,
+                "AWS::URLSuffix" => &mut o.url_suffix,
+                _ => {
+                    o.params.insert(k.clone(), v.clone());
+                    continue;
+                }
+            };
+            v.clone_into(slot);
         }
+        o
     }
 }
 
