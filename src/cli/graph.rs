@@ -145,7 +145,7 @@ fn arrow_label(p: &Pipeline, i: usize) -> String {
             }
         }
     }
-    clip(&names.join(", "), 24)
+    names.join(", ")
 }
 
 /// Renders the stage graph, wrapping rows of boxes to `width` columns.
@@ -165,18 +165,26 @@ pub fn render(p: &Pipeline, width: usize) -> String {
     for (i, stage) in p.stages.iter().enumerate() {
         let bx = stage_box(stage);
         let w = bx.first().map_or(0, |l| width_of(l));
-        let arrow = if i == 0 {
-            None
-        } else {
-            let label = arrow_label(p, i);
-            Some(format!(" ─{label}─▶ "))
-        };
-        let aw = arrow.as_ref().map_or(0, |a| width_of(a));
-        let height = bx.len();
-        let mut lines = Vec::with_capacity(height);
+        // The arrow into this stage: the artifacts that enter it on the
+        // border row, the arrow itself on the first action's row.
+        let arrow: Option<[String; 2]> = (i > 0).then(|| {
+            let label = clip(&arrow_label(p, i), 18);
+            let inner = width_of(&label).max(3);
+            let pad = inner - width_of(&label);
+            [
+                format!(
+                    " {}{label}{} ",
+                    " ".repeat(pad / 2),
+                    " ".repeat(pad - pad / 2)
+                ),
+                format!(" {}▶ ", "─".repeat(inner - 1)),
+            ]
+        });
+        let aw = arrow.as_ref().map_or(0, |a| width_of(&a[0]));
+        let mut lines = Vec::with_capacity(bx.len());
         for (row, l) in bx.into_iter().enumerate() {
             let prefix = match &arrow {
-                Some(a) if row == 1 => a.clone(),
+                Some(a) if row < 2 => a[row].clone(),
                 Some(_) => " ".repeat(aw),
                 None => String::new(),
             };
