@@ -197,10 +197,9 @@ impl Walker<'_> {
 
     fn field<'n>(&mut self, node: &'n Node, p: &P, camel: &str) -> Option<(&'n Node, P)> {
         let key = self.dialect.key(camel);
-        let (k, v) = node.as_map()?.iter().find(|(k, _)| k.name == key)?;
+        let (_, v) = node.as_map()?.iter().find(|(k, _)| k.name == key)?;
         let cp = self.key(p, camel);
-        self.spans.insert(cp.canon.clone(), cp.disp.clone(), k.pos);
-        // A value's own position wins for the value path; keys stay findable.
+        // A field's path points at its value, where a fix goes.
         self.spans
             .map
             .insert(cp.canon.clone(), (cp.disp.clone(), v.pos));
