@@ -1,0 +1,536 @@
+//! Runs a buildspec on this machine with CodeBuild's semantics (reference
+//! §3): one shell for the whole build (0.2), so `cd` and `export` persist;
+//! a failing command skips the rest of its phase's commands but `finally`
+//! still runs; a failed `install` or `pre_build` skips `build` and
+//! `post_build`; a failed `build` still runs `post_build`, with
+//! `CODEBUILD_BUILD_SUCCEEDING=0`; `on-failure` ABORT / CONTINUE / RETRY
+//! forms; exported variables read back at the end; secrets masked in every
+//! line; a stop or timeout kills the whole process group.
+//!
+//! How: `bash` reads commands on its stdin. Each command runs through a
+//! small function that `eval`s it with stdin from /dev/null, then prints a
+//! marker line holding a per-build nonce and the exit status. Output before
+//! the marker is the command's; the marker may follow output that lacked a
+//! final newline, so it is searched for anywhere in a line.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::watch;
+
+use crate::model::buildspec::{Buildspec, BuildspecVersion, OnFailure, Phase};
+
+/// Everything a build needs; the caller resolves sources and secrets.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub spec: Buildspec,
+    /// The primary source: `CODEBUILD_SRC_DIR` and the working directory.
+    pub src_dir: PathBuf,
+    /// Secondary sources: `CODEBUILD_SRC_DIR_<name>`.
+    pub secondary_sources: Vec<(String, PathBuf)>,
+    /// Built-in `CODEBUILD_*` values the caller knows (build id, initiator…).
+    pub builtins: Vec<(String, String)>,
+    /// The action's `EnvironmentVariables`: they win over the buildspec's.
+    pub overrides: Vec<(String, String)>,
+    /// Resolved `parameter-store` / `secrets-manager` values by variable
+    /// name; set in the environment and masked as `***` in every line.
+    pub secrets: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhaseReport {
+    pub name: &'static str,
+    /// `None`: the phase is in the buildspec but did not run.
+    pub status: Option<Status>,
+    /// The first failing command and its exit status.
+    pub failed_command: Option<(String, i32)>,
+    pub attempts: u32,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildReport {
+    pub status: Status,
+    pub phases: Vec<PhaseReport>,
+    /// `exported-variables` with their final values (only on success).
+    pub exported: Vec<(String, String)>,
+}
+
+/// Where build output goes, one line at a time (already masked).
+pub trait LogSink: Send {
+    fn line(&mut self, line: &str);
+}
+
+impl LogSink for Vec<String> {
+    fn line(&mut self, line: &str) {
+        self.push(line.to_owned());
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("cannot start bash for the build: {0}")]
+    Spawn(std::io::Error),
+    #[error("lost the build shell's pipes: {0}")]
+    Io(std::io::Error),
+}
+
+/// Replaces secret values in a line with `***`.
+#[derive(Debug, Clone)]
+pub struct Masker {
+    secrets: Vec<String>,
+}
+
+impl Masker {
+    pub fn new(values: impl IntoIterator<Item = String>) -> Self {
+        let mut secrets: Vec<String> = values.into_iter().filter(|s| !s.is_empty()).collect();
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Masker { secrets }
+    }
+
+    pub fn mask(&self, line: &str) -> String {
+        let mut out = line.to_owned();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn valid_env_name(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+}
+
+fn hex_decode(h: &str) -> String {
+    let bytes: Vec<u8> = (0..h.len() / 2)
+        .filter_map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+enum Outcome {
+    Exit(i32),
+    /// The shell itself ended (a command ran `exit`).
+    ShellDied,
+    TimedOut,
+    Stopped,
+}
+
+struct Shell {
+    child: Child,
+    stdin: ChildStdin,
+    out: Lines<BufReader<ChildStdout>>,
+    nonce: String,
+}
+
+struct Ctx<'a> {
+    sink: &'a mut dyn LogSink,
+    masker: Masker,
+    deadline: Option<Instant>,
+    stop: &'a mut watch::Receiver<bool>,
+}
+
+impl Ctx<'_> {
+    fn log(&mut self, line: &str) {
+        let m = self.masker.mask(line);
+        self.sink.line(&m);
+    }
+}
+
+impl Shell {
+    async fn start(req: &BuildRequest, env: &[(String, String)]) -> Result<Shell, RunnerError> {
+        let mut child = Command::new("bash")
+            .args(["--noprofile", "--norc", "-s"])
+            .current_dir(&req.src_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(RunnerError::Spawn)?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(RunnerError::Io(std::io::Error::other("no pipes")));
+        };
+        let nonce = format!(
+            "__pipedeck_{}_{}__",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let mut shell = Shell {
+            child,
+            stdin,
+            out: BufReader::new(stdout).lines(),
+            nonce,
+        };
+        let mut setup = String::from("exec 2>&1\n");
+        for (k, v) in env {
+            setup.push_str(&format!("export {k}={}\n", quote(v)));
+        }
+        let n = &shell.nonce;
+        setup.push_str(&format!(
+            "__pd_run() {{ eval \"$1\" </dev/null; printf '%s %s\\n' '{n}' \"$?\"; }}\n\
+             __pd_export() {{ printf '%s X %s\\n' '{n}' \"$(printf '%s' \"${{!1-}}\" | od -An -tx1 | tr -d ' \\n')\"; }}\n"
+        ));
+        shell
+            .stdin
+            .write_all(setup.as_bytes())
+            .await
+            .map_err(RunnerError::Io)?;
+        Ok(shell)
+    }
+
+    async fn kill(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // The shell leads its own process group: take the whole tree.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await;
+        }
+        let _ = self.child.kill().await;
+    }
+
+    /// Sends one line to the shell and reads output up to its marker.
+    /// Returns the outcome and the text after the nonce on the marker line.
+    async fn send(
+        &mut self,
+        line: &str,
+        ctx: &mut Ctx<'_>,
+        collect: &mut Vec<String>,
+    ) -> (Outcome, String) {
+        if self.stdin.write_all(line.as_bytes()).await.is_err() {
+            return (Outcome::ShellDied, String::new());
+        }
+        loop {
+            let deadline = ctx.deadline;
+            let sleep = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                next = self.out.next_line() => match next {
+                    Ok(Some(l)) => {
+                        if let Some(i) = l.find(&self.nonce) {
+                            if i > 0 {
+                                ctx.log(&l[..i]);
+                                collect.push(l[..i].to_owned());
+                            }
+                            let rest = l[i + self.nonce.len()..].trim().to_owned();
+                            let code = rest.parse::<i32>().unwrap_or(0);
+                            return (Outcome::Exit(code), rest);
+                        }
+                        ctx.log(&l);
+                        collect.push(l);
+                    }
+                    _ => return (Outcome::ShellDied, String::new()),
+                },
+                () = sleep => {
+                    self.kill().await;
+                    return (Outcome::TimedOut, String::new());
+                }
+                changed = ctx.stop.changed() => {
+                    if changed.is_err() || *ctx.stop.borrow() {
+                        self.kill().await;
+                        return (Outcome::Stopped, String::new());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn exec(&mut self, cmd: &str, ctx: &mut Ctx<'_>, collect: &mut Vec<String>) -> Outcome {
+        self.send(&format!("__pd_run {}\n", quote(cmd)), ctx, collect)
+            .await
+            .0
+    }
+}
+
+/// Runs the build to the end (or stop / timeout) and reports it.
+pub async fn run(
+    req: &BuildRequest,
+    sink: &mut dyn LogSink,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<BuildReport, RunnerError> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| {
+        env.retain(|(n, _)| n != k);
+        env.push((k.to_owned(), v.to_owned()));
+    };
+    set("CODEBUILD_SRC_DIR", &req.src_dir.to_string_lossy());
+    for (name, dir) in &req.secondary_sources {
+        set(&format!("CODEBUILD_SRC_DIR_{name}"), &dir.to_string_lossy());
+    }
+    for (k, v) in &req.builtins {
+        set(k, v);
+    }
+    // Precedence (lowest first): buildspec, secrets, the action's overrides.
+    for (k, v) in req
+        .spec
+        .env
+        .variables
+        .iter()
+        .chain(&req.secrets)
+        .chain(&req.overrides)
+    {
+        set(k, v);
+    }
+    set("CODEBUILD_BUILD_SUCCEEDING", "1");
+    let mut ctx = Ctx {
+        sink,
+        masker: Masker::new(req.secrets.iter().map(|(_, v)| v.clone())),
+        deadline: req.timeout.map(|t| Instant::now() + t),
+        stop,
+    };
+    for (k, _) in &env {
+        if !valid_env_name(k) {
+            ctx.log(&format!(
+                "[Container] Skipping environment variable `{k}`: not a valid name"
+            ));
+        }
+    }
+    env.retain(|(k, _)| valid_env_name(k));
+    if let Some(install) = &req.spec.phases.install {
+        for (lang, version) in &install.runtime_versions {
+            ctx.log(&format!(
+                "[Container] runtime-versions {lang}: {version} requested; using the local toolchain"
+            ));
+        }
+    }
+    if req.spec.batch.is_some() {
+        ctx.log("[Container] batch configuration found; running as one build locally");
+    }
+    let per_command_shell = req.spec.version == BuildspecVersion::V0_1;
+    let mut shell = Shell::start(req, &env).await?;
+    let mut reports = Vec::new();
+    let mut succeeding = true;
+    let mut skip_main = false;
+    let mut ended: Option<Status> = None;
+    for (name, phase) in req.spec.phases.in_order() {
+        let Some(phase) = phase else { continue };
+        if ended.is_some() || (skip_main && matches!(name, "build" | "post_build")) {
+            reports.push(PhaseReport {
+                name,
+                status: None,
+                failed_command: None,
+                attempts: 0,
+                duration: Duration::ZERO,
+            });
+            continue;
+        }
+        let started = Instant::now();
+        let (status, failed, attempts) = run_phase(
+            name,
+            phase,
+            &mut shell,
+            req,
+            &env,
+            per_command_shell,
+            &mut ctx,
+        )
+        .await?;
+        reports.push(PhaseReport {
+            name,
+            status: Some(status),
+            failed_command: failed,
+            attempts,
+            duration: started.elapsed(),
+        });
+        match status {
+            Status::Succeeded => {}
+            Status::TimedOut | Status::Stopped => ended = Some(status),
+            Status::Failed => {
+                if succeeding {
+                    succeeding = false;
+                    set_env(&mut env, "CODEBUILD_BUILD_SUCCEEDING", "0");
+                    let mut sink_lines = Vec::new();
+                    shell
+                        .exec(
+                            "export CODEBUILD_BUILD_SUCCEEDING=0",
+                            &mut ctx,
+                            &mut sink_lines,
+                        )
+                        .await;
+                }
+                if phase.on_failure != OnFailure::Continue
+                    && matches!(name, "install" | "pre_build")
+                {
+                    skip_main = true;
+                }
+            }
+        }
+    }
+    let status = ended.unwrap_or(if succeeding {
+        Status::Succeeded
+    } else {
+        Status::Failed
+    });
+    let mut exported = Vec::new();
+    if status == Status::Succeeded {
+        for name in &req.spec.env.exported_variables {
+            if name.starts_with("AWS_") || !valid_env_name(name) {
+                continue;
+            }
+            let mut quiet = Vec::new();
+            let (outcome, rest) = shell
+                .send(&format!("__pd_export {name}\n"), &mut ctx, &mut quiet)
+                .await;
+            if let (Outcome::Exit(_), Some(hex)) = (outcome, rest.strip_prefix('X')) {
+                exported.push((name.clone(), hex_decode(hex.trim())));
+            }
+        }
+    }
+    shell.kill().await;
+    ctx.log(&format!("[Container] Build {}", status_word(status)));
+    Ok(BuildReport {
+        status,
+        phases: reports,
+        exported,
+    })
+}
+
+fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
+    env.retain(|(n, _)| n != k);
+    env.push((k.to_owned(), v.to_owned()));
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Succeeded => "SUCCEEDED",
+        Status::Failed => "FAILED",
+        Status::TimedOut => "TIMED_OUT",
+        Status::Stopped => "STOPPED",
+    }
+}
+
+/// Runs one phase (with its retries): its commands until one fails, then
+/// `finally`. Returns its status, the first failing command, and attempts.
+async fn run_phase(
+    name: &'static str,
+    phase: &Phase,
+    shell: &mut Shell,
+    req: &BuildRequest,
+    env: &[(String, String)],
+    per_command_shell: bool,
+    ctx: &mut Ctx<'_>,
+) -> Result<(Status, Option<(String, i32)>, u32), RunnerError> {
+    let upper = name.to_ascii_uppercase();
+    let (max_retries, pattern) = match &phase.on_failure {
+        OnFailure::Retry { attempts, pattern } => (*attempts, pattern.clone()),
+        _ => (0, None),
+    };
+    let regex = pattern.as_deref().and_then(|p| match regex::Regex::new(p) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            ctx.log(&format!(
+                "[Container] on-failure pattern `{p}` is not a valid regex ({e}); not retrying"
+            ));
+            None
+        }
+    });
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        ctx.log(&format!("[Container] Entering phase {upper}"));
+        let mut output = Vec::new();
+        let mut failed: Option<(String, i32)> = None;
+        for (list, is_finally) in [(&phase.commands, false), (&phase.finally, true)] {
+            for cmd in list {
+                if failed.is_some() && !is_finally {
+                    break;
+                }
+                ctx.log(&format!("[Container] Running command {}", cmd.text));
+                match shell.exec(&cmd.text, ctx, &mut output).await {
+                    Outcome::Exit(0) => {}
+                    Outcome::Exit(code) => {
+                        ctx.log(&format!(
+                            "[Container] Command did not exit successfully {} exit status {code}",
+                            cmd.text
+                        ));
+                        failed.get_or_insert((cmd.text.clone(), code));
+                    }
+                    Outcome::ShellDied => {
+                        ctx.log(&format!(
+                            "[Container] The build shell ended during `{}`; starting a new one",
+                            cmd.text
+                        ));
+                        failed.get_or_insert((cmd.text.clone(), -1));
+                        *shell = Shell::start(req, env).await?;
+                    }
+                    outcome @ (Outcome::TimedOut | Outcome::Stopped) => {
+                        let status = if matches!(outcome, Outcome::TimedOut) {
+                            Status::TimedOut
+                        } else {
+                            Status::Stopped
+                        };
+                        ctx.log(&format!(
+                            "[Container] Phase complete: {upper} State: {}",
+                            status_word(status)
+                        ));
+                        return Ok((status, Some((cmd.text.clone(), -1)), attempt));
+                    }
+                }
+                if per_command_shell {
+                    // Version 0.1: every command runs in a shell of its own.
+                    shell.kill().await;
+                    *shell = Shell::start(req, env).await?;
+                }
+            }
+        }
+        let Some((cmd, code)) = failed else {
+            ctx.log(&format!(
+                "[Container] Phase complete: {upper} State: SUCCEEDED"
+            ));
+            return Ok((Status::Succeeded, None, attempt));
+        };
+        ctx.log(&format!(
+            "[Container] Phase complete: {upper} State: FAILED"
+        ));
+        ctx.log(&format!(
+            "[Container] Phase context status code: COMMAND_EXECUTION_ERROR Message: Error while executing command: {cmd}. Reason: exit status {code}"
+        ));
+        let matches = match (&pattern, &regex) {
+            (None, _) => true,
+            (Some(_), Some(r)) => output.iter().any(|l| r.is_match(l)),
+            (Some(_), None) => false,
+        };
+        if attempt > max_retries || !matches {
+            return Ok((Status::Failed, Some((cmd, code)), attempt));
+        }
+        ctx.log(&format!(
+            "[Container] Retrying phase {upper} (attempt {} of {})",
+            attempt + 1,
+            max_retries + 1
+        ));
+    }
+}
