@@ -487,8 +487,13 @@ impl<'t> Resolver<'t> {
                     &p,
                 ))
             }
-            "Fn::Equals" | "Fn::And" | "Fn::Or" | "Fn::Not" | "Condition" => {
-                let mut whole = Node::new(
+            "Condition" => {
+                let name = self.text(arg, &p)?;
+                self.condition(&name, pos)
+                    .map(|b| Node::new(Value::Bool(b), pos))
+            }
+            "Fn::Equals" | "Fn::And" | "Fn::Or" | "Fn::Not" => {
+                let whole = Node::new(
                     Value::Map(vec![(
                         Key {
                             name: f.to_owned(),
@@ -498,15 +503,6 @@ impl<'t> Resolver<'t> {
                     )]),
                     pos,
                 );
-                if f == "Condition" {
-                    whole = arg.clone();
-                    return match self.text(&whole, &p) {
-                        Some(name) => self
-                            .condition(&name, pos)
-                            .map(|b| Node::new(Value::Bool(b), pos)),
-                        None => None,
-                    };
-                }
                 match self.eval(&whole, &p) {
                     Some(b) => Some(Node::new(Value::Bool(b), pos)),
                     None => Some(self.placeholder(

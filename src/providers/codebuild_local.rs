@@ -283,10 +283,7 @@ pub async fn run(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<BuildReport, RunnerError> {
     let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: &str| {
-        env.retain(|(n, _)| n != k);
-        env.push((k.to_owned(), v.to_owned()));
-    };
+    let mut set = |k: &str, v: &str| set_env(&mut env, k, v);
     set("CODEBUILD_SRC_DIR", &req.src_dir.to_string_lossy());
     for (name, dir) in &req.secondary_sources {
         set(&format!("CODEBUILD_SRC_DIR_{name}"), &dir.to_string_lossy());
