@@ -489,8 +489,17 @@ impl<'t> Resolver<'t> {
             }
             "Condition" => {
                 let name = self.text(arg, &p)?;
-                self.condition(&name, pos)
-                    .map(|b| Node::new(Value::Bool(b), pos))
+                // An unknown condition is a placeholder, never a removed key
+                // (only AWS::NoValue removes).
+                Some(match self.condition(&name, pos) {
+                    Some(b) => Node::new(Value::Bool(b), pos),
+                    None => self.placeholder(
+                        format!("«Condition:{name}»"),
+                        &format!("condition `{name}` cannot be evaluated without a stack"),
+                        pos,
+                        &p,
+                    ),
+                })
             }
             "Fn::Equals" | "Fn::And" | "Fn::Or" | "Fn::Not" => {
                 let whole = Node::new(
@@ -926,6 +935,16 @@ mod tests {
         .unwrap();
         let t = resolve(&root, &CfnOptions::default());
         assert_eq!(props(&t).get("A").unwrap().as_str(), Some("«If:C»"));
+    }
+
+    #[test]
+    fn an_unevaluable_condition_value_is_a_placeholder_not_a_removed_key() {
+        let root = yaml::parse(
+            "Conditions:\n  C: !Equals [!ImportValue X, y]\nResources:\n  P:\n    Type: AWS::CodePipeline::Pipeline\n    Properties:\n      A: !Condition C\n",
+        )
+        .unwrap();
+        let t = resolve(&root, &CfnOptions::default());
+        assert_eq!(props(&t).get("A").unwrap().as_str(), Some("«Condition:C»"));
     }
 
     #[test]
