@@ -5,6 +5,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod logging;
 pub mod model;
 pub mod providers;
+pub mod store;

@@ -2,6 +2,8 @@
 //! from the `directories` crate, overridable by flags and environment
 //! variables (`PIPEDECK_CONFIG`, `PIPEDECK_DATA_DIR`) so runs can be isolated.
 
+pub mod workspace;
+
 use std::path::PathBuf;
 
 use directories::ProjectDirs;

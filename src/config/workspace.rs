@@ -1,0 +1,343 @@
+//! A workspace: a folder holding `pipedeck.toml` (or only a pipeline file)
+//! and the pipelines it names. Its state (store, logs, artifacts, lock,
+//! socket) lives in the user data dir under `workspaces/<name>-<hash>/`.
+//!
+//! `pipedeck.toml` maps what CodePipeline names remotely to things on this
+//! machine: repositories to local git repositories, CodeBuild projects to
+//! buildspecs, Lambda functions to commands, secret names to a local source.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::model::buildspec::Buildspec;
+use crate::model::load::{LoadOptions, load_path};
+use crate::model::pipeline::Pipeline;
+
+/// The file name of a workspace's config.
+pub const WORKSPACE_FILE: &str = "pipedeck.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("{0}: no such workspace directory")]
+    Missing(PathBuf),
+    #[error(
+        "{0}: not a workspace: it holds no pipedeck.toml, pipeline.json or pipeline.toml \
+         (create one with `pipedeck init --demo DIR`)"
+    )]
+    Empty(PathBuf),
+    #[error("{file}: {message}")]
+    Config { file: PathBuf, message: String },
+    #[error("{file}: the pipeline does not load:\n{report}")]
+    Pipeline { file: PathBuf, report: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    workspace: RawWorkspace,
+    #[serde(default)]
+    repositories: BTreeMap<String, Repository>,
+    #[serde(default)]
+    projects: BTreeMap<String, Project>,
+    #[serde(default)]
+    functions: BTreeMap<String, Function>,
+    #[serde(default)]
+    secrets: Secrets,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspace {
+    name: Option<String>,
+    #[serde(default)]
+    pipelines: Vec<String>,
+    identity: Option<String>,
+    approval_timeout_minutes: Option<u64>,
+    poll_interval_seconds: Option<f64>,
+    #[serde(default = "yes")]
+    triggers: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[repositories.NAME]`: a source action's `RepositoryName` (CodeCommit) or
+/// `FullRepositoryId` (`owner/repo`, CodeStar / GitHub / Bitbucket).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Repository {
+    /// A local git repository (relative to the workspace).
+    pub path: PathBuf,
+    /// Used when the action names no `BranchName`.
+    pub branch: Option<String>,
+}
+
+/// `[projects.NAME]`: a CodeBuild `ProjectName`.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    /// The buildspec, a path inside the primary source (like the project's
+    /// `buildspec` setting on AWS); the action's `BuildspecOverride` wins.
+    pub buildspec: Option<String>,
+    /// Environment variables of the project (below the action's).
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Build timeout; CodeBuild's default is 8 hours (480 minutes).
+    pub timeout_minutes: Option<u64>,
+    /// `CODEBUILD_BUILD_IMAGE` as reported (no container runs locally).
+    pub image: Option<String>,
+}
+
+/// `[functions.NAME]`: a Lambda `FunctionName` run as a local command.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Function {
+    pub command: String,
+    pub timeout_minutes: Option<u64>,
+}
+
+/// `[secrets]`: where `parameter-store` / `secrets-manager` values come from.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    /// A TOML file of `"name" = "value"` outside the workspace (`~` allowed).
+    pub file: Option<String>,
+    /// Also read `PREFIX<NAME>` environment variables, the name upper-cased
+    /// with every non-alphanumeric character as `_`.
+    pub env_prefix: Option<String>,
+}
+
+/// A loaded pipeline and the inline buildspecs its file carried.
+#[derive(Debug, Clone)]
+pub struct WorkspacePipeline {
+    pub file: PathBuf,
+    pub pipeline: Pipeline,
+    /// CloudFormation `AWS::CodeBuild::Project` inline buildspecs by name.
+    pub project_buildspecs: BTreeMap<String, Buildspec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub name: String,
+    /// `<data dir>/workspaces/<name>-<hash>`.
+    pub state_dir: PathBuf,
+    pub pipelines: Vec<WorkspacePipeline>,
+    pub repositories: BTreeMap<String, Repository>,
+    pub projects: BTreeMap<String, Project>,
+    pub functions: BTreeMap<String, Function>,
+    pub secrets: Secrets,
+    /// Who approves, rejects and starts from this machine.
+    pub identity: String,
+    pub approval_timeout: Duration,
+    pub poll_interval: Duration,
+    /// Watch the mapped repositories and start executions on new commits.
+    pub triggers: bool,
+}
+
+impl Workspace {
+    /// Loads the workspace at `root`; its state goes under `data_dir`.
+    pub fn load(root: &Path, data_dir: &Path) -> Result<Workspace, WorkspaceError> {
+        if !root.is_dir() {
+            return Err(WorkspaceError::Missing(root.to_path_buf()));
+        }
+        let root = root
+            .canonicalize()
+            .map_err(|e| WorkspaceError::Io(format!("{}: {e}", root.display())))?;
+        let cfg_path = root.join(WORKSPACE_FILE);
+        let raw: RawFile = if cfg_path.is_file() {
+            let text = std::fs::read_to_string(&cfg_path)
+                .map_err(|e| WorkspaceError::Io(format!("{}: {e}", cfg_path.display())))?;
+            toml::from_str(&text).map_err(|e| WorkspaceError::Config {
+                file: cfg_path.clone(),
+                message: e.to_string().trim_end().to_owned(),
+            })?
+        } else {
+            RawFile::default()
+        };
+        let mut files: Vec<PathBuf> = raw
+            .workspace
+            .pipelines
+            .iter()
+            .map(|p| root.join(p))
+            .collect();
+        if files.is_empty() {
+            for cand in ["pipeline.json", "pipeline.toml"] {
+                if root.join(cand).is_file() {
+                    files.push(root.join(cand));
+                    break;
+                }
+            }
+        }
+        if files.is_empty() {
+            return Err(WorkspaceError::Empty(root));
+        }
+        let mut pipelines = Vec::new();
+        for file in files {
+            let report = load_path(&file, &LoadOptions::default());
+            if !report.ok() {
+                return Err(WorkspaceError::Pipeline {
+                    report: crate::cli::validate::human(std::slice::from_ref(&report)),
+                    file,
+                });
+            }
+            for lp in report.pipelines {
+                pipelines.push(WorkspacePipeline {
+                    file: file.clone(),
+                    pipeline: lp.pipeline,
+                    project_buildspecs: report.project_buildspecs.clone(),
+                });
+            }
+        }
+        let name = raw.workspace.name.clone().unwrap_or_else(|| {
+            root.file_name().map_or_else(
+                || "workspace".to_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        });
+        let state_dir =
+            data_dir
+                .join("workspaces")
+                .join(format!("{}-{}", sanitize(&name), short_hash(&root)));
+        let mut repositories = raw.repositories;
+        for repo in repositories.values_mut() {
+            if repo.path.is_relative() {
+                repo.path = root.join(&repo.path);
+            }
+        }
+        let identity = raw.workspace.identity.clone().unwrap_or_else(os_user);
+        Ok(Workspace {
+            root,
+            name,
+            state_dir,
+            pipelines,
+            repositories,
+            projects: raw.projects,
+            functions: raw.functions,
+            secrets: raw.secrets,
+            identity,
+            approval_timeout: Duration::from_secs(
+                raw.workspace
+                    .approval_timeout_minutes
+                    .unwrap_or(7 * 24 * 60)
+                    * 60,
+            ),
+            poll_interval: Duration::from_secs_f64(
+                raw.workspace.poll_interval_seconds.unwrap_or(2.0).max(0.1),
+            ),
+            triggers: raw.workspace.triggers,
+        })
+    }
+
+    pub fn pipeline(&self, name: &str) -> Option<&WorkspacePipeline> {
+        self.pipelines.iter().find(|p| p.pipeline.name == name)
+    }
+
+    /// The local repository for a source action's configuration:
+    /// `RepositoryName` (CodeCommit) or `FullRepositoryId` (others). A
+    /// workspace that is itself a git repository serves any name.
+    pub fn repository_for(&self, config: &BTreeMap<String, String>) -> Option<Repository> {
+        let keys = ["RepositoryName", "FullRepositoryId", "Repo"];
+        for k in keys {
+            if let Some(name) = config.get(k) {
+                if let Some(r) = self.repositories.get(name) {
+                    return Some(r.clone());
+                }
+                // `owner/repo` may be mapped by its last part.
+                if let Some((_, short)) = name.rsplit_once('/')
+                    && let Some(r) = self.repositories.get(short)
+                {
+                    return Some(r.clone());
+                }
+            }
+        }
+        if self.root.join(".git").exists() {
+            return Some(Repository {
+                path: self.root.clone(),
+                branch: None,
+            });
+        }
+        None
+    }
+
+    /// Resolved `parameter-store` / `secrets-manager` value by name.
+    pub fn secret(&self, name: &str) -> Result<Option<String>, String> {
+        if let Some(prefix) = &self.secrets.env_prefix {
+            let var: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            if let Ok(v) = std::env::var(format!("{prefix}{var}")) {
+                return Ok(Some(v));
+            }
+        }
+        if let Some(file) = &self.secrets.file {
+            let path = expand_home(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("secrets file {}: {e}", path.display()))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| format!("secrets file {}: {e}", path.display()))?;
+            if let Some(v) = table.get(name) {
+                return Ok(Some(match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.state_dir.join("engine.lock")
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.state_dir.join("engine.sock")
+    }
+}
+
+/// The OS user: `$USER`, else `$LOGNAME`, else `unknown`.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map_or_else(|| PathBuf::from(p), |h| PathBuf::from(h).join(rest)),
+        None => PathBuf::from(p),
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn short_hash(p: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(p.to_string_lossy().as_bytes());
+    d.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}

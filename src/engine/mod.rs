@@ -1,0 +1,7 @@
+//! The local pipeline engine: executions, stages and actions with
+//! CodePipeline's semantics (reference §1). One actor task owns the state;
+//! requests come in on a channel and are answered, every change is
+//! published as an [`api::EngineEvent`], and the store is written through.
+
+pub mod api;
+pub mod types;
