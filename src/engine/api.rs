@@ -94,6 +94,11 @@ pub enum Request {
         pipeline_name: String,
         pipeline_execution_id: String,
     },
+    /// The audit trail, newest first (CloudTrail's LookupEvents).
+    #[serde(rename_all = "camelCase")]
+    LookupEvents {
+        max_results: Option<u32>,
+    },
     /// Engine facts: workspace, pid, since when, what runs.
     EngineInfo,
 }
@@ -114,6 +119,7 @@ impl Request {
             Request::ListPipelineExecutions { .. } => "ListPipelineExecutions",
             Request::GetPipelineExecution { .. } => "GetPipelineExecution",
             Request::ListActionExecutions { .. } => "ListActionExecutions",
+            Request::LookupEvents { .. } => "LookupEvents",
             Request::EngineInfo => "EngineInfo",
         }
     }
@@ -203,6 +209,9 @@ pub enum Reply {
     Info {
         info: EngineInfo,
     },
+    Events {
+        events: Vec<AuditEvent>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,6 +255,29 @@ pub struct StageState {
     pub latest_execution: Option<StageExecution>,
     pub action_states: Vec<ActionState>,
     pub retry_stage_metadata: RetryMetadata,
+    /// The latest condition evaluated for the latest execution here.
+    pub condition: Option<ConditionState>,
+}
+
+/// A `beforeEntry` / `onSuccess` / `onFailure` evaluation and its rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionState {
+    /// `BEFORE_ENTRY`, `ON_SUCCESS` or `ON_FAILURE`.
+    pub condition_type: String,
+    /// `InProgress`, `Succeeded` or `Failed`.
+    pub status: String,
+    /// The condition's result when it failed (`FAIL`, `SKIP`, `ROLLBACK`).
+    pub result: Option<String>,
+    pub rules: Vec<RuleState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleState {
+    pub rule_name: String,
+    pub passed: bool,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -73,6 +73,9 @@ pub struct BuildReport {
 /// Where build output goes, one line at a time (already masked).
 pub trait LogSink: Send {
     fn line(&mut self, line: &str);
+    /// Called when no more output is ready right now: a sink that buffers
+    /// writes it out here, so a reader never waits on an idle build.
+    fn flush(&mut self) {}
 }
 
 impl LogSink for Vec<String> {
@@ -116,6 +119,16 @@ impl Masker {
 
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Keeps the last lines of a command's output for RETRY pattern matching
+/// without growing with a long log.
+fn push_bounded(v: &mut Vec<String>, line: String) {
+    const KEEP: usize = 10_000;
+    if v.len() >= 2 * KEEP {
+        v.drain(..KEEP);
+    }
+    v.push(line);
 }
 
 fn valid_env_name(s: &str) -> bool {
@@ -244,14 +257,17 @@ impl Shell {
                         if let Some(i) = l.find(&self.nonce) {
                             if i > 0 {
                                 ctx.log(&l[..i]);
-                                collect.push(l[..i].to_owned());
+                                push_bounded(collect, l[..i].to_owned());
                             }
                             let rest = l[i + self.nonce.len()..].trim().to_owned();
                             let code = rest.parse::<i32>().unwrap_or(0);
                             return (Outcome::Exit(code), rest);
                         }
                         ctx.log(&l);
-                        collect.push(l);
+                        if self.out.get_ref().buffer().is_empty() {
+                            ctx.sink.flush();
+                        }
+                        push_bounded(collect, l);
                     }
                     _ => return (Outcome::ShellDied, String::new()),
                 },

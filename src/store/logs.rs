@@ -1,1 +1,263 @@
-//! Log files.
+//! Action logs: one append-only file per action execution
+//! (`logs/<id>.log`) and a line index beside it (`logs/<id>.idx`: the byte
+//! offset where each line ends, 8 bytes little-endian per line). Any line
+//! range is read with two seeks, in O(range), without loading the file.
+//!
+//! The log is written before its index, so every indexed line is on disk.
+//! After a crash a reader also picks up complete lines past the index.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::providers::LogSink;
+
+pub fn log_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.log"))
+}
+
+fn idx_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.idx"))
+}
+
+/// Called with the number of lines on disk after each flush.
+pub type Notify = Box<dyn FnMut(u64) + Send>;
+
+pub struct LogWriter {
+    log: BufWriter<File>,
+    idx: BufWriter<File>,
+    end: u64,
+    lines: u64,
+    reported: u64,
+    notify: Option<Notify>,
+    failed: Option<io::Error>,
+}
+
+impl LogWriter {
+    /// Creates (or continues) the log of action execution `id` in `dir`.
+    pub fn create(dir: &Path, id: &str) -> io::Result<LogWriter> {
+        std::fs::create_dir_all(dir)?;
+        let reader = LogReader::open(dir, id).ok();
+        let (end, lines) = reader.map_or((0, 0), |r| (r.indexed_end(), r.len()));
+        let mut log = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(log_path(dir, id))?;
+        log.set_len(end)?;
+        log.seek(SeekFrom::Start(end))?;
+        let mut idx = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(idx_path(dir, id))?;
+        idx.set_len(lines * 8)?;
+        idx.seek(SeekFrom::Start(lines * 8))?;
+        Ok(LogWriter {
+            log: BufWriter::with_capacity(64 * 1024, log),
+            idx: BufWriter::with_capacity(16 * 1024, idx),
+            end,
+            lines,
+            reported: lines,
+            notify: None,
+            failed: None,
+        })
+    }
+
+    pub fn on_flush(mut self, notify: Notify) -> Self {
+        self.notify = Some(notify);
+        self
+    }
+
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// The first write error, if any (the log keeps going in memory-less
+    /// mode: lines are dropped, the build is not failed for it).
+    pub fn error(&self) -> Option<&io::Error> {
+        self.failed.as_ref()
+    }
+
+    fn append(&mut self, line: &str) -> io::Result<()> {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        self.log.write_all(line.as_bytes())?;
+        self.log.write_all(b"\n")?;
+        self.end += line.len() as u64 + 1;
+        self.idx.write_all(&self.end.to_le_bytes())?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Writes buffered lines to the OS (log first, then index) and reports
+    /// the new line count.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.log.flush()?;
+        self.idx.flush()?;
+        if self.lines != self.reported {
+            self.reported = self.lines;
+            if let Some(n) = self.notify.as_mut() {
+                n(self.lines);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LogSink for LogWriter {
+    fn line(&mut self, line: &str) {
+        if self.failed.is_some() {
+            return;
+        }
+        // A line may hold embedded newlines (a message we compose): keep
+        // the one-line-per-entry rule.
+        let res = if line.contains('\n') {
+            line.split('\n').try_for_each(|l| self.append(l))
+        } else {
+            self.append(line)
+        };
+        if let Err(e) = res {
+            tracing::error!(error = %e, "log write failed");
+            self.failed = Some(e);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.sync() {
+            tracing::error!(error = %e, "log flush failed");
+            self.failed.get_or_insert(e);
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let _ = self.sync();
+    }
+}
+
+/// Random access to one action's log.
+pub struct LogReader {
+    log: File,
+    /// Line end offsets past the on-disk index (recovered after a crash).
+    tail: Vec<u64>,
+    idx: File,
+    indexed: u64,
+    indexed_end: u64,
+}
+
+impl LogReader {
+    pub fn open(dir: &Path, id: &str) -> io::Result<LogReader> {
+        let mut log = File::open(log_path(dir, id))?;
+        let mut idx = match File::open(idx_path(dir, id)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // A log without an index: index it from scratch (tail scan).
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .read(true)
+                    .write(true)
+                    .open(idx_path(dir, id))?
+            }
+            Err(e) => return Err(e),
+        };
+        let indexed = idx.metadata()?.len() / 8;
+        let indexed_end = if indexed == 0 {
+            0
+        } else {
+            idx.seek(SeekFrom::Start((indexed - 1) * 8))?;
+            let mut b = [0u8; 8];
+            idx.read_exact(&mut b)?;
+            u64::from_le_bytes(b)
+        };
+        let len = log.metadata()?.len();
+        let mut tail = Vec::new();
+        if len > indexed_end {
+            log.seek(SeekFrom::Start(indexed_end))?;
+            let mut rest = Vec::new();
+            log.read_to_end(&mut rest)?;
+            let mut pos = indexed_end;
+            for (i, b) in rest.iter().enumerate() {
+                if *b == b'\n' {
+                    pos = indexed_end + i as u64 + 1;
+                    tail.push(pos);
+                }
+            }
+            let _ = pos;
+        }
+        Ok(LogReader {
+            log,
+            tail,
+            idx,
+            indexed,
+            indexed_end,
+        })
+    }
+
+    /// Complete lines in the log.
+    pub fn len(&self) -> u64 {
+        self.indexed + self.tail.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn indexed_end(&self) -> u64 {
+        self.tail.last().copied().unwrap_or(self.indexed_end)
+    }
+
+    /// End offset of line `i` (0-based).
+    fn end_of(&mut self, i: u64) -> io::Result<u64> {
+        if i >= self.indexed {
+            return Ok(self.tail[(i - self.indexed) as usize]);
+        }
+        self.idx.seek(SeekFrom::Start(i * 8))?;
+        let mut b = [0u8; 8];
+        self.idx.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Lines `start .. start + count` (0-based), fewer at the end.
+    pub fn read(&mut self, start: u64, count: u64) -> io::Result<Vec<String>> {
+        let total = self.len();
+        if start >= total || count == 0 {
+            return Ok(Vec::new());
+        }
+        let stop = (start + count).min(total);
+        let mut ends = Vec::with_capacity((stop - start) as usize);
+        // One read of the index for the indexed part of the range.
+        let idx_stop = stop.min(self.indexed);
+        if start < idx_stop {
+            self.idx.seek(SeekFrom::Start(start * 8))?;
+            let mut buf = vec![0u8; ((idx_stop - start) * 8) as usize];
+            self.idx.read_exact(&mut buf)?;
+            ends.extend(
+                buf.chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+            );
+        }
+        for i in start.max(self.indexed)..stop {
+            ends.push(self.end_of(i)?);
+        }
+        let begin = if start == 0 {
+            0
+        } else {
+            self.end_of(start - 1)?
+        };
+        let last = ends.last().copied().unwrap_or(begin);
+        self.log.seek(SeekFrom::Start(begin))?;
+        let mut bytes = vec![0u8; (last - begin) as usize];
+        self.log.read_exact(&mut bytes)?;
+        let mut out = Vec::with_capacity(ends.len());
+        let mut from = 0usize;
+        for e in ends {
+            let to = (e - begin) as usize;
+            let slice = &bytes[from..to.saturating_sub(1).max(from)];
+            out.push(String::from_utf8_lossy(slice).into_owned());
+            from = to;
+        }
+        Ok(out)
+    }
+}
