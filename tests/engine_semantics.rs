@@ -12,7 +12,7 @@ use std::path::Path;
 
 use common::*;
 use pipedeck::engine::EngineHandle;
-use pipedeck::engine::api::{ActionExecutionDetail, ApiError, Reply, Request};
+use pipedeck::engine::api::{ActionExecutionDetail, ApiError, EngineEvent, Reply, Request};
 use pipedeck::engine::types::{ActionStatus, ExecutionStatus, ExecutionType, TriggerType};
 
 // ------------------------------------------------------------- helpers
@@ -391,6 +391,7 @@ async fn retry_failed_actions_reruns_only_the_failed_action_and_the_execution_re
     let id = start(&h, "p").await;
     until_status(&h, "p", &id, ExecutionStatus::Failed).await;
     touch(&g.path().join("fixed"));
+    let mut events = h.subscribe();
     let r = call(&h, retry_req("Build", Some(&id), "FAILED_ACTIONS"))
         .await
         .unwrap();
@@ -400,15 +401,22 @@ async fn retry_failed_actions_reruns_only_the_failed_action_and_the_execution_re
             pipeline_execution_id: id.clone()
         }
     );
-    let x = execution(&h, "p", &id).await;
-    assert!(
-        matches!(
-            x.status,
-            ExecutionStatus::InProgress | ExecutionStatus::Succeeded
-        ),
-        "a retried execution goes back to InProgress: {x:?}"
-    );
     until_status(&h, "p", &id, ExecutionStatus::Succeeded).await;
+    // Failed → InProgress → Succeeded, as the published changes show.
+    let mut seen = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        if let EngineEvent::ExecutionChanged { execution } = ev
+            && execution.pipeline_execution_id == id
+            && seen.last() != Some(&execution.status)
+        {
+            seen.push(execution.status);
+        }
+    }
+    assert_eq!(
+        seen,
+        [ExecutionStatus::InProgress, ExecutionStatus::Succeeded],
+        "a retried execution goes back to InProgress"
+    );
     let acts = actions(&h, "p", &id).await;
     let a = of(&acts, "A");
     assert_eq!(a.len(), 1, "the succeeded sibling is not re-run: {a:?}");
@@ -499,6 +507,82 @@ async fn retrying_an_older_execution_after_a_newer_one_entered_the_stage_is_not_
         .await
         .unwrap();
     until_status(&h, "p", &e2, ExecutionStatus::Succeeded).await;
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "engine bug: a FAILED_ACTIONS retry accepted while a sibling still runs does not restart the failed action until every running sibling has finished"]
+async fn retry_failed_actions_is_allowed_while_a_sibling_still_runs() {
+    // A fails until `fixed` exists; its second run creates `a-retried`,
+    // which B waits for (10 s at most): B can only succeed if the retried
+    // A runs while B is still running.
+    let g = tempfile::tempdir().unwrap();
+    let dir = g.path().display().to_string();
+    let p = pipeline(
+        "p",
+        "SUPERSEDED",
+        &[stage(
+            "Build",
+            &[
+                build_action("A", 1, "a.yml", ""),
+                build_action("B", 1, "b.yml", ""),
+                build_action("C", 2, "c.yml", ""),
+            ],
+            "",
+        )],
+    );
+    let ws = workspace(
+        &p,
+        "",
+        &[
+            (
+                "a.yml",
+                &buildspec(&[&format!("test -f {dir}/fixed && touch {dir}/a-retried")]),
+            ),
+            (
+                "b.yml",
+                &buildspec(&[&format!(
+                    "n=0; while [ ! -f {dir}/a-retried ]; do sleep 0.05; n=$((n+1)); if [ $n -ge 200 ]; then echo A-was-not-retried; exit 1; fi; done"
+                )]),
+            ),
+            ("c.yml", &buildspec(&["echo c-ran"])),
+        ],
+    );
+    let h = ws.engine();
+    let id = start(&h, "p").await;
+    until(&h, "p", "A failed while B runs", |st, _| {
+        action_status(st, "Build", "A").as_deref() == Some("Failed")
+            && action_status(st, "Build", "B").as_deref() == Some("InProgress")
+    })
+    .await;
+    // ALL_ACTIONS needs nothing in progress.
+    let e = err(&h, retry_req("Build", Some(&id), "ALL_ACTIONS")).await;
+    assert_eq!(e.code, "StageNotRetryable", "{e}");
+    touch(&g.path().join("fixed"));
+    call(&h, retry_req("Build", Some(&id), "FAILED_ACTIONS"))
+        .await
+        .unwrap();
+    until(&h, "p", "the execution ends", |_, execs| {
+        exec_status(execs, &id).is_some_and(ExecutionStatus::is_terminal)
+    })
+    .await;
+    let acts = actions(&h, "p", &id).await;
+    let attempts = |n: &str| {
+        of(&acts, n)
+            .iter()
+            .map(|x| (x.attempt, x.status))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        attempts("A"),
+        [(1, ActionStatus::Failed), (2, ActionStatus::Succeeded)]
+    );
+    assert_eq!(attempts("B"), [(1, ActionStatus::Succeeded)]);
+    assert_eq!(attempts("C"), [(1, ActionStatus::Succeeded)]);
+    assert_eq!(
+        execution(&h, "p", &id).await.status,
+        ExecutionStatus::Succeeded
+    );
     h.shutdown().await;
 }
 
@@ -993,6 +1077,39 @@ async fn on_failure_rollback_rolls_the_stage_back_to_the_last_success_automatica
         execution(&h, "p", &e2).await.status,
         ExecutionStatus::Failed
     );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_is_refused_while_the_stage_runs_and_in_parallel_mode() {
+    let g = tempfile::tempdir().unwrap();
+    let ws = stoppable(g.path());
+    let h = ws.engine();
+    touch(&g.path().join("open"));
+    let e1 = start(&h, "p").await;
+    until_status(&h, "p", &e1, ExecutionStatus::Succeeded).await;
+    std::fs::remove_file(g.path().join("open")).unwrap();
+    let e2 = start(&h, "p").await;
+    until_action(&h, "Build", "B", "InProgress").await;
+    let e = err(&h, rollback_req("Build", Some(&e1))).await;
+    assert_eq!(e.code, "UnableToRollbackStage", "{e}");
+    touch(&g.path().join("open"));
+    until_status(&h, "p", &e2, ExecutionStatus::Succeeded).await;
+    h.shutdown().await;
+
+    let p = pipeline(
+        "p",
+        "PARALLEL",
+        &[stage("Build", &[build_action("B", 1, "b.yml", "")], "")],
+    );
+    let ws = workspace(&p, "", &[("b.yml", &buildspec(&["echo built"]))]);
+    let h = ws.engine();
+    let e1 = start(&h, "p").await;
+    until_status(&h, "p", &e1, ExecutionStatus::Succeeded).await;
+    let e2 = start(&h, "p").await;
+    until_status(&h, "p", &e2, ExecutionStatus::Succeeded).await;
+    let e = err(&h, rollback_req("Build", Some(&e1))).await;
+    assert_eq!(e.code, "UnableToRollbackStage", "{e}");
     h.shutdown().await;
 }
 
