@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pipedeck::cli;
+use pipedeck::cli::{demo_ws, ops};
 use pipedeck::config::Paths;
 
 #[derive(Parser, Debug)]
@@ -23,6 +24,16 @@ struct Cli {
     /// Directory for state and logs (default: the user data dir)
     #[arg(long, global = true, env = "PIPEDECK_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The workspace (default: the current directory if it holds a pipeline,
+    /// else the demo workspace in the data dir)
+    #[arg(
+        long,
+        short = 'w',
+        global = true,
+        env = "PIPEDECK_WORKSPACE",
+        value_name = "DIR"
+    )]
+    workspace: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -33,6 +44,64 @@ enum Command {
     Validate(cli::validate::Args),
     /// Draw a pipeline's stage graph as text
     Graph(cli::graph::Args),
+    /// Start an execution (hosting the engine until it ends if none runs)
+    Run(ops::RunArgs),
+    /// Host the workspace's engine, with triggers, until Ctrl-C
+    Serve,
+    /// Pipelines, their latest execution and every stage's state
+    Status(ops::StatusArgs),
+    /// A pipeline's executions, newest first
+    Executions(ops::ExecutionsArgs),
+    /// Print an action's log (--follow to keep printing)
+    Logs(ops::LogsArgs),
+    /// Approve a pending manual approval
+    Approve(ops::ApprovalArgs),
+    /// Reject a pending manual approval (the stage fails)
+    Reject(ops::ApprovalArgs),
+    /// Retry a failed stage (its failed actions, or --all)
+    Retry(ops::RetryArgs),
+    /// Stop an execution (let running actions finish, or --abandon them)
+    Stop(ops::StopArgs),
+    /// Roll a stage back to an earlier successful execution
+    Rollback(ops::RollbackArgs),
+    /// Disable or enable a stage's inbound transition
+    Transition(ops::TransitionArgs),
+    /// Create a workspace (`init --demo DIR`)
+    Init(demo_ws::InitArgs),
+    /// Change the demo workspace's service: `demo break` / `demo fix`
+    #[command(subcommand)]
+    Demo(demo_ws::DemoCommand),
+}
+
+/// Commands that need a workspace and a tokio runtime.
+fn engine_command(
+    cmd: Command,
+    workspace: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+) -> color_eyre::Result<ExitCode> {
+    let ws = ops::find_workspace(workspace, data_dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cmd {
+            Command::Run(a) => ops::run(ws, a).await,
+            Command::Serve => ops::serve(ws).await,
+            Command::Status(a) => ops::status(ws, a).await,
+            Command::Executions(a) => ops::executions(ws, a).await,
+            Command::Logs(a) => ops::logs(ws, a).await,
+            Command::Approve(a) => ops::mutate(ws, ops::approval_request(a, true)).await,
+            Command::Reject(a) => ops::mutate(ws, ops::approval_request(a, false)).await,
+            Command::Retry(a) => ops::mutate(ws, ops::retry_request(a)).await,
+            Command::Stop(a) => ops::mutate(ws, ops::stop_request(a)).await,
+            Command::Rollback(a) => ops::mutate(ws, ops::rollback_request(a)).await,
+            Command::Transition(a) => ops::mutate(ws, ops::transition_request(a)).await,
+            Command::Demo(d) => demo_ws::demo(&ws, &d),
+            Command::Validate(_) | Command::Graph(_) | Command::Init(_) => {
+                unreachable!("handled before")
+            }
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -46,7 +115,9 @@ fn main() -> ExitCode {
     let code = match args.command {
         Some(Command::Validate(a)) => cli::validate::run(&a),
         Some(Command::Graph(a)) => cli::graph::run(&a),
+        Some(Command::Init(a)) => demo_ws::init(&a),
         None => cli::demo::run(),
+        Some(cmd) => engine_command(cmd, args.workspace.as_deref(), &paths.data_dir),
     };
     match code {
         Ok(code) => code,

@@ -511,7 +511,6 @@ async fn retrying_an_older_execution_after_a_newer_one_entered_the_stage_is_not_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug: a FAILED_ACTIONS retry accepted while a sibling still runs does not restart the failed action until every running sibling has finished"]
 async fn retry_failed_actions_is_allowed_while_a_sibling_still_runs() {
     // A fails until `fixed` exists; its second run creates `a-retried`,
     // which B waits for (10 s at most): B can only succeed if the retried
@@ -1212,7 +1211,6 @@ async fn on_failure_retry_with_failed_actions_recovers_a_transient_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug: onFailure RETRY with retryMode ALL_ACTIONS never retries (the automatic retry sees the stage still InProgress and is refused as StageNotRetryable)"]
 async fn on_failure_retry_with_all_actions_recovers_a_transient_failure() {
     transient_failure_is_retried_automatically("ALL_ACTIONS").await;
 }
@@ -1467,7 +1465,6 @@ async fn parameter_store_secrets_are_masked_in_the_action_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug: a parameter-store/secrets-manager variable listed in exported-variables is exported in plain text as an output variable"]
 async fn parameter_store_secrets_are_never_exported_as_output_variables() {
     let g = tempfile::tempdir().unwrap();
     let ws = with_secret(g.path());

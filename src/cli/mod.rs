@@ -2,7 +2,9 @@
 //! or (`--json`) for scripts.
 
 pub mod demo;
+pub mod demo_ws;
 pub mod graph;
+pub mod ops;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -58,7 +58,7 @@ struct RawWorkspace {
     #[serde(default)]
     pipelines: Vec<String>,
     identity: Option<String>,
-    approval_timeout_minutes: Option<u64>,
+    approval_timeout_minutes: Option<f64>,
     poll_interval_seconds: Option<f64>,
     #[serde(default = "yes")]
     triggers: bool,
@@ -80,7 +80,7 @@ pub struct Repository {
 }
 
 /// `[projects.NAME]`: a CodeBuild `ProjectName`.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Project {
     /// The buildspec, a path inside the primary source (like the project's
@@ -90,17 +90,18 @@ pub struct Project {
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
     /// Build timeout; CodeBuild's default is 8 hours (480 minutes).
-    pub timeout_minutes: Option<u64>,
+    /// Fractions are allowed (`0.05` is three seconds).
+    pub timeout_minutes: Option<f64>,
     /// `CODEBUILD_BUILD_IMAGE` as reported (no container runs locally).
     pub image: Option<String>,
 }
 
 /// `[functions.NAME]`: a Lambda `FunctionName` run as a local command.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Function {
     pub command: String,
-    pub timeout_minutes: Option<u64>,
+    pub timeout_minutes: Option<f64>,
 }
 
 /// `[secrets]`: where `parameter-store` / `secrets-manager` values come from.
@@ -223,11 +224,12 @@ impl Workspace {
             functions: raw.functions,
             secrets: raw.secrets,
             identity,
-            approval_timeout: Duration::from_secs(
+            approval_timeout: Duration::from_secs_f64(
                 raw.workspace
                     .approval_timeout_minutes
-                    .unwrap_or(7 * 24 * 60)
-                    * 60,
+                    .unwrap_or(7.0 * 24.0 * 60.0)
+                    .max(0.0)
+                    * 60.0,
             ),
             poll_interval: Duration::from_secs_f64(
                 raw.workspace.poll_interval_seconds.unwrap_or(2.0).max(0.1),
@@ -309,11 +311,28 @@ impl Workspace {
     }
 }
 
-/// The OS user: `$USER`, else `$LOGNAME`, else `unknown`.
+/// The OS user: `$USER`, else `$LOGNAME`, else the name `/etc/passwd`
+/// gives this process's uid, else `uid-N`.
 pub fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned())
+    if let Ok(u) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"))
+        && !u.is_empty()
+    {
+        return u;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) {
+            let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|t| {
+                t.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
+                })
+            });
+            return name.unwrap_or_else(|| format!("uid-{uid}"));
+        }
+    }
+    "unknown".to_owned()
 }
 
 fn expand_home(p: &str) -> PathBuf {

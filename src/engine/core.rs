@@ -1236,6 +1236,11 @@ impl Engine {
         let auto_retried = self.execs.get(id).is_some_and(|e| e.stages[i].auto_retried);
         match on_failure.as_ref().and_then(|f| f.result.as_deref()) {
             Some("RETRY") if !auto_retried => {
+                // Nothing runs any more: the stage has failed, and the
+                // automatic retry starts from there.
+                if let Some(e) = self.execs.get_mut(id) {
+                    e.stages[i].status = Some(StageStatus::Failed);
+                }
                 let mode = on_failure
                     .as_ref()
                     .and_then(|f| f.retry_mode.clone())
@@ -2029,7 +2034,15 @@ impl Engine {
         self.stage_changed(&id, i);
         self.save(&id, false);
         self.publish_exec(&id);
-        self.progress_stage(&id, i);
+        if mode == "FAILED_ACTIONS" {
+            // The failed actions re-run now, even while siblings still run.
+            for j in failed {
+                self.start_action(&id, i, j);
+            }
+            self.save(&id, false);
+        } else {
+            self.progress_stage(&id, i);
+        }
         Ok(Reply::Retried {
             pipeline_execution_id: id,
         })
@@ -2421,24 +2434,24 @@ fn action_timeout(ws: &Workspace, action: &crate::model::pipeline::Action) -> Du
     if let Some(m) = action.timeout_in_minutes {
         return Duration::from_secs(u64::from(m) * 60);
     }
-    let minutes = match (action.action_type_id.category.as_str(), action.provider()) {
+    let minutes: f64 = match (action.action_type_id.category.as_str(), action.provider()) {
         (_, "CodeBuild") => action
             .configuration
             .get("ProjectName")
             .and_then(|p| ws.projects.get(p))
             .and_then(|p| p.timeout_minutes)
-            .unwrap_or(8 * 60),
+            .unwrap_or(8.0 * 60.0),
         ("Invoke", _) => action
             .configuration
             .get("FunctionName")
             .and_then(|f| ws.functions.get(f))
             .and_then(|f| f.timeout_minutes)
-            .unwrap_or(20),
-        ("Deploy", _) => 5 * 24 * 60,
-        ("Source", _) => 60,
-        _ => 8 * 60,
+            .unwrap_or(20.0),
+        ("Deploy", _) => 5.0 * 24.0 * 60.0,
+        ("Source", _) => 60.0,
+        _ => 8.0 * 60.0,
     };
-    Duration::from_secs(minutes * 60)
+    Duration::from_secs_f64(minutes.max(0.0) * 60.0)
 }
 
 struct CtxBase {

@@ -219,6 +219,14 @@ impl Shell {
         Ok(shell)
     }
 
+    /// The shell's exit status once it has ended (-1 if unknown).
+    async fn exit_code(&mut self) -> i32 {
+        match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
+            Ok(Ok(st)) => st.code().unwrap_or(-1),
+            _ => -1,
+        }
+    }
+
     async fn kill(&mut self) {
         if let Some(pid) = self.child.id() {
             // The shell leads its own process group: take the whole tree.
@@ -411,7 +419,17 @@ pub async fn run(
     let mut exported = Vec::new();
     if status == Status::Succeeded {
         for name in &req.spec.env.exported_variables {
-            if name.starts_with("AWS_") || !valid_env_name(name) {
+            // Secrets are never exported (they would leave the build in
+            // clear text as output variables).
+            if name.starts_with("AWS_")
+                || !valid_env_name(name)
+                || req.secrets.iter().any(|(k, _)| k == name)
+            {
+                if req.secrets.iter().any(|(k, _)| k == name) {
+                    ctx.log(&format!(
+                        "[Container] exported-variables: {name} holds a secret and is not exported"
+                    ));
+                }
                 continue;
             }
             let mut quiet = Vec::new();
@@ -493,11 +511,14 @@ async fn run_phase(
                         failed.get_or_insert((cmd.text.clone(), code));
                     }
                     Outcome::ShellDied => {
+                        // `exit N` ends the shared shell: its status is the command's.
+                        let code = shell.exit_code().await;
                         ctx.log(&format!(
-                            "[Container] The build shell ended during `{}`; starting a new one",
+                            "[Container] Command did not exit successfully {} exit status {code}",
                             cmd.text
                         ));
-                        failed.get_or_insert((cmd.text.clone(), -1));
+                        ctx.log("[Container] The build shell ended; starting a new one");
+                        failed.get_or_insert((cmd.text.clone(), code));
                         *shell = Shell::start(req, env).await?;
                     }
                     outcome @ (Outcome::TimedOut | Outcome::Stopped) => {

@@ -1,0 +1,1 @@
+"""demo-web: a tiny HTTP service deployed by the pipedeck demo pipeline."""

@@ -1,0 +1,209 @@
+//! The demo workspace: `pipedeck init --demo DIR` writes a workspace whose
+//! pipeline builds a small Python web service from its own git repository;
+//! `pipedeck demo break` / `demo fix` commit a change that makes its unit
+//! tests fail / pass again.
+
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+
+use clap::{Args, Subcommand};
+use color_eyre::eyre::{Result, bail, eyre};
+
+use crate::config::workspace::Workspace;
+
+/// The repository's files: path → text.
+const REPO: &[(&str, &str)] = &[
+    (
+        "README.md",
+        include_str!("../../assets/demo/repo/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../assets/demo/repo/.gitignore"),
+    ),
+    (
+        "app/__init__.py",
+        include_str!("../../assets/demo/repo/app/__init__.py"),
+    ),
+    ("app/greeting.py", GREETING),
+    (
+        "app/server.py",
+        include_str!("../../assets/demo/repo/app/server.py"),
+    ),
+    (
+        "tests/__init__.py",
+        include_str!("../../assets/demo/repo/tests/__init__.py"),
+    ),
+    (
+        "tests/test_greeting.py",
+        include_str!("../../assets/demo/repo/tests/test_greeting.py"),
+    ),
+    (
+        "scripts/run_tests.py",
+        include_str!("../../assets/demo/repo/scripts/run_tests.py"),
+    ),
+    (
+        "scripts/lint.py",
+        include_str!("../../assets/demo/repo/scripts/lint.py"),
+    ),
+    (
+        "buildspec.yml",
+        include_str!("../../assets/demo/repo/buildspec.yml"),
+    ),
+    (
+        "buildspec-lint.yml",
+        include_str!("../../assets/demo/repo/buildspec-lint.yml"),
+    ),
+    (
+        "buildspec-test.yml",
+        include_str!("../../assets/demo/repo/buildspec-test.yml"),
+    ),
+];
+
+const GREETING: &str = include_str!("../../assets/demo/repo/app/greeting.py");
+const GREETING_BROKEN: &str = include_str!("../../assets/demo/greeting_broken.py");
+pub const PIPELINE: &str = include_str!("../../assets/demo/pipeline.json");
+const CONFIG: &str = include_str!("../../assets/demo/pipedeck.toml");
+
+/// The repository's directory inside the workspace.
+pub const REPO_DIR: &str = "demo-web";
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=pipedeck demo",
+            "-c",
+            "user.email=demo@pipedeck.invalid",
+        ])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| eyre!("cannot run git (is it installed?): {e}"))?;
+    if !out.status.success() {
+        bail!(
+            "git {} in {}: {}",
+            args.join(" "),
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Creates the demo workspace in `dir` (which must be absent or empty).
+pub fn create(dir: &Path) -> Result<()> {
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(|e| eyre!("{}: {e}", dir.display()))?
+            .next()
+            .is_some()
+    {
+        bail!(
+            "{}: the directory is not empty; choose a new directory for the demo workspace",
+            dir.display()
+        );
+    }
+    let repo = dir.join(REPO_DIR);
+    for (path, text) in REPO {
+        let p = repo.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| eyre!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&p, text).map_err(|e| eyre!("{}: {e}", p.display()))?;
+    }
+    std::fs::write(dir.join("pipeline.json"), PIPELINE)?;
+    std::fs::write(dir.join("pipedeck.toml"), CONFIG)?;
+    git(&repo, &["init", "-q", "-b", "main"])?;
+    git(&repo, &["add", "-A"])?;
+    git(
+        &repo,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            "demo-web: a greeting service with tests",
+        ],
+    )?;
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Create the demo workspace (a pipeline, its git repository and buildspecs)
+    #[arg(long)]
+    pub demo: bool,
+    /// Where to create it
+    pub dir: std::path::PathBuf,
+}
+
+pub fn init(a: &InitArgs) -> Result<ExitCode> {
+    if !a.demo {
+        bail!("only `pipedeck init --demo DIR` exists so far");
+    }
+    create(&a.dir)?;
+    println!(
+        "created the demo workspace in {}\n\
+         - pipeline.json: Source → Build (Lint ∥ UnitTests, then Package) → Approve\n\
+         - {REPO_DIR}/: the service's git repository (branch main)\n\
+         next: pipedeck --workspace {} run",
+        a.dir.display(),
+        a.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DemoCommand {
+    /// Commit a change that makes the demo's unit tests fail
+    Break,
+    /// Commit the fix: the tests pass again
+    Fix,
+}
+
+pub fn demo(ws: &Workspace, cmd: &DemoCommand) -> Result<ExitCode> {
+    let repo = ws.root.join(REPO_DIR);
+    if !repo.join(".git").exists() {
+        bail!(
+            "{}: workspace {} is not a pipedeck demo workspace (no {REPO_DIR}/ repository); \
+             create one with `pipedeck init --demo DIR`",
+            ws.root.display(),
+            ws.name
+        );
+    }
+    let (text, message, says) = match cmd {
+        DemoCommand::Break => (
+            GREETING_BROKEN,
+            "Simplify the greeting",
+            "the unit tests now fail (3 of 4)",
+        ),
+        DemoCommand::Fix => (
+            GREETING,
+            "Restore the greeting",
+            "the unit tests pass again",
+        ),
+    };
+    let file = repo.join("app/greeting.py");
+    if std::fs::read_to_string(&file).ok().as_deref() == Some(text) {
+        println!("nothing to commit: {REPO_DIR} is already in that state");
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::write(&file, text)?;
+    git(&repo, &["add", "app/greeting.py"])?;
+    git(&repo, &["commit", "-q", "-m", message])?;
+    let sha = git(&repo, &["rev-parse", "--short=12", "HEAD"])?;
+    println!(
+        "committed {sha} \"{message}\" to {REPO_DIR}: {says}.\n\
+         A running engine (the TUI or `pipedeck serve`) starts an execution for it; \
+         otherwise run `pipedeck run --wait`."
+    );
+    Ok(ExitCode::SUCCESS)
+}

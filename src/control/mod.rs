@@ -1,0 +1,268 @@
+//! One engine per workspace, reachable from any shell.
+//!
+//! - [`WorkspaceLock`]: an exclusive lock on `engine.lock` in the state dir
+//!   (released by the OS when the process dies, even on `kill -9`), with the
+//!   holder's pid written in it for messages.
+//! - [`serve`]: the engine's local socket (`engine.sock`, mode 0600, in a
+//!   0700 state dir; a peer of another uid is refused). The protocol is one
+//!   JSON object per line: `{"call": Envelope}` is answered by
+//!   `{"ok": Reply}` or `{"err": ApiError}`; `{"subscribe": true}` turns the
+//!   connection into a stream of `{"event": EngineEvent}` lines.
+//! - [`Client`]: the other end.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::config::workspace::Workspace;
+use crate::engine::EngineHandle;
+use crate::engine::api::{ApiError, EngineEvent, Envelope, Reply};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(
+        "workspace {workspace} already has an engine (pid {pid}); pipedeck commands talk to it \
+         over {socket}"
+    )]
+    Locked {
+        workspace: String,
+        pid: String,
+        socket: PathBuf,
+    },
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+}
+
+/// Held while this process hosts the workspace's engine.
+pub struct WorkspaceLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl WorkspaceLock {
+    pub fn acquire(ws: &Workspace) -> Result<WorkspaceLock, ControlError> {
+        let path = ws.lock_path();
+        let io = |e: std::io::Error| ControlError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        crate::store::create_private_dir(&ws.state_dir).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                return Err(ControlError::Locked {
+                    workspace: ws.name.clone(),
+                    pid: pid.trim().to_owned(),
+                    socket: ws.socket_path(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(WorkspaceLock { _file: file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum ClientMsg {
+    Call(Envelope),
+    Subscribe(bool),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(clippy::large_enum_variant)]
+enum ServerMsg {
+    Ok(Reply),
+    Err(ApiError),
+    Event(EngineEvent),
+}
+
+#[cfg(unix)]
+fn owner_uid(p: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| m.uid())
+}
+
+/// Serves the engine on the workspace's socket until the engine stops.
+/// Needs the [`WorkspaceLock`] (a stale socket file is replaced).
+pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<(), ControlError> {
+    let path = handle.workspace.socket_path();
+    let io = |e: std::io::Error| ControlError::Io {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    let owner = owner_uid(&handle.workspace.state_dir);
+    let handle = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            if let Ok(cred) = stream.peer_cred()
+                && owner.is_some_and(|o| o != cred.uid())
+            {
+                tracing::warn!(uid = cred.uid(), "refused a connection from another user");
+                continue;
+            }
+            let h = handle.clone();
+            tokio::spawn(async move {
+                if let Err(e) = connection(h, stream).await {
+                    tracing::debug!(error = %e, "client connection ended");
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, m: &ServerMsg) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(m).map_err(std::io::Error::other)?;
+    line.push('\n');
+    w.write_all(line.as_bytes()).await
+}
+
+async fn connection(h: EngineHandle, stream: UnixStream) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    while let Some(line) = lines.next_line().await? {
+        let msg: ClientMsg = match serde_json::from_str(&line) {
+            Ok(m) => m,
+            Err(e) => {
+                send(
+                    &mut w,
+                    &ServerMsg::Err(ApiError::new(
+                        "ValidationException",
+                        format!("not a pipedeck request: {e}"),
+                    )),
+                )
+                .await?;
+                continue;
+            }
+        };
+        match msg {
+            ClientMsg::Call(env) => {
+                let r = match h.call(env).await {
+                    Ok(r) => ServerMsg::Ok(r),
+                    Err(e) => ServerMsg::Err(e),
+                };
+                send(&mut w, &r).await?;
+            }
+            ClientMsg::Subscribe(_) => {
+                let mut rx = h.subscribe();
+                send(&mut w, &ServerMsg::Ok(Reply::Done)).await?;
+                loop {
+                    match rx.recv().await {
+                        Ok(ev) => send(&mut w, &ServerMsg::Event(ev)).await?,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A connection to a running engine.
+pub struct Client {
+    reader: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    writer: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl Client {
+    /// Connects to the workspace's engine; `None` when none runs.
+    pub async fn connect(ws: &Workspace) -> Option<Client> {
+        let stream = UnixStream::connect(ws.socket_path()).await.ok()?;
+        let (r, w) = stream.into_split();
+        Some(Client {
+            reader: BufReader::new(r).lines(),
+            writer: w,
+        })
+    }
+
+    async fn write(&mut self, m: &ClientMsg) -> Result<(), ApiError> {
+        let mut line =
+            serde_json::to_string(m).map_err(|e| ApiError::new("InternalError", e.to_string()))?;
+        line.push('\n');
+        self.writer
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| ApiError::new("EngineUnreachable", format!("the engine went away: {e}")))
+    }
+
+    async fn read(&mut self) -> Result<ServerMsg, ApiError> {
+        let lost = |m: String| ApiError::new("EngineUnreachable", m);
+        let line = self
+            .reader
+            .next_line()
+            .await
+            .map_err(|e| lost(format!("the engine went away: {e}")))?
+            .ok_or_else(|| lost("the engine closed the connection".into()))?;
+        serde_json::from_str(&line).map_err(|e| lost(format!("unreadable answer: {e}")))
+    }
+
+    pub async fn call(&mut self, env: Envelope) -> Result<Reply, ApiError> {
+        self.write(&ClientMsg::Call(env)).await?;
+        loop {
+            match self.read().await? {
+                ServerMsg::Ok(r) => return Ok(r),
+                ServerMsg::Err(e) => return Err(e),
+                ServerMsg::Event(_) => continue,
+            }
+        }
+    }
+
+    /// Turns this connection into an event stream.
+    pub async fn subscribe(mut self) -> Result<EventStream, ApiError> {
+        self.write(&ClientMsg::Subscribe(true)).await?;
+        match self.read().await? {
+            ServerMsg::Ok(_) => Ok(EventStream { client: self }),
+            ServerMsg::Err(e) => Err(e),
+            ServerMsg::Event(_) => Ok(EventStream { client: self }),
+        }
+    }
+}
+
+pub struct EventStream {
+    client: Client,
+}
+
+impl EventStream {
+    /// The next event; `None` when the engine has gone.
+    pub async fn next(&mut self) -> Option<EngineEvent> {
+        loop {
+            match self.client.read().await.ok()? {
+                ServerMsg::Event(e) => return Some(e),
+                _ => continue,
+            }
+        }
+    }
+}
