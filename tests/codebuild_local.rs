@@ -34,6 +34,7 @@ fn request(spec: &str, dir: &std::path::Path) -> BuildRequest {
         overrides: vec![],
         secrets: vec![],
         timeout: None,
+        pgid_file: None,
     }
 }
 

@@ -47,6 +47,7 @@ pub enum Session {
     },
     Hosted {
         handle: EngineHandle,
+        server: crate::control::Server,
         _lock: WorkspaceLock,
     },
 }
@@ -85,9 +86,10 @@ impl Session {
                 Ok(lock) => {
                     let handle = crate::engine::start(ws.clone(), EngineOptions { triggers })
                         .map_err(|e| eyre!("{e}"))?;
-                    crate::control::serve(&handle, &lock).map_err(|e| eyre!("{e}"))?;
+                    let server = crate::control::serve(&handle, &lock).map_err(|e| eyre!("{e}"))?;
                     return Ok(Session::Hosted {
                         handle,
+                        server,
                         _lock: lock,
                     });
                 }
@@ -144,7 +146,8 @@ impl Session {
     }
 
     pub async fn close(self) {
-        if let Session::Hosted { handle, .. } = self {
+        if let Session::Hosted { handle, server, .. } = self {
+            server.drain().await;
             handle.shutdown().await;
             let _ = std::fs::remove_file(handle.workspace.socket_path());
         }
@@ -776,15 +779,19 @@ pub struct RollbackArgs {
 }
 
 #[derive(Args, Debug)]
-#[group(required = true, multiple = false, id = "how")]
 pub struct TransitionArgs {
     pub pipeline: String,
     pub stage: String,
     /// Disable the stage's inbound transition, with a reason
-    #[arg(long, value_name = "REASON", group = "how")]
+    #[arg(
+        long,
+        value_name = "REASON",
+        conflicts_with = "enable",
+        required_unless_present = "enable"
+    )]
     pub disable: Option<String>,
     /// Enable it again
-    #[arg(long, group = "how")]
+    #[arg(long)]
     pub enable: bool,
 }
 

@@ -13,6 +13,8 @@
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -104,9 +106,25 @@ fn owner_uid(p: &Path) -> Option<u32> {
     std::fs::metadata(p).ok().map(|m| m.uid())
 }
 
+/// The socket server of a hosted engine.
+pub struct Server {
+    inflight: Arc<AtomicUsize>,
+}
+
+impl Server {
+    /// Waits (2 s at most) until every answer being sent has been written,
+    /// so a host that is about to exit does not cut a client off mid-reply.
+    pub async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        while self.inflight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
 /// Serves the engine on the workspace's socket until the engine stops.
 /// Needs the [`WorkspaceLock`] (a stale socket file is replaced).
-pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<(), ControlError> {
+pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<Server, ControlError> {
     let path = handle.workspace.socket_path();
     let io = |e: std::io::Error| ControlError::Io {
         path: path.clone(),
@@ -121,6 +139,10 @@ pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<(), Control
     }
     let owner = owner_uid(&handle.workspace.state_dir);
     let handle = handle.clone();
+    let inflight = Arc::new(AtomicUsize::new(0));
+    let server = Server {
+        inflight: inflight.clone(),
+    };
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -133,14 +155,15 @@ pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<(), Control
                 continue;
             }
             let h = handle.clone();
+            let inflight = inflight.clone();
             tokio::spawn(async move {
-                if let Err(e) = connection(h, stream).await {
+                if let Err(e) = connection(h, stream, inflight).await {
                     tracing::debug!(error = %e, "client connection ended");
                 }
             });
         }
     });
-    Ok(())
+    Ok(server)
 }
 
 async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, m: &ServerMsg) -> std::io::Result<()> {
@@ -149,7 +172,11 @@ async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, m: &ServerMsg) -> std::i
     w.write_all(line.as_bytes()).await
 }
 
-async fn connection(h: EngineHandle, stream: UnixStream) -> std::io::Result<()> {
+async fn connection(
+    h: EngineHandle,
+    stream: UnixStream,
+    inflight: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
     while let Some(line) = lines.next_line().await? {
@@ -169,11 +196,14 @@ async fn connection(h: EngineHandle, stream: UnixStream) -> std::io::Result<()> 
         };
         match msg {
             ClientMsg::Call(env) => {
+                inflight.fetch_add(1, Ordering::SeqCst);
                 let r = match h.call(env).await {
                     Ok(r) => ServerMsg::Ok(r),
                     Err(e) => ServerMsg::Err(e),
                 };
-                send(&mut w, &r).await?;
+                let sent = send(&mut w, &r).await;
+                inflight.fetch_sub(1, Ordering::SeqCst);
+                sent?;
             }
             ClientMsg::Subscribe(_) => {
                 let mut rx = h.subscribe();

@@ -291,7 +291,24 @@ fn short(id: &str) -> &str {
 impl Engine {
     // ---------------------------------------------------------------- load
 
+    /// Kills builds an engine that died left running, and clears their
+    /// scratch directories.
+    fn reap_orphans(&self) {
+        let work = self.ws.state_dir.join("work");
+        let Ok(rd) = std::fs::read_dir(&work) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let pgid = e.path().join("pgid");
+            if providers::codebuild_local::kill_orphan(&pgid) {
+                tracing::warn!(dir = %e.path().display(), "killed a build orphaned by a crashed engine");
+            }
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+
     fn load(&mut self) -> Result<(), EngineError> {
+        self.reap_orphans();
         let now = now_rfc3339();
         for wp in &self.ws.pipelines {
             let def = serde_json::to_string(&wp.pipeline).unwrap_or_default();

@@ -278,6 +278,7 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
         overrides,
         secrets,
         timeout: Some(ctx.timeout),
+        pgid_file: Some(ctx.work_dir.with_file_name("pgid")),
     };
     let report = match codebuild_local::run(&req, &mut *ctx.log, &mut ctx.stop).await {
         Ok(r) => r,
@@ -312,6 +313,16 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
             ),
             Status::Stopped => "Build stopped".to_owned(),
             _ => format!("Build failed{what}"),
+        };
+        let msg = match &outcome.test_report {
+            Some(t) if t.failed > 0 => format!(
+                "{msg}; tests: {} passed, {} failed ({}), {} skipped",
+                t.passed,
+                t.failed,
+                t.failing.join(", "),
+                t.skipped
+            ),
+            _ => msg,
         };
         return ActionOutcome {
             status: super::OutcomeStatus::Failed,

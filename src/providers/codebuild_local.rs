@@ -40,6 +40,9 @@ pub struct BuildRequest {
     /// name; set in the environment and masked as `***` in every line.
     pub secrets: Vec<(String, String)>,
     pub timeout: Option<Duration>,
+    /// Where to write the build shell's process-group id while it runs, so
+    /// an engine restarted after a crash can kill an orphaned build.
+    pub pgid_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,6 +71,35 @@ pub struct BuildReport {
     pub phases: Vec<PhaseReport>,
     /// `exported-variables` with their final values (only on success).
     pub exported: Vec<(String, String)>,
+}
+
+/// The environment variable that marks a build shell with its pgid file.
+pub const PGID_ENV: &str = "PIPEDECK_PGID_FILE";
+
+/// Kills a build left running by an engine that died (`kill -9`): the
+/// shell's process group, if `/proc` confirms the process is the build that
+/// wrote `pgid_file` (a recycled pid is left alone).
+pub fn kill_orphan(pgid_file: &std::path::Path) -> bool {
+    let Ok(pid) = std::fs::read_to_string(pgid_file) else {
+        return false;
+    };
+    let pid = pid.trim();
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let marker = format!("{PGID_ENV}={}", pgid_file.display());
+    if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+        return false;
+    }
+    std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Where build output goes, one line at a time (already masked).
@@ -176,7 +208,12 @@ impl Ctx<'_> {
 
 impl Shell {
     async fn start(req: &BuildRequest, env: &[(String, String)]) -> Result<Shell, RunnerError> {
-        let mut child = Command::new("bash")
+        let mut cmd = Command::new("bash");
+        if let Some(f) = &req.pgid_file {
+            // Marks the process so a later engine can tell it is ours.
+            cmd.env(PGID_ENV, f);
+        }
+        let mut child = cmd
             .args(["--noprofile", "--norc", "-s"])
             .current_dir(&req.src_dir)
             .stdin(Stdio::piped())
@@ -186,6 +223,9 @@ impl Shell {
             .kill_on_drop(true)
             .spawn()
             .map_err(RunnerError::Spawn)?;
+        if let (Some(f), Some(pid)) = (&req.pgid_file, child.id()) {
+            let _ = std::fs::write(f, pid.to_string());
+        }
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(RunnerError::Io(std::io::Error::other("no pipes")));
         };
@@ -251,11 +291,23 @@ impl Shell {
         if self.stdin.write_all(line.as_bytes()).await.is_err() {
             return (Outcome::ShellDied, String::new());
         }
+        // Output is buffered by the sink and flushed (made visible to
+        // readers) at most FLUSH_EVERY after a line arrives, and whenever
+        // the command ends.
+        const FLUSH_EVERY: Duration = Duration::from_millis(40);
+        let mut unflushed_since: Option<Instant> = None;
         loop {
             let deadline = ctx.deadline;
             let sleep = async move {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let flush_at = unflushed_since.map(|t| t + FLUSH_EVERY);
+            let flush_timer = async move {
+                match flush_at {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
                     None => std::future::pending().await,
                 }
             };
@@ -267,24 +319,39 @@ impl Shell {
                                 ctx.log(&l[..i]);
                                 push_bounded(collect, l[..i].to_owned());
                             }
+                            ctx.sink.flush();
                             let rest = l[i + self.nonce.len()..].trim().to_owned();
                             let code = rest.parse::<i32>().unwrap_or(0);
                             return (Outcome::Exit(code), rest);
                         }
                         ctx.log(&l);
-                        if self.out.get_ref().buffer().is_empty() {
-                            ctx.sink.flush();
+                        match unflushed_since {
+                            Some(t) if t.elapsed() >= FLUSH_EVERY => {
+                                ctx.sink.flush();
+                                unflushed_since = None;
+                            }
+                            Some(_) => {}
+                            None => unflushed_since = Some(Instant::now()),
                         }
                         push_bounded(collect, l);
                     }
-                    _ => return (Outcome::ShellDied, String::new()),
+                    _ => {
+                        ctx.sink.flush();
+                        return (Outcome::ShellDied, String::new());
+                    }
                 },
+                () = flush_timer => {
+                    ctx.sink.flush();
+                    unflushed_since = None;
+                }
                 () = sleep => {
+                    ctx.sink.flush();
                     self.kill().await;
                     return (Outcome::TimedOut, String::new());
                 }
                 changed = ctx.stop.changed() => {
                     if changed.is_err() || *ctx.stop.borrow() {
+                        ctx.sink.flush();
                         self.kill().await;
                         return (Outcome::Stopped, String::new());
                     }

@@ -125,6 +125,7 @@ impl Provider for LambdaCommand {
                 overrides: Vec::new(),
                 secrets: Vec::new(),
                 timeout: Some(ctx.timeout),
+                pgid_file: Some(ctx.work_dir.with_file_name("pgid")),
             };
             ctx.log
                 .line(&format!("[Lambda] invoking {name} as `{}`", f.command));
@@ -186,6 +187,7 @@ impl Provider for Commands {
                 overrides: Vec::new(),
                 secrets: Vec::new(),
                 timeout: Some(ctx.timeout),
+                pgid_file: Some(ctx.work_dir.with_file_name("pgid")),
             };
             let report = match codebuild_local::run(&req, &mut *ctx.log, &mut ctx.stop).await {
                 Ok(r) => r,
