@@ -38,7 +38,11 @@ impl LogWriter {
     pub fn create(dir: &Path, id: &str) -> io::Result<LogWriter> {
         std::fs::create_dir_all(dir)?;
         let reader = LogReader::open(dir, id).ok();
-        let (end, lines) = reader.map_or((0, 0), |r| (r.indexed_end(), r.len()));
+        let (end, lines) = reader
+            .as_ref()
+            .map_or((0, 0), |r| (r.indexed_end(), r.len()));
+        // Lines a crash left past the index are indexed now.
+        let (indexed, tail) = reader.map_or((0, Vec::new()), |r| (r.indexed, r.tail));
         let mut log = OpenOptions::new()
             .create(true)
             .write(true)
@@ -51,8 +55,11 @@ impl LogWriter {
             .write(true)
             .truncate(false)
             .open(idx_path(dir, id))?;
-        idx.set_len(lines * 8)?;
-        idx.seek(SeekFrom::Start(lines * 8))?;
+        idx.set_len(indexed * 8)?;
+        idx.seek(SeekFrom::Start(indexed * 8))?;
+        for e in &tail {
+            idx.write_all(&e.to_le_bytes())?;
+        }
         Ok(LogWriter {
             log: BufWriter::with_capacity(64 * 1024, log),
             idx: BufWriter::with_capacity(16 * 1024, idx),
@@ -259,5 +266,83 @@ impl LogReader {
             from = to;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_range_reads_back_exactly_and_a_reopened_writer_appends() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::create(d.path(), "a").unwrap();
+        for i in 0..10_000 {
+            w.line(&format!("line {i}"));
+        }
+        w.line("");
+        w.line("crlf\r");
+        w.sync().unwrap();
+        drop(w);
+        let mut r = LogReader::open(d.path(), "a").unwrap();
+        assert_eq!(r.len(), 10_002);
+        assert_eq!(r.read(0, 2).unwrap(), ["line 0", "line 1"]);
+        assert_eq!(
+            r.read(5_000, 3).unwrap(),
+            ["line 5000", "line 5001", "line 5002"]
+        );
+        assert_eq!(r.read(9_999, 10).unwrap(), ["line 9999", "", "crlf"]);
+        assert!(r.read(20_000, 5).unwrap().is_empty());
+        let mut w = LogWriter::create(d.path(), "a").unwrap();
+        assert_eq!(w.lines(), 10_002);
+        w.line("more");
+        w.sync().unwrap();
+        let mut r = LogReader::open(d.path(), "a").unwrap();
+        assert_eq!(r.read(10_002, 1).unwrap(), ["more"]);
+    }
+
+    #[test]
+    fn lines_written_past_the_index_before_a_crash_are_recovered() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::create(d.path(), "b").unwrap();
+        w.line("indexed");
+        w.sync().unwrap();
+        drop(w);
+        // A crash between the log write and the index write.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(log_path(d.path(), "b"))
+            .unwrap();
+        f.write_all(b"unindexed 1\nunindexed 2\npartial").unwrap();
+        let mut r = LogReader::open(d.path(), "b").unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            r.read(0, 10).unwrap(),
+            ["indexed", "unindexed 1", "unindexed 2"]
+        );
+        // A writer continues after the last complete line.
+        let mut w = LogWriter::create(d.path(), "b").unwrap();
+        w.line("after");
+        w.sync().unwrap();
+        let mut r = LogReader::open(d.path(), "b").unwrap();
+        assert_eq!(r.read(3, 1).unwrap(), ["after"]);
+        assert_eq!(r.len(), 4);
+    }
+
+    #[test]
+    fn flush_reports_the_line_count_once_per_change() {
+        let d = tempfile::tempdir().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut w = LogWriter::create(d.path(), "c")
+            .unwrap()
+            .on_flush(Box::new(move |n| s2.lock().unwrap().push(n)));
+        w.line("x");
+        LogSink::flush(&mut w);
+        LogSink::flush(&mut w);
+        w.line("y");
+        w.line("z");
+        LogSink::flush(&mut w);
+        assert_eq!(*seen.lock().unwrap(), [1, 3]);
     }
 }

@@ -579,3 +579,40 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_store_is_migrated_to_the_latest_schema_and_reopens() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        drop(s);
+        let mut s = Store::open(d.path()).unwrap();
+        s.batch(|b| b.pipeline_version("p", 1, "h", "{}", "t"))
+            .unwrap();
+        drop(s);
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(
+            s.latest_pipeline_version("p").unwrap(),
+            Some((1, "h".to_owned()))
+        );
+        let mode: String = s
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_store_from_a_newer_pipedeck_is_refused_with_a_clear_message() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        s.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        let err = Store::open(d.path()).err().unwrap().to_string();
+        assert!(err.contains("newer than this pipedeck knows"), "{err}");
+    }
+}
