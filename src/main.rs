@@ -116,7 +116,7 @@ fn main() -> ExitCode {
         Some(Command::Validate(a)) => cli::validate::run(&a),
         Some(Command::Graph(a)) => cli::graph::run(&a),
         Some(Command::Init(a)) => demo_ws::init(&a),
-        None => cli::demo::run(),
+        None => cli::demo::run(&paths.data_dir),
         Some(cmd) => engine_command(cmd, args.workspace.as_deref(), &paths.data_dir),
     };
     match code {

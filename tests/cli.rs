@@ -102,10 +102,12 @@ fn graph_wraps_to_the_width() {
 }
 
 #[test]
-fn no_subcommand_prints_the_demo_report() {
+fn no_subcommand_creates_the_demo_workspace_and_prints_its_report() {
     let o = pipedeck(&[]);
     assert!(o.status.success());
     let out = stdout(&o);
+    assert!(out.contains("Created the demo workspace in"), "{out}");
+    assert!(out.contains("pipedeck run --wait"), "{out}");
     assert!(out.contains("the terminal UI is not built yet"));
     assert!(out.contains("assets/demo/pipeline.json: ok"));
 }

@@ -1,6 +1,8 @@
-//! What `pipedeck` does without a subcommand until the TUI exists: show the
-//! help, then validate and draw the built-in demo pipeline.
+//! What `pipedeck` does without a subcommand until the TUI exists: create
+//! the demo workspace in the data dir on first run, then validate and draw
+//! its pipeline and say how to run it.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::model::load::{LoadOptions, load_bytes};
@@ -8,17 +10,28 @@ use crate::model::load::{LoadOptions, load_bytes};
 /// The demo pipeline shipped in the binary (`assets/demo/pipeline.json`).
 pub const DEMO_PIPELINE: &str = include_str!("../../assets/demo/pipeline.json");
 
-pub fn run() -> color_eyre::Result<ExitCode> {
+pub fn run(data_dir: &Path) -> color_eyre::Result<ExitCode> {
+    let dir = super::ops::demo_dir(data_dir);
+    let mut out = String::new();
+    if !dir.join("pipedeck.toml").is_file() {
+        super::demo_ws::create(&dir)?;
+        out.push_str(&format!(
+            "Created the demo workspace in {}.\n\n",
+            dir.display()
+        ));
+    }
     let report = load_bytes(
         "assets/demo/pipeline.json",
         DEMO_PIPELINE.as_bytes(),
         &LoadOptions::default(),
     );
-    let mut out = String::new();
     out.push_str(
-        "pipedeck: the terminal UI is not built yet; this is what works today.\n\
-         Run `pipedeck --help` for the commands.\n\n\
-         The built-in demo pipeline, validated:\n",
+        "pipedeck: the terminal UI is not built yet; the engine and its commands are.\n\
+         Run the demo pipeline with `pipedeck run --wait` (it waits for an approval:\n\
+         `pipedeck approve demo-web Approve Release` in another terminal), see it with\n\
+         `pipedeck status`, break it with `pipedeck demo break`. `pipedeck --help` lists\n\
+         every command.\n\n\
+         The demo pipeline, validated:\n",
     );
     out.push_str(&super::validate::human(std::slice::from_ref(&report)));
     if let Some(lp) = report.pipelines.first() {
