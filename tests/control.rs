@@ -395,3 +395,35 @@ fn demo_break_makes_the_unit_tests_fail_and_demo_fix_recovers_with_a_retry() {
     assert_eq!(approval["approval"]["result"]["summary"], "not on a Friday");
     assert_eq!(approval["approval"]["result"]["by"], "alice");
 }
+
+#[test]
+fn logs_follow_prints_a_running_build_to_its_end() {
+    let e = env();
+    let gate = e._tmp.path().join("gate");
+    crash_workspace(&e, &gate);
+    let mut host = e.spawn(&["serve"]);
+    wait_for("the engine", || {
+        text(&e.run(&["status"]).stdout).contains("engine running")
+    });
+    assert!(e.run(&["run"]).status.success());
+    wait_for("the build to start", || {
+        text(&e.run(&["logs", "p", "Build", "Build"]).stdout).contains("line 50")
+    });
+    let follower = e.spawn(&["logs", "p", "Build", "Build", "--follow"]);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&gate, "open").unwrap();
+    let out = follower.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = text(&out.stdout);
+    assert!(log.contains("before the crash"), "{log}");
+    assert!(log.contains("after the gate"), "{log}");
+    assert!(
+        log.contains("[Container] Phase complete: BUILD State: SUCCEEDED"),
+        "{log}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &host.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_exit(&mut host).success());
+}
