@@ -11,3 +11,4 @@ pub mod logging;
 pub mod model;
 pub mod providers;
 pub mod store;
+pub mod tui;

@@ -1,0 +1,3 @@
+//! The terminal UI. Only this module imports ratatui and crossterm.
+
+pub mod theme;

@@ -1,0 +1,1 @@
+//! Themes: semantic style slots (filled in by the themes change).
