@@ -34,6 +34,12 @@ struct Cli {
         value_name = "DIR"
     )]
     workspace: Option<PathBuf>,
+    /// Disable every key that changes something (also `readonly = true` in the config)
+    #[arg(long, global = true)]
+    readonly: bool,
+    /// Colour theme: default, light, high-contrast, catppuccin-mocha, or a file name in the config dir's themes/
+    #[arg(long, global = true, value_name = "NAME")]
+    theme: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -104,6 +110,76 @@ fn engine_command(
     })
 }
 
+struct TuiArgs {
+    paths: Paths,
+    workspace: Option<PathBuf>,
+    readonly: bool,
+    theme: Option<String>,
+}
+
+fn args_tui(
+    paths: &Paths,
+    ws: Option<&std::path::Path>,
+    readonly: bool,
+    theme: Option<String>,
+) -> TuiArgs {
+    TuiArgs {
+        paths: paths.clone(),
+        workspace: ws.map(std::path::Path::to_path_buf),
+        readonly,
+        theme,
+    }
+}
+
+/// No subcommand: the TUI on a terminal; the text report otherwise.
+fn tui_or_report(a: &TuiArgs) -> color_eyre::Result<ExitCode> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return cli::demo::run(&a.paths.data_dir);
+    }
+    let demo = ops::demo_dir(&a.paths.data_dir);
+    let mut created = false;
+    if a.workspace.is_none() && !demo.join("pipedeck.toml").is_file() {
+        let cwd_ws = ["pipedeck.toml", "pipeline.json", "pipeline.toml"]
+            .iter()
+            .any(|f| std::path::Path::new(f).is_file());
+        if !cwd_ws {
+            demo_ws::create(&demo)?;
+            created = true;
+        }
+    }
+    let ws = ops::find_workspace(a.workspace.as_deref(), &a.paths.data_dir)?;
+    let (cfg, mut warnings) = pipedeck::config::UserConfig::load(&a.paths.config_file);
+    let (keymap, kw) = pipedeck::tui::keymap::Keymap::load(cfg.keys.as_ref());
+    warnings.extend(kw);
+    let theme_name = a
+        .theme
+        .clone()
+        .or(cfg.theme.clone())
+        .unwrap_or_else(|| "default".into());
+    let themes_dir = a.paths.config_file.parent().map(|p| p.join("themes"));
+    let (theme, tw) = pipedeck::tui::theme::Theme::load(&theme_name, themes_dir.as_deref());
+    warnings.extend(tw);
+    let theme = theme.for_terminal(
+        std::env::var("NO_COLOR").ok().as_deref(),
+        std::env::var("COLORTERM").ok().as_deref(),
+        std::env::var("TERM").ok().as_deref(),
+    );
+    let opts = pipedeck::tui::Options {
+        readonly: a.readonly || cfg.readonly,
+        theme,
+        keymap,
+        warnings,
+        protected: cfg.protected,
+        bell: cfg.bell,
+        start_first: created,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(pipedeck::tui::run(ws, opts))
+}
+
 fn main() -> ExitCode {
     if let Err(e) = color_eyre::install() {
         eprintln!("pipedeck: cannot install the error reporter: {e}");
@@ -116,7 +192,12 @@ fn main() -> ExitCode {
         Some(Command::Validate(a)) => cli::validate::run(&a),
         Some(Command::Graph(a)) => cli::graph::run(&a),
         Some(Command::Init(a)) => demo_ws::init(&a),
-        None => cli::demo::run(&paths.data_dir),
+        None => tui_or_report(&args_tui(
+            &paths,
+            args.workspace.as_deref(),
+            args.readonly,
+            args.theme,
+        )),
         Some(cmd) => engine_command(cmd, args.workspace.as_deref(), &paths.data_dir),
     };
     match code {

@@ -41,3 +41,93 @@ impl Paths {
         self.data_dir.join("logs")
     }
 }
+
+/// The user's `config.toml`. Every key is optional; problems are warnings
+/// (shown in the UI) and the defaults stay.
+#[derive(Debug, Clone, Default)]
+pub struct UserConfig {
+    pub theme: Option<String>,
+    pub readonly: bool,
+    /// Ring the terminal bell when an approval waits or an execution fails.
+    pub bell: bool,
+    /// Stages (and, later, environments) whose rollback, reject or stop
+    /// needs their name typed to confirm.
+    pub protected: Vec<String>,
+    /// `[keys.<screen>] "key" = "command"`.
+    pub keys: Option<toml::Table>,
+}
+
+impl UserConfig {
+    pub fn load(path: &std::path::Path) -> (UserConfig, Vec<String>) {
+        let mut cfg = UserConfig {
+            bell: true,
+            ..UserConfig::default()
+        };
+        let mut warnings = Vec::new();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (cfg, warnings),
+            Err(e) => {
+                warnings.push(format!("{}: {e}; using the defaults", path.display()));
+                return (cfg, warnings);
+            }
+        };
+        let table: toml::Table = match toml::from_str(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                warnings.push(format!(
+                    "{}: {}; using the defaults",
+                    path.display(),
+                    e.to_string().trim()
+                ));
+                return (cfg, warnings);
+            }
+        };
+        for (k, v) in table {
+            let bad = |w: &mut Vec<String>, what: &str| {
+                w.push(format!("{}: `{k}` must be {what}; ignored", path.display()));
+            };
+            match k.as_str() {
+                "theme" => match v.as_str() {
+                    Some(s) => cfg.theme = Some(s.to_owned()),
+                    None => bad(&mut warnings, "a theme name"),
+                },
+                "readonly" => match v.as_bool() {
+                    Some(b) => cfg.readonly = b,
+                    None => bad(&mut warnings, "true or false"),
+                },
+                "bell" => match v.as_bool() {
+                    Some(b) => cfg.bell = b,
+                    None => bad(&mut warnings, "true or false"),
+                },
+                "protected" => match v.as_array() {
+                    Some(a) => {
+                        cfg.protected = a
+                            .iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect();
+                    }
+                    None => bad(&mut warnings, "a list of stage names"),
+                },
+                "keys" => match v {
+                    toml::Value::Table(t) => cfg.keys = Some(t),
+                    _ => bad(&mut warnings, "a table"),
+                },
+                other => {
+                    let known = ["theme", "readonly", "bell", "protected", "keys"];
+                    let hint = known
+                        .iter()
+                        .min_by_key(|k| strsim::levenshtein(k, other))
+                        .filter(|k| strsim::levenshtein(k, other) <= 2)
+                        .map(|k| format!(" (did you mean `{k}`?)"))
+                        .unwrap_or_default();
+                    warnings.push(format!(
+                        "{}: unknown key `{other}`{hint}; ignored",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        (cfg, warnings)
+    }
+}
