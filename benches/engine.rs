@@ -292,6 +292,7 @@ async fn runner<S: LogSink + 'static>(text: &str, dir: &Path, mut sink: S) -> (D
         overrides: Vec::new(),
         secrets: Vec::new(),
         timeout: Some(Duration::from_secs(3600)),
+        pgid_file: None,
     };
     tokio::spawn(async move {
         let (_stop_tx, mut stop) = tokio::sync::watch::channel(false);

@@ -94,12 +94,17 @@ pub fn kill_orphan(pgid_file: &std::path::Path) -> bool {
     if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
         return false;
     }
-    std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    pid.parse::<u32>().is_ok_and(kill_group)
+}
+
+/// SIGKILL to a process group; false if there is no such group.
+pub fn kill_group(pgid: u32) -> bool {
+    i32::try_from(pgid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|p| {
+            rustix::process::kill_process_group(p, rustix::process::Signal::KILL).is_ok()
+        })
 }
 
 /// Where build output goes, one line at a time (already masked).
@@ -138,11 +143,11 @@ impl Masker {
         Masker { secrets }
     }
 
-    pub fn mask(&self, line: &str) -> String {
-        let mut out = line.to_owned();
+    pub fn mask<'a>(&self, line: &'a str) -> std::borrow::Cow<'a, str> {
+        let mut out = std::borrow::Cow::Borrowed(line);
         for s in &self.secrets {
             if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "***");
+                out = std::borrow::Cow::Owned(out.replace(s.as_str(), "***"));
             }
         }
         out
@@ -190,6 +195,8 @@ struct Shell {
     stdin: ChildStdin,
     out: Lines<BufReader<ChildStdout>>,
     nonce: String,
+    /// Finds the nonce in a line without building a searcher per line.
+    finder: memchr::memmem::Finder<'static>,
 }
 
 struct Ctx<'a> {
@@ -239,7 +246,8 @@ impl Shell {
         let mut shell = Shell {
             child,
             stdin,
-            out: BufReader::new(stdout).lines(),
+            out: BufReader::with_capacity(64 * 1024, stdout).lines(),
+            finder: memchr::memmem::Finder::new(nonce.as_bytes()).into_owned(),
             nonce,
         };
         let mut setup = String::from("exec 2>&1\n");
@@ -270,12 +278,7 @@ impl Shell {
     async fn kill(&mut self) {
         if let Some(pid) = self.child.id() {
             // The shell leads its own process group: take the whole tree.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await;
+            kill_group(pid);
         }
         let _ = self.child.kill().await;
     }
@@ -293,28 +296,41 @@ impl Shell {
         }
         // Output is buffered by the sink and flushed (made visible to
         // readers) at most FLUSH_EVERY after a line arrives, and whenever
-        // the command ends.
+        // the command ends. The timers and the stop listener are created
+        // once per command, not per line: a build can print millions.
         const FLUSH_EVERY: Duration = Duration::from_millis(40);
-        let mut unflushed_since: Option<Instant> = None;
+        const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
+        let deadline = ctx.deadline;
+        let timeout = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(timeout);
+        let flush_timer = tokio::time::sleep(FAR);
+        tokio::pin!(flush_timer);
+        let mut flush_armed = false;
+        let mut stop_rx = ctx.stop.clone();
+        let stopped = async move {
+            loop {
+                if *stop_rx.borrow_and_update() {
+                    return;
+                }
+                if stop_rx.changed().await.is_err() {
+                    // The sender is gone: nobody can stop us any more.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::pin!(stopped);
+        let mut since_check = 0u32;
         loop {
-            let deadline = ctx.deadline;
-            let sleep = async move {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let flush_at = unflushed_since.map(|t| t + FLUSH_EVERY);
-            let flush_timer = async move {
-                match flush_at {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
+                biased;
                 next = self.out.next_line() => match next {
                     Ok(Some(l)) => {
-                        if let Some(i) = l.find(&self.nonce) {
+                        if let Some(i) = self.finder.find(l.as_bytes()) {
                             if i > 0 {
                                 ctx.log(&l[..i]);
                                 push_bounded(collect, l[..i].to_owned());
@@ -325,36 +341,48 @@ impl Shell {
                             return (Outcome::Exit(code), rest);
                         }
                         ctx.log(&l);
-                        match unflushed_since {
-                            Some(t) if t.elapsed() >= FLUSH_EVERY => {
-                                ctx.sink.flush();
-                                unflushed_since = None;
-                            }
-                            Some(_) => {}
-                            None => unflushed_since = Some(Instant::now()),
-                        }
                         push_bounded(collect, l);
+                        if !flush_armed {
+                            flush_armed = true;
+                            flush_timer
+                                .as_mut()
+                                .reset(tokio::time::Instant::now() + FLUSH_EVERY);
+                        }
+                        // Under a flood the other branches are not polled:
+                        // look at stop and timeout every so often.
+                        since_check += 1;
+                        if since_check >= 4096 {
+                            since_check = 0;
+                            if *ctx.stop.borrow() {
+                                ctx.sink.flush();
+                                self.kill().await;
+                                return (Outcome::Stopped, String::new());
+                            }
+                            if deadline.is_some_and(|d| Instant::now() >= d) {
+                                ctx.sink.flush();
+                                self.kill().await;
+                                return (Outcome::TimedOut, String::new());
+                            }
+                        }
                     }
                     _ => {
                         ctx.sink.flush();
                         return (Outcome::ShellDied, String::new());
                     }
                 },
-                () = flush_timer => {
+                () = &mut stopped => {
                     ctx.sink.flush();
-                    unflushed_since = None;
+                    self.kill().await;
+                    return (Outcome::Stopped, String::new());
                 }
-                () = sleep => {
+                () = &mut timeout => {
                     ctx.sink.flush();
                     self.kill().await;
                     return (Outcome::TimedOut, String::new());
                 }
-                changed = ctx.stop.changed() => {
-                    if changed.is_err() || *ctx.stop.borrow() {
-                        ctx.sink.flush();
-                        self.kill().await;
-                        return (Outcome::Stopped, String::new());
-                    }
+                () = &mut flush_timer, if flush_armed => {
+                    ctx.sink.flush();
+                    flush_armed = false;
                 }
             }
         }

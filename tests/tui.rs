@@ -1,0 +1,343 @@
+//! TUI screens on ratatui's TestBackend, from fixtures with a fixed clock:
+//! one snapshot per screen and state that matters.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, SystemTime};
+
+use pipedeck::engine::api::{
+    ActionExecutionDetail, AuditEvent, ExecutionSummary, PipelineState, PipelineSummary,
+};
+use pipedeck::tui::app::{App, Msg, Screen, Snapshot};
+use pipedeck::tui::keymap::Keymap;
+use pipedeck::tui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::json;
+
+const T0: &str = "2026-11-26T10:00:00.000Z";
+
+fn clock() -> SystemTime {
+    humantime::parse_rfc3339("2026-11-26T10:05:00Z").unwrap()
+}
+
+fn exec(
+    id: &str,
+    status: &str,
+    kind: &str,
+    trigger: &str,
+    stage: Option<&str>,
+) -> ExecutionSummary {
+    serde_json::from_value(json!({
+        "pipelineExecutionId": id, "pipelineName": "web", "pipelineVersion": 1,
+        "status": status, "statusSummary": null, "startTime": T0,
+        "lastUpdateTime": "2026-11-26T10:02:30.000Z",
+        "trigger": {"triggerType": trigger, "triggerDetail": "alice"},
+        "executionMode": "SUPERSEDED", "executionType": kind, "rollbackTarget": null,
+        "sourceRevisions": [{"actionName": "Source", "revisionId": "0123456789abcdef",
+            "revisionSummary": "Fix the greeting", "revisionUrl": null}],
+        "variables": {}, "stopReason": null, "currentStage": stage
+    }))
+    .unwrap()
+}
+
+fn action(
+    stage: &str,
+    name: &str,
+    status: &str,
+    token: bool,
+    summary: Option<&str>,
+) -> serde_json::Value {
+    json!({
+        "actionExecutionId": format!("ae-{name}"), "pipelineExecutionId": "e2000000-0000",
+        "stageName": stage, "actionName": name, "attempt": 1, "status": status,
+        "summary": summary, "startTime": T0, "lastStatusChange": "2026-11-26T10:01:05.000Z",
+        "token": if token { json!("tok") } else { json!(null) },
+        "externalExecutionId": null, "errorDetails": null, "resolvedConfiguration": {},
+        "inputArtifacts": [], "outputArtifacts": [], "outputVariables": {},
+        "testReport": null,
+        "approval": if token { json!({"customData": "Release 0123456 to stable?",
+            "externalEntityLink": "http://127.0.0.1:8080/", "expires": "2026-12-03T10:00:00.000Z", "result": null}) } else { json!(null) },
+        "logLines": 42
+    })
+}
+
+struct Fx {
+    build: &'static str,
+    build_summary: Option<&'static str>,
+    approval_pending: bool,
+    disabled: bool,
+    waiting: bool,
+    latest: ExecutionSummary,
+    history: Vec<ExecutionSummary>,
+}
+
+fn state(fx: &Fx) -> PipelineState {
+    let build_status = fx.build;
+    serde_json::from_value(json!({
+        "pipelineName": "web", "pipelineVersion": 1,
+        "stageStates": [
+            {"stageName": "Source", "inboundExecutions": [],
+             "inboundTransitionState": {"enabled": true, "lastChangedBy": null, "lastChangedAt": null, "disabledReason": null},
+             "latestExecution": {"pipelineExecutionId": "e2000000-0000", "status": "Succeeded", "type": "STANDARD"},
+             "actionStates": [{"actionName": "Source", "latestExecution": action("Source", "Source", "Succeeded", false, None)}],
+             "retryStageMetadata": {"autoStageRetryAttempt": 0, "manualStageRetryAttempt": 0, "latestRetryTrigger": null},
+             "condition": null},
+            {"stageName": "Build",
+             "inboundExecutions": if fx.waiting { json!([{"pipelineExecutionId": "e3000000-0000", "status": "InProgress", "type": "STANDARD"}]) } else { json!([]) },
+             "inboundTransitionState": {"enabled": true, "lastChangedBy": null, "lastChangedAt": null, "disabledReason": null},
+             "latestExecution": {"pipelineExecutionId": "e2000000-0000", "status": if build_status == "Failed" { "Failed" } else if build_status == "InProgress" { "InProgress" } else { "Succeeded" }, "type": "STANDARD"},
+             "actionStates": [
+                {"actionName": "Lint", "latestExecution": action("Build", "Lint", "Succeeded", false, None)},
+                {"actionName": "UnitTests", "latestExecution": action("Build", "UnitTests", build_status, false, fx.build_summary)},
+                {"actionName": "Package", "latestExecution": if build_status == "Succeeded" { action("Build", "Package", "Succeeded", false, None) } else { json!(null) }}],
+             "retryStageMetadata": {"autoStageRetryAttempt": 0, "manualStageRetryAttempt": 0, "latestRetryTrigger": null},
+             "condition": null},
+            {"stageName": "Approve", "inboundExecutions": [],
+             "inboundTransitionState": {"enabled": !fx.disabled, "lastChangedBy": "alice", "lastChangedAt": T0,
+                "disabledReason": if fx.disabled { json!("freeze for the holidays") } else { json!(null) }},
+             "latestExecution": if fx.approval_pending { json!({"pipelineExecutionId": "e2000000-0000", "status": "InProgress", "type": "STANDARD"}) } else { json!(null) },
+             "actionStates": [{"actionName": "Release", "latestExecution": if fx.approval_pending { action("Approve", "Release", "InProgress", true, None) } else { json!(null) }}],
+             "retryStageMetadata": {"autoStageRetryAttempt": 0, "manualStageRetryAttempt": 0, "latestRetryTrigger": null},
+             "condition": null}
+        ]
+    }))
+    .unwrap()
+}
+
+fn app(fx: &Fx) -> App {
+    let mut app = App::new(
+        "demo".into(),
+        "engine hosted here (pid 4242)".into(),
+        true,
+        Theme::builtin("default").unwrap(),
+        Keymap::default(),
+    );
+    app.now = clock();
+    let defs = pipedeck::model::load::load_bytes(
+        "p.json",
+        pipedeck::cli::demo::DEMO_PIPELINE.as_bytes(),
+        &Default::default(),
+    );
+    let mut def = defs.pipelines[0].pipeline.clone();
+    def.name = "web".into();
+    app.defs.insert("web".into(), def);
+    let summary: PipelineSummary = serde_json::from_value(json!({
+        "name": "web", "version": 1, "pipelineType": "V2", "executionMode": "SUPERSEDED",
+        "latestExecution": fx.latest, "pendingApprovals": u32::from(fx.approval_pending)
+    }))
+    .unwrap();
+    let mut snap = Snapshot {
+        pipelines: vec![summary],
+        ..Snapshot::default()
+    };
+    snap.states.insert("web".into(), state(fx));
+    snap.executions.insert("web".into(), fx.history.clone());
+    app.update(Msg::Snapshot(snap));
+    app
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    app.size = (w, h);
+    t.draw(|f| pipedeck::tui::view::draw(f, app)).unwrap();
+    format!("{}", t.backend())
+}
+
+fn running() -> Fx {
+    Fx {
+        build: "InProgress",
+        build_summary: None,
+        approval_pending: false,
+        disabled: false,
+        waiting: false,
+        latest: exec(
+            "e2000000-0000",
+            "InProgress",
+            "STANDARD",
+            "StartPipelineExecution",
+            Some("Build"),
+        ),
+        history: vec![
+            exec(
+                "e2000000-0000",
+                "InProgress",
+                "STANDARD",
+                "StartPipelineExecution",
+                Some("Build"),
+            ),
+            exec("e1000000-0000", "Succeeded", "STANDARD", "Webhook", None),
+        ],
+    }
+}
+
+fn key(c: char) -> Msg {
+    Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char(c),
+        crossterm::event::KeyModifiers::NONE,
+    ))
+}
+
+#[test]
+fn pipelines_screen_running() {
+    let mut a = app(&running());
+    insta::assert_snapshot!(render(&mut a, 120, 16));
+}
+
+#[test]
+fn pipeline_screen_running_with_a_waiting_execution() {
+    let mut fx = running();
+    fx.waiting = true;
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    insta::assert_snapshot!(render(&mut a, 120, 30));
+}
+
+#[test]
+fn pipeline_screen_failed_shows_the_failure_summary() {
+    let mut fx = running();
+    fx.build = "Failed";
+    fx.build_summary = Some("Build failed in BUILD: `pytest` exited with 1");
+    fx.latest = exec(
+        "e2000000-0000",
+        "Failed",
+        "STANDARD",
+        "StartPipelineExecution",
+        None,
+    );
+    fx.history[0] = fx.latest.clone();
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    insta::assert_snapshot!(render(&mut a, 120, 30));
+}
+
+#[test]
+fn pipeline_screen_pending_approval_and_disabled_transition() {
+    let mut fx = running();
+    fx.build = "Succeeded";
+    fx.approval_pending = true;
+    fx.disabled = true;
+    fx.latest = exec(
+        "e2000000-0000",
+        "InProgress",
+        "STANDARD",
+        "StartPipelineExecution",
+        Some("Approve"),
+    );
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    insta::assert_snapshot!(render(&mut a, 120, 30));
+}
+
+#[test]
+fn pipeline_screen_superseded_and_rollback_executions() {
+    let mut fx = running();
+    fx.build = "Succeeded";
+    fx.latest = exec(
+        "e4000000-0000",
+        "Succeeded",
+        "ROLLBACK",
+        "ManualRollback",
+        None,
+    );
+    fx.history = vec![
+        fx.latest.clone(),
+        exec("e3000000-0000", "Superseded", "STANDARD", "Webhook", None),
+        exec(
+            "e2000000-0000",
+            "Succeeded",
+            "STANDARD",
+            "StartPipelineExecution",
+            None,
+        ),
+    ];
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    insta::assert_snapshot!(render(&mut a, 120, 30));
+}
+
+#[test]
+fn approvals_screen_and_the_reject_summary_input() {
+    let mut fx = running();
+    fx.build = "Succeeded";
+    fx.approval_pending = true;
+    let mut a = app(&fx);
+    a.screen = Screen::Approvals;
+    insta::assert_snapshot!("approvals", render(&mut a, 120, 16));
+    a.update(key('x'));
+    for c in "not today".chars() {
+        a.update(key(c));
+    }
+    insta::assert_snapshot!("reject_input", render(&mut a, 120, 16));
+}
+
+#[test]
+fn readonly_refuses_mutating_keys_and_says_so() {
+    let mut fx = running();
+    fx.approval_pending = true;
+    let mut a = app(&fx);
+    a.readonly = true;
+    a.screen = Screen::Approvals;
+    let fx = a.update(key('a'));
+    assert!(fx.is_empty());
+    assert!(a.modal.is_none());
+    insta::assert_snapshot!(render(&mut a, 120, 16));
+}
+
+#[test]
+fn too_small_terminal_shows_a_message() {
+    let mut a = app(&running());
+    insta::assert_snapshot!(render(&mut a, 50, 10));
+}
+
+#[test]
+fn logs_screen_with_a_search() {
+    let mut a = app(&running());
+    a.screen = Screen::Logs;
+    a.logs.aeid = "ae-UnitTests".into();
+    a.logs.title = "web / Build / UnitTests · attempt 1".into();
+    a.logs.total = 6;
+    a.logs.cache = vec![
+        "[Container] Entering phase BUILD".into(),
+        "[Container] Running command pytest".into(),
+        "test_greet PASSED".into(),
+        "test_default FAILED".into(),
+        "[Container] Phase complete: BUILD State: FAILED".into(),
+        "\u{1b}[31mred text\u{1b}[0m".into(),
+    ];
+    a.logs.search = Some("FAILED".into());
+    a.logs.matches = vec![3, 4];
+    insta::assert_snapshot!(render(&mut a, 100, 16));
+}
+
+#[test]
+fn audit_and_help() {
+    let mut a = app(&running());
+    let ev: AuditEvent = serde_json::from_value(json!({
+        "eventVersion": "1.09", "eventId": "1", "eventTime": "2026-11-26T10:01:00.000Z",
+        "eventSource": "codepipeline.amazonaws.com", "eventName": "RetryStageExecution",
+        "awsRegion": "local", "sourceIpAddress": "127.0.0.1", "userAgent": "pipedeck-cli",
+        "userIdentity": {"type": "IAMUser", "principalId": "alice", "arn": "", "accountId": "0", "userName": "alice", "invokedBy": null},
+        "requestParameters": {"op": "retryStageExecution", "pipelineName": "web", "stageName": "Build"},
+        "responseElements": null, "errorCode": "StageNotRetryableException", "errorMessage": "no",
+        "eventType": "AwsApiCall", "readOnly": false
+    }))
+    .unwrap();
+    a.update(Msg::Audit(vec![ev]));
+    a.screen = Screen::Audit;
+    insta::assert_snapshot!("audit", render(&mut a, 120, 12));
+    a.screen = Screen::Pipeline;
+    a.update(key('?'));
+    insta::assert_snapshot!("help", render(&mut a, 100, 48));
+}
+
+#[test]
+fn quitting_with_running_executions_asks_first() {
+    let mut a = app(&running());
+    a.update(key('q'));
+    assert!(!a.quit);
+    insta::assert_snapshot!(render(&mut a, 120, 16));
+    a.update(key('y'));
+    assert!(a.quit);
+    let _ = Duration::ZERO;
+    let _: Vec<ActionExecutionDetail> = Vec::new();
+}
