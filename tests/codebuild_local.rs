@@ -272,3 +272,26 @@ async fn the_log_carries_codebuild_style_phase_lines() {
     assert!(r.has("[Container] Phase complete: BUILD State: FAILED"));
     assert!(r.has("[Container] Phase context status code: COMMAND_EXECUTION_ERROR Message: Error while executing command: false. Reason: exit status 1"));
 }
+
+#[tokio::test]
+async fn long_lines_lines_without_newline_and_floods_are_logged_whole_and_in_order() {
+    let r = build(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - python3 -c \"print('x' * 200000)\"\n      - printf 'no newline'\n      - seq 1 100000\n      - echo after\n",
+    )
+    .await;
+    assert_eq!(r.report.status, Status::Succeeded);
+    let long = r.log.iter().find(|l| l.starts_with("xxx")).unwrap();
+    assert_eq!(long.len(), 200_000);
+    assert!(r.log.iter().any(|l| l == "no newline"), "{:?}", &r.log[..8]);
+    let nums: Vec<&String> = r
+        .log
+        .iter()
+        .filter(|l| l.chars().all(|c| c.is_ascii_digit()) && !l.is_empty())
+        .collect();
+    assert_eq!(nums.len(), 100_000);
+    assert_eq!(nums[0], "1");
+    assert_eq!(nums[99_999], "100000");
+    let after = r.log.iter().position(|l| l == "after").unwrap();
+    let last_num = r.log.iter().position(|l| l == "100000").unwrap();
+    assert!(after > last_num);
+}

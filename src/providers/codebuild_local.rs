@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::watch;
 
@@ -193,7 +193,9 @@ enum Outcome {
 struct Shell {
     child: Child,
     stdin: ChildStdin,
-    out: Lines<BufReader<ChildStdout>>,
+    out: BufReader<ChildStdout>,
+    /// The start of a line whose end has not arrived yet.
+    partial: Vec<u8>,
     nonce: String,
     /// Finds the nonce in a line without building a searcher per line.
     finder: memchr::memmem::Finder<'static>,
@@ -204,6 +206,8 @@ struct Ctx<'a> {
     masker: Masker,
     deadline: Option<Instant>,
     stop: &'a mut watch::Receiver<bool>,
+    /// Keep command output for an `on-failure` RETRY pattern.
+    collect: bool,
 }
 
 impl Ctx<'_> {
@@ -246,7 +250,8 @@ impl Shell {
         let mut shell = Shell {
             child,
             stdin,
-            out: BufReader::with_capacity(64 * 1024, stdout).lines(),
+            out: BufReader::with_capacity(64 * 1024, stdout),
+            partial: Vec::new(),
             finder: memchr::memmem::Finder::new(nonce.as_bytes()).into_owned(),
             nonce,
         };
@@ -328,46 +333,90 @@ impl Shell {
         loop {
             tokio::select! {
                 biased;
-                next = self.out.next_line() => match next {
-                    Ok(Some(l)) => {
-                        if let Some(i) = self.finder.find(l.as_bytes()) {
-                            if i > 0 {
-                                ctx.log(&l[..i]);
-                                push_bounded(collect, l[..i].to_owned());
+                chunk = self.out.fill_buf() => {
+                    let data = match chunk {
+                        Ok(d) if !d.is_empty() => d,
+                        _ => {
+                            // The shell ended (EOF or a broken pipe).
+                            if !self.partial.is_empty() {
+                                let rest = std::mem::take(&mut self.partial);
+                                ctx.log(&String::from_utf8_lossy(&rest));
                             }
                             ctx.sink.flush();
-                            let rest = l[i + self.nonce.len()..].trim().to_owned();
+                            return (Outcome::ShellDied, String::new());
+                        }
+                    };
+                    // Every complete line in the buffer, in one pass.
+                    let mut consumed = 0;
+                    let mut marker: Option<(Outcome, String)> = None;
+                    while let Some(nl) = memchr::memchr(b'\n', &data[consumed..]) {
+                        let raw = &data[consumed..consumed + nl];
+                        consumed += nl + 1;
+                        let joined;
+                        let line: &[u8] = if self.partial.is_empty() {
+                            raw
+                        } else {
+                            self.partial.extend_from_slice(raw);
+                            joined = std::mem::take(&mut self.partial);
+                            &joined
+                        };
+                        if let Some(i) = self.finder.find(line) {
+                            if i > 0 {
+                                let before = String::from_utf8_lossy(&line[..i]);
+                                ctx.log(&before);
+                                if ctx.collect {
+                                    push_bounded(collect, before.into_owned());
+                                }
+                            }
+                            let rest = String::from_utf8_lossy(&line[i + self.nonce.len()..])
+                                .trim()
+                                .to_owned();
                             let code = rest.parse::<i32>().unwrap_or(0);
-                            return (Outcome::Exit(code), rest);
+                            marker = Some((Outcome::Exit(code), rest));
+                            break;
                         }
-                        ctx.log(&l);
-                        push_bounded(collect, l);
-                        if !flush_armed {
-                            flush_armed = true;
-                            flush_timer
-                                .as_mut()
-                                .reset(tokio::time::Instant::now() + FLUSH_EVERY);
+                        let text = String::from_utf8_lossy(line);
+                        ctx.log(&text);
+                        if ctx.collect {
+                            push_bounded(collect, text.into_owned());
                         }
-                        // Under a flood the other branches are not polled:
-                        // look at stop and timeout every so often.
                         since_check += 1;
-                        if since_check >= 4096 {
-                            since_check = 0;
-                            if *ctx.stop.borrow() {
-                                ctx.sink.flush();
-                                self.kill().await;
-                                return (Outcome::Stopped, String::new());
-                            }
-                            if deadline.is_some_and(|d| Instant::now() >= d) {
-                                ctx.sink.flush();
-                                self.kill().await;
-                                return (Outcome::TimedOut, String::new());
-                            }
+                    }
+                    if marker.is_none() {
+                        // Keep the unfinished line for the next chunk (a
+                        // runaway line without newlines is cut at 1 MiB).
+                        self.partial.extend_from_slice(&data[consumed..]);
+                        consumed = data.len();
+                        if self.partial.len() > 1 << 20 {
+                            let long = std::mem::take(&mut self.partial);
+                            ctx.log(&String::from_utf8_lossy(&long));
                         }
                     }
-                    _ => {
+                    self.out.consume(consumed);
+                    if let Some(m) = marker {
                         ctx.sink.flush();
-                        return (Outcome::ShellDied, String::new());
+                        return m;
+                    }
+                    if !flush_armed {
+                        flush_armed = true;
+                        flush_timer
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + FLUSH_EVERY);
+                    }
+                    // Under a flood the other branches are not polled:
+                    // look at stop and timeout every so often.
+                    if since_check >= 4096 {
+                        since_check = 0;
+                        if *ctx.stop.borrow() {
+                            ctx.sink.flush();
+                            self.kill().await;
+                            return (Outcome::Stopped, String::new());
+                        }
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            ctx.sink.flush();
+                            self.kill().await;
+                            return (Outcome::TimedOut, String::new());
+                        }
                     }
                 },
                 () = &mut stopped => {
@@ -427,6 +476,7 @@ pub async fn run(
         masker: Masker::new(req.secrets.iter().map(|(_, v)| v.clone())),
         deadline: req.timeout.map(|t| Instant::now() + t),
         stop,
+        collect: false,
     };
     for (k, _) in &env {
         if !valid_env_name(k) {
@@ -584,6 +634,7 @@ async fn run_phase(
             None
         }
     });
+    ctx.collect = regex.is_some();
     let mut attempt = 0;
     loop {
         attempt += 1;
