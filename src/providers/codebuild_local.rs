@@ -113,6 +113,17 @@ pub trait LogSink: Send {
     /// Called when no more output is ready right now: a sink that buffers
     /// writes it out here, so a reader never waits on an idle build.
     fn flush(&mut self) {}
+    /// Complete lines (each ending in `\n`) in one piece, unmasked: used
+    /// when there is nothing to mask. A sink may store them in bulk.
+    fn chunk(&mut self, data: &[u8]) {
+        let Some(body) = data.strip_suffix(b"\n") else {
+            return;
+        };
+        for l in body.split(|b| *b == b'\n') {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            self.line(&String::from_utf8_lossy(l));
+        }
+    }
 }
 
 impl LogSink for Vec<String> {
@@ -141,6 +152,10 @@ impl Masker {
         // Longest first, so a secret containing another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Masker { secrets }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
     }
 
     pub fn mask<'a>(&self, line: &'a str) -> std::borrow::Cow<'a, str> {
@@ -346,9 +361,23 @@ impl Shell {
                             return (Outcome::ShellDied, String::new());
                         }
                     };
-                    // Every complete line in the buffer, in one pass.
                     let mut consumed = 0;
                     let mut marker: Option<(Outcome, String)> = None;
+                    // Fast path: nothing to mask or keep, so every complete
+                    // line before the marker's line goes to the sink at once.
+                    if self.partial.is_empty() && !ctx.collect && ctx.masker.is_empty() {
+                        let upto = match self.finder.find(data) {
+                            Some(m) => memchr::memrchr(b'\n', &data[..m]).map_or(0, |p| p + 1),
+                            None => memchr::memrchr(b'\n', data).map_or(0, |p| p + 1),
+                        };
+                        if upto > 0 {
+                            ctx.sink.chunk(&data[..upto]);
+                            consumed = upto;
+                            since_check += (upto / 256) as u32;
+                        }
+                    }
+                    // The rest, line by line (the marker's line, masking,
+                    // RETRY output, a line split across reads).
                     while let Some(nl) = memchr::memchr(b'\n', &data[consumed..]) {
                         let raw = &data[consumed..consumed + nl];
                         consumed += nl + 1;

@@ -129,6 +129,32 @@ impl LogSink for LogWriter {
         }
     }
 
+    fn chunk(&mut self, data: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        let mut idx = Vec::with_capacity(data.len() / 4);
+        let mut lines = 0;
+        for p in memchr::memchr_iter(b'\n', data) {
+            idx.extend_from_slice(&(self.end + p as u64 + 1).to_le_bytes());
+            lines += 1;
+        }
+        let res = self
+            .log
+            .write_all(data)
+            .and_then(|()| self.idx.write_all(&idx));
+        match res {
+            Ok(()) => {
+                self.end += data.len() as u64;
+                self.lines += lines;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "log write failed");
+                self.failed = Some(e);
+            }
+        }
+    }
+
     fn flush(&mut self) {
         if let Err(e) = self.sync() {
             tracing::error!(error = %e, "log flush failed");
@@ -262,6 +288,7 @@ impl LogReader {
         for e in ends {
             let to = (e - begin) as usize;
             let slice = &bytes[from..to.saturating_sub(1).max(from)];
+            let slice = slice.strip_suffix(b"\r").unwrap_or(slice);
             out.push(String::from_utf8_lossy(slice).into_owned());
             from = to;
         }
@@ -327,6 +354,20 @@ mod tests {
         let mut r = LogReader::open(d.path(), "b").unwrap();
         assert_eq!(r.read(3, 1).unwrap(), ["after"]);
         assert_eq!(r.len(), 4);
+    }
+
+    #[test]
+    fn bulk_chunks_index_every_line_and_mix_with_single_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::create(d.path(), "k").unwrap();
+        w.line("first");
+        w.chunk(b"a\nb\r\n\nc\n");
+        w.line("last");
+        w.sync().unwrap();
+        let mut r = LogReader::open(d.path(), "k").unwrap();
+        assert_eq!(r.len(), 6);
+        assert_eq!(r.read(0, 10).unwrap(), ["first", "a", "b", "", "c", "last"]);
+        assert_eq!(r.read(2, 2).unwrap(), ["b", ""]);
     }
 
     #[test]
