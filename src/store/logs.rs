@@ -1,16 +1,21 @@
 //! Action logs: one append-only file per action execution
-//! (`logs/<id>.log`) and a line index beside it (`logs/<id>.idx`: the byte
-//! offset where each line ends, 8 bytes little-endian per line). Any line
-//! range is read with two seeks, in O(range), without loading the file.
+//! (`logs/<id>.log`) and a sparse line index beside it (`logs/<id>.idx`:
+//! the byte offset where every 64th line ends, 8 bytes little-endian per
+//! entry). Any line range is read with one index lookup and one sequential
+//! read of at most 63 lines more than the range: O(range), without loading
+//! the file, for an index 1/500 of the log's size.
 //!
 //! The log is written before its index, so every indexed line is on disk.
 //! After a crash a reader also picks up complete lines past the index.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::providers::LogSink;
+
+/// Lines per index entry.
+pub const STRIDE: u64 = 64;
 
 pub fn log_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.log"))
@@ -38,11 +43,17 @@ impl LogWriter {
     pub fn create(dir: &Path, id: &str) -> io::Result<LogWriter> {
         std::fs::create_dir_all(dir)?;
         let reader = LogReader::open(dir, id).ok();
-        let (end, lines) = reader
-            .as_ref()
-            .map_or((0, 0), |r| (r.indexed_end(), r.len()));
-        // Lines a crash left past the index are indexed now.
-        let (indexed, tail) = reader.map_or((0, Vec::new()), |r| (r.indexed, r.tail));
+        let (end, lines, entries, tail_base, tail) = match &reader {
+            Some(r) => (
+                r.complete_end(),
+                r.len(),
+                r.entries,
+                r.entries * STRIDE,
+                r.tail.clone(),
+            ),
+            None => (0, 0, 0, 0, Vec::new()),
+        };
+        drop(reader);
         let mut log = OpenOptions::new()
             .create(true)
             .write(true)
@@ -55,14 +66,17 @@ impl LogWriter {
             .write(true)
             .truncate(false)
             .open(idx_path(dir, id))?;
-        idx.set_len(indexed * 8)?;
-        idx.seek(SeekFrom::Start(indexed * 8))?;
-        for e in &tail {
-            idx.write_all(&e.to_le_bytes())?;
+        idx.set_len(entries * 8)?;
+        idx.seek(SeekFrom::Start(entries * 8))?;
+        // Lines a crash left past the index are indexed now.
+        for (i, e) in tail.iter().enumerate() {
+            if (tail_base + i as u64 + 1).is_multiple_of(STRIDE) {
+                idx.write_all(&e.to_le_bytes())?;
+            }
         }
         Ok(LogWriter {
-            log: BufWriter::with_capacity(64 * 1024, log),
-            idx: BufWriter::with_capacity(16 * 1024, idx),
+            log: BufWriter::with_capacity(256 * 1024, log),
+            idx: BufWriter::with_capacity(8 * 1024, idx),
             end,
             lines,
             reported: lines,
@@ -80,10 +94,18 @@ impl LogWriter {
         self.lines
     }
 
-    /// The first write error, if any (the log keeps going in memory-less
-    /// mode: lines are dropped, the build is not failed for it).
+    /// The first write error, if any (later lines are dropped; the build is
+    /// not failed for it).
     pub fn error(&self) -> Option<&io::Error> {
         self.failed.as_ref()
+    }
+
+    fn line_ended(&mut self) -> io::Result<()> {
+        self.lines += 1;
+        if self.lines.is_multiple_of(STRIDE) {
+            self.idx.write_all(&self.end.to_le_bytes())?;
+        }
+        Ok(())
     }
 
     fn append(&mut self, line: &str) -> io::Result<()> {
@@ -91,8 +113,17 @@ impl LogWriter {
         self.log.write_all(line.as_bytes())?;
         self.log.write_all(b"\n")?;
         self.end += line.len() as u64 + 1;
-        self.idx.write_all(&self.end.to_le_bytes())?;
-        self.lines += 1;
+        self.line_ended()
+    }
+
+    fn append_chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        self.log.write_all(data)?;
+        let base = self.end;
+        for p in memchr::memchr_iter(b'\n', data) {
+            self.end = base + p as u64 + 1;
+            self.line_ended()?;
+        }
+        self.end = base + data.len() as u64;
         Ok(())
     }
 
@@ -109,6 +140,11 @@ impl LogWriter {
         }
         Ok(())
     }
+
+    fn fail(&mut self, e: io::Error) {
+        tracing::error!(error = %e, "log write failed");
+        self.failed = Some(e);
+    }
 }
 
 impl LogSink for LogWriter {
@@ -124,8 +160,7 @@ impl LogSink for LogWriter {
             self.append(line)
         };
         if let Err(e) = res {
-            tracing::error!(error = %e, "log write failed");
-            self.failed = Some(e);
+            self.fail(e);
         }
     }
 
@@ -133,25 +168,8 @@ impl LogSink for LogWriter {
         if self.failed.is_some() {
             return;
         }
-        let mut idx = Vec::with_capacity(data.len() / 4);
-        let mut lines = 0;
-        for p in memchr::memchr_iter(b'\n', data) {
-            idx.extend_from_slice(&(self.end + p as u64 + 1).to_le_bytes());
-            lines += 1;
-        }
-        let res = self
-            .log
-            .write_all(data)
-            .and_then(|()| self.idx.write_all(&idx));
-        match res {
-            Ok(()) => {
-                self.end += data.len() as u64;
-                self.lines += lines;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "log write failed");
-                self.failed = Some(e);
-            }
+        if let Err(e) = self.append_chunk(data) {
+            self.fail(e);
         }
     }
 
@@ -172,11 +190,13 @@ impl Drop for LogWriter {
 /// Random access to one action's log.
 pub struct LogReader {
     log: File,
-    /// Line end offsets past the on-disk index (recovered after a crash).
-    tail: Vec<u64>,
     idx: File,
-    indexed: u64,
+    /// Index entries on disk: lines `0 .. entries * STRIDE` are indexed.
+    entries: u64,
+    /// Where line `entries * STRIDE` starts.
     indexed_end: u64,
+    /// End offsets of the complete lines after the indexed ones.
+    tail: Vec<u64>,
 }
 
 impl LogReader {
@@ -184,72 +204,81 @@ impl LogReader {
         let mut log = File::open(log_path(dir, id))?;
         let mut idx = match File::open(idx_path(dir, id)) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // A log without an index: index it from scratch (tail scan).
-                OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .read(true)
-                    .write(true)
-                    .open(idx_path(dir, id))?
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(idx_path(dir, id))?,
             Err(e) => return Err(e),
         };
-        let indexed = idx.metadata()?.len() / 8;
-        let indexed_end = if indexed == 0 {
-            0
-        } else {
-            idx.seek(SeekFrom::Start((indexed - 1) * 8))?;
+        let len = log.metadata()?.len();
+        let mut entries = idx.metadata()?.len() / 8;
+        let mut indexed_end = 0;
+        // The last entry must point inside the log (a torn write is ignored).
+        while entries > 0 {
+            idx.seek(SeekFrom::Start((entries - 1) * 8))?;
             let mut b = [0u8; 8];
             idx.read_exact(&mut b)?;
-            u64::from_le_bytes(b)
-        };
-        let len = log.metadata()?.len();
+            let e = u64::from_le_bytes(b);
+            if e <= len {
+                indexed_end = e;
+                break;
+            }
+            entries -= 1;
+        }
         let mut tail = Vec::new();
         if len > indexed_end {
             log.seek(SeekFrom::Start(indexed_end))?;
             let mut rest = Vec::new();
             log.read_to_end(&mut rest)?;
-            let mut pos = indexed_end;
-            for (i, b) in rest.iter().enumerate() {
-                if *b == b'\n' {
-                    pos = indexed_end + i as u64 + 1;
-                    tail.push(pos);
-                }
-            }
-            let _ = pos;
+            tail.extend(memchr::memchr_iter(b'\n', &rest).map(|i| indexed_end + i as u64 + 1));
         }
         Ok(LogReader {
             log,
-            tail,
             idx,
-            indexed,
+            entries,
             indexed_end,
+            tail,
         })
     }
 
     /// Complete lines in the log.
     pub fn len(&self) -> u64 {
-        self.indexed + self.tail.len() as u64
+        self.entries * STRIDE + self.tail.len() as u64
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn indexed_end(&self) -> u64 {
+    /// The offset after the last complete line.
+    fn complete_end(&self) -> u64 {
         self.tail.last().copied().unwrap_or(self.indexed_end)
     }
 
-    /// End offset of line `i` (0-based).
-    fn end_of(&mut self, i: u64) -> io::Result<u64> {
-        if i >= self.indexed {
-            return Ok(self.tail[(i - self.indexed) as usize]);
+    /// Where line `i` starts, and how many lines to skip from there.
+    fn seek_point(&mut self, i: u64) -> io::Result<(u64, u64)> {
+        let indexed = self.entries * STRIDE;
+        if i >= indexed {
+            let t = (i - indexed) as usize;
+            let at = if t == 0 {
+                self.indexed_end
+            } else {
+                self.tail[t - 1]
+            };
+            return Ok((at, 0));
         }
-        self.idx.seek(SeekFrom::Start(i * 8))?;
-        let mut b = [0u8; 8];
-        self.idx.read_exact(&mut b)?;
-        Ok(u64::from_le_bytes(b))
+        let block = i / STRIDE;
+        let at = if block == 0 {
+            0
+        } else {
+            self.idx.seek(SeekFrom::Start((block - 1) * 8))?;
+            let mut b = [0u8; 8];
+            self.idx.read_exact(&mut b)?;
+            u64::from_le_bytes(b)
+        };
+        Ok((at, i - block * STRIDE))
     }
 
     /// Lines `start .. start + count` (0-based), fewer at the end.
@@ -258,39 +287,25 @@ impl LogReader {
         if start >= total || count == 0 {
             return Ok(Vec::new());
         }
-        let stop = (start + count).min(total);
-        let mut ends = Vec::with_capacity((stop - start) as usize);
-        // One read of the index for the indexed part of the range.
-        let idx_stop = stop.min(self.indexed);
-        if start < idx_stop {
-            self.idx.seek(SeekFrom::Start(start * 8))?;
-            let mut buf = vec![0u8; ((idx_stop - start) * 8) as usize];
-            self.idx.read_exact(&mut buf)?;
-            ends.extend(
-                buf.chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
-            );
-        }
-        for i in start.max(self.indexed)..stop {
-            ends.push(self.end_of(i)?);
-        }
-        let begin = if start == 0 {
-            0
-        } else {
-            self.end_of(start - 1)?
-        };
-        let last = ends.last().copied().unwrap_or(begin);
-        self.log.seek(SeekFrom::Start(begin))?;
-        let mut bytes = vec![0u8; (last - begin) as usize];
-        self.log.read_exact(&mut bytes)?;
-        let mut out = Vec::with_capacity(ends.len());
-        let mut from = 0usize;
-        for e in ends {
-            let to = (e - begin) as usize;
-            let slice = &bytes[from..to.saturating_sub(1).max(from)];
-            let slice = slice.strip_suffix(b"\r").unwrap_or(slice);
-            out.push(String::from_utf8_lossy(slice).into_owned());
-            from = to;
+        let count = count.min(total - start);
+        let (at, mut skip) = self.seek_point(start)?;
+        let limit = self.complete_end() - at;
+        self.log.seek(SeekFrom::Start(at))?;
+        let mut r = BufReader::with_capacity(64 * 1024, (&self.log).take(limit));
+        let mut out = Vec::with_capacity(count.min(100_000) as usize);
+        let mut buf = Vec::new();
+        while (out.len() as u64) < count {
+            buf.clear();
+            if r.read_until(b'\n', &mut buf)? == 0 {
+                break;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let l = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            out.push(String::from_utf8_lossy(l).into_owned());
         }
         Ok(out)
     }
@@ -368,6 +383,57 @@ mod tests {
         assert_eq!(r.len(), 6);
         assert_eq!(r.read(0, 10).unwrap(), ["first", "a", "b", "", "c", "last"]);
         assert_eq!(r.read(2, 2).unwrap(), ["b", ""]);
+    }
+
+    #[test]
+    fn every_range_matches_across_index_strides_and_a_crash_tail() {
+        let d = tempfile::tempdir().unwrap();
+        let mut model = Vec::new();
+        let mut w = LogWriter::create(d.path(), "m").unwrap();
+        for i in 0..200 {
+            model.push(format!("l{i}"));
+            w.line(&model[i]);
+        }
+        w.sync().unwrap();
+        drop(w);
+        // A crash: 100 lines reached the log, not the index.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(log_path(d.path(), "m"))
+            .unwrap();
+        for i in 200..300 {
+            model.push(format!("l{i}"));
+            writeln!(f, "l{i}").unwrap();
+        }
+        drop(f);
+        let check = |model: &[String]| {
+            let mut r = LogReader::open(d.path(), "m").unwrap();
+            assert_eq!(r.len(), model.len() as u64);
+            for start in [0, 1, 63, 64, 65, 127, 128, 190, 199, 200, 256, 299] {
+                for count in [1, 2, 64, 70, 500] {
+                    let want: Vec<String> = model.iter().skip(start).take(count).cloned().collect();
+                    assert_eq!(
+                        r.read(start as u64, count as u64).unwrap(),
+                        want,
+                        "{start}+{count}"
+                    );
+                }
+            }
+        };
+        check(&model);
+        // A writer continues: the tail gets indexed, new lines follow.
+        let mut w = LogWriter::create(d.path(), "m").unwrap();
+        for i in 300..330 {
+            model.push(format!("l{i}"));
+            w.line(&model[i]);
+        }
+        w.sync().unwrap();
+        drop(w);
+        assert_eq!(
+            std::fs::metadata(d.path().join("m.idx")).unwrap().len(),
+            (330 / STRIDE) * 8
+        );
+        check(&model);
     }
 
     #[test]
