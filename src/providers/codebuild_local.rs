@@ -255,6 +255,10 @@ impl Shell {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(RunnerError::Io(std::io::Error::other("no pipes")));
         };
+        // A larger pipe lets a chatty build write more per wake-up (Linux;
+        // best effort: the default 64 KiB still works).
+        #[cfg(target_os = "linux")]
+        let _ = rustix::pipe::fcntl_setpipe_size(&stdout, 1 << 20);
         let nonce = format!(
             "__pipedeck_{}_{}__",
             std::process::id(),
@@ -265,7 +269,7 @@ impl Shell {
         let mut shell = Shell {
             child,
             stdin,
-            out: BufReader::with_capacity(64 * 1024, stdout),
+            out: BufReader::with_capacity(256 * 1024, stdout),
             partial: Vec::new(),
             finder: memchr::memmem::Finder::new(nonce.as_bytes()).into_owned(),
             nonce,
