@@ -324,6 +324,27 @@ impl App {
         out
     }
 
+    /// Approvals answered in the latest executions (who and when).
+    pub fn decided_approvals(&self) -> Vec<PendingApproval> {
+        let mut out = Vec::new();
+        for (p, st) in &self.snap.states {
+            for s in &st.stage_states {
+                for a in &s.action_states {
+                    if let Some(x) = &a.latest_execution
+                        && x.approval.as_ref().is_some_and(|ap| ap.result.is_some())
+                    {
+                        out.push(PendingApproval {
+                            pipeline: p.clone(),
+                            stage: s.stage_name.clone(),
+                            action: x.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub fn running(&self) -> usize {
         self.snap
             .pipelines

@@ -731,7 +731,9 @@ fn draw_logs(f: &mut Frame, app: &mut App, area: Rect) {
 
 fn draw_approvals(f: &mut Frame, app: &App, area: Rect) {
     let list = app.pending_approvals();
-    let rows: Vec<Row> = list
+    let decided = app.decided_approvals();
+    let [top, detail] = Layout::vertical([Constraint::Min(5), Constraint::Length(7)]).areas(area);
+    let mut rows: Vec<Row> = list
         .iter()
         .enumerate()
         .map(|(i, a)| {
@@ -741,10 +743,6 @@ fn draw_approvals(f: &mut Frame, app: &App, area: Rect) {
                 Cell::from(a.pipeline.clone()),
                 Cell::from(format!("{}/{}", a.stage, a.action.action_name)),
                 Cell::from(ap.and_then(|x| x.custom_data.clone()).unwrap_or_default()),
-                Cell::from(
-                    ap.and_then(|x| x.external_entity_link.clone())
-                        .unwrap_or_default(),
-                ),
                 Cell::from(between(&a.action.start_time, None, app.now)),
                 Cell::from(
                     ap.map(|x| x.expires.get(..16).unwrap_or("").replace('T', " "))
@@ -758,16 +756,37 @@ fn draw_approvals(f: &mut Frame, app: &App, area: Rect) {
             }
         })
         .collect();
+    for a in &decided {
+        let Some(r) = a.action.approval.as_ref().and_then(|x| x.result.as_ref()) else {
+            continue;
+        };
+        let (glyph, style) = if r.status == "Approved" {
+            ("✔", app.theme.succeeded)
+        } else {
+            ("✘", app.theme.failed)
+        };
+        rows.push(Row::new(vec![
+            Cell::from(Span::styled(format!("{glyph} {}", r.status), style)),
+            Cell::from(a.pipeline.clone()),
+            Cell::from(format!("{}/{}", a.stage, a.action.action_name)),
+            Cell::from(if r.summary.is_empty() {
+                String::new()
+            } else {
+                format!("\u{201c}{}\u{201d}", r.summary)
+            }),
+            Cell::from(format!("by {}", r.by)),
+            Cell::from(r.at.get(..16).unwrap_or("").replace('T', " ")),
+        ]));
+    }
     let empty = rows.is_empty();
     let table = Table::new(
         rows,
         [
-            Constraint::Length(10),
+            Constraint::Length(12),
             Constraint::Length(14),
-            Constraint::Length(18),
+            Constraint::Length(20),
             Constraint::Min(20),
-            Constraint::Length(24),
-            Constraint::Length(8),
+            Constraint::Length(12),
             Constraint::Length(17),
         ],
     )
@@ -776,22 +795,60 @@ fn draw_approvals(f: &mut Frame, app: &App, area: Rect) {
             "STATUS",
             "PIPELINE",
             "ACTION",
-            "CUSTOM DATA",
-            "LINK",
-            "WAITING",
-            "EXPIRES",
+            "CUSTOM DATA / SUMMARY",
+            "WAITING / BY",
+            "EXPIRES / AT",
         ])
         .style(app.theme.muted),
     )
     .block(block(app, "Approvals".into(), true));
-    f.render_widget(table, area);
+    f.render_widget(table, top);
     if empty {
-        let inner = area.inner(ratatui::layout::Margin::new(2, 2));
+        let inner = top.inner(ratatui::layout::Margin::new(2, 2));
         f.render_widget(
             Paragraph::new("no approval is pending").style(app.theme.muted),
             inner,
         );
     }
+    let text: Vec<Line> = match list.get(app.sel_approval) {
+        Some(a) => {
+            let ap = a.action.approval.as_ref();
+            vec![
+                Line::from(Span::styled(
+                    format!("{} / {} / {}", a.pipeline, a.stage, a.action.action_name),
+                    app.theme.title,
+                )),
+                Line::from(
+                    ap.and_then(|x| x.custom_data.clone())
+                        .unwrap_or_else(|| "(no CustomData)".into()),
+                ),
+                Line::from(Span::styled(
+                    ap.and_then(|x| x.external_entity_link.clone())
+                        .map(|l| format!("link: {l}"))
+                        .unwrap_or_default(),
+                    app.theme.muted,
+                )),
+                Line::from(Span::styled(
+                    format!(
+                        "execution {} · a: approve · x: reject with a summary",
+                        &a.action.pipeline_execution_id
+                            [..8.min(a.action.pipeline_execution_id.len())]
+                    ),
+                    app.theme.muted,
+                )),
+            ]
+        }
+        None => vec![Line::from(Span::styled(
+            "nothing selected",
+            app.theme.muted,
+        ))],
+    };
+    f.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .block(block(app, "Details".into(), false)),
+        detail,
+    );
 }
 
 fn draw_audit(f: &mut Frame, app: &App, area: Rect) {
