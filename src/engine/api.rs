@@ -341,6 +341,9 @@ pub struct ActionExecutionDetail {
     pub approval: Option<ApprovalInfo>,
     /// Lines in the action's log so far.
     pub log_lines: u64,
+    /// Build actions: each buildspec phase's status and duration.
+    #[serde(default)]
+    pub phases: Vec<super::types::PhaseState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1425,6 +1425,7 @@ impl Engine {
             output_artifacts: Vec::new(),
             output_variables: BTreeMap::new(),
             test_report: None,
+            phases: Vec::new(),
             approval: None,
             log_lines: 0,
         };
@@ -1585,6 +1586,7 @@ impl Engine {
         detail.error_details = outcome.error.clone();
         detail.external_execution_id = outcome.external_execution_id.clone();
         detail.test_report = outcome.test_report.clone();
+        detail.phases = outcome.phases.clone();
         if outcome.status == OutcomeStatus::Succeeded {
             detail.status = ActionStatus::Succeeded;
             detail.output_variables = outcome.output_variables.clone();

@@ -172,6 +172,17 @@ pub struct TestReport {
     pub files: Vec<String>,
 }
 
+/// One buildspec phase of a build action, as it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseState {
+    /// `INSTALL`, `PRE_BUILD`, `BUILD`, `POST_BUILD`.
+    pub phase_type: String,
+    /// `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `STOPPED`, or `None` if skipped.
+    pub phase_status: Option<String>,
+    pub duration_ms: u64,
+}
+
 /// A finished approval: who, when and what they said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -292,6 +292,20 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
     let mut outcome = ActionOutcome {
         external_execution_id: Some(build_id.clone()),
         test_report,
+        phases: report
+            .phases
+            .iter()
+            .map(|p| crate::engine::types::PhaseState {
+                phase_type: p.name.to_uppercase(),
+                phase_status: p.status.map(|s| {
+                    serde_json::to_value(s)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                }),
+                duration_ms: p.duration.as_millis() as u64,
+            })
+            .collect(),
         ..ActionOutcome::succeeded()
     };
     if report.status != Status::Succeeded {

@@ -90,6 +90,8 @@ pub struct ActionOutcome {
     /// Source actions: the revision they fetched.
     pub source_revision: Option<SourceRevision>,
     pub test_report: Option<TestReport>,
+    /// Build actions: the buildspec phases as they ran.
+    pub phases: Vec<crate::engine::types::PhaseState>,
 }
 
 impl ActionOutcome {
@@ -103,6 +105,7 @@ impl ActionOutcome {
             output_variables: BTreeMap::new(),
             source_revision: None,
             test_report: None,
+            phases: Vec::new(),
         }
     }
 

@@ -25,12 +25,44 @@ fn idx_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.idx"))
 }
 
+fn ts_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.ts"))
+}
+
+/// When lines reached the disk: `(lines on disk, unix milliseconds)` at
+/// each flush (at most every 40 ms while a build prints). A line's time is
+/// that of the first flush that included it.
+pub fn read_times(dir: &Path, id: &str) -> io::Result<Vec<(u64, u64)>> {
+    let bytes = match std::fs::read(ts_path(dir, id)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            let mut b = [0u8; 8];
+            a.copy_from_slice(&c[..8]);
+            b.copy_from_slice(&c[8..]);
+            (u64::from_le_bytes(a), u64::from_le_bytes(b))
+        })
+        .collect())
+}
+
+/// The time of line `line` (0-based) from [`read_times`].
+pub fn time_of(times: &[(u64, u64)], line: u64) -> Option<u64> {
+    let i = times.partition_point(|(n, _)| *n <= line);
+    times.get(i).map(|(_, t)| *t)
+}
+
 /// Called with the number of lines on disk after each flush.
 pub type Notify = Box<dyn FnMut(u64) + Send>;
 
 pub struct LogWriter {
     log: BufWriter<File>,
     idx: BufWriter<File>,
+    ts: File,
     end: u64,
     lines: u64,
     reported: u64,
@@ -74,7 +106,12 @@ impl LogWriter {
                 idx.write_all(&e.to_le_bytes())?;
             }
         }
+        let ts = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(ts_path(dir, id))?;
         Ok(LogWriter {
+            ts,
             log: BufWriter::with_capacity(256 * 1024, log),
             idx: BufWriter::with_capacity(8 * 1024, idx),
             end,
@@ -133,6 +170,13 @@ impl LogWriter {
         self.log.flush()?;
         self.idx.flush()?;
         if self.lines != self.reported {
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let mut rec = [0u8; 16];
+            rec[..8].copy_from_slice(&self.lines.to_le_bytes());
+            rec[8..].copy_from_slice(&ms.to_le_bytes());
+            self.ts.write_all(&rec)?;
             self.reported = self.lines;
             if let Some(n) = self.notify.as_mut() {
                 n(self.lines);

@@ -128,6 +128,9 @@ pub struct LogView {
     /// A window of lines: (first line number, lines).
     pub cache_start: u64,
     pub cache: Vec<String>,
+    /// Unix milliseconds of each cached line, when known.
+    pub cache_times: Vec<Option<u64>>,
+    pub timestamps: bool,
     pub search: Option<String>,
     pub search_input: Option<String>,
     pub matches: Vec<u64>,
@@ -186,6 +189,7 @@ pub enum Msg {
         total: u64,
         start: u64,
         lines: Vec<String>,
+        times: Vec<Option<u64>>,
     },
     Matches {
         aeid: String,
@@ -436,11 +440,13 @@ impl App {
                 total,
                 start,
                 lines,
+                times,
             } => {
                 if aeid == self.logs.aeid {
                     self.logs.total = total;
                     self.logs.cache_start = start;
                     self.logs.cache = lines;
+                    self.logs.cache_times = times;
                     if self.logs.follow {
                         self.logs.top = total.saturating_sub(u64::from(self.logs.height));
                     }
@@ -1254,10 +1260,7 @@ impl App {
                 self.logs.top = max_top;
             }
             Command::Wrap => self.logs.wrap = !self.logs.wrap,
-            Command::Timestamps => self.toast(
-                "timestamps: local logs store lines only; pipedeck shows times per phase",
-                false,
-            ),
+            Command::Timestamps => self.logs.timestamps = !self.logs.timestamps,
             Command::Filter => self.logs.search_input = Some(String::new()),
             Command::NextMatch | Command::PrevMatch => {
                 if self.logs.matches.is_empty() {

@@ -282,11 +282,17 @@ impl Runner {
                                 start
                             };
                             let lines = r.read(start, count).unwrap_or_default();
+                            let ts =
+                                crate::store::logs::read_times(&dir, &aeid).unwrap_or_default();
+                            let times = (0..lines.len() as u64)
+                                .map(|i| crate::store::logs::time_of(&ts, start + i))
+                                .collect();
                             Msg::LogPage {
                                 aeid,
                                 total,
                                 start,
                                 lines,
+                                times,
                             }
                         }
                         Err(_) => Msg::LogPage {
@@ -294,6 +300,7 @@ impl Runner {
                             total: 0,
                             start: 0,
                             lines: Vec::new(),
+                            times: Vec::new(),
                         },
                     };
                     let _ = me.tx.send(msg);

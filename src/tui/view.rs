@@ -335,7 +335,9 @@ fn draw_pipelines(f: &mut Frame, app: &App, area: Rect) {
     }
 }
 
-const BOX_W: u16 = 30;
+const BOX_W: u16 = 28;
+/// Room between stage boxes for the arrow and the artifact names.
+const GAP: u16 = 11;
 
 fn draw_pipeline(f: &mut Frame, app: &mut App, area: Rect) {
     let Some(st) = app.state().cloned() else {
@@ -362,7 +364,7 @@ fn draw_pipeline(f: &mut Frame, app: &mut App, area: Rect) {
     let inner = outer.inner(graph);
     f.render_widget(outer, graph);
     // Scroll sideways to keep the selected stage visible.
-    let per_row = usize::from((inner.width / (BOX_W + 4)).max(1));
+    let per_row = usize::from((inner.width / (BOX_W + GAP)).max(1));
     if app.sel_stage < app.graph_scroll {
         app.graph_scroll = app.sel_stage;
     } else if app.sel_stage >= app.graph_scroll + per_row {
@@ -447,7 +449,7 @@ fn draw_pipeline(f: &mut Frame, app: &mut App, area: Rect) {
                 Span::raw(" "),
                 Span::styled(glyph, gstyle),
                 Span::raw(" "),
-                Span::styled(format!("{:<14}", truncate(&a.action_name, 14)), name_style),
+                Span::styled(format!("{:<12}", truncate(&a.action_name, 12)), name_style),
                 Span::styled(format!(" {dur:>6}"), app.theme.muted),
             ]));
             if let Some(d) = &detail
@@ -480,10 +482,33 @@ fn draw_pipeline(f: &mut Frame, app: &mut App, area: Rect) {
         let rect = Rect::new(x, inner.y + 2, BOX_W, h).intersection(inner);
         f.render_widget(Paragraph::new(body).block(b), rect);
         if i + 1 < st.stage_states.len() {
-            let arrow = Rect::new(x + BOX_W, inner.y + 3, 4, 1).intersection(inner);
-            f.render_widget(Paragraph::new(" ──▶").style(app.theme.muted), arrow);
+            // The artifacts this stage hands on, above the arrow.
+            let label = app
+                .pipeline
+                .as_deref()
+                .and_then(|p| app.defs.get(p))
+                .and_then(|d| d.stages.get(i))
+                .map(|s| {
+                    s.actions
+                        .iter()
+                        .flat_map(|a| a.output_artifacts.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let lab = Rect::new(x + BOX_W + 1, inner.y + 3, GAP - 1, 1).intersection(inner);
+            f.render_widget(
+                Paragraph::new(truncate(&label, usize::from(GAP - 1))).style(app.theme.muted),
+                lab,
+            );
+            let arrow = Rect::new(x + BOX_W, inner.y + 4, GAP, 1).intersection(inner);
+            f.render_widget(
+                Paragraph::new(format!(" {}▶", "─".repeat(usize::from(GAP) - 2)))
+                    .style(app.theme.muted),
+                arrow,
+            );
         }
-        x += BOX_W + 4;
+        x += BOX_W + GAP;
     }
     if st.stage_states.len() > per_row {
         let more = Rect::new(
@@ -655,6 +680,23 @@ fn draw_logs(f: &mut Frame, app: &mut App, area: Rect) {
     let mut title = vec![Span::styled(format!(" {} ", lv.title), app.theme.title)];
     title.extend(status);
     title.extend(report);
+    // Buildspec phases with their status and duration.
+    if let Some(d) = &lv.detail {
+        for p in &d.phases {
+            let (g, st) = match p.phase_status.as_deref() {
+                Some("SUCCEEDED") => ("✔", app.theme.succeeded),
+                Some("FAILED") => ("✘", app.theme.failed),
+                Some(_) => ("■", app.theme.stopped),
+                None => ("–", app.theme.skipped),
+            };
+            let took = if p.phase_status.is_some() {
+                format!("{:.1}s", p.duration_ms as f64 / 1000.0)
+            } else {
+                "skipped".into()
+            };
+            title.push(Span::styled(format!("{g} {} {took} ", p.phase_type), st));
+        }
+    }
     let b = Block::default()
         .borders(Borders::ALL)
         .border_style(app.theme.border_focus)
@@ -684,6 +726,35 @@ fn draw_logs(f: &mut Frame, app: &mut App, area: Rect) {
             format!("{:>gutter$} ", n + 1),
             app.theme.log_timestamp,
         )];
+        if lv.timestamps {
+            let t = n
+                .checked_sub(lv.cache_start)
+                .and_then(|i| lv.cache_times.get(i as usize).copied().flatten())
+                .map(|ms| {
+                    let s = humantime::format_rfc3339_millis(
+                        SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
+                    )
+                    .to_string();
+                    s.get(11..23).unwrap_or("").to_owned()
+                })
+                .unwrap_or_else(|| " ".repeat(12));
+            spans.push(Span::styled(format!("{t} "), app.theme.log_timestamp));
+        }
+        let searching = lv
+            .search
+            .as_ref()
+            .is_some_and(|q| !q.is_empty() && l.contains(q.as_str()));
+        if !searching && raw.contains('\x1b') {
+            // Keep the build's own colours.
+            use ansi_to_tui::IntoText;
+            if let Ok(text) = raw.as_bytes().into_text()
+                && let Some(first) = text.lines.into_iter().next()
+            {
+                spans.extend(first.spans);
+                lines.push(Line::from(spans));
+                continue;
+            }
+        }
         match &lv.search {
             Some(q) if !q.is_empty() && l.contains(q.as_str()) => {
                 let hl = if lv.matches.get(lv.current) == Some(&n) {
@@ -710,11 +781,12 @@ fn draw_logs(f: &mut Frame, app: &mut App, area: Rect) {
     f.render_widget(p, text);
     let end = (lv.top + u64::from(text.height)).min(lv.total);
     let mut info = format!(
-        " lines {}–{end} of {} · follow {} · wrap {}",
+        " lines {}–{end} of {} · follow {} · wrap {} · times {}",
         if lv.total == 0 { 0 } else { lv.top + 1 },
         lv.total,
         if lv.follow { "on" } else { "off" },
         if lv.wrap { "on" } else { "off" },
+        if lv.timestamps { "on" } else { "off" },
     );
     if let Some(q) = &lv.search {
         info.push_str(&format!(" · /{q}: {} match(es)", lv.matches.len()));
