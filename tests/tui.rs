@@ -341,3 +341,80 @@ fn quitting_with_running_executions_asks_first() {
     let _ = Duration::ZERO;
     let _: Vec<ActionExecutionDetail> = Vec::new();
 }
+
+#[test]
+fn a_protected_stage_needs_its_name_typed_before_a_rollback() {
+    let mut fx = running();
+    fx.build = "Succeeded";
+    let mut a = app(&fx);
+    a.protected = vec!["Build".into()];
+    a.screen = Screen::Pipeline;
+    a.update(key('l')); // the Build stage
+    assert!(a.update(key('b')).is_empty());
+    assert!(matches!(
+        a.modal,
+        Some(pipedeck::tui::app::Modal::Confirm { typed: Some(_), .. })
+    ));
+    // `y` is not enough: it is typed into the box.
+    assert!(a.update(key('y')).is_empty());
+    let enter = || {
+        Msg::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Enter,
+            crossterm::event::KeyModifiers::NONE,
+        ))
+    };
+    assert!(a.update(enter()).is_empty(), "`y` is not the stage's name");
+    let backspace = Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Backspace,
+        crossterm::event::KeyModifiers::NONE,
+    ));
+    a.update(backspace);
+    for c in "Build".chars() {
+        a.update(key(c));
+    }
+    insta::assert_snapshot!(render(&mut a, 120, 30));
+    let fx = a.update(enter());
+    assert!(
+        matches!(
+            fx.as_slice(),
+            [pipedeck::tui::app::Effect::Op {
+                request: pipedeck::engine::api::Request::RollbackStage { .. },
+                ..
+            }]
+        ),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn user_keymaps_remap_and_warn_about_unknown_names() {
+    let t: toml::Table =
+        toml::from_str("[pipeline]\n\"ctrl-r\" = \"retry_all\"\n\"z\" = \"fly\"\n").unwrap();
+    let (km, warnings) = Keymap::load(Some(&t));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("\"fly\""), "{warnings:?}");
+    let mut fx = running();
+    fx.build = "Failed";
+    let mut a = app(&fx);
+    a.keymap = km;
+    a.screen = Screen::Pipeline;
+    a.update(key('l'));
+    let effects = a.update(Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('r'),
+        crossterm::event::KeyModifiers::CONTROL,
+    )));
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [pipedeck::tui::app::Effect::Op {
+                request: pipedeck::engine::api::Request::RetryStageExecution { retry_mode, .. },
+                ..
+            }] if retry_mode == "ALL_ACTIONS"
+        ),
+        "{effects:?}"
+    );
+    // The help lists the remapped key.
+    a.update(key('?'));
+    let screen = render(&mut a, 100, 48);
+    assert!(screen.contains("ctrl-r"), "{screen}");
+}
