@@ -1110,6 +1110,12 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
             5,
         ),
     };
+    // Dialogs fit their text (plus wrapping room); help takes the screen.
+    let h = if matches!(m, Modal::Help) {
+        h
+    } else {
+        lines.len() as u16 + u16::from(lines.iter().any(|l| l.width() > usize::from(w) - 2))
+    };
     let r = centered(area, w, h + 2);
     f.render_widget(Clear, r);
     f.render_widget(
