@@ -39,7 +39,29 @@ pub struct Options {
 
 /// Runs the TUI on a workspace until the user quits.
 pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
-    let (link, hosting) = Link::open(ws).await?;
+    // The first frame comes before the engine loads its store: a big
+    // history must not leave the terminal blank.
+    let mut terminal = ratatui::init();
+    let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    let name = ws.name.clone();
+    let _ = terminal.draw(|f| {
+        let area = f.area();
+        f.render_widget(
+            ratatui::widgets::Paragraph::new(format!(
+                " pipedeck · {name} · opening the workspace's engine…"
+            ))
+            .style(opts.theme.header),
+            ratatui::layout::Rect::new(area.x, area.y, area.width, 1.min(area.height)),
+        );
+    });
+    let (link, hosting) = match Link::open(ws).await {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+            ratatui::restore();
+            return Err(e);
+        }
+    };
     let mut app = App::new(
         link.workspace().name.clone(),
         link.describe(),
@@ -93,8 +115,6 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
             }
         });
     }
-    let mut terminal = ratatui::init();
-    let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
     let size = terminal.size()?;
     app.size = (size.width, size.height);
     let runner = Runner {
