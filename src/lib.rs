@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod engine;
+pub mod env;
 pub mod logging;
 pub mod model;
 pub mod providers;
