@@ -5,6 +5,7 @@
 //! the workspace, supervised replicas, health checks and the deploy
 //! provider build on these.)
 
+pub mod local;
 pub mod router;
 pub mod stats;
 pub mod strategy;

@@ -64,6 +64,17 @@ struct Inner {
     counter: AtomicU64,
     /// The group the test listener sends to (0 blue, 1 green).
     test_target: AtomicUsize,
+    /// Requests accepted and not yet answered, per group.
+    in_flight: [AtomicU64; 2],
+}
+
+/// Counts a request in flight until dropped.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A cheap handle; clones share the router.
@@ -125,6 +136,12 @@ impl Router {
             .store(color.index(), Ordering::SeqCst);
     }
 
+    /// Requests to `color` accepted and not yet answered: a group is
+    /// drained (safe to stop) when traffic has moved away and this is 0.
+    pub fn in_flight(&self, color: Color) -> u64 {
+        self.inner.in_flight[color.index()].load(Ordering::SeqCst)
+    }
+
     pub fn stats(&self, color: Color) -> &Stats {
         &self.inner.stats[color.index()]
     }
@@ -174,8 +191,10 @@ impl Router {
                 } else {
                     me.pick()
                 };
+                me.inner.in_flight[color.index()].fetch_add(1, Ordering::SeqCst);
                 let me = me.clone();
                 tokio::spawn(async move {
+                    let _guard = InFlight(&me.inner.in_flight[color.index()]);
                     me.handle(client, color).await;
                 });
             }

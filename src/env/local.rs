@@ -1,0 +1,707 @@
+//! A local environment: the router on a stable port, two target groups of
+//! supervised replica processes on loopback ports, health checks, alarms,
+//! and deployments with CodeDeploy's strategies and rollback (reference §4).
+//!
+//! A deployment always installs the new revision in the idle target group,
+//! waits until its replicas are healthy, points the test listener at it,
+//! then shifts production traffic in the strategy's steps while watching
+//! the alarms, and finally retires the old group (after the termination
+//! wait for blue/green, during which a rollback is a traffic flip).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::router::{Color, Router};
+use super::strategy::TrafficRouting;
+
+/// How an environment is declared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvConfig {
+    pub name: String,
+    /// The stable front port (0: any free port, for tests).
+    pub port: u16,
+    /// The test listener's port for blue/green (0: any free port).
+    pub test_port: Option<u16>,
+    pub replicas: u32,
+    /// Run in the revision's directory with `$PORT` set (bash).
+    pub command: String,
+    pub health_path: String,
+    pub health_interval: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    /// Alarms: 5xx percent and p99 over `alarm_window`.
+    pub max_error_rate: Option<f64>,
+    pub max_p99: Option<Duration>,
+    pub alarm_window: Duration,
+    /// `AllAtOnce`, a CodeDeploy canary / linear name, or `BlueGreen`.
+    pub strategy: String,
+    pub rollback_on_failure: bool,
+    pub rollback_on_alarm: bool,
+    /// Blue/green: how long the old group stays up after the shift.
+    pub termination_wait: Duration,
+    /// Multiplies CodeDeploy's waits (1/60: minutes become seconds).
+    pub time_scale: f64,
+    /// How long new replicas may take to become healthy.
+    pub ready_timeout: Duration,
+}
+
+/// Hooks from the revision's `appspec.yml` (commands run in the revision).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    pub before_install: Vec<String>,
+    pub after_install: Vec<String>,
+    pub after_allow_test_traffic: Vec<String>,
+    pub before_allow_traffic: Vec<String>,
+    pub after_allow_traffic: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentStatus {
+    InProgress,
+    /// Blue/green: traffic shifted, the old group waits to be retired.
+    Baking,
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+/// What the environment shows and what the TUI draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentState {
+    pub id: String,
+    pub revision: String,
+    pub status: DeploymentStatus,
+    /// Lifecycle step: `BeforeInstall`, `Install`, `AfterInstall`,
+    /// `AllowTestTraffic`, `AfterAllowTestTraffic`, `BeforeAllowTraffic`,
+    /// `AllowTraffic`, `AfterAllowTraffic`, `TerminationWait`, `Done`.
+    pub step: String,
+    pub new_color: Color,
+    /// Percent of production traffic on the new revision.
+    pub traffic_percent: u32,
+    /// When the next traffic step happens (blue/green: when blue goes).
+    pub next_step_at: Option<SystemTime>,
+    pub reason: Option<String>,
+    pub hooks_run: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvEvent {
+    pub at: SystemTime,
+    /// `health`, `alarm`, `deploy`, `rollback`, `restart`, `hook`.
+    pub kind: String,
+    pub message: String,
+}
+
+struct Replica {
+    addr: SocketAddr,
+    child: tokio::process::Child,
+    healthy: bool,
+    restarts: u32,
+}
+
+struct GroupRun {
+    revision: String,
+    dir: PathBuf,
+    replicas: Vec<Replica>,
+    stop: watch::Sender<bool>,
+}
+
+struct Shared {
+    events: VecDeque<EnvEvent>,
+    deployment: Option<DeploymentState>,
+    groups: [Option<GroupInfo>; 2],
+}
+
+/// A group as shown: revision, replicas healthy / total, restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupInfo {
+    pub revision: String,
+    pub healthy: u32,
+    pub total: u32,
+    pub restarts: u32,
+}
+
+/// One running environment.
+pub struct LocalEnv {
+    pub cfg: EnvConfig,
+    pub router: Router,
+    pub front: SocketAddr,
+    pub test: SocketAddr,
+    logs: PathBuf,
+    groups: tokio::sync::Mutex<[Option<GroupRun>; 2]>,
+    shared: Arc<Mutex<Shared>>,
+    /// Set to stop the deployment in progress by flipping traffic back.
+    rollback_now: watch::Sender<bool>,
+}
+
+fn idx(c: Color) -> usize {
+    match c {
+        Color::Blue => 0,
+        Color::Green => 1,
+    }
+}
+
+fn free_port() -> std::io::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    l.local_addr()
+}
+
+impl LocalEnv {
+    /// Starts the router (no revision deployed yet). `logs` receives the
+    /// replicas' output files.
+    pub async fn start(cfg: EnvConfig, logs: &Path) -> std::io::Result<Arc<LocalEnv>> {
+        std::fs::create_dir_all(logs)?;
+        let router = Router::new();
+        let (front, _) = router
+            .listen(SocketAddr::from(([127, 0, 0, 1], cfg.port)))
+            .await?;
+        let (test, _) = router
+            .listen_test(SocketAddr::from((
+                [127, 0, 0, 1],
+                cfg.test_port.unwrap_or(0),
+            )))
+            .await?;
+        let (rb, _) = watch::channel(false);
+        Ok(Arc::new(LocalEnv {
+            cfg,
+            router,
+            front,
+            test,
+            logs: logs.to_path_buf(),
+            groups: tokio::sync::Mutex::new([None, None]),
+            shared: Arc::new(Mutex::new(Shared {
+                events: VecDeque::new(),
+                deployment: None,
+                groups: [None, None],
+            })),
+            rollback_now: rb,
+        }))
+    }
+
+    fn event(&self, kind: &str, message: impl Into<String>) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.events.push_back(EnvEvent {
+                at: SystemTime::now(),
+                kind: kind.into(),
+                message: message.into(),
+            });
+            while s.events.len() > 200 {
+                s.events.pop_front();
+            }
+        }
+    }
+
+    pub fn events(&self) -> Vec<EnvEvent> {
+        self.shared
+            .lock()
+            .map(|s| s.events.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn deployment(&self) -> Option<DeploymentState> {
+        self.shared.lock().ok().and_then(|s| s.deployment.clone())
+    }
+
+    pub fn group_info(&self, c: Color) -> Option<GroupInfo> {
+        self.shared
+            .lock()
+            .ok()
+            .and_then(|s| s.groups[idx(c)].clone())
+    }
+
+    fn set_deployment(&self, f: impl FnOnce(&mut DeploymentState)) {
+        if let Ok(mut s) = self.shared.lock()
+            && let Some(d) = s.deployment.as_mut()
+        {
+            f(d);
+        }
+    }
+
+    /// The group taking production traffic (blue before any deployment).
+    pub fn live(&self) -> Color {
+        self.router.live().unwrap_or(Color::Blue)
+    }
+
+    async fn spawn_replica(&self, dir: &Path, color: Color, n: u32) -> std::io::Result<Replica> {
+        let addr = free_port()?;
+        let log =
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(
+                    self.logs
+                        .join(format!("{}-{}-{n}.log", self.cfg.name, color.as_str())),
+                )?;
+        let child = tokio::process::Command::new("bash")
+            .args(["-c", &self.cfg.command])
+            .current_dir(dir)
+            .env("PORT", addr.port().to_string())
+            .env("PIPEDECK_ENVIRONMENT", &self.cfg.name)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        Ok(Replica {
+            addr,
+            child,
+            healthy: false,
+            restarts: 0,
+        })
+    }
+
+    /// Starts `replicas` processes of a revision in `color` and supervises
+    /// them (restart with backoff) and their health until stopped.
+    async fn install(&self, color: Color, revision: &str, dir: &Path) -> std::io::Result<()> {
+        self.retire(color).await;
+        let mut replicas = Vec::new();
+        for n in 0..self.cfg.replicas.max(1) {
+            replicas.push(self.spawn_replica(dir, color, n).await?);
+        }
+        self.router
+            .set_replicas(color, replicas.iter().map(|r| r.addr).collect());
+        let (stop, _) = watch::channel(false);
+        {
+            let mut g = self.groups.lock().await;
+            g[idx(color)] = Some(GroupRun {
+                revision: revision.to_owned(),
+                dir: dir.to_path_buf(),
+                replicas,
+                stop,
+            });
+        }
+        self.update_info(color).await;
+        Ok(())
+    }
+
+    async fn update_info(&self, color: Color) {
+        let g = self.groups.lock().await;
+        let info = g[idx(color)].as_ref().map(|run| GroupInfo {
+            revision: run.revision.clone(),
+            healthy: run.replicas.iter().filter(|r| r.healthy).count() as u32,
+            total: run.replicas.len() as u32,
+            restarts: run.replicas.iter().map(|r| r.restarts).sum(),
+        });
+        if let Ok(mut s) = self.shared.lock() {
+            s.groups[idx(color)] = info;
+        }
+    }
+
+    /// Stops a group's replicas (the whole process group of each), once
+    /// the requests it is answering are done (5 s at most).
+    async fn retire(&self, color: Color) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let routed_away = || match self.router.live() {
+            Some(live) => live != color,
+            None => false,
+        };
+        if routed_away() {
+            while self.router.in_flight(color) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let run = self.groups.lock().await[idx(color)].take();
+        if let Some(mut run) = run {
+            let _ = run.stop.send(true);
+            for r in run.replicas.iter_mut() {
+                if let Some(pid) = r.child.id() {
+                    crate::providers::codebuild_local::kill_group(pid);
+                }
+                let _ = r.child.kill().await;
+            }
+        }
+        self.router.set_replicas(color, Vec::new());
+        if let Ok(mut s) = self.shared.lock() {
+            s.groups[idx(color)] = None;
+        }
+    }
+
+    /// One round of health checks and supervision for a group: replicas
+    /// that exited are restarted; health follows the thresholds.
+    async fn check_group(&self, color: Color, streaks: &mut Vec<(u32, u32)>) {
+        let mut g = self.groups.lock().await;
+        let Some(run) = g[idx(color)].as_mut() else {
+            return;
+        };
+        streaks.resize(run.replicas.len(), (0, 0));
+        let dir = run.dir.clone();
+        for (n, r) in run.replicas.iter_mut().enumerate() {
+            if let Ok(Some(status)) = r.child.try_wait() {
+                r.restarts += 1;
+                r.healthy = false;
+                let backoff = Duration::from_millis(100 * 2u64.pow(r.restarts.min(6)));
+                self.event(
+                    "restart",
+                    format!(
+                        "{} replica {n} exited ({status}); restarting in {} ms",
+                        color.as_str(),
+                        backoff.as_millis()
+                    ),
+                );
+                tokio::time::sleep(backoff).await;
+                if let Ok(new) = self.spawn_replica(&dir, color, n as u32).await {
+                    let restarts = r.restarts;
+                    *r = new;
+                    r.restarts = restarts;
+                }
+                continue;
+            }
+            let ok = http_ok(r.addr, &self.cfg.health_path).await;
+            let s = &mut streaks[n];
+            if ok {
+                s.0 += 1;
+                s.1 = 0;
+            } else {
+                s.1 += 1;
+                s.0 = 0;
+            }
+            if !r.healthy && s.0 >= self.cfg.healthy_threshold {
+                r.healthy = true;
+                self.event(
+                    "health",
+                    format!("{} replica {n} is healthy", color.as_str()),
+                );
+            } else if r.healthy && s.1 >= self.cfg.unhealthy_threshold {
+                r.healthy = false;
+                self.event(
+                    "health",
+                    format!(
+                        "{} replica {n} is unhealthy: GET {} failed {} times",
+                        color.as_str(),
+                        self.cfg.health_path,
+                        s.1
+                    ),
+                );
+            }
+        }
+        let healthy: Vec<SocketAddr> = run
+            .replicas
+            .iter()
+            .filter(|r| r.healthy)
+            .map(|r| r.addr)
+            .collect();
+        // Only healthy replicas take traffic once any is healthy.
+        if !healthy.is_empty() {
+            self.router.set_replicas(color, healthy);
+        }
+        drop(g);
+        self.update_info(color).await;
+    }
+
+    async fn all_healthy(&self, color: Color) -> bool {
+        let g = self.groups.lock().await;
+        g[idx(color)]
+            .as_ref()
+            .is_some_and(|r| !r.replicas.is_empty() && r.replicas.iter().all(|x| x.healthy))
+    }
+
+    /// Keeps both groups supervised and health-checked, forever.
+    pub fn supervise(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut streaks: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
+            loop {
+                for c in [Color::Blue, Color::Green] {
+                    me.check_group(c, &mut streaks[idx(c)]).await;
+                }
+                tokio::time::sleep(me.cfg.health_interval).await;
+            }
+        });
+    }
+
+    /// The alarm that fires for `color`, if any: name, threshold, measured.
+    pub fn alarm(&self, color: Color) -> Option<String> {
+        let w = self.router.stats(color).window(self.cfg.alarm_window);
+        if w.requests == 0 {
+            return None;
+        }
+        if let Some(max) = self.cfg.max_error_rate
+            && w.error_rate > max
+        {
+            return Some(format!(
+                "alarm {}-5xx-rate: {:.1}% of {} requests answered 5xx over {} s (threshold {max}%)",
+                self.cfg.name,
+                w.error_rate,
+                w.requests,
+                self.cfg.alarm_window.as_secs()
+            ));
+        }
+        if let Some(max) = self.cfg.max_p99
+            && w.p99 > max
+        {
+            return Some(format!(
+                "alarm {}-p99-latency: p99 {} ms over {} s (threshold {} ms)",
+                self.cfg.name,
+                w.p99.as_millis(),
+                self.cfg.alarm_window.as_secs(),
+                max.as_millis()
+            ));
+        }
+        None
+    }
+
+    async fn hook(&self, name: &str, cmds: &[String], dir: &Path) -> Result<(), String> {
+        self.set_deployment(|d| {
+            d.step = name.to_owned();
+            d.hooks_run.push(name.to_owned());
+        });
+        for c in cmds {
+            let out = tokio::process::Command::new("bash")
+                .args(["-c", c])
+                .current_dir(dir)
+                .env("PIPEDECK_ENVIRONMENT", &self.cfg.name)
+                .env("PIPEDECK_TEST_URL", format!("http://{}", self.test))
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .map_err(|e| format!("hook {name}: `{c}` did not start: {e}"))?;
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let msg = format!(
+                    "hook {name} failed: `{c}` exited with {}{}",
+                    out.status.code().unwrap_or(-1),
+                    err.lines()
+                        .last()
+                        .map(|l| format!(": {}", l.trim()))
+                        .unwrap_or_default()
+                );
+                self.event("hook", msg.clone());
+                return Err(msg);
+            }
+        }
+        if !cmds.is_empty() {
+            self.event("hook", format!("hook {name} succeeded"));
+        }
+        Ok(())
+    }
+
+    /// Rolls back the deployment in progress (a traffic flip while the old
+    /// group is still up).
+    pub fn request_rollback(&self) {
+        self.rollback_now.send_replace(true);
+    }
+
+    /// The process ids of a group's replicas.
+    pub async fn replica_pids(&self, color: Color) -> Vec<u32> {
+        let g = self.groups.lock().await;
+        g[idx(color)]
+            .as_ref()
+            .map(|r| r.replicas.iter().filter_map(|x| x.child.id()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Sleeps `d` while watching alarms on `color` and rollback requests.
+    async fn bake(&self, d: Duration, color: Color, watch_alarm: bool) -> Result<(), String> {
+        let until = Instant::now() + d;
+        let mut rb = self.rollback_now.subscribe();
+        loop {
+            if *rb.borrow_and_update() {
+                return Err("rolled back on request".into());
+            }
+            if watch_alarm && let Some(a) = self.alarm(color) {
+                self.event("alarm", a.clone());
+                return Err(a);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            let step = (until - now).min(Duration::from_millis(100));
+            tokio::select! {
+                () = tokio::time::sleep(step) => {}
+                _ = rb.changed() => {}
+            }
+        }
+    }
+
+    /// Deploys `revision` (its files in `dir`). Returns the final state.
+    pub async fn deploy(
+        &self,
+        id: &str,
+        revision: &str,
+        dir: &Path,
+        hooks: &Hooks,
+    ) -> DeploymentState {
+        self.rollback_now.send_replace(false);
+        let old = self.live();
+        let first = self.groups.lock().await[idx(old)].is_none();
+        let new = if first { old } else { old.other() };
+        if let Ok(mut s) = self.shared.lock() {
+            s.deployment = Some(DeploymentState {
+                id: id.to_owned(),
+                revision: revision.to_owned(),
+                status: DeploymentStatus::InProgress,
+                step: "BeforeInstall".into(),
+                new_color: new,
+                traffic_percent: 0,
+                next_step_at: None,
+                reason: None,
+                hooks_run: Vec::new(),
+            });
+        }
+        self.event(
+            "deploy",
+            format!("deployment {id} of {revision} to {} started", new.as_str()),
+        );
+        let result = self
+            .run_deployment(revision, dir, hooks, old, new, first)
+            .await;
+        let (status, reason) = match result {
+            Ok(()) => (DeploymentStatus::Succeeded, None),
+            Err(why) => {
+                // Traffic back to the old group at once, if there is one.
+                let rolled_back = !first && self.cfg.rollback_on_failure
+                    || why.starts_with("alarm") && self.cfg.rollback_on_alarm
+                    || why == "rolled back on request";
+                if !first && (rolled_back || self.router.green_percent() != 0) {
+                    self.router.set_live(old);
+                    self.router.set_test_target(old);
+                    self.retire(new).await;
+                    self.event(
+                        "rollback",
+                        format!("traffic back on {} ({why})", old.as_str()),
+                    );
+                }
+                (
+                    if why == "rolled back on request" {
+                        DeploymentStatus::Stopped
+                    } else {
+                        DeploymentStatus::Failed
+                    },
+                    Some(why),
+                )
+            }
+        };
+        self.set_deployment(|d| {
+            d.status = status;
+            d.reason = reason.clone();
+            d.step = "Done".into();
+            d.next_step_at = None;
+            d.traffic_percent = if status == DeploymentStatus::Succeeded {
+                100
+            } else {
+                0
+            };
+        });
+        self.deployment().unwrap_or_else(|| unreachable!())
+    }
+
+    async fn run_deployment(
+        &self,
+        revision: &str,
+        dir: &Path,
+        hooks: &Hooks,
+        old: Color,
+        new: Color,
+        first: bool,
+    ) -> Result<(), String> {
+        self.hook("BeforeInstall", &hooks.before_install, dir)
+            .await?;
+        self.set_deployment(|d| d.step = "Install".into());
+        self.install(new, revision, dir)
+            .await
+            .map_err(|e| format!("install failed: {e}"))?;
+        // Replicas must become healthy in time.
+        let deadline = Instant::now() + self.cfg.ready_timeout;
+        while !self.all_healthy(new).await {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "health check failed: the {} replicas did not answer GET {} within {} s",
+                    new.as_str(),
+                    self.cfg.health_path,
+                    self.cfg.ready_timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.hook("AfterInstall", &hooks.after_install, dir).await?;
+        self.set_deployment(|d| d.step = "AllowTestTraffic".into());
+        self.router.set_test_target(new);
+        self.hook(
+            "AfterAllowTestTraffic",
+            &hooks.after_allow_test_traffic,
+            dir,
+        )
+        .await?;
+        self.hook("BeforeAllowTraffic", &hooks.before_allow_traffic, dir)
+            .await?;
+        self.set_deployment(|d| d.step = "AllowTraffic".into());
+        let blue_green = self.cfg.strategy.eq_ignore_ascii_case("BlueGreen");
+        let routing = if first || blue_green {
+            TrafficRouting::AllAtOnce
+        } else {
+            TrafficRouting::from_name(&self.cfg.strategy)?
+        };
+        let steps = routing.steps(self.cfg.time_scale);
+        for s in &steps {
+            let pct = s.percent;
+            let to_green = if new == Color::Green { pct } else { 100 - pct };
+            self.router.set_green_percent(to_green);
+            self.set_deployment(|d| {
+                d.traffic_percent = pct;
+                d.next_step_at = (s.wait > Duration::ZERO).then(|| SystemTime::now() + s.wait);
+            });
+            self.event("deploy", format!("{pct}% of traffic on {}", new.as_str()));
+            self.bake(s.wait, new, !first).await?;
+        }
+        self.hook("AfterAllowTraffic", &hooks.after_allow_traffic, dir)
+            .await?;
+        if !first {
+            if blue_green && self.cfg.termination_wait > Duration::ZERO {
+                let wait = Duration::from_secs_f64(
+                    self.cfg.termination_wait.as_secs_f64() * self.cfg.time_scale.max(0.0),
+                );
+                self.set_deployment(|d| {
+                    d.step = "TerminationWait".into();
+                    d.status = DeploymentStatus::Baking;
+                    d.next_step_at = Some(SystemTime::now() + wait);
+                });
+                self.bake(wait, new, true).await?;
+            }
+            self.retire(old).await;
+            self.event("deploy", format!("{} retired", old.as_str()));
+        }
+        Ok(())
+    }
+
+    /// Stops every replica (the environment goes down with pipedeck).
+    pub async fn shutdown(&self) {
+        self.retire(Color::Blue).await;
+        self.retire(Color::Green).await;
+    }
+}
+
+/// `GET path` answered 2xx within a second.
+pub async fn http_ok(addr: SocketAddr, path: &str) -> bool {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+        let mut buf = [0u8; 32];
+        let n = s.read(&mut buf).await.ok()?;
+        let line = std::str::from_utf8(&buf[..n]).ok()?;
+        let code: u16 = line.split(' ').nth(1)?.trim().parse().ok()?;
+        Some((200..300).contains(&code))
+    };
+    tokio::time::timeout(Duration::from_secs(1), fut)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
