@@ -72,6 +72,10 @@ enum Command {
     Rollback(ops::RollbackArgs),
     /// Disable or enable a stage's inbound transition
     Transition(ops::TransitionArgs),
+    /// The workspace's environments: live version, traffic, health
+    Envs(ops::StatusArgs),
+    /// Roll an environment back (a traffic flip during a deployment, else the previous release)
+    RollbackEnv(ops::RollbackEnvArgs),
     /// Create a workspace (`init --demo DIR`)
     Init(demo_ws::InitArgs),
     /// Change the demo workspace's service: `demo break` / `demo fix`
@@ -103,6 +107,8 @@ fn engine_command(
             Command::Rollback(a) => ops::mutate(ws, ops::rollback_request(a)).await,
             Command::Transition(a) => ops::mutate(ws, ops::transition_request(a)).await,
             Command::Demo(d) => demo_ws::demo(&ws, &d),
+            Command::Envs(a) => ops::envs(ws, a).await,
+            Command::RollbackEnv(a) => ops::mutate(ws, ops::rollback_env_request(a)).await,
             Command::Validate(_) | Command::Graph(_) | Command::Init(_) => {
                 unreachable!("handled before")
             }

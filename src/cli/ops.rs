@@ -822,6 +822,7 @@ pub async fn mutate(ws: Workspace, request: Request) -> Result<ExitCode> {
                 Reply::RolledBack {
                     pipeline_execution_id,
                 } => println!("rollback execution {pipeline_execution_id} started"),
+                Reply::Message { message } => println!("{message}"),
                 _ => println!("done"),
             }
             ExitCode::SUCCESS
@@ -902,6 +903,78 @@ pub fn transition_request(a: TransitionArgs) -> Request {
             stage_name: a.stage,
         },
     }
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackEnvArgs {
+    /// The environment (e.g. prod)
+    pub environment: String,
+}
+
+pub fn rollback_env_request(a: RollbackEnvArgs) -> Request {
+    Request::RollbackEnvironment {
+        environment_name: a.environment,
+    }
+}
+
+/// `pipedeck envs`: each environment's live release, traffic and health.
+pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
+    let mut s = Session::open(ws, false).await?;
+    // A hosted engine brings environments up in the background.
+    let mut list = Vec::new();
+    for _ in 0..50 {
+        match s.call(Request::ListEnvironments).await {
+            Ok(Reply::Environments { environments }) => {
+                let done = environments.len() == s.workspace().environments.len();
+                list = environments;
+                if done {
+                    break;
+                }
+            }
+            Ok(_) => break,
+            Err(e) => {
+                s.close().await;
+                return Ok(api_failure(&e));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.close().await;
+    if a.json {
+        print_json(&list);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        println!("no environments: declare them as [environments.NAME] in pipedeck.toml");
+    }
+    for e in list {
+        let live = e.live.map_or("split".to_owned(), |c| c.as_str().to_owned());
+        println!(
+            "{:<10} {:<28} live {live:<6} release {:<14} {} · {:.1} req/s · {:.1}% 5xx · p99 {:.0} ms",
+            e.name,
+            e.url,
+            e.release.as_ref().map_or("-", |r| r.revision.as_str()),
+            e.strategy,
+            e.rps,
+            e.error_rate,
+            e.p99_ms
+        );
+        if let Some(d) = &e.deployment {
+            println!(
+                "           deployment {} {:?} {} {}% on {}{}",
+                d.id,
+                d.status,
+                d.step,
+                d.traffic_percent,
+                d.new_color.as_str(),
+                d.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The demo workspace's default place.

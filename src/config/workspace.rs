@@ -49,6 +49,86 @@ struct RawFile {
     functions: BTreeMap<String, Function>,
     #[serde(default)]
     secrets: Secrets,
+    #[serde(default)]
+    environments: BTreeMap<String, Environment>,
+}
+
+/// `[environments.NAME]`: where Deploy actions land.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// `local` (Kubernetes comes later).
+    #[serde(default = "local_kind")]
+    pub kind: String,
+    /// The stable front port.
+    pub port: u16,
+    /// Blue/green test listener port.
+    pub test_port: Option<u16>,
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// Run in the revision (the deploy action's input artifact) with $PORT.
+    pub command: String,
+    #[serde(default = "health_path")]
+    pub health_path: String,
+    #[serde(default = "health_interval")]
+    pub health_interval_ms: u64,
+    #[serde(default = "two")]
+    pub healthy_threshold: u32,
+    #[serde(default = "two")]
+    pub unhealthy_threshold: u32,
+    /// Alarm when more than this percent of requests answer 5xx.
+    pub alarm_5xx_percent: Option<f64>,
+    /// Alarm when p99 latency exceeds this.
+    pub alarm_p99_ms: Option<u64>,
+    #[serde(default = "alarm_window")]
+    pub alarm_window_seconds: u64,
+    /// `AllAtOnce`, a CodeDeploy canary / linear name, or `BlueGreen`.
+    #[serde(default = "all_at_once")]
+    pub strategy: String,
+    /// `autoRollbackConfiguration` events: DEPLOYMENT_FAILURE, DEPLOYMENT_STOP_ON_ALARM.
+    #[serde(default)]
+    pub auto_rollback: Vec<String>,
+    #[serde(default)]
+    pub termination_wait_minutes: f64,
+    /// CodeDeploy's minutes × this (1/60 runs minutes as seconds).
+    #[serde(default = "one_f")]
+    pub time_scale: f64,
+    #[serde(default = "ready")]
+    pub ready_timeout_seconds: u64,
+    /// Deploy actions (by name) that land here.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// Rollback needs the environment's name typed in the TUI.
+    #[serde(default)]
+    pub protected: bool,
+}
+
+fn local_kind() -> String {
+    "local".into()
+}
+fn one() -> u32 {
+    1
+}
+fn two() -> u32 {
+    2
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn health_path() -> String {
+    "/health".into()
+}
+fn health_interval() -> u64 {
+    500
+}
+fn alarm_window() -> u64 {
+    10
+}
+fn all_at_once() -> String {
+    "AllAtOnce".into()
+}
+fn ready() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -141,6 +221,7 @@ pub struct Workspace {
     pub poll_interval: Duration,
     /// Watch the mapped repositories and start executions on new commits.
     pub triggers: bool,
+    pub environments: BTreeMap<String, Environment>,
 }
 
 impl Workspace {
@@ -235,6 +316,7 @@ impl Workspace {
                 raw.workspace.poll_interval_seconds.unwrap_or(2.0).max(0.1),
             ),
             triggers: raw.workspace.triggers,
+            environments: raw.environments,
         })
     }
 

@@ -101,6 +101,14 @@ pub enum Request {
     },
     /// Engine facts: workspace, pid, since when, what runs.
     EngineInfo,
+    /// The workspace's environments: live version, traffic, health.
+    ListEnvironments,
+    /// A traffic flip during a deployment, else a redeploy of the previous
+    /// release (CodeDeploy's meaning of rollback).
+    #[serde(rename_all = "camelCase")]
+    RollbackEnvironment {
+        environment_name: String,
+    },
 }
 
 impl Request {
@@ -121,6 +129,8 @@ impl Request {
             Request::ListActionExecutions { .. } => "ListActionExecutions",
             Request::LookupEvents { .. } => "LookupEvents",
             Request::EngineInfo => "EngineInfo",
+            Request::ListEnvironments => "ListEnvironments",
+            Request::RollbackEnvironment { .. } => "RollbackEnvironment",
         }
     }
 
@@ -135,6 +145,7 @@ impl Request {
                 | Request::RollbackStage { .. }
                 | Request::DisableStageTransition { .. }
                 | Request::EnableStageTransition { .. }
+                | Request::RollbackEnvironment { .. }
         )
     }
 }
@@ -211,6 +222,13 @@ pub enum Reply {
     },
     Events {
         events: Vec<AuditEvent>,
+    },
+    Environments {
+        environments: Vec<crate::env::manager::EnvironmentSummary>,
+    },
+    /// An operation's outcome in words.
+    Message {
+        message: String,
     },
 }
 

@@ -251,6 +251,7 @@ pub fn start(workspace: Workspace, options: EngineOptions) -> Result<EngineHandl
         entry_counter: 0,
         started: started.clone(),
         stopping: false,
+        envs: Default::default(),
     };
     engine.load()?;
     let handle = EngineHandle {
@@ -261,6 +262,22 @@ pub fn start(workspace: Workspace, options: EngineOptions) -> Result<EngineHandl
     };
     if options.triggers && ws.triggers {
         super::triggers::spawn(&handle, &engine.trigger_specs());
+    }
+    if !ws.environments.is_empty() {
+        // Environments come back with the engine, on their last release.
+        let (cell, ws2) = (engine.envs.clone(), ws.clone());
+        tokio::spawn(async move {
+            let r = cell
+                .get_or_init(|| async move {
+                    crate::env::manager::Environments::start(&ws2)
+                        .await
+                        .map(Arc::new)
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "environments did not start");
+            }
+        });
     }
     tokio::spawn(engine.run(rx));
     Ok(handle)
@@ -278,6 +295,7 @@ struct Engine {
     entry_counter: u64,
     started: String,
     stopping: bool,
+    envs: providers::deploy::EnvCell,
 }
 
 fn api(code: &str, msg: impl Into<String>) -> ApiError {
@@ -419,6 +437,12 @@ impl Engine {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         while let Some(msg) = rx.recv().await {
             match msg {
+                Msg::Call(env, reply)
+                    if matches!(env.request, Request::RollbackEnvironment { .. }) =>
+                {
+                    // Slow (a redeploy): answered from a task when done.
+                    self.rollback_environment(env, reply);
+                }
                 Msg::Call(env, reply) => {
                     let r = self.handle(&env);
                     if env.request.is_mutating() {
@@ -470,6 +494,9 @@ impl Engine {
             }
             self.save(&id, true);
             self.publish_exec(&id);
+        }
+        if let Some(Ok(envs)) = self.envs.get() {
+            envs.shutdown().await;
         }
         // Give running process trees a moment to be killed.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -623,6 +650,17 @@ impl Engine {
                     .audit(max_results.unwrap_or(50).clamp(1, 10_000))
                     .map_err(|e| api("InternalError", e.to_string()))?,
             }),
+            Request::ListEnvironments => Ok(Reply::Environments {
+                environments: match self.envs.get() {
+                    Some(Ok(envs)) => envs.summaries(&self.ws),
+                    Some(Err(e)) => return Err(api("EnvironmentsUnavailable", e.clone())),
+                    None => Vec::new(),
+                },
+            }),
+            Request::RollbackEnvironment { .. } => Err(api(
+                "InternalError",
+                "RollbackEnvironment is handled asynchronously",
+            )),
             Request::EngineInfo => Ok(Reply::Info {
                 info: EngineInfo {
                     workspace: self.ws.name.clone(),
@@ -635,6 +673,58 @@ impl Engine {
                 },
             }),
         }
+    }
+
+    fn rollback_environment(
+        &mut self,
+        env: Envelope,
+        reply: oneshot::Sender<Result<Reply, ApiError>>,
+    ) {
+        let Request::RollbackEnvironment { environment_name } = &env.request else {
+            return;
+        };
+        let name = environment_name.clone();
+        let envs = match self.envs.get() {
+            Some(Ok(e)) if e.envs.contains_key(&name) => e.clone(),
+            Some(Err(e)) => {
+                let r = Err(api("EnvironmentsUnavailable", e.clone()));
+                self.audit_call(&env, &r);
+                let _ = reply.send(r);
+                return;
+            }
+            _ => {
+                let r = Err(api(
+                    "EnvironmentNotFound",
+                    format!(
+                        "workspace {} has no environment `{name}` (environments: {})",
+                        self.ws.name,
+                        self.ws
+                            .environments
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+                self.audit_call(&env, &r);
+                let _ = reply.send(r);
+                return;
+            }
+        };
+        self.audit_call(
+            &env,
+            &Ok(Reply::Message {
+                message: format!("rollback of {name} requested"),
+            }),
+        );
+        tokio::spawn(async move {
+            let r = envs
+                .rollback(&name)
+                .await
+                .map(|message| Reply::Message { message })
+                .map_err(|e| api("UnableToRollbackEnvironment", e));
+            let _ = reply.send(r);
+        });
     }
 
     fn pipeline(&self, name: &str) -> Result<&PState, ApiError> {
@@ -1486,7 +1576,7 @@ impl Engine {
                 .send(EngineEvent::ApprovalPending { action: detail });
             return;
         }
-        let provider = match providers::for_action(&action) {
+        let provider = match providers::for_action(&action, &self.ws, &self.envs) {
             Ok(p) => p,
             Err(msg) => {
                 let done = fail_now(&detail, "ConfigurationError", msg);

@@ -6,6 +6,7 @@
 //! provider build on these.)
 
 pub mod local;
+pub mod manager;
 pub mod router;
 pub mod stats;
 pub mod strategy;

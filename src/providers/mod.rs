@@ -131,7 +131,11 @@ pub trait Provider: Send + Sync {
 }
 
 /// The provider for an action, or the reason none can run it locally.
-pub fn for_action(action: &Action) -> Result<Arc<dyn Provider>, String> {
+pub fn for_action(
+    action: &Action,
+    ws: &Workspace,
+    envs: &deploy::EnvCell,
+) -> Result<Arc<dyn Provider>, String> {
     let provider = action.provider();
     match (action.action_type_id.category.as_str(), provider) {
         ("Source", "CodeCommit" | "CodeStarSourceConnection" | "GitHub" | "Bitbucket") => {
@@ -144,7 +148,19 @@ pub fn for_action(action: &Action) -> Result<Arc<dyn Provider>, String> {
         ("Build" | "Test", "CodeBuild") => Ok(Arc::new(codebuild::CodeBuild)),
         ("Invoke", "Lambda") => Ok(Arc::new(commands::LambdaCommand)),
         ("Compute", "Commands") => Ok(Arc::new(commands::Commands)),
-        ("Deploy", _) => Ok(Arc::new(deploy::Unmapped)),
+        ("Deploy", _) => Ok(
+            match ws
+                .environments
+                .iter()
+                .find(|(_, e)| e.actions.iter().any(|a| a == &action.name))
+            {
+                Some((name, _)) => Arc::new(deploy::EnvDeploy {
+                    env: name.clone(),
+                    cell: envs.clone(),
+                }),
+                None => Arc::new(deploy::Unmapped),
+            },
+        ),
         (category, p) => Err(format!(
             "no local provider for {category} action provider `{p}`; pipedeck runs Source \
              (CodeCommit, CodeStarSourceConnection, GitHub, Bitbucket), CodeBuild, Manual \

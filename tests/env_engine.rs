@@ -1,0 +1,117 @@
+//! Deploy actions mapped to a local environment, through the engine:
+//! deploy, redeploy, roll back, and come back after a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use pipedeck::engine::api::{Reply, Request};
+use pipedeck::engine::types::ExecutionStatus;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SERVER: &str = "import os\nfrom http.server import BaseHTTPRequestHandler, HTTPServer\nV = open('VERSION').read().strip()\nclass H(BaseHTTPRequestHandler):\n    def do_GET(self):\n        b = V.encode()\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(b)))\n        self.end_headers()\n        self.wfile.write(b)\n    def log_message(self, *a):\n        pass\nHTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+
+async fn get(url: &str) -> String {
+    let addr = url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let t = String::from_utf8_lossy(&out).into_owned();
+    t.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
+}
+
+async fn envs(
+    h: &pipedeck::engine::EngineHandle,
+) -> Vec<pipedeck::env::manager::EnvironmentSummary> {
+    for _ in 0..100 {
+        if let Reply::Environments { environments } =
+            call(h, Request::ListEnvironments).await.unwrap()
+            && !environments.is_empty()
+        {
+            return environments;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("environments did not come up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_deploy_action_deploys_rolls_back_and_survives_a_restart() {
+    let deploy = r#"{"name": "Deploy-Dev", "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeployToECS", "version": "1"},
+        "configuration": {"ApplicationName": "web", "DeploymentGroupName": "dev"},
+        "inputArtifacts": [{"name": "Src"}]}"#;
+    let p = pipeline(
+        "p",
+        "SUPERSEDED",
+        &[stage("Deploy", &[deploy.to_owned()], "")],
+    );
+    let ws = workspace(
+        &p,
+        "[environments.dev]\nport = 0\ncommand = \"exec python3 server.py\"\nhealth_path = \"/\"\nhealth_interval_ms = 50\nhealthy_threshold = 1\nactions = [\"Deploy-Dev\"]\nauto_rollback = [\"DEPLOYMENT_FAILURE\"]\n",
+        &[("server.py", SERVER), ("VERSION", "v1")],
+    );
+    let h = ws.engine();
+    let id = start(&h, "p").await;
+    until_status(&h, "p", &id, ExecutionStatus::Succeeded).await;
+    let e = envs(&h).await;
+    assert_eq!(e[0].name, "dev");
+    assert_eq!(get(&e[0].url).await, "v1");
+    let acts = actions(&h, "p", &id).await;
+    let d = acts.iter().find(|a| a.action_name == "Deploy-Dev").unwrap();
+    assert!(
+        d.summary.as_deref().unwrap().contains("deployed"),
+        "{:?}",
+        d.summary
+    );
+    // A second release.
+    commit(&ws.repo(), &[("VERSION", "v2")], "v2");
+    let id = start(&h, "p").await;
+    until_status(&h, "p", &id, ExecutionStatus::Succeeded).await;
+    let url = envs(&h).await[0].url.clone();
+    assert_eq!(get(&url).await, "v2");
+    // Roll the environment back: the previous release comes back.
+    let r = call(
+        &h,
+        Request::RollbackEnvironment {
+            environment_name: "dev".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(r, Reply::Message { .. }), "{r:?}");
+    assert_eq!(get(&url).await, "v1");
+    let err = call(
+        &h,
+        Request::RollbackEnvironment {
+            environment_name: "nope".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, "EnvironmentNotFound");
+    h.shutdown().await;
+    // A new engine brings the environment back on its last release.
+    let h = ws.engine();
+    let mut served = String::new();
+    for _ in 0..100 {
+        let e = envs(&h).await;
+        if e[0].live.is_some()
+            && e[0]
+                .blue
+                .as_ref()
+                .or(e[0].green.as_ref())
+                .is_some_and(|g| g.healthy > 0)
+        {
+            served = get(&e[0].url).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(served, "v1");
+    h.shutdown().await;
+}
