@@ -22,6 +22,7 @@ pub enum Screen {
     Logs,
     Approvals,
     Audit,
+    Environments,
 }
 
 impl Screen {
@@ -32,6 +33,7 @@ impl Screen {
             Screen::Logs => Scope::Logs,
             Screen::Approvals => Scope::Approvals,
             Screen::Audit => Scope::Audit,
+            Screen::Environments => Scope::Environments,
         }
     }
     pub fn title(self) -> &'static str {
@@ -41,6 +43,7 @@ impl Screen {
             Screen::Logs => "Logs",
             Screen::Approvals => "Approvals",
             Screen::Audit => "Audit",
+            Screen::Environments => "Environments",
         }
     }
 }
@@ -51,6 +54,7 @@ pub struct Snapshot {
     pub pipelines: Vec<PipelineSummary>,
     pub states: BTreeMap<String, PipelineState>,
     pub executions: BTreeMap<String, Vec<ExecutionSummary>>,
+    pub envs: Vec<crate::env::manager::EnvironmentSummary>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +84,9 @@ pub enum Pending {
     Rollback {
         pipeline: String,
         stage: String,
+    },
+    RollbackEnv {
+        env: String,
     },
     Disable {
         pipeline: String,
@@ -226,6 +233,9 @@ pub struct App {
     pub sel_approval: usize,
     pub audit: Vec<AuditEvent>,
     pub sel_audit: usize,
+    pub sel_env: usize,
+    /// Recent (requests/s, 5xx %, p99 ms) per environment, for sparklines.
+    pub env_history: BTreeMap<String, std::collections::VecDeque<(f64, f64, f64)>>,
     pub modal: Option<Modal>,
     pub toasts: Vec<Toast>,
     pub now: SystemTime,
@@ -277,6 +287,8 @@ impl App {
             sel_approval: 0,
             audit: Vec::new(),
             sel_audit: 0,
+            sel_env: 0,
+            env_history: BTreeMap::new(),
             modal: None,
             toasts: Vec::new(),
             now: SystemTime::now(),
@@ -399,6 +411,13 @@ impl App {
     /// Handles one message.
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
+            Msg::Tick if self.screen == Screen::Environments => {
+                self.now = SystemTime::now();
+                self.spinner = self.spinner.wrapping_add(1);
+                let now = self.now;
+                self.toasts.retain(|t| t.until > now);
+                vec![Effect::Refresh]
+            }
             Msg::Tick => {
                 self.now = SystemTime::now();
                 self.spinner = self.spinner.wrapping_add(1);
@@ -412,6 +431,13 @@ impl App {
             }
             Msg::Engine(ev) => self.on_engine(ev),
             Msg::Snapshot(s) => {
+                for e in &s.envs {
+                    let h = self.env_history.entry(e.name.clone()).or_default();
+                    h.push_back((e.rps, e.error_rate, e.p99_ms));
+                    while h.len() > 60 {
+                        h.pop_front();
+                    }
+                }
                 self.snap = s;
                 if self.pipeline.is_none() {
                     self.pipeline = self.snap.pipelines.first().map(|p| p.name.clone());
@@ -797,11 +823,17 @@ impl App {
             Pending::Disable { stage, .. } => {
                 (format!("Disable the transition into {stage}?"), stage)
             }
+            Pending::RollbackEnv { env } => (
+                format!(
+                    "Roll back environment {env}? During a deployment this flips traffic back; \
+                     otherwise the previous release is deployed again."
+                ),
+                env,
+            ),
         };
-        let typed = self
-            .protected
-            .iter()
-            .any(|p| p == stage)
+        let env_protected = matches!(&op, Pending::RollbackEnv { env }
+            if self.snap.envs.iter().any(|e| &e.name == env && e.protected));
+        let typed = (env_protected || self.protected.iter().any(|p| p == stage))
             .then(|| (stage.clone(), String::new()));
         self.modal = Some(Modal::Confirm { text, op, typed });
     }
@@ -851,6 +883,12 @@ impl App {
                     reason: Some("stopped from pipedeck".into()),
                 },
             },
+            Pending::RollbackEnv { env } => Effect::Op {
+                label: format!("roll back {env}"),
+                request: Request::RollbackEnvironment {
+                    environment_name: env,
+                },
+            },
             Pending::Rollback { pipeline, stage } => Effect::Op {
                 label: format!("roll back {stage}"),
                 request: Request::RollbackStage {
@@ -885,10 +923,7 @@ impl App {
                 self.go(Screen::Audit);
                 return vec![Effect::Audit];
             }
-            "envs" | "environments" => self.toast(
-                "no environments are configured yet: deploy targets arrive with the environments feature",
-                false,
-            ),
+            "envs" | "environments" => return self.command(Command::Environments),
             "diagnose" => self.toast(
                 "diagnosis is not available yet: nothing is configured for it",
                 false,
@@ -1010,8 +1045,16 @@ impl App {
                 vec![Effect::Audit]
             }
             Command::Environments => {
-                self.toast("no environments are configured yet", false);
-                Vec::new()
+                if self.snap.envs.is_empty() {
+                    self.toast(
+                        "no environments are configured: declare [environments.NAME] in the workspace's pipedeck.toml",
+                        false,
+                    );
+                    Vec::new()
+                } else {
+                    self.go(Screen::Environments);
+                    vec![Effect::Refresh]
+                }
             }
             Command::Diagnose => {
                 self.toast(
@@ -1026,6 +1069,7 @@ impl App {
                 Screen::Logs => self.logs_cmd(c),
                 Screen::Approvals => self.approvals_cmd(c),
                 Screen::Audit => self.audit_cmd(c),
+                Screen::Environments => self.envs_cmd(c),
             },
         }
     }
@@ -1345,6 +1389,26 @@ impl App {
             Command::Top => self.sel_audit = 0,
             Command::Bottom => self.sel_audit = n.saturating_sub(1),
             Command::Filter => self.filter_editing = true,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn envs_cmd(&mut self, c: Command) -> Vec<Effect> {
+        let n = self.snap.envs.len();
+        match c {
+            Command::Right | Command::Down | Command::NextPane => {
+                self.sel_env = (self.sel_env + 1).min(n.saturating_sub(1));
+            }
+            Command::Left | Command::Up | Command::PrevPane => {
+                self.sel_env = self.sel_env.saturating_sub(1);
+            }
+            Command::Rollback => {
+                if let Some(e) = self.snap.envs.get(self.sel_env) {
+                    let env = e.name.clone();
+                    self.confirm(Pending::RollbackEnv { env });
+                }
+            }
             _ => {}
         }
         Vec::new()

@@ -115,6 +115,7 @@ pub enum Scope {
     Logs,
     Approvals,
     Audit,
+    Environments,
 }
 
 impl Scope {
@@ -126,15 +127,17 @@ impl Scope {
             Scope::Logs => "logs",
             Scope::Approvals => "approvals",
             Scope::Audit => "audit",
+            Scope::Environments => "environments",
         }
     }
-    const ALL: [Scope; 6] = [
+    const ALL: [Scope; 7] = [
         Scope::Global,
         Scope::Pipelines,
         Scope::Pipeline,
         Scope::Logs,
         Scope::Approvals,
         Scope::Audit,
+        Scope::Environments,
     ];
 }
 
@@ -185,6 +188,7 @@ const DEFAULTS: &[(Scope, &str, Command)] = &[
     (Scope::Pipeline, "d", Command::Diagnose),
     (Scope::Approvals, "a", Command::Approve),
     (Scope::Approvals, "x", Command::Reject),
+    (Scope::Environments, "b", Command::Rollback),
     (Scope::Logs, "f", Command::Follow),
     (Scope::Logs, "w", Command::Wrap),
     (Scope::Logs, "T", Command::Timestamps),

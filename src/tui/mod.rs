@@ -403,5 +403,8 @@ async fn snapshot(link: &Link) -> Result<Snapshot, crate::engine::api::ApiError>
             s.executions.insert(p.name.clone(), executions);
         }
     }
+    if let Ok(Reply::Environments { environments }) = link.call(Request::ListEnvironments).await {
+        s.envs = environments;
+    }
     Ok(s)
 }

@@ -117,6 +117,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         Screen::Logs => draw_logs(f, app, body),
         Screen::Approvals => draw_approvals(f, app, body),
         Screen::Audit => draw_audit(f, app, body),
+        Screen::Environments => draw_envs(f, app, body),
     }
     draw_footer(f, app, footer);
     draw_toasts(f, app, body);
@@ -188,6 +189,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         ],
         Screen::Approvals => &[Command::Approve, Command::Reject, Command::Open],
         Screen::Audit => &[Command::Filter],
+        Screen::Environments => &[Command::Rollback, Command::Right],
     };
     let mut spans = Vec::new();
     for c in wanted.iter().chain(&[
@@ -921,6 +923,169 @@ fn draw_approvals(f: &mut Frame, app: &App, area: Rect) {
             .block(block(app, "Details".into(), false)),
         detail,
     );
+}
+
+fn sparkline(values: impl Iterator<Item = f64>) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let v: Vec<f64> = values.collect();
+    let max = v.iter().copied().fold(0.0f64, f64::max);
+    v.iter()
+        .map(|x| {
+            if max <= 0.0 {
+                BARS[0]
+            } else {
+                BARS[((x / max) * 7.0).round().clamp(0.0, 7.0) as usize]
+            }
+        })
+        .collect()
+}
+
+fn draw_envs(f: &mut Frame, app: &App, area: Rect) {
+    let envs = &app.snap.envs;
+    if envs.is_empty() {
+        f.render_widget(
+            Paragraph::new(
+                "no environments are configured: declare [environments.NAME] in pipedeck.toml",
+            )
+            .style(app.theme.muted)
+            .block(block(app, "Environments".into(), true)),
+            area,
+        );
+        return;
+    }
+    let cols =
+        Layout::horizontal(vec![Constraint::Ratio(1, envs.len() as u32); envs.len()]).split(area);
+    for (i, (e, col)) in envs.iter().zip(cols.iter()).enumerate() {
+        let t = &app.theme;
+        let mut lines: Vec<Line> = Vec::new();
+        lines.push(Line::from(Span::styled(e.url.clone(), t.muted)));
+        lines.push(Line::from(vec![
+            Span::raw("live: "),
+            Span::styled(
+                e.live.map_or("split".to_owned(), |c| c.as_str().to_owned()),
+                if e.live == Some(crate::env::router::Color::Green) {
+                    t.succeeded
+                } else {
+                    t.in_progress
+                },
+            ),
+            Span::raw(format!(
+                "  release {}",
+                e.release.as_ref().map_or("—", |r| r.revision.as_str())
+            )),
+        ]));
+        lines.push(Line::from(Span::styled(
+            format!("strategy {}", e.strategy),
+            t.muted,
+        )));
+        // Traffic split gauge: blue | green.
+        let width = usize::from(col.width.saturating_sub(12)).max(10);
+        let g = (e.green_percent as usize * width) / 100;
+        lines.push(Line::from(vec![
+            Span::raw("traffic "),
+            Span::styled("█".repeat(width - g), t.in_progress),
+            Span::styled("█".repeat(g), t.succeeded),
+        ]));
+        lines.push(Line::from(Span::styled(
+            format!(
+                "        blue {}% · green {}%",
+                100 - e.green_percent,
+                e.green_percent
+            ),
+            t.muted,
+        )));
+        for (name, g) in [("blue", &e.blue), ("green", &e.green)] {
+            if let Some(g) = g {
+                let style = if g.healthy == g.total {
+                    t.succeeded
+                } else {
+                    t.failed
+                };
+                lines.push(Line::from(vec![
+                    Span::raw(format!("{name:<6}")),
+                    Span::styled(format!("{}/{} healthy", g.healthy, g.total), style),
+                    Span::raw(format!("  {} restarts  {}", g.restarts, g.revision)),
+                ]));
+            }
+        }
+        let hist = app.env_history.get(&e.name);
+        let spark = |k: usize| {
+            hist.map(|h| {
+                sparkline(h.iter().rev().take(20).rev().map(|x| match k {
+                    0 => x.0,
+                    1 => x.1,
+                    _ => x.2,
+                }))
+            })
+            .unwrap_or_default()
+        };
+        lines.push(Line::from(format!("req/s {:>7.1} {}", e.rps, spark(0))));
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("5xx % {:>7.1} ", e.error_rate),
+                if e.error_rate > 0.0 { t.failed } else { t.base },
+            ),
+            Span::raw(spark(1)),
+        ]));
+        lines.push(Line::from(format!("p99ms {:>7.1} {}", e.p99_ms, spark(2))));
+        if let Some(d) = &e.deployment {
+            let status_style = match d.status {
+                crate::env::local::DeploymentStatus::Succeeded => t.succeeded,
+                crate::env::local::DeploymentStatus::Failed => t.failed,
+                crate::env::local::DeploymentStatus::Stopped => t.stopped,
+                _ => t.in_progress,
+            };
+            lines.push(Line::from(""));
+            lines.push(Line::from(vec![
+                Span::raw(format!("deployment {} ", d.id)),
+                Span::styled(format!("{:?}", d.status), status_style),
+            ]));
+            let next = d
+                .next_step_at
+                .and_then(|n| n.duration_since(app.now).ok())
+                .map(|left| format!(" · next in {}", short_duration(left)))
+                .unwrap_or_default();
+            lines.push(Line::from(format!(
+                "{} · {}% on {}{next}",
+                d.step,
+                d.traffic_percent,
+                d.new_color.as_str()
+            )));
+            if let Some(r) = &d.reason {
+                lines.push(Line::from(Span::styled(r.clone(), t.failed)));
+            }
+        }
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled("recent events", t.title)));
+        for ev in e.events.iter().take(8) {
+            let style = match ev.kind.as_str() {
+                "alarm" | "rollback" => t.failed,
+                "health" => t.waiting,
+                _ => t.muted,
+            };
+            let at = humantime::format_rfc3339_seconds(ev.at).to_string();
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("{} ", at.get(11..19).unwrap_or("")),
+                    t.log_timestamp,
+                ),
+                Span::styled(ev.message.clone(), style),
+            ]));
+        }
+        let title = format!(
+            "{}{}",
+            e.name,
+            if e.protected { " (protected)" } else { "" }
+        );
+        f.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: true }).block(block(
+                app,
+                title,
+                i == app.sel_env,
+            )),
+            *col,
+        );
+    }
 }
 
 fn draw_audit(f: &mut Frame, app: &App, area: Rect) {
