@@ -35,6 +35,10 @@ use crate::store::{Store, StoreError, now_rfc3339};
 /// under it (shutdown or crash).
 pub const INTERRUPTED: &str = "interrupted: engine stopped";
 
+/// Executions per pipeline the engine keeps in memory (the newest; older
+/// ones stay in the store). ListPipelineExecutions shows up to this many.
+pub const MEMORY_EXECUTIONS: u32 = 1000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Position {
     /// Waiting in front of stage `i` (its inbound execution).
@@ -382,7 +386,7 @@ impl Engine {
                 order: Vec::new(),
             };
             let mut latest_seq = vec![0u64; n];
-            for row in self.store.executions(&name)? {
+            for row in self.store.executions(&name, MEMORY_EXECUTIONS)? {
                 let mut rec: ExecRec = match self.store.decode(&row.record) {
                     Ok(r) => r,
                     Err(e) => {

@@ -257,15 +257,20 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    pub fn executions(&self, pipeline: &str) -> Result<Vec<ExecutionRow>, StoreError> {
+    /// A pipeline's newest `keep` executions, and every one not finished
+    /// (whatever its age), oldest first.
+    pub fn executions(&self, pipeline: &str, keep: u32) -> Result<Vec<ExecutionRow>, StoreError> {
         let mut st = self
             .conn
             .prepare(
-                "SELECT id, pipeline, seq, record FROM executions WHERE pipeline = ?1 ORDER BY seq",
+                "SELECT id, pipeline, seq, record FROM executions WHERE pipeline = ?1
+                 AND (seq > (SELECT COALESCE(MAX(seq), 0) FROM executions WHERE pipeline = ?1) - ?2
+                      OR status IN ('InProgress', 'Stopping'))
+                 ORDER BY seq",
             )
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map([pipeline], |r| {
+            .query_map(params![pipeline, keep], |r| {
                 Ok(ExecutionRow {
                     id: r.get(0)?,
                     pipeline: r.get(1)?,
@@ -604,6 +609,27 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn loading_keeps_the_newest_executions_and_every_unfinished_one() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Store::open(d.path()).unwrap();
+        s.batch(|b| {
+            for seq in 1..=6 {
+                let status = if seq == 2 { "InProgress" } else { "Succeeded" };
+                b.execution(&format!("e{seq}"), "p", seq, status, "STANDARD", "t", &seq)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let ids: Vec<String> = s
+            .executions("p", 2)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["e2", "e5", "e6"]);
     }
 
     #[test]
