@@ -431,3 +431,24 @@ fn alarm_finding_reports_threshold_and_measured() {
     );
     assert!(matches!(f.evidence[0], Evidence::Health { .. }));
 }
+
+#[test]
+fn empty_input_and_templates() {
+    let cat = Catalogue::builtin();
+    assert!(diagnose(&Input::default(), &cat).is_empty());
+    let mut vars = std::collections::BTreeMap::new();
+    vars.insert("a".to_owned(), "x".to_owned());
+    assert_eq!(
+        pipedeck::diagnose::render("{a} {b|none} {c} {not a var} {}", &vars),
+        "x none ? {not a var} {}"
+    );
+    // Status texts of a succeeded action are not diagnosed.
+    let c = load(&fixtures().join("approval_rejected"));
+    let mut a = c.action.clone().unwrap();
+    a.status = pipedeck::engine::types::ActionStatus::Succeeded;
+    let input = Input {
+        action: Some(&a),
+        ..Input::default()
+    };
+    assert!(diagnose(&input, &cat).is_empty());
+}

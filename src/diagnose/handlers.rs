@@ -381,7 +381,6 @@ fn fmt_num(x: Option<f64>) -> String {
 /// events, a disabled transition, the audit trail.
 pub fn synthetic(
     input: &Input,
-    _cat: &super::Catalogue,
     window: &[&AuditEvent],
     emit: &mut dyn FnMut(&str, Vars, Vec<Evidence>),
 ) {

@@ -352,7 +352,7 @@ pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
             pos += 1;
         }
     }
-    handlers::synthetic(input, catalogue, &window, &mut |id, vars, ev| {
+    handlers::synthetic(input, &window, &mut |id, vars, ev| {
         if let Some(ri) = catalogue.rules.iter().position(|r| r.spec.id == id) {
             let first = pos;
             pos += 1;
