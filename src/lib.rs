@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod diagnose;
 pub mod engine;
 pub mod env;
 pub mod logging;

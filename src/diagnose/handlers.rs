@@ -1,0 +1,486 @@
+//! Logic keyed by rule id that templates cannot express: IAM statements,
+//! test-case extraction, engine semantics, findings from events rather than
+//! text.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{Evidence, Input, Vars, audit_who};
+use crate::engine::api::AuditEvent;
+
+fn re(p: &str) -> Regex {
+    #[allow(clippy::expect_used)]
+    Regex::new(p).expect("built-in handler regex")
+}
+
+static CARGO_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*--> (\S+)"));
+static PY_FILE: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"^\s*File "([^"]+)", line (\d+), in (\S+)"#));
+static PY_EXC: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^((?:\w+\.)*\w*(?:Error|Exception|Failure)\b:?.*)$"));
+static PYTEST_E: LazyLock<Regex> = LazyLock::new(|| re(r"^E\s+(.*\S)"));
+static PYTEST_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^(\S+\.py):(\d+): (\w+)"));
+static GO_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+(\S+_test\.go:\d+): (.*)"));
+static RISKY: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)\b(?:push|deploy|upload|publish|release|apply|promote|s3 cp|s3 sync)\b")
+});
+static SSM_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"--(?:names?|secret-id) (\S+)"));
+static PHASE_CTX: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"Phase context status code: \S+ Message: Error while executing command: (.*)\. Reason: exit status (-?\d+)",
+    )
+});
+
+fn line_of(vars: &Vars) -> Option<usize> {
+    vars.get("_pos").and_then(|p| p.parse().ok())
+}
+
+fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
+    vars.insert(k.to_owned(), v.into());
+}
+
+fn default(vars: &mut Vars, k: &str, v: &str) {
+    vars.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+}
+
+/// "role build-role" / "user alice" from a principal ARN.
+pub fn principal_name(arn: &str) -> String {
+    let res = arn.splitn(6, ':').nth(5).unwrap_or(arn);
+    let parts: Vec<&str> = res.split('/').collect();
+    match parts.as_slice() {
+        ["assumed-role", role, ..] => format!("role {role}"),
+        ["role", .., role] => format!("role {role}"),
+        ["user", .., user] => format!("user {user}"),
+        ["root"] => "the account root".to_owned(),
+        _ if !arn.is_empty() => arn.to_owned(),
+        _ => "the build's role".to_owned(),
+    }
+}
+
+/// An IAM policy statement that grants exactly `action` on `resource`.
+pub fn iam_statement(action: &str, resource: &str) -> String {
+    let sid: String = action
+        .split([':', '-', '*'])
+        .flat_map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+        })
+        .collect();
+    let v = serde_json::json!({
+        "Sid": format!("Allow{sid}"),
+        "Effect": "Allow",
+        "Action": action,
+        "Resource": if resource.is_empty() { "*" } else { resource },
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+/// Adjusts a finding's variables and evidence; `false` drops the finding.
+pub fn enrich(id: &str, vars: &mut Vars, evidence: &[Evidence], input: &Input) -> bool {
+    let log = input.log;
+    let at = line_of(vars);
+    let from_log = at.is_some_and(|l| l < log.len());
+    let after = |n: usize| -> &[String] {
+        match at {
+            Some(l) if l < log.len() => &log[l + 1..(l + 1 + n).min(log.len())],
+            _ => &[],
+        }
+    };
+    match id {
+        "aws.access_denied" => {
+            let resource = vars
+                .get("resource")
+                .map(|r| r.trim_end_matches(['.', ',', ';', '"', '\'']).to_owned())
+                .unwrap_or_default();
+            let action = vars.get("action").cloned().unwrap_or_default();
+            let principal = vars.get("principal").cloned().unwrap_or_default();
+            let who = principal_name(&principal);
+            set(vars, "who", who.clone());
+            set(
+                vars,
+                "resource",
+                if resource.is_empty() {
+                    "*".into()
+                } else {
+                    resource.clone()
+                },
+            );
+            set(vars, "statement", iam_statement(&action, &resource));
+            let text = match evidence.first() {
+                Some(Evidence::LogLine { text, .. }) => text.as_str(),
+                Some(Evidence::Status { text, .. }) => text.as_str(),
+                _ => "",
+            };
+            let attach = match principal
+                .split_once(":assumed-role/")
+                .or(principal.split_once(":role/"))
+            {
+                Some((_, r)) => format!(
+                    " (e.g. `aws iam put-role-policy --role-name {} --policy-name allow-{} --policy-document file://statement.json`, with the statement inside a policy document)",
+                    r.split('/').next().unwrap_or(r),
+                    action.replace([':', '*'], "-").to_lowercase()
+                ),
+                None => String::new(),
+            };
+            set(
+                vars,
+                "note",
+                if text.contains("explicit deny") {
+                    format!(
+                        "{attach}. The message names an explicit deny: an identity policy, permissions boundary or SCP denies it, and an Allow alone will not help; remove or narrow that Deny."
+                    )
+                } else {
+                    format!("{attach}.")
+                },
+            );
+        }
+        "aws.access_denied_op" => {
+            // Only when no finding names the action: the full message beats
+            // the bare error code.
+            default(vars, "op", "?");
+        }
+        "cargo.error" => {
+            let loc = after(6)
+                .iter()
+                .find_map(|l| CARGO_LOC.captures(l).map(|c| c[1].to_owned()));
+            set(
+                vars,
+                "location",
+                loc.map(|l| format!(" at {l}")).unwrap_or_default(),
+            );
+        }
+        "test.pytest" => {
+            let file = vars.get("file").cloned().unwrap_or_default();
+            let mut assertion = vars.get("msg").cloned().unwrap_or_default();
+            let mut lineno = String::new();
+            // The traceback section for this test: its `E ` lines and the
+            // `file.py:N: Error` line.
+            let test = vars.get("test").cloned().unwrap_or_default();
+            let short = test.rsplit("::").next().unwrap_or(&test).to_owned();
+            if let Some(start) = log
+                .iter()
+                .position(|l| l.starts_with('_') && l.contains(&format!(" {short} ")))
+            {
+                for l in log[start + 1..].iter().take(200) {
+                    if l.starts_with("____") || l.starts_with("====") {
+                        break;
+                    }
+                    if assertion.is_empty()
+                        && let Some(c) = PYTEST_E.captures(l)
+                    {
+                        assertion = c[1].to_owned();
+                    }
+                    if let Some(c) = PYTEST_LOC.captures(l) {
+                        lineno = c[2].to_owned();
+                    }
+                }
+            }
+            set(vars, "test", short);
+            set(vars, "file", file);
+            set(
+                vars,
+                "lineno",
+                if lineno.is_empty() {
+                    String::new()
+                } else {
+                    format!(":{lineno}")
+                },
+            );
+            set(
+                vars,
+                "assertion",
+                if assertion.is_empty() {
+                    "failed".into()
+                } else {
+                    assertion
+                },
+            );
+        }
+        "test.unittest" => {
+            let mut file = String::new();
+            let mut lineno = String::new();
+            let mut assertion = String::new();
+            for l in after(60) {
+                if l.starts_with("=====") || (l.starts_with("-----") && !assertion.is_empty()) {
+                    break;
+                }
+                if let Some(c) = PY_FILE.captures(l) {
+                    file = c[1].to_owned();
+                    lineno = c[2].to_owned();
+                } else if let Some(c) = PY_EXC.captures(l)
+                    && !l.starts_with(' ')
+                {
+                    assertion = c[1].to_owned();
+                }
+            }
+            let file = file.rsplit('/').next().unwrap_or(&file).to_owned();
+            let test = vars.get("test").cloned().unwrap_or_default();
+            let cls = vars.get("cls").cloned().unwrap_or_default();
+            let full = if cls.ends_with(&format!(".{test}")) {
+                cls
+            } else {
+                format!("{cls}.{test}")
+            };
+            set(vars, "full", full);
+            set(
+                vars,
+                "file",
+                if file.is_empty() {
+                    "?".into()
+                } else {
+                    format!("{file}:{lineno}")
+                },
+            );
+            set(
+                vars,
+                "assertion",
+                if assertion.is_empty() {
+                    "failed".into()
+                } else {
+                    assertion
+                },
+            );
+        }
+        "go.test_fail" => {
+            let (loc, msg) = after(5)
+                .iter()
+                .find_map(|l| {
+                    GO_LOC
+                        .captures(l)
+                        .map(|c| (c[1].to_owned(), c[2].to_owned()))
+                })
+                .unwrap_or_default();
+            set(
+                vars,
+                "location",
+                if loc.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at {loc}")
+                },
+            );
+            set(
+                vars,
+                "msg",
+                if msg.is_empty() { "failed".into() } else { msg },
+            );
+        }
+        "gradle.failure" => {
+            let what = after(3)
+                .iter()
+                .map(|l| l.trim())
+                .find(|l| !l.is_empty())
+                .unwrap_or("the build failed")
+                .to_owned();
+            set(vars, "msg", what);
+        }
+        "engine.prebuild_skipped" => {
+            if from_log {
+                let rest = after(usize::MAX / 2);
+                if rest
+                    .iter()
+                    .any(|l| l.contains("[Container] Entering phase BUILD"))
+                {
+                    return false;
+                }
+                if let Some(c) = rest.iter().take(4).find_map(|l| PHASE_CTX.captures(l)) {
+                    set(
+                        vars,
+                        "cause",
+                        format!(": `{}` exited with {}", &c[1], &c[2]),
+                    );
+                }
+            }
+            default(vars, "cause", "");
+        }
+        "engine.post_build_after_failure" if from_log => {
+            let rest = after(usize::MAX / 2);
+            let Some(start) = rest
+                .iter()
+                .position(|l| l.contains("[Container] Entering phase POST_BUILD"))
+            else {
+                return false;
+            };
+            // A post_build that publishes (push, deploy, upload...) after
+            // a failed build is the thing to fix first.
+            let risky = rest[start..]
+                .iter()
+                .take_while(|l| !l.contains("[Container] Phase complete: POST_BUILD"))
+                .filter_map(|l| l.split_once("[Container] Running command ").map(|x| x.1))
+                .find(|c| RISKY.is_match(c));
+            if let Some(c) = risky {
+                set(vars, "cmd", format!("`{c}`"));
+                set(vars, "_priority", "15");
+            }
+        }
+        "make.error" => {
+            let what = match vars.get("msg") {
+                Some(m) => m.clone(),
+                None => format!(
+                    "target `{}` failed (Error {}){}",
+                    vars.get("target").map_or("?", String::as_str),
+                    vars.get("code").map_or("?", String::as_str),
+                    match (vars.get("file"), vars.get("line")) {
+                        (Some(f), Some(l)) => format!(" at {f}:{l}"),
+                        _ => String::new(),
+                    }
+                ),
+            };
+            set(vars, "what", what);
+        }
+        "k8s.image_pull" => {
+            let subject = match vars.get("pod") {
+                Some(p) => format!("Pod {p}"),
+                None => "A pod".to_owned(),
+            };
+            let img = vars
+                .get("image")
+                .map(|i| format!(" {i}"))
+                .unwrap_or_default();
+            set(vars, "subject", subject);
+            set(vars, "img", img);
+        }
+        "aws.parameter_not_found" | "aws.secret_not_found" => {
+            if !vars.contains_key("name")
+                && let Some(l) = at.filter(|l| *l < log.len())
+            {
+                let name = log[l.saturating_sub(6)..l]
+                    .iter()
+                    .rev()
+                    .find_map(|x| SSM_NAME.captures(x).map(|c| c[1].to_owned()));
+                if let Some(n) = name {
+                    set(vars, "name", n);
+                }
+            }
+        }
+        "engine.approval_rejected" => default(vars, "summary", "(no summary given)"),
+        "engine.stop_requested" => {
+            let r = vars.get("reason").cloned().unwrap_or_default();
+            set(
+                vars,
+                "reason",
+                if r.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {r}")
+                },
+            );
+        }
+        _ => {}
+    }
+    true
+}
+
+fn fmt_num(x: Option<f64>) -> String {
+    x.map_or_else(|| "?".into(), |v| format!("{v}"))
+}
+
+/// Findings from inputs that are not text: test reports, deployment health
+/// events, a disabled transition, the audit trail.
+pub fn synthetic(
+    input: &Input,
+    window: &[&AuditEvent],
+    emit: &mut dyn FnMut(&str, Vars, Vec<Evidence>),
+) {
+    if let Some(t) = input.action.and_then(|a| a.test_report.as_ref())
+        && (t.failed > 0 || !t.failing.is_empty())
+    {
+        let mut v = Vars::new();
+        v.insert(
+            "failed".into(),
+            t.failed.max(t.failing.len() as u32).to_string(),
+        );
+        v.insert("passed".into(), t.passed.to_string());
+        v.insert(
+            "first".into(),
+            t.failing.first().cloned().unwrap_or_default(),
+        );
+        v.insert("names".into(), t.failing.join(", "));
+        v.insert("files".into(), t.files.join(", "));
+        let ev = t
+            .failing
+            .iter()
+            .map(|n| Evidence::TestCase { name: n.clone() })
+            .collect();
+        emit("test.junit", v, ev);
+    }
+    for h in input.health {
+        let id = match h.kind.as_str() {
+            "alarm" => "deploy.alarm",
+            "health" => "deploy.health_check",
+            "hook" => "deploy.hook",
+            _ => continue,
+        };
+        let mut v = Vars::new();
+        v.insert("name".into(), h.name.clone());
+        v.insert("detail".into(), h.detail.clone());
+        v.insert("threshold".into(), fmt_num(h.threshold));
+        v.insert("measured".into(), fmt_num(h.measured));
+        v.insert("time".into(), h.time.clone());
+        emit(
+            id,
+            v,
+            vec![Evidence::Health {
+                time: h.time.clone(),
+                kind: h.kind.clone(),
+                name: h.name.clone(),
+                detail: h.detail.clone(),
+                threshold: h.threshold,
+                measured: h.measured,
+            }],
+        );
+    }
+    if let Some((stage, t)) = input.disabled_transition
+        && !t.enabled
+    {
+        let mut v = Vars::new();
+        v.insert("stage".into(), stage.to_owned());
+        v.insert(
+            "reason".into(),
+            t.disabled_reason
+                .clone()
+                .unwrap_or_else(|| "no reason given".into()),
+        );
+        v.insert(
+            "by".into(),
+            t.last_changed_by
+                .clone()
+                .unwrap_or_else(|| "someone".into()),
+        );
+        let text = format!(
+            "transition into {stage} disabled by {}: {}",
+            v.get("by").map_or("", String::as_str),
+            v.get("reason").map_or("", String::as_str)
+        );
+        emit(
+            "engine.transition_disabled",
+            v,
+            vec![Evidence::Status {
+                field: "transition".into(),
+                text,
+            }],
+        );
+    }
+    if !window.is_empty() {
+        let mut who: Vec<String> = Vec::new();
+        for e in window {
+            let w = audit_who(e);
+            if !who.contains(&w) {
+                who.push(w);
+            }
+        }
+        let mut v = Vars::new();
+        v.insert("events".into(), window.len().to_string());
+        v.insert("who".into(), who.join(", "));
+        let ev = window
+            .iter()
+            .rev()
+            .take(super::MAX_EVIDENCE)
+            .rev()
+            .map(|e| super::audit_evidence(e))
+            .collect();
+        emit("audit.trail", v, ev);
+    }
+}

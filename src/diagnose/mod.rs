@@ -1,0 +1,463 @@
+//! Failure diagnosis: "why did this turn red, and what do I do?".
+//!
+//! Pure: inputs in ([`Input`]: the log, the action and execution records,
+//! audit and deployment-health events), findings out ([`Finding`], ranked
+//! best first). No I/O, so the AWS side can feed CloudTrail events through
+//! the same door. What is recognised lives in a data-driven rule catalogue
+//! ([`Catalogue`], `catalogue.toml` compiled in, extensible by user files);
+//! what templates cannot express (IAM statements, test-case extraction,
+//! engine semantics) lives in [`handlers`], keyed by rule id.
+
+pub mod catalogue;
+mod handlers;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+pub use self::catalogue::{Catalogue, Rule, RuleSpec};
+use crate::engine::api::{ActionExecutionDetail, AuditEvent, ExecutionSummary, TransitionState};
+use crate::engine::types::{ActionStatus, ExecutionStatus};
+
+/// A deployment signal: an alarm that fired, a failed health check, a
+/// failed lifecycle hook.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthEvent {
+    /// RFC 3339.
+    pub time: String,
+    /// `alarm`, `health` or `hook`.
+    pub kind: String,
+    /// Alarm name, health-check target (endpoint) or hook name.
+    pub name: String,
+    /// Free text: the state reason, `GET /healthz -> 503 (3 of 3 failed)`,
+    /// the hook's error.
+    pub detail: String,
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub measured: Option<f64>,
+}
+
+/// Everything a diagnosis looks at. Only `log` is usually present.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Input<'a> {
+    /// The action's log, one entry per line; line numbers are 0-based.
+    pub log: &'a [String],
+    pub action: Option<&'a ActionExecutionDetail>,
+    pub execution: Option<&'a ExecutionSummary>,
+    /// Audit events (the engine's trail or CloudTrail); those inside the
+    /// window are supporting evidence, and their error messages are
+    /// diagnosed like log lines.
+    pub audit: &'a [AuditEvent],
+    pub health: &'a [HealthEvent],
+    /// The stage the execution waits in front of, when its inbound
+    /// transition is disabled.
+    pub disabled_transition: Option<(&'a str, &'a TransitionState)>,
+    /// The audit window (RFC 3339, inclusive). Default: from 30 minutes
+    /// before the action started to 5 minutes after its last change; with
+    /// no action, every event.
+    pub window: Option<(&'a str, &'a str)>,
+}
+
+/// One piece of evidence behind a finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Evidence {
+    /// A log line, 0-based.
+    LogLine {
+        line: usize,
+        text: String,
+    },
+    Audit {
+        event_time: String,
+        event_name: String,
+        who: String,
+        error_code: Option<String>,
+    },
+    Health {
+        time: String,
+        kind: String,
+        name: String,
+        detail: String,
+        threshold: Option<f64>,
+        measured: Option<f64>,
+    },
+    TestCase {
+        name: String,
+    },
+    /// A status text of the action or execution (`action.summary`,
+    /// `action.errorDetails`, `execution.statusSummary`, …).
+    Status {
+        field: String,
+        text: String,
+    },
+}
+
+/// A diagnosis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// The catalogue rule that produced it.
+    pub rule: String,
+    pub title: String,
+    pub category: String,
+    /// 0..1.
+    pub confidence: f32,
+    pub evidence: Vec<Evidence>,
+    pub fix: String,
+    pub reference: Option<String>,
+}
+
+/// Variables a finding's templates render with.
+pub(crate) type Vars = BTreeMap<String, String>;
+
+/// Evidence kept per finding (the count of matches is in the title when it
+/// matters).
+const MAX_EVIDENCE: usize = 8;
+/// Distinct findings kept per rule.
+const MAX_PER_RULE: usize = 5;
+
+struct Group {
+    rule: usize,
+    key: String,
+    vars: Vars,
+    /// Position of the first hit: the log line, or `log.len() + n` for
+    /// status texts and events.
+    first: usize,
+    evidence: Vec<Evidence>,
+    count: usize,
+}
+
+#[derive(Default)]
+struct Acc {
+    groups: Vec<Group>,
+    per_rule: BTreeMap<usize, usize>,
+}
+
+impl Acc {
+    fn add(&mut self, rule: usize, vars: Vars, pos: usize, ev: Evidence) {
+        let key: String = vars
+            .iter()
+            .filter(|(k, _)| !k.starts_with('_'))
+            .map(|(k, v)| format!("{k}={v}\u{1}"))
+            .collect();
+        if let Some(g) = self
+            .groups
+            .iter_mut()
+            .find(|g| g.rule == rule && g.key == key)
+        {
+            g.count += 1;
+            if g.evidence.len() < MAX_EVIDENCE && !g.evidence.contains(&ev) {
+                g.evidence.push(ev);
+            }
+            return;
+        }
+        let n = self.per_rule.entry(rule).or_insert(0);
+        if *n >= MAX_PER_RULE {
+            return;
+        }
+        *n += 1;
+        self.groups.push(Group {
+            rule,
+            key,
+            vars,
+            first: pos,
+            evidence: vec![ev],
+            count: 1,
+        });
+    }
+}
+
+fn captures(rule: &Rule, pi: usize, text: &str) -> Option<Vars> {
+    let re = rule.regexes.get(pi)?;
+    let caps = re.captures(text)?;
+    let mut vars = Vars::new();
+    for name in re.capture_names().flatten() {
+        if let Some(m) = caps.name(name) {
+            vars.insert(name.to_owned(), m.as_str().trim().to_owned());
+        }
+    }
+    Some(vars)
+}
+
+/// Runs every rule whose prefilter matched `text`; each rule at most once.
+fn scan(
+    cat: &Catalogue,
+    acc: &mut Acc,
+    text: &str,
+    pos: usize,
+    ev: impl Fn() -> Evidence,
+    cands: &mut Vec<(usize, usize)>,
+) {
+    cat.candidates(text, cands);
+    let mut last_rule = usize::MAX;
+    for &(ri, pi) in cands.iter() {
+        if ri == last_rule {
+            continue;
+        }
+        if let Some(mut vars) = captures(&cat.rules[ri], pi, text) {
+            vars.insert("_pos".into(), pos.to_string());
+            acc.add(ri, vars, pos, ev());
+            last_rule = ri;
+        }
+    }
+}
+
+fn parse_time(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s.trim_end_matches('Z').split('+').next()?)
+        .ok()
+        .or_else(|| humantime::parse_rfc3339(s).ok())
+}
+
+fn in_window(input: &Input, t: &str) -> bool {
+    let (from, to) = match input.window {
+        Some((a, b)) => (parse_time(a), parse_time(b)),
+        None => match input.action {
+            Some(a) => (
+                parse_time(&a.start_time).and_then(|t| t.checked_sub(Duration::from_secs(1800))),
+                parse_time(&a.last_status_change).map(|t| t + Duration::from_secs(300)),
+            ),
+            None => return true,
+        },
+    };
+    let Some(t) = parse_time(t) else { return true };
+    from.is_none_or(|f| t >= f) && to.is_none_or(|e| t <= e)
+}
+
+/// Who an audit event names: the user name, else the ARN's last part.
+pub(crate) fn audit_who(e: &AuditEvent) -> String {
+    e.user_identity.user_name.clone().unwrap_or_else(|| {
+        e.user_identity
+            .arn
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    })
+}
+
+fn audit_evidence(e: &AuditEvent) -> Evidence {
+    Evidence::Audit {
+        event_time: e.event_time.clone(),
+        event_name: e.event_name.clone(),
+        who: audit_who(e),
+        error_code: e.error_code.clone(),
+    }
+}
+
+/// The status texts worth diagnosing, as (field, text).
+fn status_texts(input: &Input) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(a) = input.action
+        && a.status != ActionStatus::Succeeded
+    {
+        if let Some(s) = &a.summary {
+            out.push(("action.summary".into(), s.clone()));
+        }
+        if let Some(e) = &a.error_details
+            && a.summary.as_deref() != Some(e.message.as_str())
+        {
+            out.push(("action.errorDetails".into(), e.message.clone()));
+        }
+        if input.log.is_empty() {
+            for p in &a.phases {
+                if let Some(st) = &p.phase_status {
+                    out.push((
+                        "action.phases".into(),
+                        format!("[Container] Phase complete: {} State: {st}", p.phase_type),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(x) = input.execution {
+        if let Some(s) = &x.status_summary {
+            out.push(("execution.statusSummary".into(), s.clone()));
+        }
+        if matches!(
+            x.status,
+            ExecutionStatus::Stopped | ExecutionStatus::Stopping
+        ) {
+            out.push((
+                "execution.stopReason".into(),
+                match &x.stop_reason {
+                    Some(r) if !r.is_empty() => format!("stop requested: {r}"),
+                    _ => "stop requested".into(),
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// Diagnoses a failure: findings ranked best first (empty when nothing is
+/// recognised).
+pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
+    let mut acc = Acc::default();
+    let mut cands = Vec::new();
+    for (i, line) in input.log.iter().enumerate() {
+        scan(
+            catalogue,
+            &mut acc,
+            line,
+            i,
+            || Evidence::LogLine {
+                line: i,
+                text: line.clone(),
+            },
+            &mut cands,
+        );
+    }
+    let mut pos = input.log.len();
+    for (field, text) in status_texts(input) {
+        scan(
+            catalogue,
+            &mut acc,
+            &text,
+            pos,
+            || Evidence::Status {
+                field: field.clone(),
+                text: text.clone(),
+            },
+            &mut cands,
+        );
+        pos += 1;
+    }
+    let window: Vec<&AuditEvent> = input
+        .audit
+        .iter()
+        .filter(|e| in_window(input, &e.event_time))
+        .collect();
+    for e in &window {
+        if let Some(code) = &e.error_code {
+            let text = format!(
+                "An error occurred ({code}) when calling the {} operation: {}",
+                e.event_name,
+                e.error_message.as_deref().unwrap_or_default()
+            );
+            scan(
+                catalogue,
+                &mut acc,
+                &text,
+                pos,
+                || audit_evidence(e),
+                &mut cands,
+            );
+            pos += 1;
+        }
+    }
+    handlers::synthetic(input, &window, &mut |id, vars, ev| {
+        if let Some(ri) = catalogue.rules.iter().position(|r| r.spec.id == id) {
+            let first = pos;
+            pos += 1;
+            let mut vars = vars;
+            vars.insert("_pos".into(), first.to_string());
+            let mut evs = ev.into_iter();
+            if let Some(e0) = evs.next() {
+                acc.add(ri, vars.clone(), first, e0);
+                for e in evs {
+                    acc.add(ri, vars.clone(), first, e);
+                }
+            }
+        }
+    });
+
+    let mut findings: Vec<(i32, usize, Finding)> = Vec::new();
+    for mut g in acc.groups {
+        let rule = &catalogue.rules[g.rule];
+        g.vars.insert("count".into(), g.count.to_string());
+        if !handlers::enrich(&rule.spec.id, &mut g.vars, &g.evidence, input) {
+            continue;
+        }
+        let title = render(&rule.spec.title, &g.vars)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some((_, _, f)) = findings
+            .iter_mut()
+            .find(|(_, _, f)| f.rule == rule.spec.id && f.title == title)
+        {
+            for e in g.evidence {
+                if f.evidence.len() < MAX_EVIDENCE && !f.evidence.contains(&e) {
+                    f.evidence.push(e);
+                }
+            }
+            continue;
+        }
+        let confidence = g
+            .vars
+            .get("_confidence")
+            .and_then(|c| c.parse::<f32>().ok())
+            .unwrap_or(rule.spec.confidence)
+            .clamp(0.0, 1.0);
+        let priority = g
+            .vars
+            .get("_priority")
+            .and_then(|p| p.parse::<i32>().ok())
+            .unwrap_or(rule.spec.priority);
+        findings.push((
+            priority,
+            g.first,
+            Finding {
+                rule: rule.spec.id.clone(),
+                title,
+                category: rule.spec.category.clone(),
+                confidence,
+                evidence: g.evidence,
+                fix: render(&rule.spec.fix, &g.vars),
+                reference: rule.spec.reference.clone(),
+            },
+        ));
+    }
+    findings.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then(b.2.confidence.total_cmp(&a.2.confidence))
+            .then(a.1.cmp(&b.1))
+    });
+    findings.into_iter().map(|(_, _, f)| f).collect()
+}
+
+/// Renders `{name}` and `{name|fallback}` placeholders; a missing variable
+/// without a fallback renders as `?`. Other braces are kept as written.
+pub fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let placeholder = after.find('}').and_then(|j| {
+            let inner = &after[..j];
+            let (name, fallback) = match inner.split_once('|') {
+                Some((n, f)) => (n, Some(f)),
+                None => (inner, None),
+            };
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+            ok.then_some((j, name, fallback))
+        });
+        match placeholder {
+            Some((j, name, fallback)) => {
+                match (vars.get(name).filter(|v| !v.is_empty()), fallback) {
+                    (Some(v), _) => out.push_str(v),
+                    (None, Some(f)) => out.push_str(f),
+                    (None, None) => out.push('?'),
+                }
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.trim().to_owned()
+}
