@@ -72,6 +72,8 @@ enum Command {
     Rollback(ops::RollbackArgs),
     /// Disable or enable a stage's inbound transition
     Transition(ops::TransitionArgs),
+    /// Why a stage failed: ranked findings with evidence and a fix
+    Diagnose(cli::diagnose::DiagnoseArgs),
     /// The workspace's environments: live version, traffic, health
     Envs(ops::StatusArgs),
     /// Roll an environment back (a traffic flip during a deployment, else the previous release)
@@ -87,9 +89,10 @@ enum Command {
 fn engine_command(
     cmd: Command,
     workspace: Option<&std::path::Path>,
-    data_dir: &std::path::Path,
+    paths: &Paths,
 ) -> color_eyre::Result<ExitCode> {
-    let ws = ops::find_workspace(workspace, data_dir)?;
+    let ws = ops::find_workspace(workspace, &paths.data_dir)?;
+    let config_file = paths.config_file.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -108,6 +111,7 @@ fn engine_command(
             Command::Transition(a) => ops::mutate(ws, ops::transition_request(a)).await,
             Command::Demo(d) => demo_ws::demo(&ws, &d),
             Command::Envs(a) => ops::envs(ws, a).await,
+            Command::Diagnose(a) => cli::diagnose::run(ws, a, &config_file).await,
             Command::RollbackEnv(a) => ops::mutate(ws, ops::rollback_env_request(a)).await,
             Command::Validate(_) | Command::Graph(_) | Command::Init(_) => {
                 unreachable!("handled before")
@@ -171,7 +175,10 @@ fn tui_or_report(a: &TuiArgs) -> color_eyre::Result<ExitCode> {
         std::env::var("COLORTERM").ok().as_deref(),
         std::env::var("TERM").ok().as_deref(),
     );
+    let (catalogue, cw) = cli::diagnose::catalogue(&a.paths.config_file);
+    warnings.extend(cw);
     let opts = pipedeck::tui::Options {
+        catalogue: std::sync::Arc::new(catalogue),
         readonly: a.readonly || cfg.readonly,
         theme,
         keymap,
@@ -198,13 +205,16 @@ fn main() -> ExitCode {
         Some(Command::Validate(a)) => cli::validate::run(&a),
         Some(Command::Graph(a)) => cli::graph::run(&a),
         Some(Command::Init(a)) => demo_ws::init(&a),
+        Some(Command::Diagnose(a)) if a.log.is_some() => {
+            cli::diagnose::run_log(&a, &paths.config_file)
+        }
         None => tui_or_report(&args_tui(
             &paths,
             args.workspace.as_deref(),
             args.readonly,
             args.theme,
         )),
-        Some(cmd) => engine_command(cmd, args.workspace.as_deref(), &paths.data_dir),
+        Some(cmd) => engine_command(cmd, args.workspace.as_deref(), &paths),
     };
     match code {
         Ok(code) => code,

@@ -455,3 +455,52 @@ fn environments_side_by_side_with_a_canary_in_progress() {
         Some(pipedeck::tui::app::Modal::Confirm { typed: Some(_), .. })
     ));
 }
+
+#[test]
+fn diagnosis_marks_the_failed_action_and_d_opens_findings_that_jump_to_the_log() {
+    let mut fx = running();
+    fx.build = "Failed";
+    fx.build_summary = Some("Build failed in BUILD: `pytest` exited with 1");
+    fx.latest = exec(
+        "e2000000-0000",
+        "Failed",
+        "STANDARD",
+        "StartPipelineExecution",
+        None,
+    );
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    // The snapshot asked for a diagnosis of the failed action.
+    assert!(a.diagnosing.contains("ae-UnitTests"));
+    let finding: pipedeck::diagnose::Finding = serde_json::from_value(json!({
+        "rule": "test.pytest", "title": "pytest test_greet failed: assert 'Hello' == 'Hello, Ada!'",
+        "category": "test", "confidence": 0.9,
+        "evidence": [{"type": "logLine", "line": 17, "text": "E   AssertionError: assert 'Hello' == 'Hello, Ada!'"}],
+        "fix": "Run `python3 -m pytest tests/test_greet.py::test_greet` locally.", "reference": null
+    }))
+    .unwrap();
+    a.update(Msg::Diagnosis {
+        aeid: "ae-UnitTests".into(),
+        findings: vec![finding],
+    });
+    insta::assert_snapshot!("diagnosis_marks_graph", render(&mut a, 120, 30));
+    // `d` on the failed action.
+    a.update(key('l'));
+    a.update(key('j'));
+    a.update(key('d'));
+    assert_eq!(a.screen, Screen::Diagnosis);
+    insta::assert_snapshot!("diagnosis_pane", render(&mut a, 120, 20));
+    // Down to the evidence, Enter: the Logs screen at that line.
+    a.update(key('j'));
+    let fx = a.update(Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Enter,
+        crossterm::event::KeyModifiers::NONE,
+    )));
+    assert_eq!(a.screen, Screen::Logs);
+    assert_eq!(a.logs.matches, vec![17]);
+    assert!(!a.logs.follow);
+    assert!(
+        matches!(fx.as_slice(), [pipedeck::tui::app::Effect::ReadLog { .. }]),
+        "{fx:?}"
+    );
+}

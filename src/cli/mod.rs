@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod demo_ws;
+pub mod diagnose;
 pub mod graph;
 pub mod ops;
 pub mod validate;

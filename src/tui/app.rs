@@ -23,6 +23,7 @@ pub enum Screen {
     Approvals,
     Audit,
     Environments,
+    Diagnosis,
 }
 
 impl Screen {
@@ -34,6 +35,7 @@ impl Screen {
             Screen::Approvals => Scope::Approvals,
             Screen::Audit => Scope::Audit,
             Screen::Environments => Scope::Environments,
+            Screen::Diagnosis => Scope::Diagnosis,
         }
     }
     pub fn title(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Screen {
             Screen::Approvals => "Approvals",
             Screen::Audit => "Audit",
             Screen::Environments => "Environments",
+            Screen::Diagnosis => "Diagnosis",
         }
     }
 }
@@ -162,6 +165,11 @@ pub enum Effect {
         execution: String,
     },
     Audit,
+    /// Diagnose a failed action (its log, record and the audit trail).
+    Diagnose {
+        action: Box<ActionExecutionDetail>,
+        execution: Option<Box<ExecutionSummary>>,
+    },
     ReadLog {
         aeid: String,
         start: u64,
@@ -202,6 +210,10 @@ pub enum Msg {
         aeid: String,
         matches: Vec<u64>,
     },
+    Diagnosis {
+        aeid: String,
+        findings: Vec<crate::diagnose::Finding>,
+    },
 }
 
 pub struct App {
@@ -234,6 +246,12 @@ pub struct App {
     pub audit: Vec<AuditEvent>,
     pub sel_audit: usize,
     pub sel_env: usize,
+    /// Findings per action execution id (computed on demand).
+    pub diagnoses: BTreeMap<String, Vec<crate::diagnose::Finding>>,
+    pub diagnosing: std::collections::BTreeSet<String>,
+    /// The action the Diagnosis screen shows, and the selected row.
+    pub diag_action: Option<ActionExecutionDetail>,
+    pub sel_diag: usize,
     /// Recent (requests/s, 5xx %, p99 ms) per environment, for sparklines.
     pub env_history: BTreeMap<String, std::collections::VecDeque<(f64, f64, f64)>>,
     pub modal: Option<Modal>,
@@ -288,6 +306,10 @@ impl App {
             audit: Vec::new(),
             sel_audit: 0,
             sel_env: 0,
+            diagnoses: BTreeMap::new(),
+            diagnosing: std::collections::BTreeSet::new(),
+            diag_action: None,
+            sel_diag: 0,
             env_history: BTreeMap::new(),
             modal: None,
             toasts: Vec::new(),
@@ -443,6 +465,11 @@ impl App {
                     self.pipeline = self.snap.pipelines.first().map(|p| p.name.clone());
                 }
                 self.clamp();
+                self.auto_diagnose()
+            }
+            Msg::Diagnosis { aeid, findings } => {
+                self.diagnosing.remove(&aeid);
+                self.diagnoses.insert(aeid, findings);
                 Vec::new()
             }
             Msg::ExecActions(exec, list) => {
@@ -924,10 +951,7 @@ impl App {
                 return vec![Effect::Audit];
             }
             "envs" | "environments" => return self.command(Command::Environments),
-            "diagnose" => self.toast(
-                "diagnosis is not available yet: nothing is configured for it",
-                false,
-            ),
+            "diagnose" => return self.command(Command::Diagnose),
             "help" => self.modal = Some(Modal::Help),
             "q" | "quit" => return self.command(Command::Quit),
             other => self.toast(
@@ -1056,13 +1080,7 @@ impl App {
                     vec![Effect::Refresh]
                 }
             }
-            Command::Diagnose => {
-                self.toast(
-                    "diagnosis is not available yet: nothing is configured for it",
-                    false,
-                );
-                Vec::new()
-            }
+            Command::Diagnose => self.open_diagnosis(),
             _ => match self.screen {
                 Screen::Pipelines => self.pipelines_cmd(c),
                 Screen::Pipeline => self.pipeline_cmd(c),
@@ -1070,6 +1088,7 @@ impl App {
                 Screen::Approvals => self.approvals_cmd(c),
                 Screen::Audit => self.audit_cmd(c),
                 Screen::Environments => self.envs_cmd(c),
+                Screen::Diagnosis => self.diag_cmd(c),
             },
         }
     }
@@ -1389,6 +1408,134 @@ impl App {
             Command::Top => self.sel_audit = 0,
             Command::Bottom => self.sel_audit = n.saturating_sub(1),
             Command::Filter => self.filter_editing = true,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Failed actions of the shown pipeline that have no diagnosis yet:
+    /// diagnose them in the background (the graph shows the top finding).
+    pub fn auto_diagnose(&mut self) -> Vec<Effect> {
+        let Some(st) = self.state() else {
+            return Vec::new();
+        };
+        let exec = self.executions().first().cloned();
+        let failed: Vec<ActionExecutionDetail> = st
+            .stage_states
+            .iter()
+            .flat_map(|s| {
+                s.action_states
+                    .iter()
+                    .filter_map(|a| a.latest_execution.clone())
+            })
+            .filter(|a| a.status == ActionStatus::Failed)
+            .filter(|a| {
+                !self.diagnoses.contains_key(&a.action_execution_id)
+                    && !self.diagnosing.contains(&a.action_execution_id)
+            })
+            .collect();
+        failed
+            .into_iter()
+            .map(|a| {
+                self.diagnosing.insert(a.action_execution_id.clone());
+                Effect::Diagnose {
+                    action: Box::new(a),
+                    execution: exec.clone().map(Box::new),
+                }
+            })
+            .collect()
+    }
+
+    fn open_diagnosis(&mut self) -> Vec<Effect> {
+        let detail = match self.screen {
+            Screen::Pipeline => self.action_detail(self.sel_stage, self.sel_action),
+            Screen::Logs => self.logs.detail.clone(),
+            _ => None,
+        };
+        let Some(d) = detail else {
+            self.toast(
+                "select a failed action first (on the Pipeline screen)",
+                true,
+            );
+            return Vec::new();
+        };
+        if !matches!(d.status, ActionStatus::Failed | ActionStatus::Abandoned) {
+            self.toast(
+                format!(
+                    "{}/{} has not failed: nothing to diagnose",
+                    d.stage_name, d.action_name
+                ),
+                true,
+            );
+            return Vec::new();
+        }
+        let aeid = d.action_execution_id.clone();
+        self.diag_action = Some(d.clone());
+        self.sel_diag = 0;
+        self.go(Screen::Diagnosis);
+        if self.diagnoses.contains_key(&aeid) || self.diagnosing.contains(&aeid) {
+            return Vec::new();
+        }
+        self.diagnosing.insert(aeid);
+        vec![Effect::Diagnose {
+            action: Box::new(d),
+            execution: self.executions().first().cloned().map(Box::new),
+        }]
+    }
+
+    /// Rows of the Diagnosis screen: (finding index, evidence index).
+    pub fn diag_rows(&self) -> Vec<(usize, Option<usize>)> {
+        let Some(f) = self
+            .diag_action
+            .as_ref()
+            .and_then(|a| self.diagnoses.get(&a.action_execution_id))
+        else {
+            return Vec::new();
+        };
+        let mut rows = Vec::new();
+        for (i, x) in f.iter().enumerate() {
+            rows.push((i, None));
+            for j in 0..x.evidence.len() {
+                rows.push((i, Some(j)));
+            }
+        }
+        rows
+    }
+
+    fn diag_cmd(&mut self, c: Command) -> Vec<Effect> {
+        let rows = self.diag_rows();
+        match c {
+            Command::Down => self.sel_diag = (self.sel_diag + 1).min(rows.len().saturating_sub(1)),
+            Command::Up => self.sel_diag = self.sel_diag.saturating_sub(1),
+            Command::Top => self.sel_diag = 0,
+            Command::Bottom => self.sel_diag = rows.len().saturating_sub(1),
+            Command::Open | Command::Logs => {
+                let Some(a) = self.diag_action.clone() else {
+                    return Vec::new();
+                };
+                let line = rows.get(self.sel_diag).and_then(|(i, j)| {
+                    let f = self.diagnoses.get(&a.action_execution_id)?.get(*i)?;
+                    match f.evidence.get((*j)?)? {
+                        crate::diagnose::Evidence::LogLine { line, .. } => Some(*line as u64),
+                        _ => None,
+                    }
+                });
+                let mut fx = self.open_logs(a);
+                if let Some(line) = line {
+                    // Jump to the evidence line, highlighted as the match.
+                    self.logs.follow = false;
+                    let h = u64::from(self.logs.height.max(1));
+                    self.logs.top = line.saturating_sub(h / 3);
+                    fx = vec![Effect::ReadLog {
+                        aeid: self.logs.aeid.clone(),
+                        start: self.logs.top.saturating_sub(h),
+                        count: h * 3,
+                    }];
+                    self.logs.matches = vec![line];
+                    self.logs.current = 0;
+                }
+                return fx;
+            }
             _ => {}
         }
         Vec::new()

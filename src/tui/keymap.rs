@@ -116,6 +116,7 @@ pub enum Scope {
     Approvals,
     Audit,
     Environments,
+    Diagnosis,
 }
 
 impl Scope {
@@ -128,9 +129,11 @@ impl Scope {
             Scope::Approvals => "approvals",
             Scope::Audit => "audit",
             Scope::Environments => "environments",
+            Scope::Diagnosis => "diagnosis",
         }
     }
-    const ALL: [Scope; 7] = [
+    const ALL: [Scope; 8] = [
+        Scope::Diagnosis,
         Scope::Global,
         Scope::Pipelines,
         Scope::Pipeline,
@@ -189,6 +192,8 @@ const DEFAULTS: &[(Scope, &str, Command)] = &[
     (Scope::Approvals, "a", Command::Approve),
     (Scope::Approvals, "x", Command::Reject),
     (Scope::Environments, "b", Command::Rollback),
+    (Scope::Diagnosis, "L", Command::Logs),
+    (Scope::Logs, "d", Command::Diagnose),
     (Scope::Logs, "f", Command::Follow),
     (Scope::Logs, "w", Command::Wrap),
     (Scope::Logs, "T", Command::Timestamps),

@@ -35,6 +35,8 @@ pub struct Options {
     pub bell: bool,
     /// Start an execution when the pipeline has none (the demo's first run).
     pub start_first: bool,
+    /// The diagnosis rules (built-in plus the user's).
+    pub catalogue: std::sync::Arc<crate::diagnose::Catalogue>,
 }
 
 /// Runs the TUI on a workspace until the user quits.
@@ -118,6 +120,7 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
     let size = terminal.size()?;
     app.size = (size.width, size.height);
     let runner = Runner {
+        catalogue: opts.catalogue.clone(),
         link: link.clone(),
         tx: tx.clone(),
         refreshing: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)),
@@ -201,6 +204,7 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
 /// Carries out effects on tasks; results come back as messages.
 #[derive(Clone)]
 struct Runner {
+    catalogue: std::sync::Arc<crate::diagnose::Catalogue>,
     link: Link,
     tx: mpsc::UnboundedSender<Msg>,
     /// 0 idle, 1 refreshing, 2 refreshing and another refresh wanted.
@@ -335,6 +339,39 @@ impl Runner {
                 tokio::task::spawn_blocking(move || {
                     let matches = search_log(&dir, &aeid, &pattern, regex).unwrap_or_default();
                     let _ = me.tx.send(Msg::Matches { aeid, matches });
+                });
+            }
+            Effect::Diagnose { action, execution } => {
+                let dir = self.link.workspace().state_dir.join("logs");
+                tokio::spawn(async move {
+                    let audit = match me
+                        .link
+                        .call(Request::LookupEvents {
+                            max_results: Some(1000),
+                        })
+                        .await
+                    {
+                        Ok(Reply::Events { events }) => events,
+                        _ => Vec::new(),
+                    };
+                    let cat = me.catalogue.clone();
+                    let aeid = action.action_execution_id.clone();
+                    let findings = tokio::task::spawn_blocking(move || {
+                        let log = crate::cli::diagnose::read_log(&dir, &action.action_execution_id);
+                        crate::diagnose::diagnose(
+                            &crate::diagnose::Input {
+                                log: &log,
+                                action: Some(&action),
+                                execution: execution.as_deref(),
+                                audit: &audit,
+                                ..crate::diagnose::Input::default()
+                            },
+                            &cat,
+                        )
+                    })
+                    .await
+                    .unwrap_or_default();
+                    let _ = me.tx.send(Msg::Diagnosis { aeid, findings });
                 });
             }
             Effect::Bell | Effect::Quit => {}

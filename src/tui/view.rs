@@ -118,6 +118,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         Screen::Approvals => draw_approvals(f, app, body),
         Screen::Audit => draw_audit(f, app, body),
         Screen::Environments => draw_envs(f, app, body),
+        Screen::Diagnosis => draw_diagnosis(f, app, body),
     }
     draw_footer(f, app, footer);
     draw_toasts(f, app, body);
@@ -190,6 +191,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         Screen::Approvals => &[Command::Approve, Command::Reject, Command::Open],
         Screen::Audit => &[Command::Filter],
         Screen::Environments => &[Command::Rollback, Command::Right],
+        Screen::Diagnosis => &[Command::Open, Command::Down],
     };
     let mut spans = Vec::new();
     for c in wanted.iter().chain(&[
@@ -456,7 +458,12 @@ fn draw_pipeline(f: &mut Frame, app: &mut App, area: Rect) {
             ]));
             if let Some(d) = &detail
                 && d.status == ActionStatus::Failed
-                && let Some(sum) = &d.summary
+                && let Some(sum) = app
+                    .diagnoses
+                    .get(&d.action_execution_id)
+                    .and_then(|f| f.first())
+                    .map(|f| &f.title)
+                    .or(d.summary.as_ref())
             {
                 body.push(Line::from(Span::styled(
                     format!("     {}", truncate(sum, 24)),
@@ -922,6 +929,104 @@ fn draw_approvals(f: &mut Frame, app: &App, area: Rect) {
             .wrap(Wrap { trim: false })
             .block(block(app, "Details".into(), false)),
         detail,
+    );
+}
+
+fn draw_diagnosis(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let Some(a) = &app.diag_action else {
+        return;
+    };
+    let title = format!(
+        "Diagnosis — {} / {} · attempt {}",
+        a.stage_name, a.action_name, a.attempt
+    );
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some(s) = &a.summary {
+        lines.push(Line::from(Span::styled(s.clone(), t.failed)));
+        lines.push(Line::from(""));
+    }
+    match app.diagnoses.get(&a.action_execution_id) {
+        None => lines.push(Line::from(Span::styled("diagnosing…", t.muted))),
+        Some(list) if list.is_empty() => lines.push(Line::from(Span::styled(
+            "no finding: nothing in the log or the records matches a known failure",
+            t.muted,
+        ))),
+        Some(list) => {
+            let rows = app.diag_rows();
+            for (r, (i, j)) in rows.iter().enumerate() {
+                let f = &list[*i];
+                let sel = r == app.sel_diag;
+                let style = |s: Style| if sel { s.patch(t.selection) } else { s };
+                match j {
+                    None => {
+                        if *i > 0 {
+                            lines.push(Line::from(""));
+                        }
+                        lines.push(Line::from(vec![
+                            Span::styled(format!("{}. {}", i + 1, f.title), style(t.title)),
+                            Span::styled(
+                                format!("  [{} · {:.0}%]", f.category, f.confidence * 100.0),
+                                t.muted,
+                            ),
+                        ]));
+                        for (k, l) in f.fix.lines().enumerate() {
+                            lines.push(Line::from(Span::styled(
+                                format!("   {}{l}", if k == 0 { "fix: " } else { "     " }),
+                                t.succeeded,
+                            )));
+                        }
+                    }
+                    Some(j) => {
+                        let text = match &f.evidence[*j] {
+                            crate::diagnose::Evidence::LogLine { line, text } => {
+                                format!("   ▸ log line {}: {}", line + 1, strip_ansi(text))
+                            }
+                            crate::diagnose::Evidence::Audit {
+                                event_time,
+                                event_name,
+                                who,
+                                error_code,
+                            } => format!(
+                                "   ▸ audit {} {event_name} by {who}{}",
+                                event_time.get(..19).unwrap_or(event_time),
+                                error_code
+                                    .as_deref()
+                                    .map(|c| format!(" → {c}"))
+                                    .unwrap_or_default()
+                            ),
+                            crate::diagnose::Evidence::Health { name, detail, .. } => {
+                                format!("   ▸ {name}: {detail}")
+                            }
+                            crate::diagnose::Evidence::TestCase { name } => {
+                                format!("   ▸ failing test {name}")
+                            }
+                            crate::diagnose::Evidence::Status { field, text } => {
+                                format!("   ▸ {field}: {text}")
+                            }
+                        };
+                        lines.push(Line::from(Span::styled(text, style(t.base))));
+                    }
+                }
+            }
+        }
+    }
+    // Keep the selected row in view.
+    let h = usize::from(area.height.saturating_sub(2));
+    let sel_line = lines
+        .iter()
+        .position(|l| {
+            l.spans
+                .iter()
+                .any(|s| s.style == s.style.patch(t.selection) && t.selection != Style::default())
+        })
+        .unwrap_or(0);
+    let skip = sel_line.saturating_sub(h.saturating_sub(3));
+    f.render_widget(
+        Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>())
+            .wrap(Wrap { trim: false })
+            .block(block(app, title, true)),
+        area,
     );
 }
 
