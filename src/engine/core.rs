@@ -81,6 +81,9 @@ struct ExecRec {
     stop: Option<StopMode>,
     /// Source action name → the commit to fetch.
     source_overrides: BTreeMap<String, String>,
+    /// Attempts so far per `stage/action` (retries count up).
+    #[serde(default)]
+    attempts: BTreeMap<String, u32>,
 }
 
 impl ExecRec {
@@ -962,6 +965,7 @@ impl Engine {
             position: Position::Waiting(0),
             stop: None,
             source_overrides,
+            attempts: BTreeMap::new(),
         };
         let name = pipeline.to_owned();
         self.execs.insert(id.clone(), rec);
@@ -1474,18 +1478,8 @@ impl Engine {
         };
         let def = ps.def.clone();
         let action = def.pipeline.stages[i].actions[j].clone();
-        let attempt = self
-            .store
-            .action_executions(id)
-            .map(|v| {
-                v.iter()
-                    .filter(|a| {
-                        a.stage_name == def.pipeline.stages[i].name && a.action_name == action.name
-                    })
-                    .count() as u32
-            })
-            .unwrap_or(0)
-            + 1;
+        let key = format!("{}/{}", def.pipeline.stages[i].name, action.name);
+        let attempt = e.attempts.get(&key).copied().unwrap_or(0) + 1;
         let aeid = uuid::Uuid::new_v4().to_string();
         let now = now_rfc3339();
         let scope = scope_of(e);
@@ -1636,6 +1630,9 @@ impl Engine {
     /// Records an action's detail as the latest in its stage and publishes it.
     fn set_action(&mut self, id: &str, i: usize, j: usize, detail: ActionExecutionDetail) {
         if let Some(e) = self.execs.get_mut(id) {
+            let key = format!("{}/{}", detail.stage_name, detail.action_name);
+            let a = e.attempts.entry(key).or_insert(0);
+            *a = (*a).max(detail.attempt);
             e.stages[i].actions[j] = Some(detail.clone());
             e.summary.last_update_time = detail.last_status_change.clone();
         }
@@ -2289,6 +2286,7 @@ impl Engine {
             position: Position::Waiting(i),
             stop: None,
             source_overrides: BTreeMap::new(),
+            attempts: BTreeMap::new(),
         };
         rec.summary.pipeline_version = ps.version;
         self.execs.insert(id.clone(), rec);
