@@ -239,6 +239,9 @@ pub async fn follow(
     id: &str,
     quiet: bool,
 ) -> Result<ExecutionSummary> {
+    // SIGTERM, like Ctrl-C, stops a hosted engine cleanly (builds killed,
+    // executions recorded as interrupted) instead of orphaning builds.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut events = s.events().await?;
     loop {
         let e = get_execution(s, pipeline, id)
@@ -263,6 +266,9 @@ pub async fn follow(
             ev = tokio::time::timeout(Duration::from_secs(1), events.next()) => ev,
             _ = tokio::signal::ctrl_c() => {
                 return Err(eyre!("interrupted"));
+            }
+            _ = term.recv() => {
+                return Err(eyre!("terminated"));
             }
         };
         let Ok(Some(ev)) = next else { continue };
