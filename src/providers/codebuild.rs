@@ -338,15 +338,7 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
             ),
             _ => msg,
         };
-        return ActionOutcome {
-            status: super::OutcomeStatus::Failed,
-            summary: Some(msg.clone()),
-            error: Some(crate::engine::types::ErrorDetails {
-                code: "JobFailed".into(),
-                message: msg,
-            }),
-            ..outcome
-        };
+        return failed_with(outcome, msg);
     }
     outcome.output_variables = report.exported.into_iter().collect();
     // Artifacts: the primary goes to the first output, secondary ones by
@@ -362,15 +354,7 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
             ctx.log.line(&format!(
                 "[Container] Phase UPLOAD_ARTIFACTS State: FAILED: {msg}"
             ));
-            return ActionOutcome {
-                status: super::OutcomeStatus::Failed,
-                summary: Some(msg.clone()),
-                error: Some(crate::engine::types::ErrorDetails {
-                    code: "JobFailed".into(),
-                    message: msg,
-                }),
-                ..outcome
-            };
+            return failed_with(outcome, msg);
         };
         let mut plan: Vec<(String, &Artifacts)> = Vec::new();
         if arts.files.is_empty() && !arts.secondary.is_empty() {
@@ -414,15 +398,7 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
                     ctx.log.line(&format!(
                         "[Container] Phase UPLOAD_ARTIFACTS State: FAILED: {msg}"
                     ));
-                    return ActionOutcome {
-                        status: super::OutcomeStatus::Failed,
-                        summary: Some(msg.clone()),
-                        error: Some(crate::engine::types::ErrorDetails {
-                            code: "JobFailed".into(),
-                            message: msg,
-                        }),
-                        ..outcome
-                    };
+                    return failed_with(outcome, msg);
                 }
             }
         }
@@ -435,6 +411,19 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
         None => "Build succeeded".to_owned(),
     });
     outcome
+}
+
+/// `outcome` (its test report, build id, phases) as a failure saying `msg`.
+fn failed_with(outcome: ActionOutcome, msg: String) -> ActionOutcome {
+    ActionOutcome {
+        status: super::OutcomeStatus::Failed,
+        summary: Some(msg.clone()),
+        error: Some(crate::engine::types::ErrorDetails {
+            code: "JobFailed".into(),
+            message: msg,
+        }),
+        ..outcome
+    }
 }
 
 fn globs(patterns: &[String]) -> Result<GlobSet, String> {

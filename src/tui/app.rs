@@ -1226,25 +1226,8 @@ impl App {
                         format!("{stage}/{action} is not waiting for approval"),
                         true,
                     );
-                } else if c == Command::Approve {
-                    self.confirm(Pending::Approve {
-                        pipeline,
-                        stage,
-                        action,
-                    });
                 } else {
-                    self.modal = Some(Modal::Input {
-                        prompt: format!(
-                            "Reject {stage}/{action}: summary (Enter to continue, Esc to cancel)"
-                        ),
-                        buf: String::new(),
-                        op: Pending::Reject {
-                            pipeline,
-                            stage,
-                            action,
-                            summary: String::new(),
-                        },
-                    });
+                    self.ask_approval(c, pipeline, stage, action);
                 }
             }
             (Command::Retry | Command::RetryAll, _) => {
@@ -1351,6 +1334,30 @@ impl App {
         self.log_window()
     }
 
+    /// Approve asks for confirmation; reject first asks for a summary.
+    fn ask_approval(&mut self, c: Command, pipeline: String, stage: String, action: String) {
+        if c == Command::Approve {
+            self.confirm(Pending::Approve {
+                pipeline,
+                stage,
+                action,
+            });
+        } else {
+            self.modal = Some(Modal::Input {
+                prompt: format!(
+                    "Reject {stage}/{action}: summary (Enter to continue, Esc to cancel)"
+                ),
+                buf: String::new(),
+                op: Pending::Reject {
+                    pipeline,
+                    stage,
+                    action,
+                    summary: String::new(),
+                },
+            });
+        }
+    }
+
     fn approvals_cmd(&mut self, c: Command) -> Vec<Effect> {
         let list = self.pending_approvals();
         match c {
@@ -1368,26 +1375,7 @@ impl App {
                     a.stage.clone(),
                     a.action.action_name.clone(),
                 );
-                if c == Command::Approve {
-                    self.confirm(Pending::Approve {
-                        pipeline,
-                        stage,
-                        action,
-                    });
-                } else {
-                    self.modal = Some(Modal::Input {
-                        prompt: format!(
-                            "Reject {stage}/{action}: summary (Enter to continue, Esc to cancel)"
-                        ),
-                        buf: String::new(),
-                        op: Pending::Reject {
-                            pipeline,
-                            stage,
-                            action,
-                            summary: String::new(),
-                        },
-                    });
-                }
+                self.ask_approval(c, pipeline, stage, action);
             }
             Command::Open => {
                 if let Some(a) = list.get(self.sel_approval) {
