@@ -31,6 +31,7 @@ impl Env {
             .env("PIPEDECK_CONFIG", self.data.join("none.toml"))
             .env("PIPEDECK_WORKSPACE", &self.ws)
             .env("USER", "alice")
+            .env("PIPEDECK_EPHEMERAL_PORTS", "1")
             .args(args)
             .stdin(Stdio::null());
         c
@@ -124,12 +125,21 @@ fn an_approval_from_a_second_terminal_lets_the_hosted_execution_proceed() {
         "ship it",
     ]);
     assert!(approve.status.success(), "{}", text(&approve.stderr));
+    // Staging deploys (a canary), then production waits for its approval.
+    wait_for("the production approval", || {
+        let st = e.status_json();
+        st["states"][0]["stageStates"][5]["actionStates"][0]["latestExecution"]["token"].is_string()
+    });
+    let prod = e.run(&["approve", "demo-web", "Approve-Prod", "Release-Prod"]);
+    assert!(prod.status.success(), "{}", text(&prod.stderr));
     let code = wait_exit(&mut host);
     let mut stdout = String::new();
     std::io::Read::read_to_string(host.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     assert!(code.success(), "run --wait failed:\n{stdout}");
     assert!(stdout.contains("Succeeded"), "{stdout}");
     assert!(stdout.contains("waits for approval"), "{stdout}");
+    assert!(stdout.contains("deployed"), "{stdout}");
+    assert!(stdout.contains("to prod (BlueGreen)"), "{stdout}");
     // A second approval of the same action is refused, by name.
     let again = e.run(&["approve", "demo-web", "Approve", "Release"]);
     assert!(!again.status.success());
@@ -391,7 +401,7 @@ fn demo_break_makes_the_unit_tests_fail_and_demo_fix_recovers_with_a_retry() {
     let status = e.status_json();
     let exec = &status["pipelines"][0]["latestExecution"];
     assert_eq!(exec["status"], "Failed");
-    let approval = &status["states"][0]["stageStates"][2]["actionStates"][0]["latestExecution"];
+    let approval = &status["states"][0]["stageStates"][3]["actionStates"][0]["latestExecution"];
     assert_eq!(approval["approval"]["result"]["summary"], "not on a Friday");
     assert_eq!(approval["approval"]["result"]["by"], "alice");
 }
@@ -426,4 +436,79 @@ fn logs_follow_prints_a_running_build_to_its_end() {
         .status()
         .unwrap();
     assert!(wait_exit(&mut host).success());
+}
+
+#[test]
+fn a_release_that_answers_5xx_is_rolled_back_by_the_staging_alarm() {
+    let e = env();
+    assert!(
+        e.run(&["init", "--demo", e.ws.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // A good release reaches staging first (production is refused).
+    let mut host = e.spawn(&["run", "--wait"]);
+    wait_for("the staging approval", || {
+        e.status_json()["pipelines"][0]["pendingApprovals"] == 1
+    });
+    assert!(
+        e.run(&["approve", "demo-web", "Approve", "Release"])
+            .status
+            .success()
+    );
+    wait_for("the production approval", || {
+        let st = e.status_json();
+        st["states"][0]["stageStates"][5]["actionStates"][0]["latestExecution"]["token"].is_string()
+    });
+    assert!(
+        e.run(&["reject", "demo-web", "Approve-Prod", "Release-Prod"])
+            .status
+            .success()
+    );
+    assert!(!wait_exit(&mut host).success());
+    // Then a release whose tests pass but whose front page answers 500.
+    assert!(e.run(&["demo", "break", "--5xx"]).status.success());
+    let mut host = e.spawn(&["run", "--wait"]);
+    wait_for("the staging approval", || {
+        e.status_json()["pipelines"][0]["pendingApprovals"] == 1
+    });
+    // The tests passed and dev took the release.
+    let st = e.status_json();
+    assert_eq!(
+        st["states"][0]["stageStates"][2]["latestExecution"]["status"],
+        "Succeeded"
+    );
+    assert!(
+        e.run(&["approve", "demo-web", "Approve", "Release"])
+            .status
+            .success()
+    );
+    assert!(!wait_exit(&mut host).success(), "the execution must fail");
+    let st = e.status_json();
+    let staging = &st["states"][0]["stageStates"][4]["actionStates"][0]["latestExecution"];
+    assert_eq!(staging["status"], "Failed", "{staging}");
+    let why = staging["summary"].as_str().unwrap();
+    assert!(
+        why.contains("alarm staging-5xx-rate") && why.contains("threshold 5%"),
+        "{why}"
+    );
+    // The diagnosis names the alarm.
+    let d = e.run(&["diagnose", "demo-web"]);
+    assert!(
+        text(&d.stdout).contains("Alarm staging-5xx-rate fired in staging"),
+        "{}",
+        text(&d.stdout)
+    );
+    // Staging's remembered release is still the good one: a new engine
+    // brings it back, not the release that failed.
+    let envs: serde_json::Value =
+        serde_json::from_slice(&e.run(&["envs", "--json"]).stdout).unwrap();
+    let staging_env = envs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "staging")
+        .unwrap();
+    let bad = staging["externalExecutionId"].as_str().unwrap();
+    assert_ne!(staging_env["release"]["id"], bad, "{staging_env}");
 }

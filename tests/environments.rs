@@ -66,6 +66,7 @@ fn cfg(name: &str, strategy: &str) -> EnvConfig {
         termination_wait: Duration::ZERO,
         time_scale: 1.0,
         ready_timeout: Duration::from_secs(10),
+        synthetic_rps: 0,
     }
 }
 

@@ -45,6 +45,7 @@ impl Tui {
         cmd.env("PIPEDECK_WORKSPACE", &ws);
         cmd.env("TERM", "xterm-256color");
         cmd.env("USER", "alice");
+        cmd.env("PIPEDECK_EPHEMERAL_PORTS", "1");
         let child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().unwrap();
@@ -125,6 +126,7 @@ impl Tui {
             .args(["run"])
             .env("PIPEDECK_DATA_DIR", &self.data)
             .env("PIPEDECK_WORKSPACE", &self.ws)
+            .env("PIPEDECK_EPHEMERAL_PORTS", "1")
             .output()
             .unwrap();
         assert!(
@@ -144,19 +146,22 @@ fn approve_from_the_tui_then_read_logs_and_quit_restoring_the_terminal() {
     t.wait_for("approval(s) pending");
     t.keys("\r"); // open the pipeline
     t.wait_for("Executions");
-    t.keys("ll"); // to the Approve stage
+    t.keys("lll"); // to the Approve stage (Source, Build, Dev, Approve)
     t.keys("a");
     t.wait_for("Approve Approve/Release?");
     t.keys("y");
     let screen = t.wait_for("Approve Succeeded");
     assert!(screen.contains("✔ Release"), "{screen}");
     // Logs of UnitTests: a known line.
-    t.keys("hj");
+    t.keys("hhj"); // Build / UnitTests
     t.keys("L");
     let logs = t.wait_for("Ran 4 tests");
     assert!(logs.contains("tests: 4 passed, 0 failed"), "{logs}");
     t.keys("\x1b"); // back
     t.keys("q");
+    // The release is still on its way to production: quitting asks first.
+    t.wait_for("Quit?");
+    t.keys("y");
     assert!(t.wait_exit());
     let raw = t.raw.lock().unwrap().clone();
     let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(200)..]).into_owned();
@@ -172,7 +177,7 @@ fn reject_with_a_summary_fails_the_execution() {
     t.start_run();
     t.wait_for("approval(s) pending");
     t.keys("A"); // approvals screen
-    t.wait_for("to the stable channel?");
+    t.wait_for("(stable channel)?");
     t.keys("x");
     t.wait_for("summary");
     t.keys("not on a Friday");

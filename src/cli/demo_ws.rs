@@ -62,6 +62,8 @@ const REPO: &[(&str, &str)] = &[
 
 const GREETING: &str = include_str!("../../assets/demo/repo/app/greeting.py");
 const GREETING_BROKEN: &str = include_str!("../../assets/demo/greeting_broken.py");
+const SERVER: &str = include_str!("../../assets/demo/repo/app/server.py");
+const SERVER_5XX: &str = include_str!("../../assets/demo/server_5xx.py");
 pub const PIPELINE: &str = include_str!("../../assets/demo/pipeline.json");
 const CONFIG: &str = include_str!("../../assets/demo/pipedeck.toml");
 
@@ -163,8 +165,13 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
 
 #[derive(Subcommand, Debug)]
 pub enum DemoCommand {
-    /// Commit a change that makes the demo's unit tests fail
-    Break,
+    /// Commit a change that makes the demo's unit tests fail (with --5xx:
+    /// a release that passes its tests but answers 500, so staging's alarm
+    /// fires and rolls it back)
+    Break {
+        #[arg(long = "5xx")]
+        http_5xx: bool,
+    },
     /// Commit the fix: the tests pass again
     Fix,
 }
@@ -179,25 +186,37 @@ pub fn demo(ws: &Workspace, cmd: &DemoCommand) -> Result<ExitCode> {
             ws.name
         );
     }
-    let (text, message, says) = match cmd {
-        DemoCommand::Break => (
-            GREETING_BROKEN,
+    let (files, message, says): (&[(&str, &str)], &str, &str) = match cmd {
+        DemoCommand::Break { http_5xx: false } => (
+            &[
+                ("app/greeting.py", GREETING_BROKEN),
+                ("app/server.py", SERVER),
+            ],
             "Simplify the greeting",
             "the unit tests now fail (3 of 4)",
         ),
+        DemoCommand::Break { http_5xx: true } => (
+            &[("app/greeting.py", GREETING), ("app/server.py", SERVER_5XX)],
+            "Serve the front page from the new handler",
+            "the tests pass but / answers 500: staging's alarm will roll it back",
+        ),
         DemoCommand::Fix => (
-            GREETING,
-            "Restore the greeting",
-            "the unit tests pass again",
+            &[("app/greeting.py", GREETING), ("app/server.py", SERVER)],
+            "Restore the greeting and the front page",
+            "the tests pass and / answers 200 again",
         ),
     };
-    let file = repo.join("app/greeting.py");
-    if std::fs::read_to_string(&file).ok().as_deref() == Some(text) {
+    let unchanged = files
+        .iter()
+        .all(|(f, text)| std::fs::read_to_string(repo.join(f)).ok().as_deref() == Some(*text));
+    if unchanged {
         println!("nothing to commit: {REPO_DIR} is already in that state");
         return Ok(ExitCode::SUCCESS);
     }
-    std::fs::write(&file, text)?;
-    git(&repo, &["add", "app/greeting.py"])?;
+    for (f, text) in files {
+        std::fs::write(repo.join(f), text)?;
+        git(&repo, &["add", f])?;
+    }
     git(&repo, &["commit", "-q", "-m", message])?;
     let sha = git(&repo, &["rev-parse", "--short=12", "HEAD"])?;
     println!(

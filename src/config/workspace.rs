@@ -101,6 +101,10 @@ pub struct Environment {
     /// Rollback needs the environment's name typed in the TUI.
     #[serde(default)]
     pub protected: bool,
+    /// Requests per second sent to the environment's own front port, so
+    /// alarms have traffic to judge (demos, quiet machines).
+    #[serde(default)]
+    pub synthetic_rps: u32,
 }
 
 fn local_kind() -> String {

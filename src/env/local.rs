@@ -51,6 +51,9 @@ pub struct EnvConfig {
     pub time_scale: f64,
     /// How long new replicas may take to become healthy.
     pub ready_timeout: Duration,
+    /// Requests per second the environment sends to its own front port
+    /// (`GET /`), so alarms have traffic to judge on a quiet machine.
+    pub synthetic_rps: u32,
 }
 
 /// Hooks from the revision's `appspec.yml` (commands run in the revision).
@@ -407,8 +410,30 @@ impl LocalEnv {
             .is_some_and(|r| !r.replicas.is_empty() && r.replicas.iter().all(|x| x.healthy))
     }
 
-    /// Keeps both groups supervised and health-checked, forever.
+    /// Keeps both groups supervised and health-checked, forever; sends the
+    /// synthetic traffic, if any.
     pub fn supervise(self: &Arc<Self>) {
+        if self.cfg.synthetic_rps > 0 {
+            let (front, rps) = (self.front, self.cfg.synthetic_rps);
+            let weak = Arc::downgrade(self);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rps)));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tick.tick().await;
+                    let Some(me) = weak.upgrade() else { return };
+                    // Only once the live group can answer (a first install
+                    // is not yet serving).
+                    if !me.all_healthy(me.live()).await {
+                        continue;
+                    }
+                    drop(me);
+                    tokio::spawn(async move {
+                        let _ = http_ok(front, "/").await;
+                    });
+                }
+            });
+        }
         let me = self.clone();
         tokio::spawn(async move {
             let mut streaks: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
@@ -424,7 +449,8 @@ impl LocalEnv {
     /// The alarm that fires for `color`, if any: name, threshold, measured.
     pub fn alarm(&self, color: Color) -> Option<String> {
         let w = self.router.stats(color).window(self.cfg.alarm_window);
-        if w.requests == 0 {
+        // Too few requests say nothing (one 500 is not a 100% error rate).
+        if w.requests < 5 {
             return None;
         }
         if let Some(max) = self.cfg.max_error_rate

@@ -79,6 +79,7 @@ pub fn config_of(name: &str, e: &Environment) -> EnvConfig {
         termination_wait: Duration::from_secs_f64(e.termination_wait_minutes.max(0.0) * 60.0),
         time_scale: e.time_scale,
         ready_timeout: Duration::from_secs(e.ready_timeout_seconds.max(1)),
+        synthetic_rps: e.synthetic_rps.min(1000),
     }
 }
 
