@@ -62,7 +62,7 @@ async fn request(addr: SocketAddr) -> Option<String> {
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.ok()?;
     let t = String::from_utf8_lossy(&out).into_owned();
-    t.starts_with("HTTP/1.1 200")
+    (t.starts_with("HTTP/1.") && t.get(8..13) == Some(" 200 "))
         .then(|| t.rsplit("\r\n\r\n").next().unwrap_or("").to_owned())
 }
 
@@ -109,8 +109,86 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+const PY_SERVER: &str = r#"import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'ok')
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer.request_queue_size = 256
+ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()
+"#;
+
+/// A replica like the demo service: Python's threading HTTP server.
+async fn python_replica(dir: &std::path::Path) -> (SocketAddr, tokio::process::Child) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = dir.join("server.py");
+    std::fs::write(&script, PY_SERVER).unwrap();
+    let child = tokio::process::Command::new("python3")
+        .arg(&script)
+        .env("PORT", port.to_string())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (addr, child)
+}
+
+async fn compare(label: &str, replica: SocketAddr, n: u64) {
+    let router = Router::new();
+    router.set_replicas(Color::Blue, vec![replica]);
+    let (front, _t) = router.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let _ = load(front, n / 10).await; // warm up
+    let (mut d_rps, mut d_p99, mut r_rps, mut r_p99) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..3 {
+        let d = load(replica, n).await;
+        let r = load(front, n).await;
+        assert_eq!((d.3, r.3), (0, 0), "failed requests");
+        d_rps.push(d.0);
+        d_p99.push(d.2.as_secs_f64() * 1e3);
+        r_rps.push(r.0);
+        r_p99.push(r.2.as_secs_f64() * 1e3);
+    }
+    let (drps, rrps, dp99, rp99) = (median(d_rps), median(r_rps), median(d_p99), median(r_p99));
+    println!("  {label}");
+    println!(
+        "    direct {drps:>9.0} req/s p99 {dp99:.3} ms · via router {rrps:>9.0} req/s p99 {rp99:.3} ms"
+    );
+    println!(
+        "    => throughput {:.0}% of direct (goal >= 90%), added p99 {:.3} ms (goal < 1 ms)",
+        100.0 * rrps / drps,
+        rp99 - dp99
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (py, _child) = python_replica(tmp.path()).await;
+    println!(
+        "pipedeck router bench: 16 clients, one request per connection, 3 runs each (medians)"
+    );
+    compare(
+        "a Python http.server replica (like the demo service), 5,000 requests",
+        py,
+        5_000,
+    )
+    .await;
     println!(
         "pipedeck router bench: 16 clients, one request per connection, 3 runs each (medians)"
     );
