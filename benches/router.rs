@@ -6,12 +6,15 @@
 //!
 //! Figures measured 2026-11-26 on the 2-core dev machine (load generator,
 //! router and replica share the two cores; one request per connection):
-//! direct 25,801 req/s (p99 1.18 ms), through the router 13,210 req/s (p99
-//! 2.03 ms): 51% of direct (goal >= 90%: not met: every request costs the
-//! router a second TCP connection to the replica; pooled keep-alive
-//! connections to replicas are the way to close the gap), added p99
-//! 0.85 ms (goal < 1 ms: met). Shift: applied in under 1 µs; no request
-//! sent after the decision reached the old group (goal < 50 ms: met).
+//! - a Python http.server replica (like the demo service): direct 2,329
+//!   req/s, through the router 2,354 req/s (101%: met); p99 9.9 -> 12.1 ms
+//!   (+2.2 ms: not met);
+//! - a minimal Rust replica: direct 24,127 req/s, through the router 12,331
+//!   req/s (51%: not met; each request costs the router a second TCP
+//!   connection to the replica, and on two cores its work competes with
+//!   the replica's), added p99 0.85-0.99 ms (met);
+//! - shift: applied in under 1 us; no request sent after the decision
+//!   reached the old group (goal < 50 ms: met).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -189,9 +192,7 @@ async fn main() {
         5_000,
     )
     .await;
-    println!(
-        "pipedeck router bench: 16 clients, one request per connection, 3 runs each (medians)"
-    );
+    println!("  a minimal Rust replica (the router's own cost dominates), 20,000 requests:");
     let blue = replica("blue").await;
     let green = replica("green").await;
     let router = Router::new();
