@@ -56,8 +56,18 @@ async fn a_mapped_deploy_action_deploys_rolls_back_and_survives_a_restart() {
         &[("server.py", SERVER), ("VERSION", "v1")],
     );
     let h = ws.engine();
+    let mut rx = h.subscribe();
     let id = start(&h, "p").await;
     until_status(&h, "p", &id, ExecutionStatus::Succeeded).await;
+    // The deployment's progress was published as engine events.
+    let mut changed = 0;
+    while let Ok(ev) = rx.try_recv() {
+        if matches!(ev, pipedeck::engine::api::EngineEvent::EnvironmentChanged { ref environment_name } if environment_name == "dev")
+        {
+            changed += 1;
+        }
+    }
+    assert!(changed >= 3, "{changed} EnvironmentChanged events");
     let e = envs(&h).await;
     assert_eq!(e[0].name, "dev");
     assert_eq!(get(&e[0].url).await, "v1");

@@ -446,6 +446,19 @@ fn environments_side_by_side_with_a_canary_in_progress() {
     a.update(key('e'));
     assert_eq!(a.screen, Screen::Environments);
     insta::assert_snapshot!(render(&mut a, 150, 36));
+    // `L` opens the live group's replica output.
+    let fx = a.update(key('L'));
+    assert_eq!(a.screen, Screen::Logs);
+    assert_eq!(a.logs.aeid, "env/dev/dev-blue-0");
+    assert!(matches!(
+        fx.as_slice(),
+        [pipedeck::tui::app::Effect::ReadLog { .. }]
+    ));
+    a.update(Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Esc,
+        crossterm::event::KeyModifiers::NONE,
+    )));
+    assert_eq!(a.screen, Screen::Environments);
     // `b` on a protected environment needs its name typed.
     a.update(key('l'));
     a.update(key('l'));

@@ -436,6 +436,10 @@ pub enum EngineEvent {
     ApprovalPending { action: ActionExecutionDetail },
     #[serde(rename_all = "camelCase")]
     Audit { event: AuditEvent },
+    /// An environment's deployment moved (step, traffic) or it logged an
+    /// event (health, alarm, rollback): read it with ListEnvironments.
+    #[serde(rename_all = "camelCase")]
+    EnvironmentChanged { environment_name: String },
 }
 
 /// A CloudTrail-shaped record of one operation, whoever issued it.

@@ -272,11 +272,11 @@ pub fn start(workspace: Workspace, options: EngineOptions) -> Result<EngineHandl
     }
     if !ws.environments.is_empty() {
         // Environments come back with the engine, on their last release.
-        let (cell, ws2) = (engine.envs.clone(), ws.clone());
+        let (cell, ws2, events) = (engine.envs.clone(), ws.clone(), engine.events.clone());
         tokio::spawn(async move {
             let r = cell
                 .get_or_init(|| async move {
-                    crate::env::manager::Environments::start(&ws2)
+                    crate::env::manager::Environments::start(&ws2, Some(events))
                         .await
                         .map(Arc::new)
                 })

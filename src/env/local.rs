@@ -146,6 +146,8 @@ pub struct LocalEnv {
     shared: Arc<Mutex<Shared>>,
     /// Set to stop the deployment in progress by flipping traffic back.
     rollback_now: watch::Sender<bool>,
+    /// Called after every change of the deployment or a new event.
+    pub on_change: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 fn idx(c: Color) -> usize {
@@ -189,6 +191,7 @@ impl LocalEnv {
                 groups: [None, None],
             })),
             rollback_now: rb,
+            on_change: std::sync::OnceLock::new(),
         }))
     }
 
@@ -202,6 +205,13 @@ impl LocalEnv {
             while s.events.len() > 200 {
                 s.events.pop_front();
             }
+        }
+        self.changed();
+    }
+
+    fn changed(&self) {
+        if let Some(f) = self.on_change.get() {
+            f();
         }
     }
 
@@ -229,6 +239,7 @@ impl LocalEnv {
         {
             f(d);
         }
+        self.changed();
     }
 
     /// The group taking production traffic (blue before any deployment).

@@ -99,7 +99,10 @@ fn write_json<T: Serialize>(p: &Path, v: &T) -> std::io::Result<()> {
 impl Environments {
     /// Starts every environment's router and brings each back on its last
     /// successful release (in the background).
-    pub async fn start(ws: &Workspace) -> Result<Environments, String> {
+    pub async fn start(
+        ws: &Workspace,
+        events: Option<tokio::sync::broadcast::Sender<crate::engine::api::EngineEvent>>,
+    ) -> Result<Environments, String> {
         let dir = ws.state_dir.join("envs");
         let mut envs = BTreeMap::new();
         for (name, e) in &ws.environments {
@@ -112,6 +115,14 @@ impl Environments {
                         e.port
                     )
                 })?;
+            if let Some(tx) = events.clone() {
+                let n = name.clone();
+                let _ = env.on_change.set(Box::new(move || {
+                    let _ = tx.send(crate::engine::api::EngineEvent::EnvironmentChanged {
+                        environment_name: n.clone(),
+                    });
+                }));
+            }
             env.supervise();
             envs.insert(name.clone(), env);
         }

@@ -48,7 +48,9 @@ impl Provider for EnvDeploy {
 async fn run(mut ctx: ActionContext, name: String, cell: EnvCell) -> ActionOutcome {
     let ws = ctx.workspace.clone();
     let envs = cell
-        .get_or_init(|| async move { Environments::start(&ws).await.map(Arc::new) })
+        // The engine starts them at its own start (with its events); this
+        // only runs if a deployment comes first.
+        .get_or_init(|| async move { Environments::start(&ws, None).await.map(Arc::new) })
         .await;
     let envs = match envs {
         Ok(e) => e.clone(),

@@ -440,6 +440,21 @@ impl App {
                 self.toasts.retain(|t| t.until > now);
                 vec![Effect::Refresh]
             }
+            Msg::Tick if self.screen == Screen::Logs && self.logs.aeid.starts_with("env/") => {
+                // Replica output has no log events: follow it by the clock.
+                self.now = SystemTime::now();
+                let now = self.now;
+                self.toasts.retain(|t| t.until > now);
+                if self.logs.follow {
+                    vec![Effect::ReadLog {
+                        aeid: self.logs.aeid.clone(),
+                        start: u64::MAX,
+                        count: u64::from(self.logs.height.max(10)) * 3,
+                    }]
+                } else {
+                    Vec::new()
+                }
+            }
             Msg::Tick => {
                 self.now = SystemTime::now();
                 self.spinner = self.spinner.wrapping_add(1);
@@ -1542,6 +1557,26 @@ impl App {
                 if let Some(e) = self.snap.envs.get(self.sel_env) {
                     let env = e.name.clone();
                     self.confirm(Pending::RollbackEnv { env });
+                }
+            }
+            Command::Logs | Command::Open => {
+                // The live group's first replica: its output file.
+                if let Some(e) = self.snap.envs.get(self.sel_env) {
+                    let color = e.live.unwrap_or(crate::env::router::Color::Blue);
+                    let aeid = format!("env/{}/{}-{}-0", e.name, e.name, color.as_str());
+                    self.logs = LogView {
+                        title: format!("{} · {} replica 0 output", e.name, color.as_str()),
+                        aeid,
+                        follow: true,
+                        height: self.size.1.saturating_sub(6),
+                        ..LogView::default()
+                    };
+                    self.go(Screen::Logs);
+                    return vec![Effect::ReadLog {
+                        aeid: self.logs.aeid.clone(),
+                        start: u64::MAX,
+                        count: u64::from(self.logs.height.max(10)) * 3,
+                    }];
                 }
             }
             _ => {}

@@ -192,6 +192,7 @@ const DEFAULTS: &[(Scope, &str, Command)] = &[
     (Scope::Approvals, "a", Command::Approve),
     (Scope::Approvals, "x", Command::Reject),
     (Scope::Environments, "b", Command::Rollback),
+    (Scope::Environments, "L", Command::Logs),
     (Scope::Diagnosis, "L", Command::Logs),
     (Scope::Logs, "d", Command::Diagnose),
     (Scope::Logs, "f", Command::Follow),

@@ -295,9 +295,9 @@ impl Runner {
                 });
             }
             Effect::ReadLog { aeid, start, count } => {
-                let dir = self.link.workspace().state_dir.join("logs");
+                let (dir, file_id) = log_location(&self.link.workspace().state_dir, &aeid);
                 tokio::task::spawn_blocking(move || {
-                    let msg = match LogReader::open(&dir, &aeid) {
+                    let msg = match LogReader::open(&dir, &file_id) {
                         Ok(mut r) => {
                             let total = r.len();
                             let start = if start == u64::MAX {
@@ -307,7 +307,7 @@ impl Runner {
                             };
                             let lines = r.read(start, count).unwrap_or_default();
                             let ts =
-                                crate::store::logs::read_times(&dir, &aeid).unwrap_or_default();
+                                crate::store::logs::read_times(&dir, &file_id).unwrap_or_default();
                             let times = (0..lines.len() as u64)
                                 .map(|i| crate::store::logs::time_of(&ts, start + i))
                                 .collect();
@@ -335,9 +335,9 @@ impl Runner {
                 pattern,
                 regex,
             } => {
-                let dir = self.link.workspace().state_dir.join("logs");
+                let (dir, file_id) = log_location(&self.link.workspace().state_dir, &aeid);
                 tokio::task::spawn_blocking(move || {
-                    let matches = search_log(&dir, &aeid, &pattern, regex).unwrap_or_default();
+                    let matches = search_log(&dir, &file_id, &pattern, regex).unwrap_or_default();
                     let _ = me.tx.send(Msg::Matches { aeid, matches });
                 });
             }
@@ -376,6 +376,19 @@ impl Runner {
             }
             Effect::Bell | Effect::Quit => {}
         }
+    }
+}
+
+/// Where a log lives: an action's in `<state>/logs/<id>.log`; an
+/// environment replica's output (`env/<env>/<file>`) in
+/// `<state>/envs/<env>/logs/<file>.log`.
+fn log_location(state_dir: &std::path::Path, aeid: &str) -> (std::path::PathBuf, String) {
+    match aeid.strip_prefix("env/").and_then(|r| r.split_once('/')) {
+        Some((env, file)) => (
+            state_dir.join("envs").join(env).join("logs"),
+            file.to_owned(),
+        ),
+        None => (state_dir.join("logs"), aeid.to_owned()),
     }
 }
 
