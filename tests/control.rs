@@ -39,17 +39,52 @@ impl Env {
     fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
     }
-    fn spawn(&self, args: &[&str]) -> Child {
-        self.cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+    fn spawn(&self, args: &[&str]) -> Host {
+        Host(
+            self.cmd(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
     }
     fn status_json(&self) -> serde_json::Value {
         let out = self.run(&["status", "--json"]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// A spawned pipedeck, killed (SIGTERM: it stops its engine cleanly) if a
+/// test ends early, so a failing test leaves no host behind.
+struct Host(Child);
+
+impl std::ops::Deref for Host {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Host {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
@@ -419,7 +454,11 @@ fn logs_follow_prints_a_running_build_to_its_end() {
     wait_for("the build to start", || {
         text(&e.run(&["logs", "p", "Build", "Build"]).stdout).contains("line 50")
     });
-    let follower = e.spawn(&["logs", "p", "Build", "Build", "--follow"]);
+    let follower = e
+        .cmd(&["logs", "p", "Build", "Build", "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     std::fs::write(&gate, "open").unwrap();
     let out = follower.wait_with_output().unwrap();

@@ -125,3 +125,55 @@ async fn a_mapped_deploy_action_deploys_rolls_back_and_survives_a_restart() {
     assert_eq!(served, "v1");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_left_by_a_crashed_engine_are_stopped_on_the_next_start() {
+    use std::os::unix::process::CommandExt;
+    let deploy = r#"{"name": "Deploy-Dev", "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeployToECS", "version": "1"},
+        "inputArtifacts": [{"name": "Src"}]}"#;
+    let p = pipeline(
+        "p",
+        "SUPERSEDED",
+        &[stage("Deploy", &[deploy.to_owned()], "")],
+    );
+    let ws = workspace(
+        &p,
+        "[environments.dev]\nport = 0\ncommand = \"exec python3 server.py\"\nactions = [\"Deploy-Dev\"]\n",
+        &[("server.py", SERVER), ("VERSION", "v1")],
+    );
+    // A replica as a dead engine would have left it: marked with its pid file.
+    let logs = ws.load().state_dir.join("envs").join("dev").join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let pid_file = logs.join("dev-blue-0.pid");
+    let mut orphan = std::process::Command::new("sleep")
+        .arg("60")
+        .env("PIPEDECK_PGID_FILE", &pid_file)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::fs::write(&pid_file, orphan.id().to_string()).unwrap();
+    // An unrelated process with a recycled-looking pid file is left alone.
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    std::fs::write(logs.join("dev-green-0.pid"), bystander.id().to_string()).unwrap();
+    let h = ws.engine();
+    let _ = envs(&h).await;
+    let mut gone = false;
+    for _ in 0..100 {
+        if orphan.try_wait().unwrap().is_some() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the orphaned replica still runs");
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a process that is not ours was killed"
+    );
+    bystander.kill().unwrap();
+    let _ = bystander.wait();
+    h.shutdown().await;
+}

@@ -18,6 +18,21 @@ struct Tui {
     data: std::path::PathBuf,
 }
 
+impl Drop for Tui {
+    /// A failing test leaves no pipedeck (nor its replicas) behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            if let Some(pid) = self.child.process_id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let _ = self.child.kill();
+        }
+    }
+}
+
 impl Tui {
     fn start(extra_args: &[&str]) -> Tui {
         let tmp = tempfile::tempdir().unwrap();

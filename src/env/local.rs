@@ -257,17 +257,26 @@ impl LocalEnv {
                     self.logs
                         .join(format!("{}-{}-{n}.log", self.cfg.name, color.as_str())),
                 )?;
+        // A pid file marks the replica so an engine started after a crash
+        // can stop what this one left running (checked through /proc).
+        let pid_file = self
+            .logs
+            .join(format!("{}-{}-{n}.pid", self.cfg.name, color.as_str()));
         let child = tokio::process::Command::new("bash")
             .args(["-c", &self.cfg.command])
             .current_dir(dir)
             .env("PORT", addr.port().to_string())
             .env("PIPEDECK_ENVIRONMENT", &self.cfg.name)
+            .env(crate::providers::codebuild_local::PGID_ENV, &pid_file)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
+        if let Some(pid) = child.id() {
+            let _ = std::fs::write(&pid_file, pid.to_string());
+        }
         Ok(Replica {
             addr,
             child,

@@ -105,6 +105,20 @@ impl Environments {
     ) -> Result<Environments, String> {
         let dir = ws.state_dir.join("envs");
         let mut envs = BTreeMap::new();
+        for name in ws.environments.keys() {
+            // Replicas a crashed engine left running.
+            if let Ok(rd) = std::fs::read_dir(dir.join(name).join("logs")) {
+                for f in rd.flatten() {
+                    let p = f.path();
+                    if p.extension().is_some_and(|x| x == "pid") {
+                        if crate::providers::codebuild_local::kill_orphan(&p) {
+                            tracing::warn!(file = %p.display(), "killed a replica left by a crashed engine");
+                        }
+                        let _ = std::fs::remove_file(&p);
+                    }
+                }
+            }
+        }
         for (name, e) in &ws.environments {
             let env = LocalEnv::start(config_of(name, e), &dir.join(name).join("logs"))
                 .await

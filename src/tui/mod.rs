@@ -154,11 +154,17 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut spin = tokio::time::interval(Duration::from_millis(200));
     spin.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // SIGTERM and SIGHUP (the terminal went away) end the UI like `q`: the
+    // engine this process hosts stops cleanly.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let result: Result<()> = async {
         terminal.draw(|f| view::draw(f, &mut app))?;
         loop {
             let spinning = app.running() > 0;
             let first = tokio::select! {
+                _ = term.recv() => break,
+                _ = hup.recv() => break,
                 m = rx.recv() => match m { Some(m) => m, None => break },
                 _ = tick.tick() => Msg::Tick,
                 _ = spin.tick(), if spinning => Msg::Tick,
