@@ -63,7 +63,14 @@ const REPO: &[(&str, &str)] = &[
 const GREETING: &str = include_str!("../../assets/demo/repo/app/greeting.py");
 const GREETING_BROKEN: &str = include_str!("../../assets/demo/greeting_broken.py");
 const SERVER: &str = include_str!("../../assets/demo/repo/app/server.py");
-const SERVER_5XX: &str = include_str!("../../assets/demo/server_5xx.py");
+/// The line of `app/server.py` that `demo break --5xx` changes.
+const FRONT_PAGE_OK: &str = r#"self._send(200, {"message": greeting(), "version": version()})"#;
+const FRONT_PAGE_5XX: &str = r#"self._send(500, {"error": "boom", "version": version()})"#;
+
+/// `app/server.py` whose front page answers 500 (its tests still pass).
+fn server_5xx() -> String {
+    SERVER.replace(FRONT_PAGE_OK, FRONT_PAGE_5XX)
+}
 pub const PIPELINE: &str = include_str!("../../assets/demo/pipeline.json");
 const CONFIG: &str = include_str!("../../assets/demo/pipedeck.toml");
 
@@ -186,9 +193,10 @@ pub fn demo(ws: &Workspace, cmd: &DemoCommand) -> Result<ExitCode> {
             ws.name
         );
     }
-    let (files, message, says): (&[(&str, &str)], &str, &str) = match cmd {
+    let broken_server = server_5xx();
+    let (files, message, says): (Vec<(&str, &str)>, &str, &str) = match cmd {
         DemoCommand::Break { http_5xx: false } => (
-            &[
+            vec![
                 ("app/greeting.py", GREETING_BROKEN),
                 ("app/server.py", SERVER),
             ],
@@ -196,12 +204,15 @@ pub fn demo(ws: &Workspace, cmd: &DemoCommand) -> Result<ExitCode> {
             "the unit tests now fail (3 of 4)",
         ),
         DemoCommand::Break { http_5xx: true } => (
-            &[("app/greeting.py", GREETING), ("app/server.py", SERVER_5XX)],
+            vec![
+                ("app/greeting.py", GREETING),
+                ("app/server.py", &broken_server),
+            ],
             "Serve the front page from the new handler",
             "the tests pass but / answers 500: staging's alarm will roll it back",
         ),
         DemoCommand::Fix => (
-            &[("app/greeting.py", GREETING), ("app/server.py", SERVER)],
+            vec![("app/greeting.py", GREETING), ("app/server.py", SERVER)],
             "Restore the greeting and the front page",
             "the tests pass and / answers 200 again",
         ),
@@ -213,7 +224,7 @@ pub fn demo(ws: &Workspace, cmd: &DemoCommand) -> Result<ExitCode> {
         println!("nothing to commit: {REPO_DIR} is already in that state");
         return Ok(ExitCode::SUCCESS);
     }
-    for (f, text) in files {
+    for (f, text) in &files {
         std::fs::write(repo.join(f), text)?;
         git(&repo, &["add", f])?;
     }
@@ -225,4 +236,20 @@ pub fn demo(ws: &Workspace, cmd: &DemoCommand) -> Result<ExitCode> {
          otherwise run `pipedeck run --wait`."
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_5xx_release_changes_exactly_the_front_page_line() {
+        let broken = server_5xx();
+        assert_ne!(
+            broken, SERVER,
+            "the line to replace is no longer in server.py"
+        );
+        assert_eq!(broken.matches(FRONT_PAGE_5XX).count(), 1);
+        assert_eq!(broken.lines().count(), SERVER.lines().count());
+    }
 }

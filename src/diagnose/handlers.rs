@@ -40,6 +40,15 @@ fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
     vars.insert(k.to_owned(), v.into());
 }
 
+/// `prefix` + `v`, or nothing when `v` is empty (optional template parts).
+fn prefixed(prefix: &str, v: &str) -> String {
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}{v}")
+    }
+}
+
 fn default(vars: &mut Vars, k: &str, v: &str) {
     vars.entry(k.to_owned()).or_insert_with(|| v.to_owned());
 }
@@ -179,15 +188,7 @@ pub fn enrich(id: &str, vars: &mut Vars, evidence: &[Evidence], input: &Input) -
             }
             set(vars, "test", short);
             set(vars, "file", file);
-            set(
-                vars,
-                "lineno",
-                if lineno.is_empty() {
-                    String::new()
-                } else {
-                    format!(":{lineno}")
-                },
-            );
+            set(vars, "lineno", prefixed(":", &lineno));
             set(
                 vars,
                 "assertion",
@@ -252,15 +253,7 @@ pub fn enrich(id: &str, vars: &mut Vars, evidence: &[Evidence], input: &Input) -
                         .map(|c| (c[1].to_owned(), c[2].to_owned()))
                 })
                 .unwrap_or_default();
-            set(
-                vars,
-                "location",
-                if loc.is_empty() {
-                    String::new()
-                } else {
-                    format!(" at {loc}")
-                },
-            );
+            set(vars, "location", prefixed(" at ", &loc));
             set(
                 vars,
                 "msg",
@@ -358,15 +351,7 @@ pub fn enrich(id: &str, vars: &mut Vars, evidence: &[Evidence], input: &Input) -
         "engine.approval_rejected" => default(vars, "summary", "(no summary given)"),
         "engine.stop_requested" => {
             let r = vars.get("reason").cloned().unwrap_or_default();
-            set(
-                vars,
-                "reason",
-                if r.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {r}")
-                },
-            );
+            set(vars, "reason", prefixed(": ", &r));
         }
         _ => {}
     }
