@@ -16,7 +16,7 @@ const SERVER: &str = "import os\nfrom http.server import BaseHTTPRequestHandler,
 async fn get(url: &str) -> String {
     let addr = url.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut out = Vec::new();

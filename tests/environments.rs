@@ -17,7 +17,8 @@ import os, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 VERSION = open('VERSION').read().strip()
 class H(BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.0'
+    protocol_version = 'HTTP/1.1'
+    disable_nagle_algorithm = True
     def do_GET(self):
         if self.path == '/health':
             code = 500 if os.path.exists('NOHEALTH') else 200
@@ -75,7 +76,7 @@ async fn get(addr: std::net::SocketAddr) -> Result<(u16, String), String> {
         let mut s = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| e.to_string())?;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await
             .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
@@ -91,6 +92,84 @@ async fn get(addr: std::net::SocketAddr) -> Result<(u16, String), String> {
     tokio::time::timeout(Duration::from_secs(10), fut)
         .await
         .map_err(|_| "timed out".to_owned())?
+}
+
+/// A client that keeps its connection to the router alive across
+/// requests (and opens a new one when the router closes it).
+struct KeepAlive {
+    addr: std::net::SocketAddr,
+    conn: Option<tokio::net::TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl KeepAlive {
+    fn new(addr: std::net::SocketAddr) -> KeepAlive {
+        KeepAlive {
+            addr,
+            conn: None,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn get(&mut self) -> Result<u16, String> {
+        let r = tokio::time::timeout(Duration::from_secs(10), self.exchange())
+            .await
+            .map_err(|_| "timed out".to_owned())
+            .and_then(|r| r);
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
+    }
+
+    async fn exchange(&mut self) -> Result<u16, String> {
+        if self.conn.is_none() {
+            self.conn = Some(
+                tokio::net::TcpStream::connect(self.addr)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            self.buf.clear();
+        }
+        let s = self.conn.as_mut().unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut chunk = [0u8; 4096];
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed before an answer".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+        let code: u16 = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("no status in {head:?}"))?;
+        let len: usize = head
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or("no Content-Length")?;
+        while self.buf.len() < end + len {
+            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed in the body".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        self.buf.drain(..end + len);
+        if head.contains("connection: close") {
+            self.conn = None;
+        }
+        Ok(code)
+    }
 }
 
 async fn env(c: EnvConfig) -> (Arc<LocalEnv>, tempfile::TempDir) {
@@ -370,7 +449,10 @@ async fn a_crashed_replica_is_restarted() {
 }
 
 /// 16 clients, 20,000 requests in all, through a blue/green deployment and
-/// a rollback: every request must succeed.
+/// a rollback: every request must succeed. Half the clients open a
+/// connection per request, half keep theirs alive (so requests on one
+/// client connection move between groups, and the router's pooled
+/// connections to the retired group must not be used).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_downtime_through_a_blue_green_deployment_and_a_rollback() {
     let mut c = cfg("prod", "BlueGreen");
@@ -382,16 +464,21 @@ async fn zero_downtime_through_a_blue_green_deployment_and_a_rollback() {
     let failed = Arc::new(AtomicU64::new(0));
     let remaining = Arc::new(AtomicU64::new(20_000));
     let mut clients = Vec::new();
-    for _ in 0..16 {
+    for k in 0..16 {
         let (front, ok, failed, remaining) =
             (e.front, ok.clone(), failed.clone(), remaining.clone());
         clients.push(tokio::spawn(async move {
+            let mut kept = (k % 2 == 1).then(|| KeepAlive::new(front));
             while remaining
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
             {
-                match get(front).await {
-                    Ok((200, _)) => ok.fetch_add(1, Ordering::Relaxed),
+                let code = match kept.as_mut() {
+                    Some(c) => c.get().await,
+                    None => get(front).await.map(|(code, _)| code),
+                };
+                match code {
+                    Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
                     _ => failed.fetch_add(1, Ordering::Relaxed),
                 };
             }

@@ -5,6 +5,7 @@
 //! the workspace, supervised replicas, health checks and the deploy
 //! provider build on these.)
 
+pub mod http;
 pub mod local;
 pub mod manager;
 pub mod router;

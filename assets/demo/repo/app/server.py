@@ -24,6 +24,11 @@ def version() -> str:
 
 
 class Handler(BaseHTTPRequestHandler):
+    # Keep-alive, so the environment's router can reuse its connections;
+    # TCP_NODELAY, so a response's head and body are not held apart.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
     def _send(self, code: int, body: dict) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
