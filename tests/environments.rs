@@ -68,6 +68,7 @@ fn cfg(name: &str, strategy: &str) -> EnvConfig {
         time_scale: 1.0,
         ready_timeout: Duration::from_secs(10),
         synthetic_rps: 0,
+        idle_timeout: Duration::from_secs(60),
     }
 }
 

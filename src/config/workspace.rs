@@ -105,6 +105,11 @@ pub struct Environment {
     /// alarms have traffic to judge (demos, quiet machines).
     #[serde(default)]
     pub synthetic_rps: u32,
+    /// The router's idle timeout (an ALB's `idle_timeout.timeout_seconds`):
+    /// an idle client connection is closed, a replica silent this long is
+    /// answered 504.
+    #[serde(default = "ready")]
+    pub idle_timeout_seconds: u64,
 }
 
 fn local_kind() -> String {

@@ -5,6 +5,7 @@
 //! included.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -25,16 +26,19 @@ pub struct Conn {
     quickack: bool,
     /// Part of a message has been read and more is awaited.
     mid_message: bool,
+    /// How long a read or a write may wait (an ALB's idle timeout).
+    pub idle: Duration,
 }
 
 impl Conn {
-    pub fn new(io: TcpStream) -> Conn {
+    pub fn new(io: TcpStream, idle: Duration) -> Conn {
         Conn {
             io,
             buf: Vec::with_capacity(READ_SIZE),
             pos: 0,
             quickack: false,
             mid_message: false,
+            idle,
         }
     }
 
@@ -44,10 +48,10 @@ impl Conn {
     /// (Python's http.server does), Nagle's algorithm holds the second
     /// part until the first is acknowledged, and a delayed ACK makes that
     /// 40 ms. A message read in one go costs nothing more.
-    pub fn quick_ack(io: TcpStream) -> Conn {
+    pub fn quick_ack(io: TcpStream, idle: Duration) -> Conn {
         Conn {
             quickack: true,
-            ..Conn::new(io)
+            ..Conn::new(io, idle)
         }
     }
 
@@ -64,7 +68,8 @@ impl Conn {
         }
     }
 
-    /// Reads more bytes into the buffer; 0 at the end of the stream.
+    /// Reads more bytes into the buffer; 0 at the end of the stream,
+    /// `TimedOut` after [`Conn::idle`] without a byte.
     pub async fn fill(&mut self) -> io::Result<usize> {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
@@ -75,7 +80,9 @@ impl Conn {
         }
         // Into the spare capacity: nothing is zeroed first.
         self.buf.reserve(READ_SIZE);
-        let n = self.io.read_buf(&mut self.buf).await?;
+        let n = tokio::time::timeout(self.idle, self.io.read_buf(&mut self.buf))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
         self.mid_message = n > 0;
         Ok(n)
     }
@@ -83,6 +90,12 @@ impl Conn {
     /// The message read so far is whole: the next read starts another.
     pub fn message_done(&mut self) {
         self.mid_message = false;
+    }
+
+    /// Writes all of `bytes`, `TimedOut` if the peer takes none for
+    /// [`Conn::idle`].
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        write_all(&mut self.io, bytes, self.idle).await
     }
 
     /// Takes the buffered bytes out (for a tunnel).
@@ -94,11 +107,20 @@ impl Conn {
     }
 }
 
+/// `write_all` that gives up after `idle` without progress.
+pub async fn write_all(io: &mut TcpStream, bytes: &[u8], idle: Duration) -> io::Result<()> {
+    tokio::time::timeout(idle, io.write_all(bytes))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+}
+
 /// Why a message could not be read; `status` is what a client is told.
 #[derive(Debug)]
 pub enum HeadError {
     /// The stream ended or failed in the middle of a head.
     Io,
+    /// Nothing arrived for the idle timeout.
+    TimedOut,
     /// Larger than [`MAX_HEAD`].
     TooLarge,
     /// Not HTTP/1.x.
@@ -142,27 +164,49 @@ impl Head {
             .collect()
     }
 
+    /// Whether a `name` header lists `token` (case-insensitively).
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.tokens(name).iter().any(|t| t == token)
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
     }
 
-    /// The head as bytes, ending with the blank line.
+    /// The head as bytes, ending with the blank line (each char one
+    /// byte: heads are read as ISO-8859-1).
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.start.as_bytes());
+        latin1(out, &self.start);
         out.extend_from_slice(b"\r\n");
         for (n, v) in &self.headers {
-            out.extend_from_slice(n.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(v.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            put_field(out, n, v);
         }
         out.extend_from_slice(b"\r\n");
     }
 }
 
-/// Reads one head. `Ok(None)`: the stream ended cleanly before a message
-/// began (a keep-alive connection closed by its peer). Empty lines before
-/// a request line are skipped, as RFC 9112 §2.2 allows.
+/// One `name: value` line.
+pub fn put_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    latin1(out, name);
+    out.extend_from_slice(b": ");
+    latin1(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
+pub fn latin1(out: &mut Vec<u8>, s: &str) {
+    if s.is_ascii() {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        out.extend(
+            s.chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')),
+        );
+    }
+}
+
+/// Reads one head. `Ok(None)`: the stream ended (or failed) before a
+/// message began (a keep-alive connection closed by its peer). Empty lines
+/// before a request line are skipped, as RFC 9112 §2.2 allows.
 pub async fn read_head(c: &mut Conn) -> Result<Option<Head>, HeadError> {
     loop {
         let b = c.buffered();
@@ -171,7 +215,7 @@ pub async fn read_head(c: &mut Conn) -> Result<Option<Head>, HeadError> {
             c.consume(skip);
         }
         if let Some(end) = memchr::memmem::find(c.buffered(), b"\r\n\r\n") {
-            let head = parse_head(&c.buffered()[..end])?;
+            let head = parse_head(&c.buffered()[..end + 2])?;
             c.consume(end + 4);
             return Ok(Some(head));
         }
@@ -179,39 +223,81 @@ pub async fn read_head(c: &mut Conn) -> Result<Option<Head>, HeadError> {
             return Err(HeadError::TooLarge);
         }
         match c.fill().await {
-            Ok(0) if c.buffered().is_empty() => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(HeadError::TimedOut),
+            Ok(0) | Err(_) if c.buffered().is_empty() => return Ok(None),
             Ok(0) | Err(_) => return Err(HeadError::Io),
             Ok(_) => {}
         }
     }
 }
 
-fn parse_head(b: &[u8]) -> Result<Head, HeadError> {
+/// Parses a head: the bytes up to and including its last line's CRLF.
+pub fn parse_head(b: &[u8]) -> Result<Head, HeadError> {
     if b.len() > MAX_HEAD {
         return Err(HeadError::TooLarge);
     }
-    let text = std::str::from_utf8(b).map_err(|_| HeadError::Malformed)?;
-    let mut lines = text.split("\r\n");
-    let start = lines.next().unwrap_or_default();
-    if start.is_empty() || start.split(' ').count() < 2 {
+    // Every line ends CRLF: a bare LF or CR is refused, as are obsolete
+    // line folding and fields without a colon.
+    let mut lines = b
+        .split_inclusive(|&c| c == b'\n')
+        .map(|l| l.strip_suffix(b"\r\n").ok_or(HeadError::Malformed));
+    let start = lines.next().ok_or(HeadError::Malformed)??;
+    if start.is_empty() || start.iter().any(|&c| is_ctl(c)) || !start.contains(&b' ') {
         return Err(HeadError::Malformed);
     }
     let mut headers = Vec::new();
     for line in lines {
-        // Obsolete line folding and fields without a colon are refused.
-        if line.starts_with([' ', '\t']) {
+        let line = line?;
+        let colon = memchr::memchr(b':', line).ok_or(HeadError::Malformed)?;
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if name.is_empty() || !name.iter().all(|&c| is_tchar(c)) {
             return Err(HeadError::Malformed);
         }
-        let (name, value) = line.split_once(':').ok_or(HeadError::Malformed)?;
-        if name.is_empty() || name.ends_with([' ', '\t']) {
+        let value = trim_ows(value);
+        if value.iter().any(|&c| is_ctl(c) && c != b'\t') {
             return Err(HeadError::Malformed);
         }
-        headers.push((name.to_owned(), value.trim().to_owned()));
+        headers.push((from_latin1(name), from_latin1(value)));
     }
     Ok(Head {
-        start: start.to_owned(),
+        start: from_latin1(start),
         headers,
     })
+}
+
+fn is_ctl(c: u8) -> bool {
+    c < 0x20 || c == 0x7f
+}
+
+/// RFC 9110 §5.6.2 token characters.
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+/// Optional whitespace is spaces and tabs only.
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+fn from_latin1(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) if b.is_ascii() => s.to_owned(),
+        _ => b.iter().map(|&c| char::from(c)).collect(),
+    }
+}
+
+/// Decimal digits only (no sign, no spaces), as Content-Length must be.
+fn parse_digits(v: &str) -> Option<u64> {
+    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
 }
 
 /// How a message's body is delimited.
@@ -231,7 +317,7 @@ fn content_length(h: &Head) -> Result<Option<u64>, HeadError> {
             continue;
         }
         for part in v.split(',') {
-            let len: u64 = part.trim().parse().map_err(|_| HeadError::Malformed)?;
+            let len = parse_digits(part.trim_matches([' ', '\t'])).ok_or(HeadError::Malformed)?;
             if found.is_some_and(|f| f != len) {
                 return Err(HeadError::Malformed);
             }
@@ -258,24 +344,25 @@ pub fn request_framing(h: &Head) -> Result<Framing, HeadError> {
     })
 }
 
-/// A response's body framing, given the request's method and its status.
-pub fn response_framing(h: &Head, head_request: bool, status: u16) -> Framing {
+/// A response's body framing, given the request's method and its status;
+/// an invalid Content-Length is an error (a proxy answers 502).
+pub fn response_framing(h: &Head, head_request: bool, status: u16) -> Result<Framing, HeadError> {
     if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
-        return Framing::None;
+        return Ok(Framing::None);
     }
     let te = h.tokens("transfer-encoding");
     if !te.is_empty() {
-        return if te.last().map(String::as_str) == Some("chunked") {
+        return Ok(if te.last().map(String::as_str) == Some("chunked") {
             Framing::Chunked
         } else {
             Framing::UntilClose
-        };
+        });
     }
-    match content_length(h) {
-        Ok(Some(0)) => Framing::None,
-        Ok(Some(n)) => Framing::Length(n),
-        _ => Framing::UntilClose,
-    }
+    Ok(match content_length(h)? {
+        Some(0) => Framing::None,
+        Some(n) => Framing::Length(n),
+        None => Framing::UntilClose,
+    })
 }
 
 /// The status code of a response's start line.
@@ -303,7 +390,7 @@ pub async fn forward_body(
             out.extend_from_slice(src.buffered());
             let n = src.buffered().len();
             src.consume(n);
-            flush(dst, &mut out).await?;
+            flush(dst, &mut out, src.idle).await?;
             if src.fill().await? == 0 {
                 break;
             }
@@ -327,16 +414,16 @@ pub async fn forward_body(
             }
         },
     }
-    flush(dst, &mut out).await
+    flush(dst, &mut out, src.idle).await
 }
 
 fn bad(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
 
-async fn flush(dst: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+async fn flush(dst: &mut TcpStream, out: &mut Vec<u8>, idle: Duration) -> io::Result<()> {
     if !out.is_empty() {
-        dst.write_all(out).await?;
+        write_all(dst, out, idle).await?;
         out.clear();
     }
     Ok(())
@@ -357,7 +444,7 @@ async fn copy_exact(
         if n == 0 {
             return Ok(());
         }
-        flush(dst, out).await?;
+        flush(dst, out, src.idle).await?;
         if src.fill().await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -379,7 +466,7 @@ async fn read_line(src: &mut Conn, out: &mut Vec<u8>, dst: &mut TcpStream) -> io
         if src.buffered().len() > MAX_LINE {
             return Err(bad("chunk line too long"));
         }
-        flush(dst, out).await?;
+        flush(dst, out, src.idle).await?;
         if src.fill().await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -387,8 +474,13 @@ async fn read_line(src: &mut Conn, out: &mut Vec<u8>, dst: &mut TcpStream) -> io
 }
 
 fn chunk_size(line: &str) -> io::Result<u64> {
-    let hex = line.split(';').next().unwrap_or("").trim();
-    u64::from_str_radix(hex, 16).map_err(|_| bad("bad chunk size"))
+    // Hex digits, then optional whitespace before an extension.
+    let hex = line.split(';').next().unwrap_or("");
+    let hex = hex.trim_end_matches([' ', '\t']);
+    if hex.is_empty() || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err(bad("bad chunk size"));
+    }
+    u64::from_str_radix(hex, 16).map_err(|_| bad("chunk size too large"))
 }
 
 #[cfg(test)]
@@ -397,7 +489,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     fn head(text: &str) -> Head {
-        parse_head(text.as_bytes()).unwrap()
+        parse_head(format!("{text}\r\n").as_bytes()).unwrap()
     }
 
     #[test]
@@ -413,16 +505,38 @@ mod tests {
         let h = head("GET / HTTP/1.1\r\nHost: x");
         assert_eq!(request_framing(&h).unwrap(), Framing::None);
         let r = head("HTTP/1.1 200 OK\r\nContent-Length: 10");
-        assert_eq!(response_framing(&r, false, 200), Framing::Length(10));
-        assert_eq!(response_framing(&r, true, 200), Framing::None);
-        assert_eq!(response_framing(&r, false, 304), Framing::None);
+        assert_eq!(
+            response_framing(&r, false, 200).unwrap(),
+            Framing::Length(10)
+        );
+        assert_eq!(response_framing(&r, true, 200).unwrap(), Framing::None);
+        assert_eq!(response_framing(&r, false, 304).unwrap(), Framing::None);
         let r = head("HTTP/1.1 200 OK\r\nServer: x");
-        assert_eq!(response_framing(&r, false, 200), Framing::UntilClose);
+        assert_eq!(
+            response_framing(&r, false, 200).unwrap(),
+            Framing::UntilClose
+        );
+        let r = head("HTTP/1.1 200 OK\r\nContent-Length: x");
+        assert!(response_framing(&r, false, 200).is_err());
         assert_eq!(status_of("HTTP/1.1 503 Service Unavailable"), Some(503));
         assert_eq!(status_of("GET / HTTP/1.1"), None);
-        assert!(parse_head(b"GET / HTTP/1.1\r\n folded").is_err());
-        assert!(parse_head(b"GET / HTTP/1.1\r\nNo colon").is_err());
-        assert!(parse_head(b"GET / HTTP/1.1\r\nName : v").is_err());
+        let bad = |h: &[u8]| parse_head(&[h, b"\r\n"].concat()).is_err();
+        assert!(bad(b"GET / HTTP/1.1\r\n folded"));
+        assert!(bad(b"GET / HTTP/1.1\r\nNo colon"));
+        assert!(bad(b"GET / HTTP/1.1\r\nName : v"));
+        assert!(bad(b"GET / HTTP/1.1\r\nX-A: a\nTransfer-Encoding: chunked"));
+        assert!(bad(b"GET / HTTP/1.1\r\nX-A: a\rb"));
+        assert!(bad(b"GET / HTTP/1.1\r\nContent-Length\x0b: 4"));
+        assert!(request_framing(&head("POST / HTTP/1.1\r\nContent-Length: +4")).is_err());
+        assert!(request_framing(&head("POST / HTTP/1.1\r\nContent-Length: 4 4")).is_err());
+        // ISO-8859-1 values pass through byte for byte.
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nX-File: caf\xe9\t\r\n").unwrap();
+        assert_eq!(h.get("x-file"), Some("caf\u{e9}"));
+        let mut out = Vec::new();
+        h.write_to(&mut out);
+        assert_eq!(out, b"HTTP/1.1 200 OK\r\nX-File: caf\xe9\r\n\r\n");
+        assert!(chunk_size("+5").is_err() && chunk_size(" 5").is_err());
+        assert_eq!(chunk_size("1f ;name=v").unwrap(), 31);
     }
 
     #[tokio::test]
@@ -441,7 +555,7 @@ mod tests {
             s
         });
         let (srv, _) = l.accept().await.unwrap();
-        let mut src = Conn::new(srv);
+        let mut src = Conn::new(srv, Duration::from_secs(5));
         let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let a2 = l2.local_addr().unwrap();
         let mut dst = TcpStream::connect(a2).await.unwrap();

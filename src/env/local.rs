@@ -54,6 +54,8 @@ pub struct EnvConfig {
     /// Requests per second the environment sends to its own front port
     /// (`GET /`), so alarms have traffic to judge on a quiet machine.
     pub synthetic_rps: u32,
+    /// The router's idle timeout.
+    pub idle_timeout: Duration,
 }
 
 /// Hooks from the revision's `appspec.yml` (commands run in the revision).
@@ -167,7 +169,7 @@ impl LocalEnv {
     /// replicas' output files.
     pub async fn start(cfg: EnvConfig, logs: &Path) -> std::io::Result<Arc<LocalEnv>> {
         std::fs::create_dir_all(logs)?;
-        let router = Router::new();
+        let router = Router::with_idle_timeout(cfg.idle_timeout);
         let (front, _) = router
             .listen(SocketAddr::from(([127, 0, 0, 1], cfg.port)))
             .await?;
@@ -611,7 +613,11 @@ impl LocalEnv {
                 let rolled_back = !first && self.cfg.rollback_on_failure
                     || why.starts_with("alarm") && self.cfg.rollback_on_alarm
                     || why == "rolled back on request";
-                if !first && (rolled_back || self.router.green_percent() != 0) {
+                let on_new = match new {
+                    Color::Green => self.router.green_percent() > 0,
+                    Color::Blue => self.router.green_percent() < 100,
+                };
+                if !first && (rolled_back || on_new) {
                     self.router.set_live(old);
                     self.router.set_test_target(old);
                     self.retire(new).await;

@@ -80,6 +80,7 @@ pub fn config_of(name: &str, e: &Environment) -> EnvConfig {
         time_scale: e.time_scale,
         ready_timeout: Duration::from_secs(e.ready_timeout_seconds.max(1)),
         synthetic_rps: e.synthetic_rps.min(1000),
+        idle_timeout: Duration::from_secs(e.idle_timeout_seconds.clamp(1, 4000)),
     }
 }
 

@@ -68,7 +68,7 @@ struct Group {
     next: AtomicUsize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     groups: [Group; 2],
     stats: [Stats; 2],
@@ -83,6 +83,9 @@ struct Inner {
     idle: Mutex<HashMap<SocketAddr, Vec<(Conn, Instant)>>>,
     /// Connections opened to replicas, ever.
     opened: AtomicU64,
+    /// How long a connection may wait for the other side to send or take
+    /// a byte (an ALB's `idle_timeout.timeout_seconds`).
+    idle_timeout: Duration,
 }
 
 /// Counts a request in flight until dropped.
@@ -95,20 +98,28 @@ impl Drop for InFlight<'_> {
 }
 
 /// A cheap handle; clones share the router.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Router {
     inner: Arc<Inner>,
 }
 
+impl Default for Router {
+    fn default() -> Self {
+        Router::new()
+    }
+}
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a client connection may sit idle between requests (an ALB's
-/// default idle timeout).
-const CLIENT_IDLE: Duration = Duration::from_secs(60);
+/// An ALB's default idle timeout: a client connection idle between
+/// requests is closed, a replica silent that long is answered 504.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an idle connection to a replica is kept: under the 5 s
 /// keep-alive timeout of Node's and other common servers, so the replica
 /// rarely closes one first.
 const BACKEND_IDLE: Duration = Duration::from_secs(4);
 const MAX_IDLE_PER_REPLICA: usize = 256;
+/// A pooled connection idle this long is checked before it is used.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
 /// Request bodies up to this size are read whole before they are sent, so
 /// the request can be sent again if a pooled connection turns out closed.
 const BUFFERED_BODY: u64 = 256 * 1024;
@@ -119,12 +130,42 @@ enum Next {
     Close,
 }
 
+/// Methods a client may expect to be sent twice (RFC 9110 §9.2.2): only
+/// these are sent again when a reused connection fails.
+const IDEMPOTENT: [&str; 6] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
+
+/// Fields a `Connection` header may not remove: the message's framing and
+/// its host (else a client could make the replica read the body as
+/// another request).
+const NEVER_HOP: [&str; 3] = ["content-length", "transfer-encoding", "host"];
+
 /// A request's body, as the router will send it.
 enum Body {
     /// Read whole (possibly empty): the request can be sent twice.
     Whole(Vec<u8>),
     /// Streamed from the client while it is sent: once only.
     Stream(Framing),
+}
+
+/// A request ready to go to a replica.
+struct Req<'a> {
+    /// The head as the replica gets it.
+    forward: Vec<u8>,
+    body: Body,
+    method: &'a str,
+    client_keep: bool,
+    upgrade: bool,
+    http10: bool,
+}
+
+/// Why there is no response head.
+enum Missing {
+    /// The connection closed before a byte of it.
+    Closed,
+    /// Nothing for the idle timeout.
+    TimedOut,
+    /// Cut off, or not HTTP.
+    Broken,
 }
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1) that never cross the router.
@@ -139,7 +180,24 @@ const HOP_BY_HOP: [&str; 6] = [
 
 impl Router {
     pub fn new() -> Router {
-        Router::default()
+        Router::with_idle_timeout(DEFAULT_IDLE_TIMEOUT)
+    }
+
+    /// A router whose connections wait at most `idle` for the other side.
+    pub fn with_idle_timeout(idle: Duration) -> Router {
+        Router {
+            inner: Arc::new(Inner {
+                groups: Default::default(),
+                stats: Default::default(),
+                green_percent: AtomicU32::new(0),
+                counter: AtomicU64::new(0),
+                test_target: AtomicUsize::new(0),
+                in_flight: Default::default(),
+                idle: Mutex::default(),
+                opened: AtomicU64::new(0),
+                idle_timeout: idle.max(Duration::from_millis(1)),
+            }),
+        }
     }
 
     pub fn set_replicas(&self, color: Color, addrs: Vec<SocketAddr>) {
@@ -304,19 +362,19 @@ impl Router {
     }
 
     /// One client connection: requests one after another until either
-    /// side closes it.
+    /// side closes it, or it is idle for the idle timeout.
     async fn connection(&self, client: TcpStream, peer: SocketAddr, port: u16, test: bool) {
-        let mut c = Conn::new(client);
+        let mut c = Conn::new(client, self.inner.idle_timeout);
         loop {
-            let head = match tokio::time::timeout(CLIENT_IDLE, http::read_head(&mut c)).await {
-                Err(_) | Ok(Ok(None)) => return,
-                Ok(Ok(Some(h))) => h,
-                Ok(Err(e)) => {
+            let head = match http::read_head(&mut c).await {
+                Ok(Some(h)) => h,
+                Ok(None) | Err(HeadError::TimedOut) => return,
+                Err(e) => {
                     let why = match e {
                         HeadError::TooLarge => "the request head is larger than 64 KiB",
                         _ => "malformed request",
                     };
-                    let _ = respond(&mut c.io, e.status(), why).await;
+                    let _ = respond(&mut c, e.status(), why).await;
                     return;
                 }
             };
@@ -350,23 +408,39 @@ impl Router {
             } else {
                 (400, "malformed request line")
             };
-            let _ = respond(&mut c.io, code, why).await;
+            let _ = respond(c, code, why).await;
             return Next::Close;
         }
         let http10 = version == "HTTP/1.0";
+        let hosts = head
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .count();
+        if hosts > 1 || (hosts == 0 && !http10) {
+            let _ = respond(c, 400, "an HTTP/1.1 request needs exactly one Host header").await;
+            return Next::Close;
+        }
+        if method == "CONNECT" {
+            let _ = respond(c, 501, "CONNECT is not supported").await;
+            return Next::Close;
+        }
         let framing = match http::request_framing(&head) {
             Ok(f) => f,
             Err(_) => {
-                let _ = respond(&mut c.io, 400, "bad Content-Length or Transfer-Encoding").await;
+                let _ = respond(c, 400, "bad Content-Length or Transfer-Encoding").await;
                 return Next::Close;
             }
         };
-        // HTTP/1.0 keeps a connection only when it asks to.
+        // HTTP/1.0 keeps a connection only when it asks to; a request
+        // with both Transfer-Encoding and Content-Length is suspect, and
+        // its connection is closed after it (RFC 9112 §6.3).
         let client_keep = if http10 {
             head.has_token("connection", "keep-alive")
         } else {
             !head.has_token("connection", "close")
-        };
+        } && !(head.get("transfer-encoding").is_some()
+            && head.get("content-length").is_some());
         let upgrade =
             !http10 && head.has_token("connection", "upgrade") && head.get("upgrade").is_some();
         let forward = forwarded_head(&head, peer, port, http10, upgrade);
@@ -375,10 +449,7 @@ impl Router {
             && head
                 .get("expect")
                 .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
-            && c.io
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .is_err()
+            && c.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err()
         {
             return Next::Close;
         }
@@ -391,110 +462,125 @@ impl Router {
             f => Body::Stream(f),
         };
         let (color, _in_flight) = self.route(test);
-        self.exchange(
-            c,
-            color,
-            &forward,
+        let req = Req {
+            forward,
             body,
-            method == "HEAD",
+            method,
             client_keep,
             upgrade,
             http10,
-        )
-        .await
+        };
+        self.exchange(c, color, req).await
     }
 
     /// Sends one request to a replica of `color` and its answer back.
-    #[allow(clippy::too_many_arguments)]
-    async fn exchange(
-        &self,
-        c: &mut Conn,
-        color: Color,
-        forward: &Head,
-        body: Body,
-        head_request: bool,
-        client_keep: bool,
-        upgrade: bool,
-        http10: bool,
-    ) -> Next {
+    async fn exchange(&self, c: &mut Conn, color: Color, req: Req<'_>) -> Next {
         let started = Instant::now();
         let group = &self.inner.groups[color.index()];
         let replicas = group.replicas.read().map(|r| r.clone()).unwrap_or_default();
         let fail = |code: u16| self.stats(color).record(code, started.elapsed());
         if replicas.is_empty() {
             fail(503);
-            let _ = respond(&mut c.io, 503, "no replica in the target group").await;
+            let _ = respond(c, 503, "no replica in the target group").await;
             return Next::Close;
         }
         let first = group.next.fetch_add(1, Ordering::Relaxed);
+        let whole = matches!(req.body, Body::Whole(_));
+        // A request sent on a reused connection that fails before any
+        // answer is sent again on a fresh one if it can be: its body is at
+        // hand and its method idempotent (the replica may have acted on it).
+        let retryable = whole && IDEMPOTENT.contains(&req.method);
         // A streamed body cannot be sent twice, so it goes on a fresh
         // connection (which may join the pool afterwards).
-        let mut pooled = !upgrade && !http10 && matches!(body, Body::Whole(_));
-        let (mut b, addr, response) = loop {
-            let Some((mut b, addr, reused)) = self.backend(&replicas, first, pooled).await else {
+        let mut pooled = !req.upgrade && !req.http10 && whole;
+        let (mut b, addr, response, sent_whole) = loop {
+            let Some((mut b, addr, reused)) =
+                self.backend(&replicas, first, pooled, !retryable).await
+            else {
                 fail(502);
-                let _ = respond(&mut c.io, 502, "no replica answered").await;
+                let _ = respond(c, 502, "no replica answered").await;
                 return Next::Close;
             };
-            let mut out = Vec::with_capacity(1024);
-            forward.write_to(&mut out);
-            let sent = match &body {
+            let mut out = req.forward.clone();
+            let sent = match &req.body {
                 Body::Whole(bytes) => {
                     out.extend_from_slice(bytes);
-                    b.io.write_all(&out).await
+                    b.write_all(&out).await
                 }
                 Body::Stream(f) => http::forward_body(c, &mut b.io, *f, out).await,
             };
-            let retry = reused && matches!(body, Body::Whole(_));
+            let retry = reused && retryable;
             if sent.is_err() {
                 if retry {
                     pooled = false;
                     continue;
                 }
+                // A replica may have answered early (413, 401) and closed
+                // without reading the body: that answer is passed on.
+                let early = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    self.response_head(c, &mut b, req.http10),
+                )
+                .await;
+                if let Ok(Ok(h)) = early {
+                    break (b, addr, h, false);
+                }
                 fail(502);
-                let _ = respond(&mut c.io, 502, "the replica closed the connection").await;
+                let _ = respond(c, 502, "the replica closed the connection").await;
                 return Next::Close;
             }
-            match self.response_head(c, &mut b, http10).await {
-                Ok(h) => break (b, addr, h),
-                Err(true) if retry => pooled = false,
+            match self.response_head(c, &mut b, req.http10).await {
+                Ok(h) => break (b, addr, h, true),
+                Err(Missing::Closed) if retry => pooled = false,
+                Err(Missing::TimedOut) => {
+                    fail(504);
+                    let _ = respond(c, 504, "the replica did not answer in time").await;
+                    return Next::Close;
+                }
                 Err(_) => {
                     fail(502);
-                    let _ = respond(&mut c.io, 502, "the replica sent no answer").await;
+                    let _ = respond(c, 502, "the replica sent no answer").await;
                     return Next::Close;
                 }
             }
         };
         let Some(status) = http::status_of(&response.start) else {
             fail(502);
-            let _ = respond(&mut c.io, 502, "the replica's answer is not HTTP").await;
+            let _ = respond(c, 502, "the replica's answer is not HTTP").await;
             return Next::Close;
         };
-        self.stats(color).record(status, started.elapsed());
         if status == 101 {
-            if !upgrade {
-                let _ = respond(&mut c.io, 502, "the replica switched protocols unasked").await;
+            if !req.upgrade || !sent_whole {
+                fail(502);
+                let _ = respond(c, 502, "the replica switched protocols unasked").await;
                 return Next::Close;
             }
+            self.stats(color).record(status, started.elapsed());
             let mut out = Vec::new();
             response.write_to(&mut out);
             out.extend_from_slice(&b.take_buffered());
-            if c.io.write_all(&out).await.is_ok() {
+            if c.write_all(&out).await.is_ok() {
                 let early = c.take_buffered();
-                if b.io.write_all(&early).await.is_ok() {
+                if b.write_all(&early).await.is_ok() {
                     let _ = tokio::io::copy_bidirectional(&mut c.io, &mut b.io).await;
                 }
             }
             return Next::Close;
         }
-        let framing = http::response_framing(&response, head_request, status);
-        let keep = client_keep && framing != Framing::UntilClose;
-        let backend_keep = !http10
+        let Ok(framing) = http::response_framing(&response, req.method == "HEAD", status) else {
+            fail(502);
+            let _ = respond(c, 502, "the replica's answer has an invalid Content-Length").await;
+            return Next::Close;
+        };
+        self.stats(color).record(status, started.elapsed());
+        let keep = req.client_keep && sent_whole && framing != Framing::UntilClose;
+        let backend_keep = !req.http10
+            && sent_whole
             && response.start.starts_with("HTTP/1.1")
             && !response.has_token("connection", "close")
             && framing != Framing::UntilClose;
         let mut out = Vec::with_capacity(1024);
-        answer_head(&response, keep, http10).write_to(&mut out);
+        write_answer_head(&mut out, &response, keep, req.http10);
         if http::forward_body(&mut b, &mut c.io, framing, out)
             .await
             .is_err()
@@ -509,16 +595,20 @@ impl Router {
     }
 
     /// Reads the final response head, passing 1xx answers on (not to
-    /// HTTP/1.0 clients). `Err(true)`: the replica closed before sending a
-    /// byte (a pooled connection it had already closed).
-    async fn response_head(&self, c: &mut Conn, b: &mut Conn, http10: bool) -> Result<Head, bool> {
+    /// HTTP/1.0 clients).
+    async fn response_head(
+        &self,
+        c: &mut Conn,
+        b: &mut Conn,
+        http10: bool,
+    ) -> Result<Head, Missing> {
         let mut first = true;
         loop {
             let h = match http::read_head(b).await {
                 Ok(Some(h)) => h,
-                Ok(None) => return Err(first),
-                Err(HeadError::Io) if first && b.buffered().is_empty() => return Err(true),
-                Err(_) => return Err(false),
+                Ok(None) if first => return Err(Missing::Closed),
+                Err(HeadError::TimedOut) => return Err(Missing::TimedOut),
+                Ok(None) | Err(_) => return Err(Missing::Broken),
             };
             first = false;
             match http::status_of(&h.start) {
@@ -526,8 +616,8 @@ impl Router {
                     if !http10 {
                         let mut out = Vec::new();
                         h.write_to(&mut out);
-                        if c.io.write_all(&out).await.is_err() {
-                            return Err(false);
+                        if c.write_all(&out).await.is_err() {
+                            return Err(Missing::Broken);
                         }
                     }
                 }
@@ -544,36 +634,49 @@ impl Router {
         replicas: &[SocketAddr],
         first: usize,
         pooled: bool,
+        check: bool,
     ) -> Option<(Conn, SocketAddr, bool)> {
         for k in 0..replicas.len() {
             let addr = replicas[(first + k) % replicas.len()];
-            if pooled && let Some(c) = self.take_idle(addr) {
+            if pooled && let Some(c) = self.take_idle(addr, check) {
                 return Some((c, addr, true));
             }
             if let Ok(Ok(s)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
             {
                 let _ = s.set_nodelay(true);
                 self.inner.opened.fetch_add(1, Ordering::Relaxed);
-                return Some((Conn::quick_ack(s), addr, false));
+                return Some((Conn::quick_ack(s, self.inner.idle_timeout), addr, false));
             }
         }
         None
     }
 
-    /// The newest idle connection to `addr` that is still open.
-    fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
+    /// The newest idle connection to `addr`. It is checked to be open
+    /// and quiet when `check` says so (a request that cannot be sent
+    /// again) or when it has been idle a while; otherwise a closed one
+    /// shows when it is used, and the request is sent again.
+    fn take_idle(&self, addr: SocketAddr, check: bool) -> Option<Conn> {
         let mut idle = self.inner.idle.lock().ok()?;
         let list = idle.get_mut(&addr)?;
-        // One the replica closed meanwhile shows when it is used, and the
-        // request is sent again on a fresh connection.
-        match list.pop() {
-            Some((c, since)) if since.elapsed() < BACKEND_IDLE => Some(c),
-            _ => {
+        while let Some((c, since)) = list.pop() {
+            if since.elapsed() >= BACKEND_IDLE {
                 // Everything older is older still.
                 list.clear();
-                None
+                break;
+            }
+            if !check && since.elapsed() < PROBE_AFTER {
+                return Some(c);
+            }
+            // Open and quiet: reading would block. One the replica closed
+            // reads 0 bytes; bytes it sent unasked (a 408 on its own idle
+            // timeout) would be taken for the next answer.
+            let mut probe = [0u8; 1];
+            if matches!(c.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            {
+                return Some(c);
             }
         }
+        None
     }
 
     /// Closes idle connections to replicas kept longer than [`BACKEND_IDLE`].
@@ -608,78 +711,86 @@ impl Router {
     }
 }
 
-/// The request as the replica gets it: hop-by-hop fields dropped (and
-/// those the client's `Connection` names), `X-Forwarded-*` set.
-fn forwarded_head(head: &Head, peer: SocketAddr, port: u16, http10: bool, upgrade: bool) -> Head {
-    let named = head.tokens("connection");
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(head.headers.len() + 4);
-    let mut xff = None;
+/// Whether a field stays on its hop: hop-by-hop ones, those the message's
+/// `Connection` names, and a Content-Length beside Transfer-Encoding (RFC
+/// 9112 §6.3: a replica that believed it would read the body differently).
+fn dropped(name: &str, named: &[String], chunked: bool) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || named.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || (chunked && name.eq_ignore_ascii_case("content-length"))
+}
+
+/// The request head as the replica gets it: hop-by-hop fields dropped,
+/// `X-Forwarded-For` (appended to), `-Proto` and `-Port` set, as bytes.
+fn forwarded_head(
+    head: &Head,
+    peer: SocketAddr,
+    port: u16,
+    http10: bool,
+    upgrade: bool,
+) -> Vec<u8> {
+    let named = hop_named(head);
+    let chunked = head.get("transfer-encoding").is_some();
+    let mut out = Vec::with_capacity(512);
+    http::latin1(&mut out, &head.start);
+    out.extend_from_slice(b"\r\n");
+    let mut xff: Vec<&str> = Vec::new();
     for (n, v) in &head.headers {
-        let lower = n.to_ascii_lowercase();
-        if lower == "upgrade" && upgrade {
-            headers.push((n.clone(), v.clone()));
-            continue;
-        }
-        if HOP_BY_HOP.contains(&lower.as_str()) || named.contains(&lower) {
-            continue;
-        }
-        match lower.as_str() {
-            "x-forwarded-for" => {
-                xff = Some(match xff {
-                    Some(prev) => format!("{prev}, {v}"),
-                    None => v.clone(),
-                });
-            }
-            "x-forwarded-proto" | "x-forwarded-port" => {}
-            _ => headers.push((n.clone(), v.clone())),
+        if upgrade && n.eq_ignore_ascii_case("upgrade") {
+            http::put_field(&mut out, n, v);
+        } else if dropped(n, &named, chunked) {
+        } else if n.eq_ignore_ascii_case("x-forwarded-for") {
+            xff.push(v);
+        } else if !(n.eq_ignore_ascii_case("x-forwarded-proto")
+            || n.eq_ignore_ascii_case("x-forwarded-port"))
+        {
+            http::put_field(&mut out, n, v);
         }
     }
     let ip = peer.ip().to_string();
-    headers.push((
-        "X-Forwarded-For".into(),
-        match xff {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip,
-        },
-    ));
-    headers.push(("X-Forwarded-Proto".into(), "http".into()));
-    headers.push(("X-Forwarded-Port".into(), port.to_string()));
+    xff.push(&ip);
+    http::put_field(&mut out, "X-Forwarded-For", &xff.join(", "));
+    http::put_field(&mut out, "X-Forwarded-Proto", "http");
+    http::put_field(&mut out, "X-Forwarded-Port", &port.to_string());
     if upgrade {
-        headers.push(("Connection".into(), "Upgrade".into()));
+        http::put_field(&mut out, "Connection", "Upgrade");
     } else if http10 {
-        headers.push(("Connection".into(), "close".into()));
+        http::put_field(&mut out, "Connection", "close");
     }
-    Head {
-        start: head.start.clone(),
-        headers,
-    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
-/// The response as the client gets it: an HTTP/1.1 status line (the
-/// router speaks 1.1 whatever the replica does), hop-by-hop fields
-/// dropped, `Connection: close` when the router will close (and
+/// Writes the response head as the client gets it: an HTTP/1.1 status
+/// line (the router speaks 1.1 whatever the replica does), hop-by-hop
+/// fields dropped, `Connection: close` when the router will close (and
 /// `keep-alive` when it keeps an HTTP/1.0 client's connection).
-fn answer_head(response: &Head, keep: bool, http10: bool) -> Head {
-    let named = response.tokens("connection");
-    let mut headers: Vec<(String, String)> = response
-        .headers
-        .iter()
-        .filter(|(n, _)| {
-            let lower = n.to_ascii_lowercase();
-            !HOP_BY_HOP.contains(&lower.as_str()) && !named.contains(&lower)
-        })
-        .cloned()
-        .collect();
-    if !keep {
-        headers.push(("Connection".into(), "close".into()));
-    } else if http10 {
-        headers.push(("Connection".into(), "keep-alive".into()));
-    }
+fn write_answer_head(out: &mut Vec<u8>, response: &Head, keep: bool, http10: bool) {
+    let named = hop_named(response);
+    let chunked = response.get("transfer-encoding").is_some();
     let rest = response.start.split_once(' ').map_or("", |(_, r)| r);
-    Head {
-        start: format!("HTTP/1.1 {rest}"),
-        headers,
+    out.extend_from_slice(b"HTTP/1.1 ");
+    http::latin1(out, rest);
+    out.extend_from_slice(b"\r\n");
+    for (n, v) in &response.headers {
+        if !dropped(n, &named, chunked) {
+            http::put_field(out, n, v);
+        }
     }
+    if !keep {
+        http::put_field(out, "Connection", "close");
+    } else if http10 {
+        http::put_field(out, "Connection", "keep-alive");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The fields a message's `Connection` header names as hop-by-hop, less
+/// those it may not remove.
+fn hop_named(head: &Head) -> Vec<String> {
+    let mut named = head.tokens("connection");
+    named.retain(|n| !NEVER_HOP.contains(&n.as_str()));
+    named
 }
 
 /// Reads a request body of `n` bytes whole.
@@ -696,11 +807,13 @@ async fn read_body(c: &mut Conn, n: usize) -> Option<Vec<u8>> {
 }
 
 /// An answer from the router itself; the connection closes after it.
-async fn respond(client: &mut TcpStream, code: u16, why: &str) -> std::io::Result<()> {
+async fn respond(client: &mut Conn, code: u16, why: &str) -> std::io::Result<()> {
     let reason = match code {
         400 => "Bad Request",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
+        504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Service Unavailable",
     };
@@ -710,7 +823,7 @@ async fn respond(client: &mut TcpStream, code: u16, why: &str) -> std::io::Resul
         body.len()
     );
     client.write_all(msg.as_bytes()).await?;
-    client.shutdown().await
+    client.io.shutdown().await
 }
 
 #[cfg(test)]
@@ -763,6 +876,78 @@ mod tests {
         let text = String::from_utf8_lossy(&out).into_owned();
         let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
         (parse_status(&out).unwrap(), body)
+    }
+
+    fn head(start: &str, headers: &[(&str, &str)]) -> Head {
+        Head {
+            start: start.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_fields_stay_and_content_length_never_travels_with_transfer_encoding() {
+        let req = head(
+            "POST /x HTTP/1.1",
+            &[
+                ("Host", "app"),
+                ("Transfer-Encoding", "chunked"),
+                ("Content-Length", "5"),
+                ("Connection", "keep-alive, X-Hop"),
+                ("X-Hop", "1"),
+                ("X-Forwarded-For", "10.0.0.1"),
+                ("X-Forwarded-Proto", "https"),
+            ],
+        );
+        let parse = |b: Vec<u8>| http::parse_head(&b[..b.len() - 2]).unwrap();
+        let f = parse(forwarded_head(
+            &req,
+            "127.0.0.1:5555".parse().unwrap(),
+            8080,
+            false,
+            false,
+        ));
+        assert_eq!(f.start, "POST /x HTTP/1.1");
+        assert_eq!(f.get("host"), Some("app"));
+        assert_eq!(f.get("transfer-encoding"), Some("chunked"));
+        for gone in ["content-length", "connection", "x-hop"] {
+            assert_eq!(f.get(gone), None, "{gone}");
+        }
+        assert_eq!(f.get("x-forwarded-for"), Some("10.0.0.1, 127.0.0.1"));
+        assert_eq!(f.get("x-forwarded-proto"), Some("http"));
+        assert_eq!(f.get("x-forwarded-port"), Some("8080"));
+        let http10 = parse(forwarded_head(
+            &req,
+            "127.0.0.1:1".parse().unwrap(),
+            80,
+            true,
+            false,
+        ));
+        assert_eq!(http10.get("connection"), Some("close"));
+
+        let resp = head(
+            "HTTP/1.0 200 OK",
+            &[
+                ("Transfer-Encoding", "chunked"),
+                ("Content-Length", "9"),
+                ("Keep-Alive", "timeout=5"),
+            ],
+        );
+        let answer = |keep, http10| {
+            let mut out = Vec::new();
+            write_answer_head(&mut out, &resp, keep, http10);
+            parse(out)
+        };
+        let a = answer(false, false);
+        assert_eq!(a.start, "HTTP/1.1 200 OK");
+        assert_eq!(a.get("content-length"), None);
+        assert_eq!(a.get("keep-alive"), None);
+        assert_eq!(a.get("connection"), Some("close"));
+        assert_eq!(answer(true, true).get("connection"), Some("keep-alive"));
+        assert_eq!(answer(true, false).get("connection"), None);
     }
 
     #[tokio::test]
