@@ -11,33 +11,30 @@
 //! connection per request). Load generator, router and replica share the
 //! machine.
 //!
-//! Figures measured 2026-11-26 on the 2-core dev machine (ranges over 3-4
-//! runs; each figure is the median of 5 alternating runs):
+//! Figures measured 2026-11-26 on the 2-core dev machine (ranges over
+//! 3-6 runs; each figure is the median of 5 alternating runs):
 //!
-//! | replica, clients            | throughput via router | added p99        |
-//! |-----------------------------|-----------------------|------------------|
-//! | demo service, keep-alive    | 83-95% of direct      | +1.8 to +4.0 ms  |
-//! | minimal Python, keep-alive  | 86-94%                | +0.16 to +0.86 ms|
-//! | minimal Rust, keep-alive    | 42-46%                | +0.17 to +0.27 ms|
-//! | demo service, per request   | 255-301%              | +4.8 to +6.3 ms  |
-//! | minimal Python, per request | 258-305%              | -2.6 to -0.05 ms |
-//! | minimal Rust, per request   | 68-78%                | +0.14 to +0.45 ms|
+//! | replica, clients            | throughput via router | added p99         |
+//! |-----------------------------|-----------------------|-------------------|
+//! | demo service, keep-alive    | 86-93% of direct      | -1.2 to +1.7 ms   |
+//! | minimal Python, keep-alive  | 82-94%                | +0.16 to +1.54 ms |
+//! | minimal Rust, keep-alive    | 42-46%                | +0.16 to +0.34 ms |
+//! | demo service, per request   | 224-233%              | +0.15 to +2.0 ms  |
+//! | minimal Python, per request | 258-305%              | -2.7 to -0.05 ms  |
+//! | minimal Rust, per request   | 65-85%                | +0.06 to +0.45 ms |
 //!
-//! - The router costs 16-18 us of CPU per request with a fast replica
-//!   (keep-alive), 27-41 us with a Python one (more wake-ups per request).
-//!   On loopback most of it is the kernel's TCP work: a request costs the
-//!   router a read and a write on each side, as many system calls as the
-//!   client and the replica together, so with a replica that does nothing
-//!   no proxy on the same two cores gets near 90%.
+//! - The router costs 16-28 us of CPU per request with a fast replica, 29-47
+//!   us with a Python one (more wake-ups per request). On loopback most of
+//!   it is the kernel's TCP work: a request costs the router a read and a
+//!   write on each side, as many system calls as the client and the
+//!   replica together, so with a replica that does nothing no proxy on the
+//!   same two cores gets near 90%.
 //! - A new connection per request: the router keeps its connections to the
 //!   replica alive, so the replica no longer pays a TCP handshake and a
-//!   thread per request, and serves about three times as many. (With the
-//!   demo service its p99 rises with that throughput.)
+//!   thread per request, and serves two to three times as many.
 //! - Python replicas take a core; the load generator and the router share
-//!   the other, so the keep-alive throughput goal is met in some runs and
-//!   missed in others. The demo service's p50 and p99 rise more than the
-//!   minimal Python server's (p50 1.3 -> 2.5 ms); why is not understood
-//!   yet (not its logging, not its buffered writes: both were ruled out).
+//!   the other, so the keep-alive goals are met in some runs and missed in
+//!   others.
 //! - Shift: applied in under 1 us; no request sent after the decision
 //!   reached the old group (goal < 50 ms: met).
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -73,6 +73,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     port = int(os.environ.get("PORT", "8080"))
+    # A listen backlog of 128, not socketserver's 5: a burst of new
+    # connections would otherwise wait a second for a SYN retransmit.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     print(f"demo-web {version()} listening on 127.0.0.1:{port}", flush=True)
     server.serve_forever()
