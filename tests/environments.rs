@@ -13,13 +13,15 @@ use pipedeck::env::router::Color;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SERVER: &str = r#"
-import os, sys
+import os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 VERSION = open('VERSION').read().strip()
 class H(BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     disable_nagle_algorithm = True
     def do_GET(self):
+        if self.path.startswith('/sleep/'):
+            time.sleep(float(self.path[7:]))
         if self.path == '/health':
             code = 500 if os.path.exists('NOHEALTH') else 200
         else:
@@ -69,6 +71,7 @@ fn cfg(name: &str, strategy: &str) -> EnvConfig {
         ready_timeout: Duration::from_secs(10),
         synthetic_rps: 0,
         idle_timeout: Duration::from_secs(60),
+        deregistration_delay: Duration::from_secs(300),
     }
 }
 
@@ -446,6 +449,61 @@ async fn a_crashed_replica_is_restarted() {
     }
     assert!(restarted, "{:?}", e.events());
     assert_eq!(get(e.front).await.unwrap().1, "v1");
+    e.shutdown().await;
+}
+
+/// The group that lost its traffic finishes what it is answering, for the
+/// deregistration delay at most: a request that takes longer is cut then,
+/// and the deployment goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_group_drains_for_the_deregistration_delay_at_most() {
+    let mut c = cfg("prod", "BlueGreen");
+    c.replicas = 1;
+    c.deregistration_delay = Duration::from_millis(1500);
+    let (e, tmp) = env(c).await;
+    first_deploy(&e, tmp.path()).await;
+    let slow = |secs: &'static str| {
+        let front = e.front;
+        tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(front).await.unwrap();
+            let req = format!("GET /sleep/{secs} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out).await;
+            (
+                String::from_utf8_lossy(&out).into_owned(),
+                std::time::Instant::now(),
+            )
+        })
+    };
+    // One request ends within the delay, one does not.
+    let (short, long) = (slow("0.5"), slow("30"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(e.router.in_flight(Color::Blue), 2);
+    let started = std::time::Instant::now();
+    let d = e
+        .deploy(
+            "d-2",
+            "v2",
+            &revision(tmp.path(), "v2", &[]),
+            &Hooks::default(),
+        )
+        .await;
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{d:?}");
+    let (short, _) = short.await.unwrap();
+    assert!(short.starts_with("HTTP/1.1 200"), "{short}");
+    let (long, cut) = long.await.unwrap();
+    assert!(
+        !long.starts_with("HTTP/1.1 200"),
+        "cut at the delay: {long:?}"
+    );
+    // Installing v2 takes well under a second here; then 1.5 s of drain.
+    let took = cut - started;
+    assert!(
+        took > Duration::from_millis(1500) && took < Duration::from_millis(4500),
+        "cut {took:?} after the deployment began"
+    );
+    assert_eq!(get(e.front).await.unwrap(), (200, "v2".into()));
     e.shutdown().await;
 }
 

@@ -110,6 +110,14 @@ pub struct Environment {
     /// answered 504.
     #[serde(default = "ready")]
     pub idle_timeout_seconds: u64,
+    /// How long a group that lost its traffic may finish its requests
+    /// before its replicas stop (an ALB's `deregistration_delay`).
+    #[serde(default = "deregistration")]
+    pub deregistration_delay_seconds: u64,
+}
+
+fn deregistration() -> u64 {
+    300
 }
 
 fn local_kind() -> String {

@@ -56,6 +56,10 @@ pub struct EnvConfig {
     pub synthetic_rps: u32,
     /// The router's idle timeout.
     pub idle_timeout: Duration,
+    /// How long a group that lost its traffic may finish the requests it
+    /// is answering before its replicas are stopped (an ALB target group's
+    /// deregistration delay).
+    pub deregistration_delay: Duration,
 }
 
 /// Hooks from the revision's `appspec.yml` (commands run in the revision).
@@ -158,6 +162,8 @@ fn idx(c: Color) -> usize {
         Color::Green => 1,
     }
 }
+
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 fn free_port() -> std::io::Result<SocketAddr> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -290,7 +296,7 @@ impl LocalEnv {
     /// Starts `replicas` processes of a revision in `color` and supervises
     /// them (restart with backoff) and their health until stopped.
     async fn install(&self, color: Color, revision: &str, dir: &Path) -> std::io::Result<()> {
-        self.retire(color).await;
+        self.retire(color, self.cfg.deregistration_delay).await;
         let mut replicas = Vec::new();
         for n in 0..self.cfg.replicas.max(1) {
             replicas.push(self.spawn_replica(dir, color, n).await?);
@@ -325,9 +331,9 @@ impl LocalEnv {
     }
 
     /// Stops a group's replicas (the whole process group of each), once
-    /// the requests it is answering are done (5 s at most).
-    async fn retire(&self, color: Color) {
-        let deadline = Instant::now() + Duration::from_secs(5);
+    /// the requests it is answering are done (`drain` at most).
+    async fn retire(&self, color: Color, drain: Duration) {
+        let deadline = Instant::now() + drain;
         let routed_away = || match self.router.live() {
             Some(live) => live != color,
             None => false,
@@ -620,7 +626,7 @@ impl LocalEnv {
                 if !first && (rolled_back || on_new) {
                     self.router.set_live(old);
                     self.router.set_test_target(old);
-                    self.retire(new).await;
+                    self.retire(new, self.cfg.deregistration_delay).await;
                     self.event(
                         "rollback",
                         format!("traffic back on {} ({why})", old.as_str()),
@@ -722,7 +728,7 @@ impl LocalEnv {
                 });
                 self.bake(wait, new, true).await?;
             }
-            self.retire(old).await;
+            self.retire(old, self.cfg.deregistration_delay).await;
             self.event("deploy", format!("{} retired", old.as_str()));
         }
         Ok(())
@@ -730,8 +736,10 @@ impl LocalEnv {
 
     /// Stops every replica (the environment goes down with pipedeck).
     pub async fn shutdown(&self) {
-        self.retire(Color::Blue).await;
-        self.retire(Color::Green).await;
+        // pipedeck is going away: requests get a few seconds, not the
+        // deregistration delay.
+        self.retire(Color::Blue, SHUTDOWN_DRAIN).await;
+        self.retire(Color::Green, SHUTDOWN_DRAIN).await;
     }
 }
 

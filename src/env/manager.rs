@@ -81,6 +81,7 @@ pub fn config_of(name: &str, e: &Environment) -> EnvConfig {
         ready_timeout: Duration::from_secs(e.ready_timeout_seconds.max(1)),
         synthetic_rps: e.synthetic_rps.min(1000),
         idle_timeout: Duration::from_secs(e.idle_timeout_seconds.clamp(1, 4000)),
+        deregistration_delay: Duration::from_secs(e.deregistration_delay_seconds.min(3600)),
     }
 }
 
