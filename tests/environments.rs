@@ -75,27 +75,33 @@ fn cfg(name: &str, strategy: &str) -> EnvConfig {
     }
 }
 
-async fn get(addr: std::net::SocketAddr) -> Result<(u16, String), String> {
+/// `GET path` on a connection of its own: the whole answer as text.
+async fn get_raw(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| e.to_string())?;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         s.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let code: u16 = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("no status in {text:?}"))?;
-        Ok((code, text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()))
+        Ok(String::from_utf8_lossy(&out).into_owned())
     };
     tokio::time::timeout(Duration::from_secs(10), fut)
         .await
         .map_err(|_| "timed out".to_owned())?
+}
+
+async fn get(addr: std::net::SocketAddr) -> Result<(u16, String), String> {
+    let text = get_raw(addr, "/").await?;
+    let code: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status in {text:?}"))?;
+    Ok((code, text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()))
 }
 
 /// A client that keeps its connection to the router alive across
@@ -465,15 +471,10 @@ async fn a_retired_group_drains_for_the_deregistration_delay_at_most() {
     let slow = |secs: &'static str| {
         let front = e.front;
         tokio::spawn(async move {
-            let mut s = tokio::net::TcpStream::connect(front).await.unwrap();
-            let req = format!("GET /sleep/{secs} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            s.write_all(req.as_bytes()).await.unwrap();
-            let mut out = Vec::new();
-            let _ = s.read_to_end(&mut out).await;
-            (
-                String::from_utf8_lossy(&out).into_owned(),
-                std::time::Instant::now(),
-            )
+            let text = get_raw(front, &format!("/sleep/{secs}"))
+                .await
+                .unwrap_or_else(|e| e);
+            (text, std::time::Instant::now())
         })
     };
     // One request ends within the delay, one does not.

@@ -205,13 +205,17 @@ impl Router {
             *r = addrs;
         }
         // Idle connections to replicas that left the groups are closed.
-        let live: Vec<SocketAddr> = [Color::Blue, Color::Green]
-            .iter()
-            .flat_map(|c| self.replicas(*c))
-            .collect();
         if let Ok(mut idle) = self.inner.idle.lock() {
-            idle.retain(|addr, _| live.contains(addr));
+            idle.retain(|addr, _| self.is_replica(*addr));
         }
+    }
+
+    /// Whether `addr` is a replica of either group.
+    fn is_replica(&self, addr: SocketAddr) -> bool {
+        self.inner
+            .groups
+            .iter()
+            .any(|g| g.replicas.read().is_ok_and(|r| r.contains(&addr)))
     }
 
     pub fn replicas(&self, color: Color) -> Vec<SocketAddr> {
@@ -478,11 +482,10 @@ impl Router {
         let started = Instant::now();
         let group = &self.inner.groups[color.index()];
         let replicas = group.replicas.read().map(|r| r.clone()).unwrap_or_default();
-        let fail = |code: u16| self.stats(color).record(code, started.elapsed());
         if replicas.is_empty() {
-            fail(503);
-            let _ = respond(c, 503, "no replica in the target group").await;
-            return Next::Close;
+            return self
+                .refuse(c, color, started, 503, "no replica in the target group")
+                .await;
         }
         let first = group.next.fetch_add(1, Ordering::Relaxed);
         let whole = matches!(req.body, Body::Whole(_));
@@ -497,9 +500,9 @@ impl Router {
             let Some((mut b, addr, reused)) =
                 self.backend(&replicas, first, pooled, !retryable).await
             else {
-                fail(502);
-                let _ = respond(c, 502, "no replica answered").await;
-                return Next::Close;
+                return self
+                    .refuse(c, color, started, 502, "no replica answered")
+                    .await;
             };
             let mut out = req.forward.clone();
             let sent = match &req.body {
@@ -525,35 +528,41 @@ impl Router {
                 if let Ok(Ok(h)) = early {
                     break (b, addr, h, false);
                 }
-                fail(502);
-                let _ = respond(c, 502, "the replica closed the connection").await;
-                return Next::Close;
+                return self
+                    .refuse(c, color, started, 502, "the replica closed the connection")
+                    .await;
             }
             match self.response_head(c, &mut b, req.http10).await {
                 Ok(h) => break (b, addr, h, true),
                 Err(Missing::Closed) if retry => pooled = false,
                 Err(Missing::TimedOut) => {
-                    fail(504);
-                    let _ = respond(c, 504, "the replica did not answer in time").await;
-                    return Next::Close;
+                    return self
+                        .refuse(c, color, started, 504, "the replica did not answer in time")
+                        .await;
                 }
                 Err(_) => {
-                    fail(502);
-                    let _ = respond(c, 502, "the replica sent no answer").await;
-                    return Next::Close;
+                    return self
+                        .refuse(c, color, started, 502, "the replica sent no answer")
+                        .await;
                 }
             }
         };
         let Some(status) = http::status_of(&response.start) else {
-            fail(502);
-            let _ = respond(c, 502, "the replica's answer is not HTTP").await;
-            return Next::Close;
+            return self
+                .refuse(c, color, started, 502, "the replica's answer is not HTTP")
+                .await;
         };
         if status == 101 {
             if !req.upgrade || !sent_whole {
-                fail(502);
-                let _ = respond(c, 502, "the replica switched protocols unasked").await;
-                return Next::Close;
+                return self
+                    .refuse(
+                        c,
+                        color,
+                        started,
+                        502,
+                        "the replica switched protocols unasked",
+                    )
+                    .await;
             }
             self.stats(color).record(status, started.elapsed());
             let mut out = Vec::new();
@@ -568,9 +577,15 @@ impl Router {
             return Next::Close;
         }
         let Ok(framing) = http::response_framing(&response, req.method == "HEAD", status) else {
-            fail(502);
-            let _ = respond(c, 502, "the replica's answer has an invalid Content-Length").await;
-            return Next::Close;
+            return self
+                .refuse(
+                    c,
+                    color,
+                    started,
+                    502,
+                    "the replica's answer has an invalid Content-Length",
+                )
+                .await;
         };
         self.stats(color).record(status, started.elapsed());
         let keep = req.client_keep && sent_whole && framing != Framing::UntilClose;
@@ -592,6 +607,21 @@ impl Router {
             self.put_idle(addr, b);
         }
         if keep { Next::KeepAlive } else { Next::Close }
+    }
+
+    /// Answers a request with the router's own error (counted in the
+    /// group's statistics) and closes the connection.
+    async fn refuse(
+        &self,
+        c: &mut Conn,
+        color: Color,
+        started: Instant,
+        code: u16,
+        why: &str,
+    ) -> Next {
+        self.stats(color).record(code, started.elapsed());
+        let _ = respond(c, code, why).await;
+        Next::Close
     }
 
     /// Reads the final response head, passing 1xx answers on (not to
@@ -693,13 +723,7 @@ impl Router {
         if !c.buffered().is_empty() {
             return;
         }
-        let known = [Color::Blue, Color::Green].iter().any(|col| {
-            self.inner.groups[col.index()]
-                .replicas
-                .read()
-                .is_ok_and(|r| r.contains(&addr))
-        });
-        if !known {
+        if !self.is_replica(addr) {
             return;
         }
         if let Ok(mut idle) = self.inner.idle.lock() {
