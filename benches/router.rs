@@ -8,33 +8,42 @@
 //! Three replicas (the demo service itself, `python3 -m app.server`; a
 //! minimal Python http.server answering "ok"; a minimal Rust server
 //! answering from memory) and two kinds of client (keep-alive; a new
-//! connection per request). Load generator, router and replica share the
-//! machine.
+//! connection per request), 16 at a time. The load generator and the Rust
+//! replica run in processes of their own; this process holds only the
+//! router, so its CPU time is the router's. When nginx or HAProxy is
+//! installed, the same load goes through each of them too, in front of
+//! the same replica, with keep-alive connections to it, for reference.
+//! Everything shares the machine's cores.
 //!
-//! Figures measured 2026-11-26 on the 2-core dev machine (ranges over
-//! 3-6 runs; each figure is the median of 5 alternating runs):
+//!     cargo bench --bench router -- WORD   # only the cases naming WORD
 //!
-//! | replica, clients            | throughput via router | added p99         |
-//! |-----------------------------|-----------------------|-------------------|
-//! | demo service, keep-alive    | 86-93% of direct      | -1.2 to +1.7 ms   |
-//! | minimal Python, keep-alive  | 82-94%                | +0.16 to +1.54 ms |
-//! | minimal Rust, keep-alive    | 42-46%                | +0.16 to +0.34 ms |
-//! | demo service, per request   | 224-233%              | +0.15 to +2.0 ms  |
-//! | minimal Python, per request | 258-305%              | -2.7 to -0.05 ms  |
-//! | minimal Rust, per request   | 65-85%                | +0.06 to +0.45 ms |
+//! Figures measured 2026-11-26 on the 2-core dev machine: 3 runs (the
+//! third stopped after the demo's per-request case) and 3 more of the
+//! keep-alive Python cases. Each figure is the median of 5 alternating
+//! runs: percent of direct throughput, then added p99 in ms.
 //!
-//! - The router costs 16-28 us of CPU per request with a fast replica, 29-47
-//!   us with a Python one (more wake-ups per request). On loopback most of
-//!   it is the kernel's TCP work: a request costs the router a read and a
-//!   write on each side, as many system calls as the client and the
-//!   replica together, so with a replica that does nothing no proxy on the
-//!   same two cores gets near 90%.
-//! - A new connection per request: the router keeps its connections to the
-//!   replica alive, so the replica no longer pays a TCP handshake and a
-//!   thread per request, and serves two to three times as many.
-//! - Python replicas take a core; the load generator and the router share
-//!   the other, so the keep-alive goals are met in some runs and missed in
-//!   others.
+//! | replica, clients           | pipedeck router     | nginx 1.22         | HAProxy 2.6         |
+//! |----------------------------|---------------------|--------------------|---------------------|
+//! | demo service, keep-alive   | 80-92%, -0.7..+1.6  | 88-95%, -0.3..+1.4 | 89-95%, -0.8..+0.9  |
+//! | minimal Python, keep-alive | 69-84%, +1.3..+4.1  | 76-92%, +0.5..+2.7 | 78-90%, +0.1..+1.0  |
+//! | minimal Rust, keep-alive   | 34-39%, +0.3..+0.4  | 33-36%, +0.4..+0.6 | 34-36%, +0.5..+1.0  |
+//! | demo, per request          | 182-187%            | 204-230%           | 214-222%            |
+//! | minimal Python, per request| 217-226%            | 231-253%           | 213-221%            |
+//! | minimal Rust, per request  | 80-86%, -0.4..+0.3  | 79-85%, +0.8..+2.6 | 80-86%, +0.3..+0.9  |
+//!
+//! - No proxy on these two shared cores meets the goal (>= 90% of direct
+//!   throughput, < 1 ms added p99) reliably. With a minimal replica all
+//!   three reach about a third of direct: a request costs the proxy a
+//!   read and a write on each side, as many system calls as the client and
+//!   the replica together. With Python replicas all three straddle 90%,
+//!   run to run; the router is 3-8 points behind nginx and HAProxy in the
+//!   same runs, with a similar CPU time per request (router 52-66 us,
+//!   nginx 44-61, HAProxy 53-69 with a Python replica, most of it the
+//!   kernel waking the replica's threads; about 20 us each with the
+//!   minimal replica, where requests batch).
+//! - A new connection per request: the proxies keep their connections to
+//!   the replica alive, so the replica no longer pays a TCP handshake and
+//!   a thread per request, and serves about twice as many.
 //! - Shift: applied in under 1 us; no request sent after the decision
 //!   reached the old group (goal < 50 ms: met).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -51,7 +60,11 @@ use tokio::net::{TcpListener, TcpStream};
 /// A replica answering `body` to every request, keeping connections alive
 /// unless the client asks to close.
 async fn replica(body: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    replica_on("127.0.0.1:0".parse().unwrap(), body).await
+}
+
+async fn replica_on(addr: SocketAddr, body: &'static str) -> SocketAddr {
+    let l = TcpListener::bind(addr).await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
@@ -258,6 +271,9 @@ async fn spawn_replica(mut cmd: tokio::process::Command) -> (SocketAddr, tokio::
     let child = cmd
         .env("PORT", port.to_string())
         .stdout(std::process::Stdio::null())
+        // http.server prints a traceback for every connection reset,
+        // as when a reference proxy stops.
+        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -273,9 +289,10 @@ async fn spawn_replica(mut cmd: tokio::process::Command) -> (SocketAddr, tokio::
 
 const RUNS: u64 = 5;
 
-/// CPU time this process has used (user + system, all threads).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// CPU time a process has used (user + system, all threads): "self"
+/// or a pid.
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command (which may hold spaces): utime is the 12th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<u64> = rest
@@ -288,62 +305,287 @@ fn cpu_time() -> Duration {
     Duration::from_millis(f.iter().sum::<u64>() * 10)
 }
 
-/// Direct against through the router, alternating runs, medians.
-async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode) {
+/// CPU time of a process and its children (nginx's workers).
+fn tree_cpu_time(pid: &str) -> Duration {
+    if pid == "self" {
+        return cpu_time(pid);
+    }
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    cpu_time(pid) + children.split_whitespace().map(cpu_time).sum::<Duration>()
+}
+
+/// A reverse proxy in front of the replica, as a separate process: nginx
+/// or HAProxy when installed, for reference (same machine, same load,
+/// keep-alive connections to the replica as the router keeps them).
+async fn reference_proxy(
+    kind: &str,
+    replica: SocketAddr,
+    dir: &std::path::Path,
+) -> Option<(SocketAddr, tokio::process::Child)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let dir = dir.join(format!("{kind}-{}", replica.port()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let d = dir.display();
+    let mut cmd = match kind {
+        "nginx" => {
+            let conf = format!(
+                "worker_processes 2; daemon off; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f;
+  uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
+  upstream replica {{ server {replica}; keepalive 64; keepalive_requests 1000000; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://replica;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+    }}
+  }}
+}}
+"
+            );
+            std::fs::write(dir.join("nginx.conf"), conf).ok()?;
+            let mut c = tokio::process::Command::new("nginx");
+            c.arg("-p").arg(&dir).arg("-c").arg(dir.join("nginx.conf"));
+            c
+        }
+        _ => {
+            let conf = format!(
+                "global
+  nbthread 2
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend front
+  bind 127.0.0.1:{port}
+  default_backend replica
+backend replica
+  server r {replica}
+"
+            );
+            std::fs::write(dir.join("haproxy.cfg"), conf).ok()?;
+            let mut c = tokio::process::Command::new("haproxy");
+            c.arg("-db").arg("-f").arg(dir.join("haproxy.cfg"));
+            c
+        }
+    };
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_ok() {
+            return Some((addr, child));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// One way to reach the replica, and its figures over the runs.
+struct Front {
+    name: &'static str,
+    addr: SocketAddr,
+    /// Whose CPU time is the proxy's: a pid, or this process (the router).
+    pid: Option<u32>,
+    _child: Option<tokio::process::Child>,
+    rps: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    cpu: Duration,
+}
+
+impl Front {
+    fn new(name: &'static str, addr: SocketAddr, child: Option<tokio::process::Child>) -> Front {
+        Front {
+            name,
+            addr,
+            pid: child.as_ref().and_then(|c| c.id()),
+            _child: child,
+            rps: vec![],
+            p50: vec![],
+            p99: vec![],
+            cpu: Duration::ZERO,
+        }
+    }
+}
+
+/// Direct against through the router (and the reference proxies found),
+/// alternating runs, medians.
+async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode, dir: &std::path::Path) {
+    // `cargo bench --bench router -- WORD`: only the cases naming WORD.
+    if let Some(only) = std::env::args().skip(1).find(|a| !a.starts_with('-'))
+        && !label.contains(&only)
+    {
+        return;
+    }
     let router = Router::new();
     router.set_replicas(Color::Blue, vec![replica]);
     let (front, _t) = router.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let _ = load(front, n / 10, mode).await; // warm up
-    let _ = load(replica, n / 10, mode).await;
-    let (mut d_rps, mut d_p50, mut d_p99) = (vec![], vec![], vec![]);
-    let (mut r_rps, mut r_p50, mut r_p99) = (vec![], vec![], vec![]);
-    let (mut cpu_direct, mut cpu_router) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..RUNS {
-        let t = cpu_time();
-        let d = load(replica, n, mode).await;
-        let t2 = cpu_time();
-        let r = load(front, n, mode).await;
-        cpu_direct += t2 - t;
-        cpu_router += cpu_time() - t2;
-        assert_eq!((d.3, r.3), (0, 0), "failed requests");
-        d_rps.push(d.0);
-        d_p50.push(d.1.as_secs_f64() * 1e3);
-        d_p99.push(d.2.as_secs_f64() * 1e3);
-        r_rps.push(r.0);
-        r_p50.push(r.1.as_secs_f64() * 1e3);
-        r_p99.push(r.2.as_secs_f64() * 1e3);
+    let mut fronts = vec![
+        Front::new("direct", replica, None),
+        Front::new("pipedeck router", front, None),
+    ];
+    for (kind, name) in [
+        ("nginx", "nginx (reference)"),
+        ("haproxy", "HAProxy (reference)"),
+    ] {
+        if let Some((addr, child)) = reference_proxy(kind, replica, dir).await {
+            fronts.push(Front::new(name, addr, Some(child)));
+        }
     }
-    let (drps, rrps) = (median(d_rps), median(r_rps));
-    let (dp99, rp99) = (median(d_p99), median(r_p99));
+    for f in &fronts {
+        let _ = load_process(f.addr, n / 10, mode).await; // warm up
+    }
+    for _ in 0..RUNS {
+        for f in &mut fronts {
+            let pid = f.pid.map_or("self".to_string(), |p| p.to_string());
+            let t = tree_cpu_time(&pid);
+            let r = load_process(f.addr, n, mode).await;
+            f.cpu += tree_cpu_time(&pid) - t;
+            assert_eq!(r.3, 0, "failed requests via {}", f.name);
+            f.rps.push(r.0);
+            f.p50.push(r.1.as_secs_f64() * 1e3);
+            f.p99.push(r.2.as_secs_f64() * 1e3);
+        }
+    }
     println!("  {label}");
+    let (drps, dp99) = (median(fronts[0].rps.clone()), median(fronts[0].p99.clone()));
+    let direct_cpu = fronts[0].cpu;
+    for f in &fronts {
+        let (rps, p99) = (median(f.rps.clone()), median(f.p99.clone()));
+        print!(
+            "    {:<20} {rps:>7.0} req/s  p50 {:.3} ms  p99 {p99:.3} ms",
+            f.name,
+            median(f.p50.clone())
+        );
+        if f.name != "direct" {
+            // The router's CPU is this process's, which holds only the
+            // router (less what it used idle, in the direct runs); a
+            // reference proxy's is its own.
+            let cpu = if f.pid.is_some() {
+                f.cpu
+            } else {
+                f.cpu.saturating_sub(direct_cpu)
+            };
+            print!(
+                "  => {:.0}% of direct, p99 {:+.3} ms, proxy CPU {:.1} us/request",
+                100.0 * rps / drps,
+                p99 - dp99,
+                cpu.as_secs_f64() * 1e6 / (RUNS * n) as f64
+            );
+        }
+        println!();
+    }
     println!(
-        "    direct       {drps:>7.0} req/s  p50 {:.3} ms  p99 {dp99:.3} ms",
-        median(d_p50)
-    );
-    println!(
-        "    via router   {rrps:>7.0} req/s  p50 {:.3} ms  p99 {rp99:.3} ms  ({} connections to the replica for {} requests)",
-        median(r_p50),
+        "    (the router opened {} connections to the replica for {} requests; goal: >= 90% of direct, < 1 ms added p99)",
         router.connections_opened(),
         RUNS * n + n / 10
     );
-    println!(
-        "    => throughput {:.0}% of direct (goal >= 90%), added p99 {:+.3} ms (goal < 1 ms)",
-        100.0 * rrps / drps,
-        rp99 - dp99
-    );
-    println!(
-        "    (the router's CPU per request, this process's extra CPU time via the router: {:.1} us)",
-        (cpu_router.as_secs_f64() - cpu_direct.as_secs_f64()) * 1e6 / (RUNS * n) as f64
-    );
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+/// The load generator and the minimal Rust replica run as processes of
+/// their own (this binary again, in another role), as a client and a
+/// service would: the bench's own process holds only the router, so its
+/// CPU time is the router's and the router does not queue behind the
+/// clients' tasks.
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    match std::env::var("PIPEDECK_BENCH_ROLE").as_deref() {
+        Ok("load") => runtime.block_on(load_role()),
+        Ok("replica") => runtime.block_on(replica_role()),
+        _ => runtime.block_on(bench()),
+    }
+}
+
+/// `PIPEDECK_BENCH_ROLE=load ADDR=… N=… MODE=keep|close`: one load run,
+/// printed as "rps p50_s p99_s failed".
+async fn load_role() {
+    let var = |k: &str| std::env::var(k).unwrap();
+    let mode = if var("MODE") == "close" {
+        Mode::PerConnection
+    } else {
+        Mode::KeepAlive
+    };
+    let (rps, p50, p99, failed) = load(
+        var("ADDR").parse().unwrap(),
+        var("N").parse().unwrap(),
+        mode,
+    )
+    .await;
+    println!("{rps} {} {} {failed}", p50.as_secs_f64(), p99.as_secs_f64());
+}
+
+/// `PIPEDECK_BENCH_ROLE=replica PORT=…`: the minimal Rust replica.
+async fn replica_role() {
+    let port: u16 = std::env::var("PORT").unwrap().parse().unwrap();
+    replica_on(SocketAddr::from(([127, 0, 0, 1], port)), "ok").await;
+    std::future::pending::<()>().await;
+}
+
+/// One load run in a process of its own.
+async fn load_process(addr: SocketAddr, n: u64, mode: Mode) -> (f64, Duration, Duration, u64) {
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .env("PIPEDECK_BENCH_ROLE", "load")
+        .env("ADDR", addr.to_string())
+        .env("N", n.to_string())
+        .env(
+            "MODE",
+            if mode == Mode::PerConnection {
+                "close"
+            } else {
+                "keep"
+            },
+        )
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    assert_eq!(f.len(), 4, "load generator: {text}");
+    (
+        f[0],
+        Duration::from_secs_f64(f[1]),
+        Duration::from_secs_f64(f[2]),
+        f[3] as u64,
+    )
+}
+
+/// The minimal Rust replica as a process of its own.
+async fn rust_replica() -> (SocketAddr, tokio::process::Child) {
+    let mut cmd = tokio::process::Command::new(std::env::current_exe().unwrap());
+    cmd.env("PIPEDECK_BENCH_ROLE", "replica");
+    spawn_replica(cmd).await
+}
+
+async fn bench() {
     let tmp = tempfile::tempdir().unwrap();
     let (py, _child) = python_replica(tmp.path()).await;
     let (demo, _demo_child) = demo_service().await;
     println!("pipedeck router bench: 16 clients, {RUNS} alternating runs each (medians)");
-    let rust = replica("blue").await;
+    let (rust, _rust_child) = rust_replica().await;
     for (mode, what) in [
         (Mode::KeepAlive, "keep-alive clients"),
         (Mode::PerConnection, "a new connection per request"),
@@ -353,6 +595,7 @@ async fn main() {
             demo,
             10_000,
             mode,
+            tmp.path(),
         )
         .await;
         compare(
@@ -360,6 +603,7 @@ async fn main() {
             py,
             10_000,
             mode,
+            tmp.path(),
         )
         .await;
         compare(
@@ -369,10 +613,11 @@ async fn main() {
             rust,
             20_000,
             mode,
+            tmp.path(),
         )
         .await;
     }
-    let blue = rust;
+    let blue = replica("blue").await;
     let green = replica("green").await;
     let router = Router::new();
     router.set_replicas(Color::Blue, vec![blue]);
