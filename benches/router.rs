@@ -12,38 +12,46 @@
 //! replica run in processes of their own; this process holds only the
 //! router, so its CPU time is the router's. When nginx or HAProxy is
 //! installed, the same load goes through each of them too, in front of
-//! the same replica, with keep-alive connections to it, for reference.
-//! Everything shares the machine's cores.
+//! the same replica, with keep-alive connections to it and the same
+//! X-Forwarded-For/-Proto/-Port fields the router adds, for reference.
+//! A second direct run sends those three fields itself: it tells what
+//! parsing them costs the replica, which no proxy can save. Everything
+//! shares the machine's cores.
 //!
 //!     cargo bench --bench router -- WORD   # only the cases naming WORD
 //!
-//! Figures measured 2026-11-26 on the 2-core dev machine: 3 runs (the
-//! third stopped after the demo's per-request case) and 3 more of the
-//! keep-alive Python cases. Each figure is the median of 5 alternating
-//! runs: percent of direct throughput, then added p99 in ms.
+//! Figures measured 2026-11-27 on the 2-core dev machine: 2 full runs and
+//! 2 more of the minimal Python keep-alive case. Each figure is the median
+//! of 5 alternating runs: percent of direct throughput (in brackets: of
+//! direct with the three fields), then added p99 in ms.
 //!
-//! | replica, clients           | pipedeck router     | nginx 1.22         | HAProxy 2.6         |
-//! |----------------------------|---------------------|--------------------|---------------------|
-//! | demo service, keep-alive   | 80-92%, -0.7..+1.6  | 88-95%, -0.3..+1.4 | 89-95%, -0.8..+0.9  |
-//! | minimal Python, keep-alive | 69-84%, +1.3..+4.1  | 76-92%, +0.5..+2.7 | 78-90%, +0.1..+1.0  |
-//! | minimal Rust, keep-alive   | 34-39%, +0.3..+0.4  | 33-36%, +0.4..+0.6 | 34-36%, +0.5..+1.0  |
-//! | demo, per request          | 182-187%            | 204-230%           | 214-222%            |
-//! | minimal Python, per request| 217-226%            | 231-253%           | 213-221%            |
-//! | minimal Rust, per request  | 80-86%, -0.4..+0.3  | 79-85%, +0.8..+2.6 | 80-86%, +0.3..+0.9  |
+//! | replica, clients           | pipedeck router         | nginx 1.22              | HAProxy 2.6              |
+//! |----------------------------|-------------------------|-------------------------|--------------------------|
+//! | demo service, keep-alive   | 84-91% (88-91), 0..+1.8 | 85-94% (91-92), -0.4..+1.5 | 83-93% (90), -1.3..+2.2 |
+//! | minimal Python, keep-alive | 77-83% (84-95), +1.0..+2.7 | 79-88% (87-100), +0.2..+1.8 | 74-88% (79-101), +0.3..+2.0 |
+//! | minimal Rust, keep-alive   | 33%, +0.5..+0.6         | 32%, +0.6..+0.8         | 33-34%, +0.7..+1.4       |
+//! | demo, per request          | 177%                    | 190%                    | 201%                     |
+//! | minimal Python, per request| 225%                    | 237%                    | 220%                     |
+//! | minimal Rust, per request  | 89%, -0.8               | 88%, +0.3               | 79%, -0.6                |
 //!
 //! - No proxy on these two shared cores meets the goal (>= 90% of direct
-//!   throughput, < 1 ms added p99) reliably. With a minimal replica all
-//!   three reach about a third of direct: a request costs the proxy a
-//!   read and a write on each side, as many system calls as the client and
-//!   the replica together. With Python replicas all three straddle 90%,
-//!   run to run; the router is 3-8 points behind nginx and HAProxy in the
-//!   same runs, with a similar CPU time per request (router 52-66 us,
-//!   nginx 44-61, HAProxy 53-69 with a Python replica, most of it the
-//!   kernel waking the replica's threads; about 20 us each with the
+//!   throughput, < 1 ms added p99) reliably. The router runs 1-5 points
+//!   behind nginx in the same runs, and level with or ahead of HAProxy.
+//! - With a minimal replica all three reach a third of direct: a request
+//!   costs a proxy a read and a write on each side, as many system calls
+//!   as the client and the replica together, on the same two cores.
+//! - With Python replicas, the three X-Forwarded fields alone cost the
+//!   replica 6-13% of its throughput (http.server parses headers slowly);
+//!   the rest is the proxy's CPU time taken from the replica's cores:
+//!   router 46-60 us per request, nginx 45-55, HAProxy 55-67, most of it
+//!   the kernel waking the replica's threads (about 20 us each with the
 //!   minimal replica, where requests batch).
 //! - A new connection per request: the proxies keep their connections to
 //!   the replica alive, so the replica no longer pays a TCP handshake and
 //!   a thread per request, and serves about twice as many.
+//! - Tried and dropped: running the router's connections on independent
+//!   single-threaded event loops, as nginx's workers are, with a pool of
+//!   replica connections per loop. No change beyond the noise.
 //! - Shift: applied in under 1 us; no request sent after the decision
 //!   reached the old group (goal < 50 ms: met).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -110,6 +118,10 @@ enum Mode {
     KeepAlive,
 }
 
+/// Whether clients send the three X-Forwarded-* fields the router adds:
+/// a direct run whose requests cost the replica the same to parse.
+static FORWARDED: AtomicBool = AtomicBool::new(false);
+
 /// A client: one connection in keep-alive mode.
 struct Client {
     addr: SocketAddr,
@@ -145,9 +157,17 @@ impl Client {
             self.buf.clear();
         }
         let s = self.conn.as_mut()?;
-        let req: &[u8] = match self.mode {
-            Mode::PerConnection => b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            Mode::KeepAlive => b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        let req: &[u8] = match (self.mode, FORWARDED.load(Ordering::Relaxed)) {
+            (Mode::PerConnection, false) => {
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            }
+            (Mode::KeepAlive, false) => b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            (Mode::PerConnection, true) => {
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 38211\r\n\r\n"
+            }
+            (Mode::KeepAlive, true) => {
+                b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 38211\r\n\r\n"
+            }
         };
         s.write_all(req).await.ok()?;
         let mut chunk = [0u8; 4096];
@@ -348,6 +368,10 @@ http {{
       proxy_pass http://replica;
       proxy_http_version 1.1;
       proxy_set_header Connection \"\";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Port $server_port;
     }}
   }}
 }}
@@ -368,8 +392,11 @@ defaults
   timeout client 60s
   timeout server 60s
   http-reuse always
+  option forwardfor
 frontend front
   bind 127.0.0.1:{port}
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Port %[dst_port]
   default_backend replica
 backend replica
   server r {replica}
@@ -401,6 +428,8 @@ backend replica
 struct Front {
     name: &'static str,
     addr: SocketAddr,
+    /// Whether the client sends the X-Forwarded-* fields itself.
+    forwarded: bool,
     /// Whose CPU time is the proxy's: a pid, or this process (the router).
     pid: Option<u32>,
     _child: Option<tokio::process::Child>,
@@ -415,6 +444,7 @@ impl Front {
         Front {
             name,
             addr,
+            forwarded: false,
             pid: child.as_ref().and_then(|c| c.id()),
             _child: child,
             rps: vec![],
@@ -439,6 +469,10 @@ async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode, dir: &std
     let (front, _t) = router.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let mut fronts = vec![
         Front::new("direct", replica, None),
+        Front {
+            forwarded: true,
+            ..Front::new("direct + X-Forwarded", replica, None)
+        },
         Front::new("pipedeck router", front, None),
     ];
     for (kind, name) in [
@@ -450,13 +484,13 @@ async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode, dir: &std
         }
     }
     for f in &fronts {
-        let _ = load_process(f.addr, n / 10, mode).await; // warm up
+        let _ = load_process(f.addr, n / 10, mode, f.forwarded).await; // warm up
     }
     for _ in 0..RUNS {
         for f in &mut fronts {
             let pid = f.pid.map_or("self".to_string(), |p| p.to_string());
             let t = tree_cpu_time(&pid);
-            let r = load_process(f.addr, n, mode).await;
+            let r = load_process(f.addr, n, mode, f.forwarded).await;
             f.cpu += tree_cpu_time(&pid) - t;
             assert_eq!(r.3, 0, "failed requests via {}", f.name);
             f.rps.push(r.0);
@@ -466,7 +500,8 @@ async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode, dir: &std
     }
     println!("  {label}");
     let (drps, dp99) = (median(fronts[0].rps.clone()), median(fronts[0].p99.clone()));
-    let direct_cpu = fronts[0].cpu;
+    let (xrps, xp99) = (median(fronts[1].rps.clone()), median(fronts[1].p99.clone()));
+    let direct_cpu = (fronts[0].cpu + fronts[1].cpu) / 2;
     for f in &fronts {
         let (rps, p99) = (median(f.rps.clone()), median(f.p99.clone()));
         print!(
@@ -474,7 +509,12 @@ async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode, dir: &std
             f.name,
             median(f.p50.clone())
         );
-        if f.name != "direct" {
+        if f.forwarded {
+            print!(
+                "  ({:.0}% of direct: the fields' cost to the replica)",
+                100.0 * rps / drps
+            );
+        } else if f.name != "direct" {
             // The router's CPU is this process's, which holds only the
             // router (less what it used idle, in the direct runs); a
             // reference proxy's is its own.
@@ -484,9 +524,11 @@ async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode, dir: &std
                 f.cpu.saturating_sub(direct_cpu)
             };
             print!(
-                "  => {:.0}% of direct, p99 {:+.3} ms, proxy CPU {:.1} us/request",
+                "  => {:.0}% of direct ({:.0}% with the fields), p99 {:+.3} ms ({:+.3}), proxy CPU {:.1} us/request",
                 100.0 * rps / drps,
+                100.0 * rps / xrps,
                 p99 - dp99,
+                p99 - xp99,
                 cpu.as_secs_f64() * 1e6 / (RUNS * n) as f64
             );
         }
@@ -526,6 +568,7 @@ async fn load_role() {
     } else {
         Mode::KeepAlive
     };
+    FORWARDED.store(var("XF") == "1", Ordering::Relaxed);
     let (rps, p50, p99, failed) = load(
         var("ADDR").parse().unwrap(),
         var("N").parse().unwrap(),
@@ -543,9 +586,15 @@ async fn replica_role() {
 }
 
 /// One load run in a process of its own.
-async fn load_process(addr: SocketAddr, n: u64, mode: Mode) -> (f64, Duration, Duration, u64) {
+async fn load_process(
+    addr: SocketAddr,
+    n: u64,
+    mode: Mode,
+    forwarded: bool,
+) -> (f64, Duration, Duration, u64) {
     let out = tokio::process::Command::new(std::env::current_exe().unwrap())
         .env("PIPEDECK_BENCH_ROLE", "load")
+        .env("XF", if forwarded { "1" } else { "0" })
         .env("ADDR", addr.to_string())
         .env("N", n.to_string())
         .env(
