@@ -19,36 +19,58 @@
 //! shares the machine's cores.
 //!
 //!     cargo bench --bench router -- WORD   # only the cases naming WORD
+//!     PIPEDECK_BENCH_PIN=1 cargo bench --bench router
 //!
-//! Figures measured 2026-11-27 on the 2-core dev machine: 2 full runs and
-//! 2 more of the minimal Python keep-alive case. Each figure is the median
-//! of 5 alternating runs: percent of direct throughput (in brackets: of
-//! direct with the three fields), then added p99 in ms.
+//! `PIPEDECK_BENCH_PIN=1` (needs `taskset`) puts the replicas on CPU 1
+//! and everything else (load generator, router, reference proxies) on
+//! CPU 0: the proxy takes no CPU time from the replica, as a load
+//! balancer on other hosts than its targets takes none.
 //!
-//! | replica, clients           | pipedeck router         | nginx 1.22              | HAProxy 2.6              |
-//! |----------------------------|-------------------------|-------------------------|--------------------------|
-//! | demo service, keep-alive   | 84-91% (88-91), 0..+1.8 | 85-94% (91-92), -0.4..+1.5 | 83-93% (90), -1.3..+2.2 |
-//! | minimal Python, keep-alive | 77-83% (84-95), +1.0..+2.7 | 79-88% (87-100), +0.2..+1.8 | 74-88% (79-101), +0.3..+2.0 |
-//! | minimal Rust, keep-alive   | 33%, +0.5..+0.6         | 32%, +0.6..+0.8         | 33-34%, +0.7..+1.4       |
-//! | demo, per request          | 177%                    | 190%                    | 201%                     |
-//! | minimal Python, per request| 225%                    | 237%                    | 220%                     |
-//! | minimal Rust, per request  | 89%, -0.8               | 88%, +0.3               | 79%, -0.6                |
+//! Figures measured 2026-11-27 on the 2-core dev machine. Each figure is
+//! the median of 5 alternating runs: percent of direct throughput (in
+//! brackets: of direct with the three fields), then added p99 in ms.
 //!
-//! - No proxy on these two shared cores meets the goal (>= 90% of direct
-//!   throughput, < 1 ms added p99) reliably. The router runs 1-5 points
-//!   behind nginx in the same runs, and level with or ahead of HAProxy.
-//! - With a minimal replica all three reach a third of direct: a request
-//!   costs a proxy a read and a write on each side, as many system calls
-//!   as the client and the replica together, on the same two cores.
-//! - With Python replicas, the three X-Forwarded fields alone cost the
-//!   replica 6-13% of its throughput (http.server parses headers slowly);
-//!   the rest is the proxy's CPU time taken from the replica's cores:
-//!   router 46-60 us per request, nginx 45-55, HAProxy 55-67, most of it
-//!   the kernel waking the replica's threads (about 20 us each with the
-//!   minimal replica, where requests batch).
+//! The replica on a core of its own (`PIPEDECK_BENCH_PIN=1`; 3 runs of
+//! the keep-alive cases, 2 of the others):
+//!
+//! | replica, clients           | pipedeck router              | nginx 1.22          | HAProxy 2.6         |
+//! |----------------------------|------------------------------|---------------------|---------------------|
+//! | demo service, keep-alive   | 91-104% (104), +0.16..+0.46  | 90-107%, -0.2..+1.4 | 99-110%, -0.7..+0.4 |
+//! | minimal Python, keep-alive | 84-111% (105-127), -0.4..+0.7| 99-103%, -0.3..+0.9 | 98-107%, -0.4..+0.2 |
+//! | minimal Rust, keep-alive   | 24-29%, +0.6..+0.7           | 24-27%, +0.5..+0.7  | 23-26%, +0.6..+0.7  |
+//! | demo, per request          | 288-308%                     | 254-268%            | 259-277%            |
+//! | minimal Python, per request| 275-284%                     | 262-270%            | 262-266%            |
+//! | minimal Rust, per request  | 53-56%                       | 50-52%              | 50-51%              |
+//!
+//! Everything sharing both cores (the default; 2 runs, and 2 more of the
+//! minimal Python keep-alive case):
+//!
+//! | replica, clients           | pipedeck router            | nginx 1.22                 | HAProxy 2.6                |
+//! |----------------------------|----------------------------|----------------------------|----------------------------|
+//! | demo service, keep-alive   | 84-91% (88-91), 0..+1.8    | 85-94% (91-92), -0.4..+1.5 | 83-93% (90), -1.3..+2.2    |
+//! | minimal Python, keep-alive | 77-83% (84-95), +1.0..+2.7 | 79-88% (87-100), +0.2..+1.8| 74-88% (79-101), +0.3..+2.0|
+//! | minimal Rust, keep-alive   | 33%, +0.5..+0.6            | 32%, +0.6..+0.8            | 33-34%, +0.7..+1.4         |
+//! | demo, per request          | 177%                       | 190%                       | 201%                       |
+//! | minimal Python, per request| 225%                       | 237%                       | 220%                       |
+//! | minimal Rust, per request  | 89%, -0.8                  | 88%, +0.3                  | 79%, -0.6                  |
+//!
+//! - With the demo service on a core of its own, the goal (>= 90% of
+//!   direct throughput, < 1 ms added p99) is met in every run; with the
+//!   minimal Python replica in 2 runs of 3 (84% in the third, added p99
+//!   under 1 ms in all). The router is level with nginx and HAProxy.
+//! - Sharing the cores, no proxy meets it reliably: each takes CPU time
+//!   from the replica (router 46-60 us per request, nginx 45-55, HAProxy
+//!   55-67 with a Python replica, most of it the kernel waking the
+//!   replica's threads), and the router runs 1-5 points behind nginx.
+//! - The three X-Forwarded fields alone cost a Python replica up to 13%
+//!   of its throughput (http.server parses headers slowly).
+//! - With a minimal replica every proxy reaches a quarter to a third of
+//!   direct: a request costs a proxy a read and a write on each side, as
+//!   many system calls as the client and the replica together, on the
+//!   same cores as the load generator.
 //! - A new connection per request: the proxies keep their connections to
 //!   the replica alive, so the replica no longer pays a TCP handshake and
-//!   a thread per request, and serves about twice as many.
+//!   a thread per request, and serves two to three times as many.
 //! - Tried and dropped: running the router's connections on independent
 //!   single-threaded event loops, as nginx's workers are, with a pool of
 //!   replica connections per loop. No change beyond the noise.
@@ -268,7 +290,7 @@ ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()
 async fn python_replica(dir: &std::path::Path) -> (SocketAddr, tokio::process::Child) {
     let script = dir.join("server.py");
     std::fs::write(&script, PY_SERVER).unwrap();
-    let mut cmd = tokio::process::Command::new("python3");
+    let mut cmd = replica_command("python3");
     cmd.arg(&script);
     spawn_replica(cmd).await
 }
@@ -276,7 +298,7 @@ async fn python_replica(dir: &std::path::Path) -> (SocketAddr, tokio::process::C
 /// The demo service itself (`python3 -m app.server`), as the demo's
 /// environments run it.
 async fn demo_service() -> (SocketAddr, tokio::process::Child) {
-    let mut cmd = tokio::process::Command::new("python3");
+    let mut cmd = replica_command("python3");
     cmd.args(["-m", "app.server"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/repo"));
     spawn_replica(cmd).await
@@ -547,6 +569,15 @@ async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode, dir: &std
 /// CPU time is the router's and the router does not queue behind the
 /// clients' tasks.
 fn main() {
+    if pinned() && std::env::var_os("PIPEDECK_BENCH_ROLE").is_none() {
+        // This process and what it starts (but the replicas) on CPU 0.
+        let ok = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", "0", &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "PIPEDECK_BENCH_PIN=1 needs taskset (util-linux)");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -622,9 +653,28 @@ async fn load_process(
     )
 }
 
+/// `PIPEDECK_BENCH_PIN=1`: the replicas on CPU 1, everything else (the
+/// load generator, the router, the reference proxies) on CPU 0, so a
+/// proxy takes no CPU time from the replica, as a load balancer on other
+/// hosts than its targets does.
+fn pinned() -> bool {
+    std::env::var("PIPEDECK_BENCH_PIN").as_deref() == Ok("1")
+}
+
+/// A command to start a replica: on CPU 1 when pinned.
+fn replica_command(program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+    if pinned() {
+        let mut c = tokio::process::Command::new("taskset");
+        c.args(["-c", "1"]).arg(program);
+        c
+    } else {
+        tokio::process::Command::new(program)
+    }
+}
+
 /// The minimal Rust replica as a process of its own.
 async fn rust_replica() -> (SocketAddr, tokio::process::Child) {
-    let mut cmd = tokio::process::Command::new(std::env::current_exe().unwrap());
+    let mut cmd = replica_command(std::env::current_exe().unwrap().as_os_str());
     cmd.env("PIPEDECK_BENCH_ROLE", "replica");
     spawn_replica(cmd).await
 }
