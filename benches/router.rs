@@ -454,11 +454,33 @@ struct Front {
     forwarded: bool,
     /// Whose CPU time is the proxy's: a pid, or this process (the router).
     pid: Option<u32>,
-    _child: Option<tokio::process::Child>,
+    _proxy: Option<Proxy>,
     rps: Vec<f64>,
     p50: Vec<f64>,
     p99: Vec<f64>,
     cpu: Duration,
+}
+
+/// A reference proxy's process, stopped as asked when dropped (nginx's
+/// master stops its workers on SIGTERM; killed outright, it would leave
+/// them behind).
+struct Proxy(tokio::process::Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.id() else {
+            return;
+        };
+        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        for _ in 0..100 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Front {
@@ -468,7 +490,7 @@ impl Front {
             addr,
             forwarded: false,
             pid: child.as_ref().and_then(|c| c.id()),
-            _child: child,
+            _proxy: child.map(Proxy),
             rps: vec![],
             p50: vec![],
             p99: vec![],
