@@ -304,12 +304,30 @@ async fn demo_service() -> (SocketAddr, tokio::process::Child) {
     spawn_replica(cmd).await
 }
 
+/// A loopback port free now (for a process told to listen on it).
+fn free_port() -> Option<u16> {
+    Some(
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port(),
+    )
+}
+
+/// Waits up to 2 s for something to listen on `addr`.
+async fn wait_listening(addr: SocketAddr) -> bool {
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 async fn spawn_replica(mut cmd: tokio::process::Command) -> (SocketAddr, tokio::process::Child) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port().unwrap();
     let child = cmd
         .env("PORT", port.to_string())
         .stdout(std::process::Stdio::null())
@@ -320,12 +338,8 @@ async fn spawn_replica(mut cmd: tokio::process::Command) -> (SocketAddr, tokio::
         .spawn()
         .unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..100 {
-        if TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // One that never listens shows as failed requests.
+    let _ = wait_listening(addr).await;
     (addr, child)
 }
 
@@ -360,16 +374,12 @@ fn tree_cpu_time(pid: &str) -> Duration {
 /// A reverse proxy in front of the replica, as a separate process: nginx
 /// or HAProxy when installed, for reference (same machine, same load,
 /// keep-alive connections to the replica as the router keeps them).
-async fn reference_proxy(
+async fn referenceproxy(
     kind: &str,
     replica: SocketAddr,
     dir: &std::path::Path,
 ) -> Option<(SocketAddr, tokio::process::Child)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
+    let port = free_port()?;
     let dir = dir.join(format!("{kind}-{}", replica.port()));
     std::fs::create_dir_all(&dir).ok()?;
     let d = dir.display();
@@ -437,13 +447,7 @@ backend replica
         .spawn()
         .ok()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..100 {
-        if TcpStream::connect(addr).await.is_ok() {
-            return Some((addr, child));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
+    wait_listening(addr).await.then_some((addr, child))
 }
 
 /// One way to reach the replica, and its figures over the runs.
@@ -452,9 +456,7 @@ struct Front {
     addr: SocketAddr,
     /// Whether the client sends the X-Forwarded-* fields itself.
     forwarded: bool,
-    /// Whose CPU time is the proxy's: a pid, or this process (the router).
-    pid: Option<u32>,
-    _proxy: Option<Proxy>,
+    proxy: Option<Proxy>,
     rps: Vec<f64>,
     p50: Vec<f64>,
     p99: Vec<f64>,
@@ -484,13 +486,18 @@ impl Drop for Proxy {
 }
 
 impl Front {
+    /// Whose CPU time is the proxy's: a reference proxy's process, or
+    /// None for this process (the router).
+    fn pid(&self) -> Option<u32> {
+        self.proxy.as_ref().and_then(|p| p.0.id())
+    }
+
     fn new(name: &'static str, addr: SocketAddr, child: Option<tokio::process::Child>) -> Front {
         Front {
             name,
             addr,
             forwarded: false,
-            pid: child.as_ref().and_then(|c| c.id()),
-            _proxy: child.map(Proxy),
+            proxy: child.map(Proxy),
             rps: vec![],
             p50: vec![],
             p99: vec![],
@@ -523,7 +530,7 @@ async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode, dir: &std
         ("nginx", "nginx (reference)"),
         ("haproxy", "HAProxy (reference)"),
     ] {
-        if let Some((addr, child)) = reference_proxy(kind, replica, dir).await {
+        if let Some((addr, child)) = referenceproxy(kind, replica, dir).await {
             fronts.push(Front::new(name, addr, Some(child)));
         }
     }
@@ -532,7 +539,7 @@ async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode, dir: &std
     }
     for _ in 0..RUNS {
         for f in &mut fronts {
-            let pid = f.pid.map_or("self".to_string(), |p| p.to_string());
+            let pid = f.pid().map_or("self".to_string(), |p| p.to_string());
             let t = tree_cpu_time(&pid);
             let r = load_process(f.addr, n, mode, f.forwarded).await;
             f.cpu += tree_cpu_time(&pid) - t;
@@ -562,7 +569,7 @@ async fn compare(label: &str, replica: SocketAddr, n: u64, mode: Mode, dir: &std
             // The router's CPU is this process's, which holds only the
             // router (less what it used idle, in the direct runs); a
             // reference proxy's is its own.
-            let cpu = if f.pid.is_some() {
+            let cpu = if f.pid().is_some() {
                 f.cpu
             } else {
                 f.cpu.saturating_sub(direct_cpu)
