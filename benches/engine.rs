@@ -26,9 +26,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
+use pipedeck::api::types::{ActionStatus, StageStatus};
+use pipedeck::api::{ActionExecutionDetail, EngineEvent};
 use pipedeck::engine::EngineHandle;
-use pipedeck::engine::api::{ActionExecutionDetail, EngineEvent};
-use pipedeck::engine::types::{ActionStatus, StageStatus};
 use pipedeck::providers::LogSink;
 use pipedeck::providers::codebuild_local::{self, BuildRequest};
 use pipedeck::store::logs::LogWriter;

@@ -48,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use pipedeck::engine::api::{ExecutionSummary, PipelineState, PipelineSummary};
+use pipedeck::api::{ExecutionSummary, PipelineState, PipelineSummary};
 use pipedeck::providers::LogSink;
 use pipedeck::store::logs::{LogReader, LogWriter};
 use pipedeck::tui::app::{App, Effect, Msg, Screen, Snapshot};

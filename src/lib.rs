@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin shell around this library; see
 //! `ARCHITECTURE.md` for the map of modules.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use pipedeck::api::{ActionExecutionDetail, AuditEvent, ExecutionSummary, TransitionState};
 use pipedeck::diagnose::{Catalogue, Evidence, HealthEvent, Input, diagnose};
-use pipedeck::engine::api::{ActionExecutionDetail, AuditEvent, ExecutionSummary, TransitionState};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
@@ -445,7 +445,7 @@ fn empty_input_and_templates() {
     // Status texts of a succeeded action are not diagnosed.
     let c = load(&fixtures().join("approval_rejected"));
     let mut a = c.action.clone().unwrap();
-    a.status = pipedeck::engine::types::ActionStatus::Succeeded;
+    a.status = pipedeck::api::types::ActionStatus::Succeeded;
     let input = Input {
         action: Some(&a),
         ..Input::default()

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use pipedeck::engine::api::{Reply, Request};
-use pipedeck::engine::types::{ActionStatus, ExecutionStatus};
+use pipedeck::api::types::{ActionStatus, ExecutionStatus};
+use pipedeck::api::{Reply, Request};
 
 fn simple() -> Ws {
     let p = pipeline(

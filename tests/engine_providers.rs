@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use pipedeck::engine::api::{Reply, Request};
-use pipedeck::engine::types::{ActionStatus, ExecutionStatus, SourceRevisionOverride, TriggerType};
+use pipedeck::api::types::{ActionStatus, ExecutionStatus, SourceRevisionOverride, TriggerType};
+use pipedeck::api::{Reply, Request};
 use pipedeck::store::logs::LogReader;
 
 fn log_of(ws: &Ws, aeid: &str) -> Vec<String> {

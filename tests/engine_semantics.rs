@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
+use pipedeck::api::types::{ActionStatus, ExecutionStatus, ExecutionType, TriggerType};
+use pipedeck::api::{ActionExecutionDetail, ApiError, EngineEvent, Reply, Request};
 use pipedeck::engine::EngineHandle;
-use pipedeck::engine::api::{ActionExecutionDetail, ApiError, EngineEvent, Reply, Request};
-use pipedeck::engine::types::{ActionStatus, ExecutionStatus, ExecutionType, TriggerType};
 
 // ------------------------------------------------------------- helpers
 
@@ -60,17 +60,14 @@ fn of<'a>(acts: &'a [ActionExecutionDetail], action: &str) -> Vec<&'a ActionExec
     v
 }
 
-fn exec_status(
-    execs: &[pipedeck::engine::api::ExecutionSummary],
-    id: &str,
-) -> Option<ExecutionStatus> {
+fn exec_status(execs: &[pipedeck::api::ExecutionSummary], id: &str) -> Option<ExecutionStatus> {
     execs
         .iter()
         .find(|e| e.pipeline_execution_id == id)
         .map(|e| e.status)
 }
 
-fn inbound(st: &pipedeck::engine::api::PipelineState, stage: &str) -> Vec<String> {
+fn inbound(st: &pipedeck::api::PipelineState, stage: &str) -> Vec<String> {
     st.stage_states
         .iter()
         .find(|s| s.stage_name == stage)
@@ -84,9 +81,9 @@ fn inbound(st: &pipedeck::engine::api::PipelineState, stage: &str) -> Vec<String
 }
 
 fn stage_state<'a>(
-    st: &'a pipedeck::engine::api::PipelineState,
+    st: &'a pipedeck::api::PipelineState,
     stage: &str,
-) -> &'a pipedeck::engine::api::StageState {
+) -> &'a pipedeck::api::StageState {
     st.stage_states
         .iter()
         .find(|s| s.stage_name == stage)
@@ -599,7 +596,7 @@ fn approval_pipeline() -> Ws {
     workspace(&p, "", &[("s.yml", &buildspec(&["echo shipped"]))])
 }
 
-fn approval_token(st: &pipedeck::engine::api::PipelineState) -> String {
+fn approval_token(st: &pipedeck::api::PipelineState) -> String {
     stage_state(st, "Approve").action_states[0]
         .latest_execution
         .as_ref()

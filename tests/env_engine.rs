@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use pipedeck::engine::api::{Reply, Request};
-use pipedeck::engine::types::ExecutionStatus;
+use pipedeck::api::types::ExecutionStatus;
+use pipedeck::api::{Reply, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SERVER: &str = "import os\nfrom http.server import BaseHTTPRequestHandler, HTTPServer\nV = open('VERSION').read().strip()\nclass H(BaseHTTPRequestHandler):\n    def do_GET(self):\n        b = V.encode()\n        self.send_response(200)\n        self.send_header('Content-Length', str(len(b)))\n        self.end_headers()\n        self.wfile.write(b)\n    def log_message(self, *a):\n        pass\nHTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
@@ -25,9 +25,7 @@ async fn get(url: &str) -> String {
     t.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
 }
 
-async fn envs(
-    h: &pipedeck::engine::EngineHandle,
-) -> Vec<pipedeck::env::manager::EnvironmentSummary> {
+async fn envs(h: &pipedeck::engine::EngineHandle) -> Vec<pipedeck::api::env::EnvironmentSummary> {
     for _ in 0..100 {
         if let Reply::Environments { environments } =
             call(h, Request::ListEnvironments).await.unwrap()
@@ -62,7 +60,7 @@ async fn a_mapped_deploy_action_deploys_rolls_back_and_survives_a_restart() {
     // The deployment's progress was published as engine events.
     let mut changed = 0;
     while let Ok(ev) = rx.try_recv() {
-        if matches!(ev, pipedeck::engine::api::EngineEvent::EnvironmentChanged { ref environment_name } if environment_name == "dev")
+        if matches!(ev, pipedeck::api::EngineEvent::EnvironmentChanged { ref environment_name } if environment_name == "dev")
         {
             changed += 1;
         }
@@ -112,10 +110,9 @@ async fn a_mapped_deploy_action_deploys_rolls_back_and_survives_a_restart() {
         let e = envs(&h).await;
         if e[0].live.is_some()
             && e[0]
-                .blue
-                .as_ref()
-                .or(e[0].green.as_ref())
-                .is_some_and(|g| g.healthy > 0)
+                .variant("blue")
+                .or(e[0].variant("green"))
+                .is_some_and(|g| g.ready > 0)
         {
             served = get(&e[0].url).await;
             break;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use pipedeck::engine::api::{
+use pipedeck::api::{
     ActionExecutionDetail, AuditEvent, ExecutionSummary, PipelineState, PipelineSummary,
 };
 use pipedeck::tui::app::{App, Msg, Screen, Snapshot};
@@ -378,7 +378,7 @@ fn a_protected_stage_needs_its_name_typed_before_a_rollback() {
         matches!(
             fx.as_slice(),
             [pipedeck::tui::app::Effect::Op {
-                request: pipedeck::engine::api::Request::RollbackStage { .. },
+                request: pipedeck::api::Request::RollbackStage { .. },
                 ..
             }]
         ),
@@ -407,7 +407,7 @@ fn user_keymaps_remap_and_warn_about_unknown_names() {
         matches!(
             effects.as_slice(),
             [pipedeck::tui::app::Effect::Op {
-                request: pipedeck::engine::api::Request::RetryStageExecution { retry_mode, .. },
+                request: pipedeck::api::Request::RetryStageExecution { retry_mode, .. },
                 ..
             }] if retry_mode == "ALL_ACTIONS"
         ),

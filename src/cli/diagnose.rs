@@ -14,9 +14,9 @@ use clap::Args;
 use color_eyre::eyre::{Result, eyre};
 use serde::Serialize;
 
+use crate::api::types::{ActionStatus, ExecutionStatus};
+use crate::api::{ActionExecutionDetail, Reply, Request};
 use crate::diagnose::{Catalogue, Evidence, Finding, Input, diagnose};
-use crate::engine::api::{ActionExecutionDetail, Reply, Request};
-use crate::engine::types::{ActionStatus, ExecutionStatus};
 
 #[derive(Args, Debug)]
 pub struct DiagnoseArgs {

@@ -13,12 +13,12 @@ use std::time::Duration;
 use clap::Args;
 use color_eyre::eyre::{Result, eyre};
 
-use crate::config::workspace::Workspace;
-use crate::control::{Client, ControlError, EventStream, WorkspaceLock};
-use crate::engine::api::{
+use crate::api::types::{ActionStatus, ExecutionStatus, StageStatus};
+use crate::api::{
     ApiError, EngineEvent, Envelope, ExecutionSummary, PipelineState, Reply, Request,
 };
-use crate::engine::types::{ActionStatus, ExecutionStatus, StageStatus};
+use crate::config::workspace::Workspace;
+use crate::control::{Client, ControlError, EventStream, WorkspaceLock};
 use crate::engine::{EngineHandle, EngineOptions};
 use crate::store::logs::LogReader;
 
@@ -954,16 +954,21 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
         println!("no environments: declare them as [environments.NAME] in pipedeck.toml");
     }
     for e in list {
-        let live = e.live.map_or("split".to_owned(), |c| c.as_str().to_owned());
+        let live = e.live.clone().unwrap_or_else(|| "split".to_owned());
+        let m = e.metrics.unwrap_or(crate::api::env::RequestMetrics {
+            rps: 0.0,
+            error_rate: 0.0,
+            p99_ms: 0.0,
+        });
         println!(
             "{:<10} {:<28} live {live:<6} release {:<14} {} · {:.1} req/s · {:.1}% 5xx · p99 {:.0} ms",
             e.name,
-            e.url,
+            e.location,
             e.release.as_ref().map_or("-", |r| r.revision.as_str()),
             e.strategy,
-            e.rps,
-            e.error_rate,
-            e.p99_ms
+            m.rps,
+            m.error_rate,
+            m.p99_ms
         );
         if let Some(d) = &e.deployment {
             println!(
@@ -972,7 +977,7 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
                 d.status,
                 d.step,
                 d.traffic_percent,
-                d.new_color.as_str(),
+                d.new_variant,
                 d.reason
                     .as_deref()
                     .map(|r| format!(": {r}"))

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::api::{ApiError, EngineEvent, Envelope, Reply};
 use crate::config::workspace::Workspace;
 use crate::engine::EngineHandle;
-use crate::engine::api::{ApiError, EngineEvent, Envelope, Reply};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{Evidence, Input, Vars, audit_who};
-use crate::engine::api::AuditEvent;
+use crate::api::AuditEvent;
 
 fn re(p: &str) -> Regex {
     #[allow(clippy::expect_used)]

@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use self::catalogue::{Catalogue, Rule, RuleSpec};
-use crate::engine::api::{ActionExecutionDetail, AuditEvent, ExecutionSummary, TransitionState};
-use crate::engine::types::{ActionStatus, ExecutionStatus};
+use crate::api::types::{ActionStatus, ExecutionStatus};
+use crate::api::{ActionExecutionDetail, AuditEvent, ExecutionSummary, TransitionState};
 
 /// A deployment signal: an alarm that fired, a failed health check, a
 /// failed lifecycle hook.

@@ -12,18 +12,18 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::api::{
+use super::conditions;
+use super::vars::{self, Scope};
+use crate::api::types::{
+    ActionStatus, ApprovalResult, ErrorDetails, ExecutionStatus, ExecutionTrigger, ExecutionType,
+    RetryMetadata, SourceRevisionOverride, StageStatus, TriggerType,
+};
+use crate::api::{
     ActionExecutionDetail, ActionState, ApiError, ApprovalInfo, ArtifactRef, AuditEvent,
     ConditionState, EngineEvent, EngineInfo, Envelope, ExecutionSummary, InboundExecution,
     PipelineState, PipelineSummary, Reply, Request, RuleState, StageExecution, StageState,
     TransitionState, UserIdentity,
 };
-use super::conditions;
-use super::types::{
-    ActionStatus, ApprovalResult, ErrorDetails, ExecutionStatus, ExecutionTrigger, ExecutionType,
-    RetryMetadata, SourceRevisionOverride, StageStatus, TriggerType,
-};
-use super::vars::{self, Scope};
 use crate::config::workspace::{Workspace, WorkspacePipeline};
 use crate::model::pipeline::{Condition, ExecutionMode, Rule};
 use crate::providers::{self, ActionContext, ActionOutcome, InputArtifact, OutcomeStatus};

@@ -3,11 +3,9 @@
 //! requests come in on a channel and are answered, every change is
 //! published as an [`api::EngineEvent`], and the store is written through.
 
-pub mod api;
 pub mod conditions;
 pub mod core;
 pub mod triggers;
-pub mod types;
 pub mod vars;
 
 pub use self::core::{EngineError, EngineHandle, EngineOptions, INTERRUPTED, start};

@@ -72,17 +72,9 @@ pub struct Hooks {
     pub after_allow_traffic: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DeploymentStatus {
-    InProgress,
-    /// Blue/green: traffic shifted, the old group waits to be retired.
-    Baking,
-    Succeeded,
-    Failed,
-    Stopped,
-}
+pub use crate::api::env::{DeploymentStatus, EnvEvent};
 
-/// What the environment shows and what the TUI draws.
+/// A deployment as the environment tracks it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentState {
@@ -100,15 +92,6 @@ pub struct DeploymentState {
     pub next_step_at: Option<SystemTime>,
     pub reason: Option<String>,
     pub hooks_run: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EnvEvent {
-    pub at: SystemTime,
-    /// `health`, `alarm`, `deploy`, `rollback`, `restart`, `hook`.
-    pub kind: String,
-    pub message: String,
 }
 
 struct Replica {

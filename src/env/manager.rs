@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::local::{
-    DeploymentState, DeploymentStatus, EnvConfig, EnvEvent, GroupInfo, Hooks, LocalEnv,
-};
+use super::local::{DeploymentStatus, EnvConfig, Hooks, LocalEnv};
 use super::router::Color;
+use crate::api::env::{
+    DeploymentProgress, EnvironmentSummary, ReleaseInfo, RequestMetrics, Variant,
+};
 use crate::config::workspace::{Environment, Workspace};
 
 /// Set `PIPEDECK_EPHEMERAL_PORTS=1` to bind every environment to a free
@@ -32,27 +33,6 @@ pub struct Release {
     pub revision: String,
     pub dir: PathBuf,
     pub hooks: Hooks,
-}
-
-/// What the TUI and `status` show for one environment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EnvironmentSummary {
-    pub name: String,
-    pub url: String,
-    pub strategy: String,
-    pub protected: bool,
-    pub live: Option<Color>,
-    pub green_percent: u32,
-    pub blue: Option<GroupInfo>,
-    pub green: Option<GroupInfo>,
-    pub deployment: Option<DeploymentState>,
-    pub release: Option<Release>,
-    /// Requests per second, 5xx percent and p99 (ms) over the alarm window.
-    pub rps: f64,
-    pub error_rate: f64,
-    pub p99_ms: f64,
-    pub events: Vec<EnvEvent>,
 }
 
 pub fn config_of(name: &str, e: &Environment) -> EnvConfig {
@@ -103,7 +83,7 @@ impl Environments {
     /// successful release (in the background).
     pub async fn start(
         ws: &Workspace,
-        events: Option<tokio::sync::broadcast::Sender<crate::engine::api::EngineEvent>>,
+        events: Option<tokio::sync::broadcast::Sender<crate::api::EngineEvent>>,
     ) -> Result<Environments, String> {
         let dir = ws.state_dir.join("envs");
         let mut envs = BTreeMap::new();
@@ -134,7 +114,7 @@ impl Environments {
             if let Some(tx) = events.clone() {
                 let n = name.clone();
                 let _ = env.on_change.set(Box::new(move || {
-                    let _ = tx.send(crate::engine::api::EngineEvent::EnvironmentChanged {
+                    let _ = tx.send(crate::api::EngineEvent::EnvironmentChanged {
                         environment_name: n.clone(),
                     });
                 }));
@@ -192,20 +172,55 @@ impl Environments {
                 let mut events = e.events();
                 events.reverse();
                 events.truncate(20);
+                let variants: Vec<Variant> = [Color::Blue, Color::Green]
+                    .into_iter()
+                    .filter_map(|c| {
+                        let g = e.group_info(c)?;
+                        let weight_percent = match c {
+                            Color::Blue => 100 - e.router.green_percent(),
+                            Color::Green => e.router.green_percent(),
+                        };
+                        Some(Variant {
+                            label: c.as_str().to_owned(),
+                            revision: g.revision,
+                            commit_message: None,
+                            ready: g.healthy,
+                            total: g.total,
+                            restarts: g.restarts,
+                            weight_percent,
+                        })
+                    })
+                    .collect();
                 EnvironmentSummary {
                     name: name.clone(),
+                    kind: "local".to_owned(),
+                    location: format!("http://{}", e.front),
                     url: format!("http://{}", e.front),
                     strategy: e.cfg.strategy.clone(),
                     protected: ws.environments.get(name).is_some_and(|x| x.protected),
-                    live,
-                    green_percent: e.router.green_percent(),
-                    blue: e.group_info(Color::Blue),
-                    green: e.group_info(Color::Green),
-                    deployment: e.deployment(),
-                    release: self.history(name).last().cloned(),
-                    rps: w.rps,
-                    error_rate: w.error_rate,
-                    p99_ms: w.p99.as_secs_f64() * 1000.0,
+                    live: live.map(|c| c.as_str().to_owned()),
+                    variants,
+                    deployment: e.deployment().map(|d| DeploymentProgress {
+                        id: d.id,
+                        revision: d.revision,
+                        status: d.status,
+                        step: d.step,
+                        new_variant: d.new_color.as_str().to_owned(),
+                        traffic_percent: d.traffic_percent,
+                        next_step_at: d.next_step_at,
+                        reason: d.reason,
+                        hooks_run: d.hooks_run,
+                    }),
+                    release: self.history(name).last().map(|r| ReleaseInfo {
+                        id: r.id.clone(),
+                        revision: r.revision.clone(),
+                    }),
+                    metrics: Some(RequestMetrics {
+                        rps: w.rps,
+                        error_rate: w.error_rate,
+                        p99_ms: w.p99.as_secs_f64() * 1000.0,
+                    }),
+                    sync: None,
                     events,
                 }
             })

@@ -11,7 +11,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::codebuild_local::{self, BuildRequest, Status};
 use super::{ActionContext, ActionOutcome, BoxFuture, Provider};
-use crate::engine::types::TestReport;
+use crate::api::types::TestReport;
 use crate::model::buildspec::{self, Artifacts, Buildspec};
 
 pub struct CodeBuild;
@@ -295,7 +295,7 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
         phases: report
             .phases
             .iter()
-            .map(|p| crate::engine::types::PhaseState {
+            .map(|p| crate::api::types::PhaseState {
                 phase_type: p.name.to_uppercase(),
                 phase_status: p.status.map(|s| {
                     serde_json::to_value(s)
@@ -418,7 +418,7 @@ fn failed_with(outcome: ActionOutcome, msg: String) -> ActionOutcome {
     ActionOutcome {
         status: super::OutcomeStatus::Failed,
         summary: Some(msg.clone()),
-        error: Some(crate::engine::types::ErrorDetails {
+        error: Some(crate::api::types::ErrorDetails {
             code: "JobFailed".into(),
             message: msg,
         }),

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::api::types::{ErrorDetails, SourceRevision, TestReport};
 use crate::config::workspace::Workspace;
-use crate::engine::types::{ErrorDetails, SourceRevision, TestReport};
 use crate::model::pipeline::Action;
 
 pub use codebuild_local::LogSink;
@@ -91,7 +91,7 @@ pub struct ActionOutcome {
     pub source_revision: Option<SourceRevision>,
     pub test_report: Option<TestReport>,
     /// Build actions: the buildspec phases as they ran.
-    pub phases: Vec<crate::engine::types::PhaseState>,
+    pub phases: Vec<crate::api::types::PhaseState>,
 }
 
 impl ActionOutcome {

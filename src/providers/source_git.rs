@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use super::{ActionContext, ActionOutcome, BoxFuture, Provider};
-use crate::engine::types::SourceRevision;
+use crate::api::types::SourceRevision;
 
 pub struct GitSource;
 

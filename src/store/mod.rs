@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::api::{ActionExecutionDetail, AuditEvent, TransitionState};
+use crate::api::{ActionExecutionDetail, AuditEvent, TransitionState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -9,11 +9,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKi
 
 use super::keymap::{Command, Keymap, Scope};
 use super::theme::Theme;
-use crate::engine::api::{
+use crate::api::types::ActionStatus;
+use crate::api::{
     ActionExecutionDetail, AuditEvent, EngineEvent, ExecutionSummary, PipelineState,
     PipelineSummary, Request,
 };
-use crate::engine::types::ActionStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
@@ -57,7 +57,7 @@ pub struct Snapshot {
     pub pipelines: Vec<PipelineSummary>,
     pub states: BTreeMap<String, PipelineState>,
     pub executions: BTreeMap<String, Vec<ExecutionSummary>>,
-    pub envs: Vec<crate::env::manager::EnvironmentSummary>,
+    pub envs: Vec<crate::api::env::EnvironmentSummary>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -469,8 +469,9 @@ impl App {
             Msg::Engine(ev) => self.on_engine(ev),
             Msg::Snapshot(s) => {
                 for e in &s.envs {
+                    let Some(m) = e.metrics else { continue };
                     let h = self.env_history.entry(e.name.clone()).or_default();
-                    h.push_back((e.rps, e.error_rate, e.p99_ms));
+                    h.push_back((m.rps, m.error_rate, m.p99_ms));
                     while h.len() > 60 {
                         h.pop_front();
                     }
@@ -564,8 +565,7 @@ impl App {
             }
             Some(EngineEvent::ApprovalPending { .. }) if self.bell => fx.push(Effect::Bell),
             Some(EngineEvent::ExecutionChanged { execution })
-                if self.bell
-                    && execution.status == crate::engine::types::ExecutionStatus::Failed =>
+                if self.bell && execution.status == crate::api::types::ExecutionStatus::Failed =>
             {
                 fx.push(Effect::Bell);
             }
@@ -1562,10 +1562,10 @@ impl App {
             Command::Logs | Command::Open => {
                 // The live group's first replica: its output file.
                 if let Some(e) = self.snap.envs.get(self.sel_env) {
-                    let color = e.live.unwrap_or(crate::env::router::Color::Blue);
-                    let aeid = format!("env/{}/{}-{}-0", e.name, e.name, color.as_str());
+                    let color = e.live.clone().unwrap_or_else(|| "blue".to_owned());
+                    let aeid = format!("env/{}/{}-{}-0", e.name, e.name, color);
                     self.logs = LogView {
-                        title: format!("{} · {} replica 0 output", e.name, color.as_str()),
+                        title: format!("{} · {} replica 0 output", e.name, color),
                         aeid,
                         follow: true,
                         height: self.size.1.saturating_sub(6),

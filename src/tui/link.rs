@@ -5,9 +5,9 @@
 use color_eyre::eyre::{Result, eyre};
 use tokio::sync::mpsc;
 
+use crate::api::{ApiError, EngineEvent, Envelope, Reply, Request};
 use crate::config::workspace::Workspace;
 use crate::control::{Client, ControlError, Server, WorkspaceLock};
-use crate::engine::api::{ApiError, EngineEvent, Envelope, Reply, Request};
 use crate::engine::{EngineHandle, EngineOptions};
 
 #[derive(Clone)]

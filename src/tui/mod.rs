@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 
 use self::app::{App, Effect, Msg, Snapshot};
 use self::link::Link;
+use crate::api::{Reply, Request};
 use crate::config::workspace::Workspace;
-use crate::engine::api::{Reply, Request};
 use crate::store::logs::LogReader;
 
 pub struct Options {
@@ -275,7 +275,7 @@ impl Runner {
                         .await
                     {
                         // Newest first: keep each action's latest attempt.
-                        let mut latest: Vec<crate::engine::api::ActionExecutionDetail> = Vec::new();
+                        let mut latest: Vec<crate::api::ActionExecutionDetail> = Vec::new();
                         for a in actions {
                             if !latest.iter().any(|x| {
                                 x.stage_name == a.stage_name && x.action_name == a.action_name
@@ -432,7 +432,7 @@ pub fn search_log(
     Ok(out)
 }
 
-async fn snapshot(link: &Link) -> Result<Snapshot, crate::engine::api::ApiError> {
+async fn snapshot(link: &Link) -> Result<Snapshot, crate::api::ApiError> {
     let Reply::Pipelines { pipelines } = link.call(Request::ListPipelines).await? else {
         return Ok(Snapshot::default());
     };

@@ -10,8 +10,8 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap}
 
 use super::app::{App, Modal, Pane, Screen};
 use super::keymap::{Command, Scope};
-use crate::engine::api::ActionExecutionDetail;
-use crate::engine::types::{ActionStatus, ExecutionStatus, StageStatus};
+use crate::api::ActionExecutionDetail;
+use crate::api::types::{ActionStatus, ExecutionStatus, StageStatus};
 
 pub const MIN_W: u16 = 60;
 pub const MIN_H: u16 = 15;
@@ -1063,12 +1063,12 @@ fn draw_envs(f: &mut Frame, app: &App, area: Rect) {
     for (i, (e, col)) in envs.iter().zip(cols.iter()).enumerate() {
         let t = &app.theme;
         let mut lines: Vec<Line> = Vec::new();
-        lines.push(Line::from(Span::styled(e.url.clone(), t.muted)));
+        lines.push(Line::from(Span::styled(e.location.clone(), t.muted)));
         lines.push(Line::from(vec![
             Span::raw("live: "),
             Span::styled(
-                e.live.map_or("split".to_owned(), |c| c.as_str().to_owned()),
-                if e.live == Some(crate::env::router::Color::Green) {
+                e.live.clone().unwrap_or_else(|| "split".to_owned()),
+                if e.live.as_deref() == Some("green") {
                     t.succeeded
                 } else {
                     t.in_progress
@@ -1085,7 +1085,8 @@ fn draw_envs(f: &mut Frame, app: &App, area: Rect) {
         )));
         // Traffic split gauge: blue | green.
         let width = usize::from(col.width.saturating_sub(12)).max(10);
-        let g = (e.green_percent as usize * width) / 100;
+        let green_percent = e.weight_of("green");
+        let g = (green_percent as usize * width) / 100;
         lines.push(Line::from(vec![
             Span::raw("traffic "),
             Span::styled("█".repeat(width - g), t.in_progress),
@@ -1094,24 +1095,22 @@ fn draw_envs(f: &mut Frame, app: &App, area: Rect) {
         lines.push(Line::from(Span::styled(
             format!(
                 "        blue {}% · green {}%",
-                100 - e.green_percent,
-                e.green_percent
+                100 - green_percent,
+                green_percent
             ),
             t.muted,
         )));
-        for (name, g) in [("blue", &e.blue), ("green", &e.green)] {
-            if let Some(g) = g {
-                let style = if g.healthy == g.total {
-                    t.succeeded
-                } else {
-                    t.failed
-                };
-                lines.push(Line::from(vec![
-                    Span::raw(format!("{name:<6}")),
-                    Span::styled(format!("{}/{} healthy", g.healthy, g.total), style),
-                    Span::raw(format!("  {} restarts  {}", g.restarts, g.revision)),
-                ]));
-            }
+        for g in &e.variants {
+            let style = if g.ready == g.total {
+                t.succeeded
+            } else {
+                t.failed
+            };
+            lines.push(Line::from(vec![
+                Span::raw(format!("{:<6}", g.label)),
+                Span::styled(format!("{}/{} healthy", g.ready, g.total), style),
+                Span::raw(format!("  {} restarts  {}", g.restarts, g.revision)),
+            ]));
         }
         let hist = app.env_history.get(&e.name);
         let spark = |k: usize| {
@@ -1124,20 +1123,22 @@ fn draw_envs(f: &mut Frame, app: &App, area: Rect) {
             })
             .unwrap_or_default()
         };
-        lines.push(Line::from(format!("req/s {:>7.1} {}", e.rps, spark(0))));
-        lines.push(Line::from(vec![
-            Span::styled(
-                format!("5xx % {:>7.1} ", e.error_rate),
-                if e.error_rate > 0.0 { t.failed } else { t.base },
-            ),
-            Span::raw(spark(1)),
-        ]));
-        lines.push(Line::from(format!("p99ms {:>7.1} {}", e.p99_ms, spark(2))));
+        if let Some(m) = &e.metrics {
+            lines.push(Line::from(format!("req/s {:>7.1} {}", m.rps, spark(0))));
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("5xx % {:>7.1} ", m.error_rate),
+                    if m.error_rate > 0.0 { t.failed } else { t.base },
+                ),
+                Span::raw(spark(1)),
+            ]));
+            lines.push(Line::from(format!("p99ms {:>7.1} {}", m.p99_ms, spark(2))));
+        }
         if let Some(d) = &e.deployment {
             let status_style = match d.status {
-                crate::env::local::DeploymentStatus::Succeeded => t.succeeded,
-                crate::env::local::DeploymentStatus::Failed => t.failed,
-                crate::env::local::DeploymentStatus::Stopped => t.stopped,
+                crate::api::env::DeploymentStatus::Succeeded => t.succeeded,
+                crate::api::env::DeploymentStatus::Failed => t.failed,
+                crate::api::env::DeploymentStatus::Stopped => t.stopped,
                 _ => t.in_progress,
             };
             lines.push(Line::from(""));
@@ -1152,9 +1153,7 @@ fn draw_envs(f: &mut Frame, app: &App, area: Rect) {
                 .unwrap_or_default();
             lines.push(Line::from(format!(
                 "{} · {}% on {}{next}",
-                d.step,
-                d.traffic_percent,
-                d.new_color.as_str()
+                d.step, d.traffic_percent, d.new_variant
             )));
             if let Some(r) = &d.reason {
                 lines.push(Line::from(Span::styled(r.clone(), t.failed)));

@@ -6,11 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use pipedeck::api::types::ExecutionStatus;
+use pipedeck::api::{ActionExecutionDetail, ExecutionSummary, PipelineState, Reply, Request};
 use pipedeck::config::workspace::Workspace;
-use pipedeck::engine::api::{
-    ActionExecutionDetail, ExecutionSummary, PipelineState, Reply, Request,
-};
-use pipedeck::engine::types::ExecutionStatus;
 use pipedeck::engine::{EngineHandle, EngineOptions};
 
 pub struct Ws {
@@ -83,7 +81,7 @@ impl Ws {
     }
 }
 
-pub async fn call(h: &EngineHandle, r: Request) -> Result<Reply, pipedeck::engine::api::ApiError> {
+pub async fn call(h: &EngineHandle, r: Request) -> Result<Reply, pipedeck::api::ApiError> {
     h.request("test", r).await
 }
 

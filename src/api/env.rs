@@ -1,0 +1,134 @@
+//! Environments as every backend shows them: a local router with blue and
+//! green groups, or a Kubernetes workload with its ReplicaSets, in one
+//! shape. No host paths travel here.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// What the TUI and `envs` show for one environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSummary {
+    pub name: String,
+    /// `local` or `kubernetes`.
+    pub kind: String,
+    /// Where it runs: a URL for a local environment, `context/namespace`
+    /// for a cluster.
+    pub location: String,
+    /// The front URL when there is one (local environments).
+    #[serde(default)]
+    pub url: String,
+    pub strategy: String,
+    pub protected: bool,
+    /// The variants that exist now (blue / green, or ReplicaSet revisions),
+    /// in the backend's order.
+    pub variants: Vec<Variant>,
+    /// The live variant's label, `None` while traffic is split.
+    pub live: Option<String>,
+    /// The last successful release.
+    pub release: Option<ReleaseInfo>,
+    /// Request metrics over the alarm window, where the backend measures them.
+    pub metrics: Option<RequestMetrics>,
+    /// The GitOps controller's view (Flux), where one reconciles it.
+    pub sync: Option<SyncStatus>,
+    pub deployment: Option<DeploymentProgress>,
+    /// Newest first.
+    pub events: Vec<EnvEvent>,
+}
+
+impl EnvironmentSummary {
+    pub fn variant(&self, label: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.label == label)
+    }
+
+    /// Percent of traffic on `label`.
+    pub fn weight_of(&self, label: &str) -> u32 {
+        self.variant(label).map_or(0, |v| v.weight_percent)
+    }
+}
+
+/// One version of the workload that runs side by side with others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Variant {
+    /// `blue` / `green`, or a ReplicaSet's revision.
+    pub label: String,
+    /// The release revision it runs (commit or image tag).
+    pub revision: String,
+    pub commit_message: Option<String>,
+    pub ready: u32,
+    pub total: u32,
+    pub restarts: u32,
+    /// Percent of production traffic it takes.
+    pub weight_percent: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseInfo {
+    pub id: String,
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMetrics {
+    pub rps: f64,
+    /// Percent of answers that were 5xx.
+    pub error_rate: f64,
+    pub p99_ms: f64,
+}
+
+/// A GitOps controller's reconciliation of the environment (FluxCD's
+/// Kustomization / HelmRelease `Ready` condition).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    /// `Kustomization/flux-system/apps`.
+    pub object: String,
+    pub ready: Option<bool>,
+    pub revision: Option<String>,
+    pub message: String,
+    pub suspended: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentStatus {
+    InProgress,
+    /// Blue/green: traffic shifted, the old variant waits to be retired.
+    Baking,
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+/// A deployment's progress as the environment reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentProgress {
+    pub id: String,
+    pub revision: String,
+    pub status: DeploymentStatus,
+    /// Lifecycle step: `BeforeInstall`, `Install`, `AfterInstall`,
+    /// `AllowTestTraffic`, `AfterAllowTestTraffic`, `BeforeAllowTraffic`,
+    /// `AllowTraffic`, `AfterAllowTraffic`, `TerminationWait`, `Done`.
+    pub step: String,
+    /// The variant being deployed.
+    pub new_variant: String,
+    /// Percent of production traffic on the new variant.
+    pub traffic_percent: u32,
+    /// When the next traffic step happens (blue/green: when blue goes).
+    pub next_step_at: Option<SystemTime>,
+    pub reason: Option<String>,
+    pub hooks_run: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvEvent {
+    pub at: SystemTime,
+    /// `health`, `alarm`, `deploy`, `rollback`, `restart`, `hook`.
+    pub kind: String,
+    pub message: String,
+}

@@ -1,0 +1,156 @@
+//! What a client asks: requests named after CodePipeline's operations,
+//! with who asks.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::SourceRevisionOverride;
+
+/// What a client asks. `identity` is who asks (the OS user or the
+/// workspace's `identity`); the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Request {
+    #[serde(rename_all = "camelCase")]
+    StartPipelineExecution {
+        pipeline_name: String,
+        #[serde(default)]
+        variables: BTreeMap<String, String>,
+        #[serde(default)]
+        source_revisions: Vec<SourceRevisionOverride>,
+    },
+    #[serde(rename_all = "camelCase")]
+    StopPipelineExecution {
+        pipeline_name: String,
+        /// `None`: the latest execution that can be stopped.
+        pipeline_execution_id: Option<String>,
+        #[serde(default)]
+        abandon: bool,
+        reason: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    RetryStageExecution {
+        pipeline_name: String,
+        stage_name: String,
+        /// `None`: the latest execution in that stage.
+        pipeline_execution_id: Option<String>,
+        /// `FAILED_ACTIONS` or `ALL_ACTIONS`.
+        retry_mode: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    PutApprovalResult {
+        pipeline_name: String,
+        stage_name: String,
+        action_name: String,
+        /// `None`: the token of the pending approval, looked up for the
+        /// caller (what the CLI and TUI do; AWS requires it).
+        token: Option<String>,
+        /// `Approved` or `Rejected`.
+        status: String,
+        #[serde(default)]
+        summary: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    RollbackStage {
+        pipeline_name: String,
+        stage_name: String,
+        /// `None`: the most recent execution that succeeded in the stage.
+        target_pipeline_execution_id: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    DisableStageTransition {
+        pipeline_name: String,
+        stage_name: String,
+        reason: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    EnableStageTransition {
+        pipeline_name: String,
+        stage_name: String,
+    },
+    ListPipelines,
+    #[serde(rename_all = "camelCase")]
+    GetPipelineState {
+        pipeline_name: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ListPipelineExecutions {
+        pipeline_name: String,
+        max_results: Option<u32>,
+    },
+    #[serde(rename_all = "camelCase")]
+    GetPipelineExecution {
+        pipeline_name: String,
+        pipeline_execution_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ListActionExecutions {
+        pipeline_name: String,
+        pipeline_execution_id: String,
+    },
+    /// The audit trail, newest first (CloudTrail's LookupEvents).
+    #[serde(rename_all = "camelCase")]
+    LookupEvents {
+        max_results: Option<u32>,
+    },
+    /// Engine facts: workspace, pid, since when, what runs.
+    EngineInfo,
+    /// The workspace's environments: live version, traffic, health.
+    ListEnvironments,
+    /// A traffic flip during a deployment, else a redeploy of the previous
+    /// release (CodeDeploy's meaning of rollback).
+    #[serde(rename_all = "camelCase")]
+    RollbackEnvironment {
+        environment_name: String,
+    },
+}
+
+impl Request {
+    /// The CloudTrail `eventName` of this request.
+    pub fn event_name(&self) -> &'static str {
+        match self {
+            Request::StartPipelineExecution { .. } => "StartPipelineExecution",
+            Request::StopPipelineExecution { .. } => "StopPipelineExecution",
+            Request::RetryStageExecution { .. } => "RetryStageExecution",
+            Request::PutApprovalResult { .. } => "PutApprovalResult",
+            Request::RollbackStage { .. } => "RollbackStage",
+            Request::DisableStageTransition { .. } => "DisableStageTransition",
+            Request::EnableStageTransition { .. } => "EnableStageTransition",
+            Request::ListPipelines => "ListPipelines",
+            Request::GetPipelineState { .. } => "GetPipelineState",
+            Request::ListPipelineExecutions { .. } => "ListPipelineExecutions",
+            Request::GetPipelineExecution { .. } => "GetPipelineExecution",
+            Request::ListActionExecutions { .. } => "ListActionExecutions",
+            Request::LookupEvents { .. } => "LookupEvents",
+            Request::EngineInfo => "EngineInfo",
+            Request::ListEnvironments => "ListEnvironments",
+            Request::RollbackEnvironment { .. } => "RollbackEnvironment",
+        }
+    }
+
+    /// Reads are not audited (CloudTrail omits them by default too).
+    pub fn is_mutating(&self) -> bool {
+        matches!(
+            self,
+            Request::StartPipelineExecution { .. }
+                | Request::StopPipelineExecution { .. }
+                | Request::RetryStageExecution { .. }
+                | Request::PutApprovalResult { .. }
+                | Request::RollbackStage { .. }
+                | Request::DisableStageTransition { .. }
+                | Request::EnableStageTransition { .. }
+                | Request::RollbackEnvironment { .. }
+        )
+    }
+}
+
+/// A request with who sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub identity: String,
+    /// `pipedeck-cli`, `pipedeck-tui`, `engine` (the engine's own acts).
+    pub user_agent: String,
+    pub request: Request,
+}
