@@ -144,9 +144,22 @@ pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<Server, Con
         inflight: inflight.clone(),
     };
     tokio::spawn(async move {
+        let mut failures = 0u32;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((s, _)) => {
+                    failures = 0;
+                    s
+                }
+                Err(e) => {
+                    // Out of file descriptors, say: back off instead of
+                    // spinning on the same error.
+                    failures = failures.saturating_add(1);
+                    let wait = accept_backoff(failures);
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "accept on the engine socket failed");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
             };
             if let Ok(cred) = stream.peer_cred()
                 && owner.is_some_and(|o| o != cred.uid())
@@ -164,6 +177,12 @@ pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<Server, Con
         }
     });
     Ok(server)
+}
+
+/// How long to wait after the `n`th accept failure in a row: 10 ms
+/// doubling, at most one second.
+fn accept_backoff(n: u32) -> std::time::Duration {
+    std::time::Duration::from_millis((10u64 << n.saturating_sub(1).min(7)).min(1000))
 }
 
 async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, m: &ServerMsg) -> std::io::Result<()> {
@@ -211,7 +230,10 @@ async fn connection(
                 loop {
                     match rx.recv().await {
                         Ok(ev) => send(&mut w, &ServerMsg::Event(ev)).await?,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        // Fell behind: say so, so the client reads everything again.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                            send(&mut w, &ServerMsg::Event(EngineEvent::Resync { missed })).await?
+                        }
                         Err(_) => return Ok(()),
                     }
                 }
@@ -294,5 +316,19 @@ impl EventStream {
                 _ => continue,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accept_backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn accept_failures_back_off_instead_of_spinning() {
+        assert_eq!(accept_backoff(1), Duration::from_millis(10));
+        assert_eq!(accept_backoff(2), Duration::from_millis(20));
+        assert!(accept_backoff(5) > accept_backoff(4));
+        assert_eq!(accept_backoff(50), Duration::from_secs(1));
     }
 }
