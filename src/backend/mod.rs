@@ -226,3 +226,28 @@ impl dyn Backend + '_ {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_lagged_subscription_becomes_a_resync() {
+        let (tx, rx) = tokio::sync::broadcast::channel(2);
+        for i in 0..5 {
+            tx.send(EngineEvent::EnvironmentChanged {
+                environment_name: format!("e{i}"),
+            })
+            .unwrap();
+        }
+        let mut ev = events_from_broadcast(rx);
+        assert_eq!(ev.next().await, Some(EngineEvent::Resync { missed: 3 }));
+        assert!(matches!(
+            ev.next().await,
+            Some(EngineEvent::EnvironmentChanged { environment_name }) if environment_name == "e3"
+        ));
+        drop(tx);
+        assert!(ev.next().await.is_some());
+        assert_eq!(ev.next().await, None, "the stream ends with the backend");
+    }
+}

@@ -185,7 +185,7 @@ fn accept_backoff(n: u32) -> std::time::Duration {
     std::time::Duration::from_millis((10u64 << n.saturating_sub(1).min(7)).min(1000))
 }
 
-async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, m: &ServerMsg) -> std::io::Result<()> {
+async fn send<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, m: &ServerMsg) -> std::io::Result<()> {
     let mut line = serde_json::to_string(m).map_err(std::io::Error::other)?;
     line.push('\n');
     w.write_all(line.as_bytes()).await
@@ -225,22 +225,32 @@ async fn connection(
                 sent?;
             }
             ClientMsg::Subscribe(_) => {
-                let mut rx = h.subscribe();
+                let rx = h.subscribe();
                 send(&mut w, &ServerMsg::Ok(Reply::Done)).await?;
-                loop {
-                    match rx.recv().await {
-                        Ok(ev) => send(&mut w, &ServerMsg::Event(ev)).await?,
-                        // Fell behind: say so, so the client reads everything again.
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                            send(&mut w, &ServerMsg::Event(EngineEvent::Resync { missed })).await?
-                        }
-                        Err(_) => return Ok(()),
-                    }
-                }
+                return stream_events(rx, &mut w).await;
             }
         }
     }
     Ok(())
+}
+
+/// Writes events to a subscriber until the engine stops. One that fell
+/// behind (its socket did not keep up) is told how many it missed, so it
+/// reads everything again instead of silently missing changes.
+async fn stream_events<W: tokio::io::AsyncWrite + Unpin>(
+    mut rx: tokio::sync::broadcast::Receiver<EngineEvent>,
+    w: &mut W,
+) -> std::io::Result<()> {
+    loop {
+        let ev = match rx.recv().await {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                EngineEvent::Resync { missed }
+            }
+            Err(_) => return Ok(()),
+        };
+        send(w, &ServerMsg::Event(ev)).await?;
+    }
 }
 
 /// A connection to a running engine.
@@ -322,7 +332,33 @@ impl EventStream {
 #[cfg(test)]
 mod tests {
     use super::accept_backoff;
+    use crate::api::EngineEvent;
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_subscriber_that_fell_behind_is_told_to_resync() {
+        let (tx, rx) = tokio::sync::broadcast::channel(4);
+        // Ten events into a channel of four before the subscriber reads.
+        for i in 0..10 {
+            tx.send(EngineEvent::EnvironmentChanged {
+                environment_name: format!("e{i}"),
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let mut out = Vec::new();
+        super::stream_events(rx, &mut out).await.unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["event"]["type"], "resync", "{lines:?}");
+        assert_eq!(lines[0]["event"]["missed"], 6, "{lines:?}");
+        // Then the four it still had, in order.
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert_eq!(lines[4]["event"]["environmentName"], "e9");
+    }
 
     #[test]
     fn accept_failures_back_off_instead_of_spinning() {
