@@ -253,21 +253,19 @@ impl LocalEnv {
         let pid_file = self
             .logs
             .join(format!("{}-{}-{n}.pid", self.cfg.name, color.as_str()));
-        let child = tokio::process::Command::new("bash")
+        let mut cmd = tokio::process::Command::new("bash");
+        crate::proc::mark(&mut cmd, &pid_file);
+        let child = cmd
             .args(["-c", &self.cfg.command])
             .current_dir(dir)
             .env("PORT", addr.port().to_string())
             .env("PIPEDECK_ENVIRONMENT", &self.cfg.name)
-            .env(crate::providers::codebuild_local::PGID_ENV, &pid_file)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
-        if let Some(pid) = child.id() {
-            let _ = std::fs::write(&pid_file, pid.to_string());
-        }
+        crate::proc::record(&pid_file, child.id());
         Ok(Replica {
             addr,
             child,
@@ -331,7 +329,7 @@ impl LocalEnv {
             let _ = run.stop.send(true);
             for r in run.replicas.iter_mut() {
                 if let Some(pid) = r.child.id() {
-                    crate::providers::codebuild_local::kill_group(pid);
+                    crate::proc::kill_group(pid);
                 }
                 let _ = r.child.kill().await;
             }

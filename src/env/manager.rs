@@ -89,16 +89,8 @@ impl Environments {
         let mut envs = BTreeMap::new();
         for name in ws.environments.keys() {
             // Replicas a crashed engine left running.
-            if let Ok(rd) = std::fs::read_dir(dir.join(name).join("logs")) {
-                for f in rd.flatten() {
-                    let p = f.path();
-                    if p.extension().is_some_and(|x| x == "pid") {
-                        if crate::providers::codebuild_local::kill_orphan(&p) {
-                            tracing::warn!(file = %p.display(), "killed a replica left by a crashed engine");
-                        }
-                        let _ = std::fs::remove_file(&p);
-                    }
-                }
+            for p in crate::proc::reap_dir(&dir.join(name).join("logs")) {
+                tracing::warn!(file = %p.display(), "killed a replica left by a crashed engine");
             }
         }
         for (name, e) in &ws.environments {
