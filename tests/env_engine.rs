@@ -174,3 +174,108 @@ async fn replicas_left_by_a_crashed_engine_are_stopped_on_the_next_start() {
     let _ = bystander.wait();
     h.shutdown().await;
 }
+
+const DEPLOY_D: &str = r#"{"name": "D", "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeployToECS", "version": "1"},
+    "inputArtifacts": [{"name": "Src"}]}"#;
+
+/// Where `needle` starts in the workspace's pipedeck.toml, as `line:col`.
+fn position_of(ws: &Ws, needle: &str) -> String {
+    let text = std::fs::read_to_string(ws.root.join("pipedeck.toml")).unwrap();
+    let offset = text.find(needle).unwrap();
+    let line = text[..offset].matches('\n').count() + 1;
+    let col = offset - text[..offset].rfind('\n').map_or(0, |n| n + 1) + 1;
+    format!("{line}:{col}")
+}
+
+fn load_error(ws: &Ws) -> String {
+    match pipedeck::config::workspace::Workspace::load(&ws.root, &ws.data) {
+        Ok(_) => panic!("the workspace loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn an_environment_is_read_by_its_kind_and_local_is_the_default() {
+    use pipedeck::config::workspace::EnvSpec;
+    let p = pipeline(
+        "p",
+        "SUPERSEDED",
+        &[stage("Deploy", &[DEPLOY_D.to_owned()], "")],
+    );
+    let ws = workspace(
+        &p,
+        "[environments.a]\nport = 0\ncommand = \"true\"\nprotected = true\n\n\
+         [environments.b]\nkind = \"local\"\nport = 0\ncommand = \"true\"\nactions = [\"D\"]\n",
+        &[("VERSION", "v1")],
+    );
+    let w = ws.load();
+    let (a, b) = (&w.environments["a"], &w.environments["b"]);
+    assert_eq!((a.kind(), b.kind()), ("local", "local"));
+    assert!(a.protected && a.actions.is_empty());
+    assert!(!b.protected && b.actions == ["D"]);
+    let EnvSpec::Local(spec) = &b.spec;
+    assert_eq!((spec.command.as_str(), spec.replicas), ("true", 1));
+}
+
+#[test]
+fn an_unknown_or_unbuilt_kind_is_refused_at_its_position_with_the_kinds_that_exist() {
+    let p = pipeline(
+        "p",
+        "SUPERSEDED",
+        &[stage("Deploy", &[DEPLOY_D.to_owned()], "")],
+    );
+    let file = |ws: &Ws| {
+        ws.root
+            .canonicalize()
+            .unwrap()
+            .join("pipedeck.toml")
+            .display()
+            .to_string()
+    };
+
+    let ws = workspace(
+        &p,
+        "[environments.prod]\nkind = \"kubernetes\"\ncluster = \"eks-prod\"\n",
+        &[("VERSION", "v1")],
+    );
+    let err = load_error(&ws);
+    assert_eq!(
+        err,
+        format!(
+            "{}:{}: environments.prod: kind `kubernetes` is not built yet; the kinds that exist: local",
+            file(&ws),
+            position_of(&ws, "\"kubernetes\"")
+        )
+    );
+
+    let ws = workspace(
+        &p,
+        "[environments.dev]\nport = 0\ncommand = \"true\"\nkind = \"lokal\"\n",
+        &[("VERSION", "v1")],
+    );
+    let err = load_error(&ws);
+    assert_eq!(
+        err,
+        format!(
+            "{}:{}: environments.dev: unknown kind `lokal` (did you mean `local`?); the kinds that exist: local",
+            file(&ws),
+            position_of(&ws, "\"lokal\"")
+        )
+    );
+
+    // A local environment's own keys are still checked where they stand.
+    let ws = workspace(
+        &p,
+        "[environments.dev]\nport = 0\ncommand = \"true\"\nreplica = 2\n",
+        &[("VERSION", "v1")],
+    );
+    let err = load_error(&ws);
+    assert!(
+        err.starts_with(&format!(
+            "{}:{}: environments.dev: unknown field `replica`",
+            file(&ws),
+            position_of(&ws, "replica = 2")
+        )),
+        "{err}"
+    );
+}

@@ -14,7 +14,7 @@ use super::router::Color;
 use crate::api::env::{
     DeploymentProgress, EnvironmentSummary, ReleaseInfo, RequestMetrics, Variant,
 };
-use crate::config::workspace::{Environment, Workspace};
+use crate::config::workspace::{EnvSpec, LocalSpec, Workspace};
 
 /// Set `PIPEDECK_EPHEMERAL_PORTS=1` to bind every environment to a free
 /// port instead of its configured one (parallel tests, CI).
@@ -35,7 +35,7 @@ pub struct Release {
     pub hooks: Hooks,
 }
 
-pub fn config_of(name: &str, e: &Environment) -> EnvConfig {
+pub fn config_of(name: &str, e: &LocalSpec) -> EnvConfig {
     let eph = std::env::var(EPHEMERAL_ENV).is_ok_and(|v| v == "1");
     EnvConfig {
         name: name.to_owned(),
@@ -94,6 +94,7 @@ impl Environments {
             }
         }
         for (name, e) in &ws.environments {
+            let EnvSpec::Local(e) = &e.spec;
             let env = LocalEnv::start(config_of(name, e), &dir.join(name).join("logs"))
                 .await
                 .map_err(|err| {
