@@ -279,3 +279,94 @@ fn an_unknown_or_unbuilt_kind_is_refused_at_its_position_with_the_kinds_that_exi
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_release_history_is_an_error_shown_and_never_overwritten() {
+    let p = pipeline(
+        "p",
+        "SUPERSEDED",
+        &[stage("Deploy", &[DEPLOY_D.to_owned()], "")],
+    );
+    let ws = workspace(
+        &p,
+        "[environments.dev]\nport = 0\ncommand = \"exec python3 server.py\"\nhealth_path = \"/\"\nhealth_interval_ms = 50\nhealthy_threshold = 1\nactions = [\"D\"]\n",
+        &[("server.py", SERVER), ("VERSION", "v1")],
+    );
+    let file = ws
+        .load()
+        .state_dir
+        .join("envs")
+        .join("dev")
+        .join("releases.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let corrupt = "[{\"id\": \"d-1\", \"revision\": ";
+    std::fs::write(&file, corrupt).unwrap();
+    let cause = format!("cannot read {}: ", file.display());
+
+    let h = ws.engine();
+    let e = &envs(&h).await[0];
+    assert_eq!(e.release, None);
+    let first = &e.events[0];
+    assert_eq!(first.kind, "error");
+    assert!(
+        first.message.starts_with(&cause) && first.message.contains("EOF"),
+        "the path and the parser's cause: {}",
+        first.message
+    );
+    assert!(
+        e.events.iter().any(|ev| ev
+            .message
+            .starts_with("the last release was not restored: cannot read")),
+        "{:?}",
+        e.events
+    );
+
+    // A deployment still runs, but is not recorded over the file.
+    let id = start(&h, "p").await;
+    until_status(&h, "p", &id, ExecutionStatus::Succeeded).await;
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), corrupt);
+    // The action's log followed the deployment's progress stream.
+    let act = actions(&h, "p", &id)
+        .await
+        .into_iter()
+        .find(|a| a.action_name == "D")
+        .unwrap();
+    let log = std::fs::read_to_string(
+        ws.load()
+            .state_dir
+            .join("logs")
+            .join(format!("{}.log", act.action_execution_id)),
+    )
+    .unwrap();
+    for line in [
+        "[Deploy] BeforeInstall: 0% of traffic on blue (",
+        "[Deploy] Install: 0% of traffic on blue (",
+        "[Deploy] AllowTraffic: 100% of traffic on blue (",
+        "[Deploy] health: blue replica 0 is healthy",
+        "[Deploy] error: release d-",
+        "[Deploy] deployed ",
+    ] {
+        assert!(log.contains(line), "{line:?} not in\n{log}");
+    }
+    let e = &envs(&h).await[0];
+    assert_eq!(get(&e.url).await, "v1");
+    assert!(
+        e.events
+            .iter()
+            .any(|ev| ev.kind == "error" && ev.message.contains("not recorded: cannot read")),
+        "{:?}",
+        e.events
+    );
+    let err = call(
+        &h,
+        Request::RollbackEnvironment {
+            environment_name: "dev".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, "UnableToRollbackEnvironment");
+    assert!(err.message.starts_with(&cause), "{}", err.message);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), corrupt);
+    h.shutdown().await;
+}
