@@ -370,3 +370,84 @@ async fn an_unreadable_release_history_is_an_error_shown_and_never_overwritten()
     assert_eq!(std::fs::read_to_string(&file).unwrap(), corrupt);
     h.shutdown().await;
 }
+
+/// An environment of another kind, as a later backend would plug in.
+struct FakeCluster;
+
+impl pipedeck::env::iface::Environment for FakeCluster {
+    fn name(&self) -> &str {
+        "cluster"
+    }
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+    fn summary(&self) -> pipedeck::api::env::EnvironmentSummary {
+        pipedeck::api::env::EnvironmentSummary {
+            name: "cluster".into(),
+            kind: "kubernetes".into(),
+            location: "eks-prod/web".into(),
+            url: String::new(),
+            strategy: "RollingUpdate".into(),
+            protected: false,
+            variants: Vec::new(),
+            live: None,
+            release: None,
+            metrics: None,
+            sync: None,
+            deployment: None,
+            events: Vec::new(),
+        }
+    }
+    fn deploy(
+        &self,
+        _: pipedeck::env::iface::ReleaseRequest,
+    ) -> pipedeck::env::iface::BoxFuture<
+        '_,
+        Result<pipedeck::env::iface::Deployment, pipedeck::env::iface::DeployError>,
+    > {
+        Box::pin(async {
+            Err(pipedeck::env::iface::DeployError {
+                code: "ConfigurationError",
+                message: "not here".into(),
+            })
+        })
+    }
+    fn rollback(&self) -> pipedeck::env::iface::BoxFuture<'_, Result<String, String>> {
+        Box::pin(async { Ok("undone to revision 3".into()) })
+    }
+    fn logs(&self) -> Vec<pipedeck::env::iface::EnvLog> {
+        Vec::new()
+    }
+    fn shutdown(&self) -> pipedeck::env::iface::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test]
+async fn environments_of_any_kind_are_held_behind_the_one_interface() {
+    use pipedeck::env::manager::Environments;
+    let factory =
+        Environments::given(Environments::new([std::sync::Arc::new(FakeCluster)
+            as std::sync::Arc<dyn pipedeck::env::iface::Environment>]));
+    let envs = factory(None).await.unwrap();
+    let p = pipeline(
+        "p",
+        "SUPERSEDED",
+        &[stage("Deploy", &[DEPLOY_D.to_owned()], "")],
+    );
+    let ws = workspace(&p, "", &[("VERSION", "v1")]);
+    let s = envs.summaries(&ws.load());
+    assert_eq!(
+        (s.len(), s[0].kind.as_str(), s[0].location.as_str()),
+        (1, "kubernetes", "eks-prod/web")
+    );
+    assert_eq!(
+        envs.rollback("cluster").await.unwrap(),
+        "undone to revision 3"
+    );
+    assert_eq!(
+        envs.rollback("nope").await.unwrap_err(),
+        "no environment `nope`"
+    );
+    envs.shutdown().await;
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::iface::Environment;
+use super::iface::{BoxFuture, Environment};
 use super::local::backend::LocalEnvironment;
 use super::local::releases::Releases;
 use super::local::{EnvConfig, LocalEnv};
@@ -23,6 +23,15 @@ pub const EPHEMERAL_ENV: &str = "PIPEDECK_EPHEMERAL_PORTS";
 pub struct Environments {
     pub envs: BTreeMap<String, Arc<dyn Environment>>,
 }
+
+/// How an engine is handed its environments: called once, with the
+/// engine's event sender, when the engine starts.
+pub type EnvFactory = Box<
+    dyn FnOnce(
+            Option<tokio::sync::broadcast::Sender<crate::api::EngineEvent>>,
+        ) -> BoxFuture<'static, Result<Environments, String>>
+        + Send,
+>;
 
 pub fn config_of(name: &str, e: &LocalSpec) -> EnvConfig {
     let eph = std::env::var(EPHEMERAL_ENV).is_ok_and(|v| v == "1");
@@ -114,6 +123,16 @@ impl Environments {
             l.restore();
         }
         Ok(Environments::new(envs))
+    }
+
+    /// The workspace's own environments, started by kind (see [`Self::start`]).
+    pub fn of_workspace(ws: Arc<Workspace>) -> EnvFactory {
+        Box::new(move |events| Box::pin(async move { Environments::start(&ws, events).await }))
+    }
+
+    /// Environments built already (a fake, another kind).
+    pub fn given(envs: Environments) -> EnvFactory {
+        Box::new(move |_| Box::pin(async move { Ok(envs) }))
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Environment>> {
