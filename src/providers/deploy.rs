@@ -91,10 +91,12 @@ async fn run(mut ctx: ActionContext, name: String, cell: EnvCell) -> ActionOutco
             return ActionOutcome::failed(e.code, e.message);
         }
     };
-    let strategy = env.summary().strategy;
+    let (strategy, location) = {
+        let s = env.summary();
+        (s.strategy, s.location)
+    };
     ctx.log.line(&format!(
-        "[Deploy] deployment {id} of {revision} to {name} ({strategy}) at {}",
-        env.summary().location
+        "[Deploy] deployment {id} of {revision} to {name} ({strategy}) at {location}"
     ));
     // Follow the deployment's progress stream into the action's log.
     let mut last = String::new();
