@@ -13,6 +13,7 @@ pub mod engine;
 pub mod env;
 pub mod logging;
 pub mod model;
+pub mod proc;
 pub mod providers;
 pub mod store;
 pub mod tui;

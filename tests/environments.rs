@@ -567,3 +567,97 @@ async fn zero_downtime_through_a_blue_green_deployment_and_a_rollback() {
     assert_eq!(failed, 0);
     e.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_interface_a_deployment_streams_its_progress_and_a_stop_ends_it_stopped() {
+    use pipedeck::env::iface::{DeployUpdate, Environment, ReleaseRequest};
+    use pipedeck::env::local::backend::LocalEnvironment;
+    use pipedeck::env::local::releases::Releases;
+    let mut c = cfg("iface", "CodeDeployDefault.ECSCanary10Percent5Minutes");
+    c.health_interval = Duration::from_millis(20);
+    let (e, tmp) = env(c).await;
+    let releases = Releases::new(tmp.path().join("state"));
+    let env: Arc<dyn Environment> =
+        Arc::new(LocalEnvironment::new(e.clone(), releases.clone(), true));
+    assert_eq!((env.name(), env.kind()), ("iface", "local"));
+    let release = |id: &str, v: &str| ReleaseRequest {
+        id: id.into(),
+        revision: v.into(),
+        source: revision(tmp.path(), v, &[]),
+    };
+
+    // The first release: every step in order, events between, one final state.
+    let mut d = env.deploy(release("d-1", "v1")).await.unwrap();
+    let mut steps: Vec<String> = Vec::new();
+    let mut events = Vec::new();
+    let last = loop {
+        match d.updates.recv().await.expect("the stream ended early") {
+            DeployUpdate::Progress(p) => {
+                if steps.last() != Some(&p.step) {
+                    steps.push(p.step.clone());
+                }
+            }
+            DeployUpdate::Event(ev) => events.push(ev.message),
+            DeployUpdate::Finished(p) => break p,
+        }
+    };
+    assert!(
+        d.updates.recv().await.is_none(),
+        "nothing after the final state"
+    );
+    assert_eq!(last.status, DeploymentStatus::Succeeded, "{last:?}");
+    assert_eq!((last.id.as_str(), last.traffic_percent), ("d-1", 100));
+    assert_eq!(
+        steps,
+        [
+            "BeforeInstall",
+            "Install",
+            "AfterInstall",
+            "AllowTestTraffic",
+            "AfterAllowTestTraffic",
+            "BeforeAllowTraffic",
+            "AllowTraffic",
+            "AfterAllowTraffic",
+            "Done"
+        ]
+    );
+    assert_eq!(events[0], "deployment d-1 of v1 to blue started");
+    assert!(
+        events.iter().any(|m| m == "100% of traffic on blue"),
+        "{events:?}"
+    );
+    assert_eq!(
+        releases.history().unwrap().len(),
+        1,
+        "a success is remembered"
+    );
+    let s = env.summary();
+    assert_eq!(s.release.as_ref().map(|r| r.id.as_str()), Some("d-1"));
+    assert!(s.protected);
+    let logs: Vec<(String, String)> = env.logs().into_iter().map(|l| (l.file, l.label)).collect();
+    assert_eq!(
+        logs,
+        [
+            ("iface-blue-0".to_owned(), "blue replica 0".to_owned()),
+            ("iface-blue-1".to_owned(), "blue replica 1".to_owned())
+        ]
+    );
+
+    // A canary that waits five minutes at 10%: a stop sends traffic back.
+    let mut d = env.deploy(release("d-2", "v2")).await.unwrap();
+    let last = loop {
+        match d.updates.recv().await.expect("the stream ended early") {
+            DeployUpdate::Progress(p) if p.traffic_percent == 10 && p.step == "AllowTraffic" => {
+                assert_eq!(p.new_variant, "green");
+                d.stop();
+            }
+            DeployUpdate::Finished(p) => break p,
+            _ => {}
+        }
+    };
+    assert_eq!(last.status, DeploymentStatus::Stopped, "{last:?}");
+    assert_eq!(last.reason.as_deref(), Some("rolled back on request"));
+    assert_eq!(get(e.front).await.unwrap(), (200, "v1".into()));
+    assert_eq!(releases.history().unwrap().len(), 1, "a stopped one is not");
+    env.shutdown().await;
+}

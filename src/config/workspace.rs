@@ -30,6 +30,12 @@ pub enum WorkspaceError {
     Empty(PathBuf),
     #[error("{file}: {message}")]
     Config { file: PathBuf, message: String },
+    #[error("{}:{pos}: {message}", file.display())]
+    At {
+        file: PathBuf,
+        pos: crate::model::diag::Pos,
+        message: String,
+    },
     #[error("{file}: the pipeline does not load:\n{report}")]
     Pipeline { file: PathBuf, report: String },
     #[error("{0}")]
@@ -49,17 +55,55 @@ struct RawFile {
     functions: BTreeMap<String, Function>,
     #[serde(default)]
     secrets: Secrets,
+    /// Read on their own by [`read_environments`] (each by its kind).
     #[serde(default)]
-    environments: BTreeMap<String, Environment>,
+    #[serde(rename = "environments")]
+    _environments: Option<serde::de::IgnoredAny>,
 }
 
-/// `[environments.NAME]`: where Deploy actions land.
+/// `[environments.NAME]`: where Deploy actions land. `kind` says which
+/// backend runs it (`local` when absent); the table's other keys belong to
+/// that kind, except `actions` and `protected`, which every kind has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    pub spec: EnvSpec,
+    /// Deploy actions (by name) that land here.
+    pub actions: Vec<String>,
+    /// Rollback needs the environment's name typed in the TUI.
+    pub protected: bool,
+}
+
+impl Environment {
+    /// The kind's name as written in `kind = "..."`.
+    pub fn kind(&self) -> &'static str {
+        match self.spec {
+            EnvSpec::Local(_) => "local",
+        }
+    }
+
+    /// The local spec, for a `local` environment.
+    pub fn local(&self) -> Option<&LocalSpec> {
+        match &self.spec {
+            EnvSpec::Local(l) => Some(l),
+        }
+    }
+}
+
+/// An environment's own settings, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnvSpec {
+    /// Processes behind a traffic-shifting router on this machine.
+    Local(LocalSpec),
+}
+
+/// The kinds an environment can be, with whether pipedeck runs them yet.
+pub const ENVIRONMENT_KINDS: [(&str, bool); 2] = [("local", true), ("kubernetes", false)];
+
+/// `kind = "local"`: a router on `port` in front of blue and green groups
+/// of replica processes.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Environment {
-    /// `local` (Kubernetes comes later).
-    #[serde(default = "local_kind")]
-    pub kind: String,
+pub struct LocalSpec {
     /// The stable front port.
     pub port: u16,
     /// Blue/green test listener port.
@@ -95,12 +139,6 @@ pub struct Environment {
     pub time_scale: f64,
     #[serde(default = "ready")]
     pub ready_timeout_seconds: u64,
-    /// Deploy actions (by name) that land here.
-    #[serde(default)]
-    pub actions: Vec<String>,
-    /// Rollback needs the environment's name typed in the TUI.
-    #[serde(default)]
-    pub protected: bool,
     /// Requests per second sent to the environment's own front port, so
     /// alarms have traffic to judge (demos, quiet machines).
     #[serde(default)]
@@ -116,13 +154,141 @@ pub struct Environment {
     pub deregistration_delay_seconds: u64,
 }
 
+/// Reads every `[environments.NAME]` of `text` (the workspace file at
+/// `file`): the kind first, then that kind's keys, each error at its
+/// `file:line:col`.
+fn read_environments(
+    text: &str,
+    file: &Path,
+) -> Result<BTreeMap<String, Environment>, WorkspaceError> {
+    use toml::Spanned;
+    use toml::de::{DeTable, DeValue, ValueDeserializer};
+    let idx = crate::model::source::LineIndex::new(text);
+    let at = |offset: usize, message: String| WorkspaceError::At {
+        file: file.to_path_buf(),
+        pos: idx.pos(offset),
+        message,
+    };
+    let de_err = |e: toml::de::Error, name: &str, whole: usize| {
+        at(
+            e.span().map_or(whole, |s| s.start),
+            format!("environments.{name}: {}", e.message().trim()),
+        )
+    };
+    // The file already parsed as a whole; this only finds the spans.
+    let Ok(root) = DeTable::parse(text) else {
+        return Ok(BTreeMap::new());
+    };
+    let mut root = root.into_inner();
+    let Some(envs) = root.remove("environments") else {
+        return Ok(BTreeMap::new());
+    };
+    let envs_at = envs.span().start;
+    let DeValue::Table(envs) = envs.into_inner() else {
+        return Err(at(
+            envs_at,
+            "`environments` must be a table of environments".into(),
+        ));
+    };
+    let mut out = BTreeMap::new();
+    for (name, value) in envs {
+        let name = name.into_inner().into_owned();
+        let span = value.span();
+        let DeValue::Table(table) = value.into_inner() else {
+            return Err(at(
+                span.start,
+                format!("environments.{name} must be a table (`[environments.{name}]`)"),
+            ));
+        };
+        let (mut kind, mut actions, mut protected, mut rest) = (None, None, None, DeTable::new());
+        for (k, v) in table {
+            match k.get_ref().as_ref() {
+                "kind" => kind = Some(v),
+                "actions" => actions = Some(v),
+                "protected" => protected = Some(v),
+                _ => {
+                    rest.insert(k, v);
+                }
+            }
+        }
+        let kind_name = match &kind {
+            None => "local".to_owned(),
+            Some(v) => match v.get_ref().as_str() {
+                Some(k) => k.to_owned(),
+                None => {
+                    return Err(at(
+                        v.span().start,
+                        format!("environments.{name}: `kind` must be a string"),
+                    ));
+                }
+            },
+        };
+        let kind_at = kind.as_ref().map_or(span.start, |v| v.span().start);
+        let built: Vec<&str> = ENVIRONMENT_KINDS
+            .iter()
+            .filter(|(_, b)| *b)
+            .map(|(k, _)| *k)
+            .collect();
+        let spec = match kind_name.as_str() {
+            "local" => EnvSpec::Local(
+                LocalSpec::deserialize(ValueDeserializer::from(Spanned::new(
+                    span.clone(),
+                    DeValue::Table(rest),
+                )))
+                .map_err(|e| de_err(e, &name, span.start))?,
+            ),
+            k if ENVIRONMENT_KINDS.iter().any(|(known, _)| *known == k) => {
+                return Err(at(
+                    kind_at,
+                    format!(
+                        "environments.{name}: kind `{k}` is not built yet; the kinds that \
+                         exist: {}",
+                        built.join(", ")
+                    ),
+                ));
+            }
+            k => {
+                let hint = built
+                    .iter()
+                    .copied()
+                    .find(|b| strsim::levenshtein(b, &k.to_ascii_lowercase()) <= 2)
+                    .map(|b| format!(" (did you mean `{b}`?)"))
+                    .unwrap_or_default();
+                return Err(at(
+                    kind_at,
+                    format!(
+                        "environments.{name}: unknown kind `{k}`{hint}; the kinds that exist: {}",
+                        built.join(", ")
+                    ),
+                ));
+            }
+        };
+        let actions = match actions {
+            Some(v) => Vec::<String>::deserialize(ValueDeserializer::from(v))
+                .map_err(|e| de_err(e, &name, span.start))?,
+            None => Vec::new(),
+        };
+        let protected = match protected {
+            Some(v) => bool::deserialize(ValueDeserializer::from(v))
+                .map_err(|e| de_err(e, &name, span.start))?,
+            None => false,
+        };
+        out.insert(
+            name,
+            Environment {
+                spec,
+                actions,
+                protected,
+            },
+        );
+    }
+    Ok(out)
+}
+
 fn deregistration() -> u64 {
     300
 }
 
-fn local_kind() -> String {
-    "local".into()
-}
 fn one() -> u32 {
     1
 }
@@ -251,15 +417,16 @@ impl Workspace {
             .canonicalize()
             .map_err(|e| WorkspaceError::Io(format!("{}: {e}", root.display())))?;
         let cfg_path = root.join(WORKSPACE_FILE);
-        let raw: RawFile = if cfg_path.is_file() {
+        let (raw, environments): (RawFile, _) = if cfg_path.is_file() {
             let text = std::fs::read_to_string(&cfg_path)
                 .map_err(|e| WorkspaceError::Io(format!("{}: {e}", cfg_path.display())))?;
-            toml::from_str(&text).map_err(|e| WorkspaceError::Config {
+            let raw = toml::from_str(&text).map_err(|e| WorkspaceError::Config {
                 file: cfg_path.clone(),
                 message: e.to_string().trim_end().to_owned(),
-            })?
+            })?;
+            (raw, read_environments(&text, &cfg_path)?)
         } else {
-            RawFile::default()
+            (RawFile::default(), BTreeMap::new())
         };
         let mut files: Vec<PathBuf> = raw
             .workspace
@@ -333,7 +500,7 @@ impl Workspace {
                 raw.workspace.poll_interval_seconds.unwrap_or(2.0).max(0.1),
             ),
             triggers: raw.workspace.triggers,
-            environments: raw.environments,
+            environments,
         })
     }
 

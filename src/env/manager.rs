@@ -3,39 +3,37 @@
 //! and Deploy actions mapped to them run deployments here.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use super::iface::{BoxFuture, Environment};
+use super::local::backend::LocalEnvironment;
+use super::local::releases::Releases;
+use super::local::{EnvConfig, LocalEnv};
+use crate::api::env::EnvironmentSummary;
+use crate::config::workspace::{EnvSpec, LocalSpec, Workspace};
 
-use super::local::{DeploymentStatus, EnvConfig, Hooks, LocalEnv};
-use super::router::Color;
-use crate::api::env::{
-    DeploymentProgress, EnvironmentSummary, ReleaseInfo, RequestMetrics, Variant,
-};
-use crate::config::workspace::{Environment, Workspace};
+pub use super::local::releases::{Release, appspec_hooks};
 
 /// Set `PIPEDECK_EPHEMERAL_PORTS=1` to bind every environment to a free
 /// port instead of its configured one (parallel tests, CI).
 pub const EPHEMERAL_ENV: &str = "PIPEDECK_EPHEMERAL_PORTS";
 
+/// The environments of a workspace, by name, whatever their kind.
 pub struct Environments {
-    pub envs: BTreeMap<String, Arc<LocalEnv>>,
-    dir: PathBuf,
+    pub envs: BTreeMap<String, Arc<dyn Environment>>,
 }
 
-/// A successful deployment, remembered for restarts and rollbacks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Release {
-    pub id: String,
-    pub revision: String,
-    pub dir: PathBuf,
-    pub hooks: Hooks,
-}
+/// How an engine is handed its environments: called once, with the
+/// engine's event sender, when the engine starts.
+pub type EnvFactory = Box<
+    dyn FnOnce(
+            Option<tokio::sync::broadcast::Sender<crate::api::EngineEvent>>,
+        ) -> BoxFuture<'static, Result<Environments, String>>
+        + Send,
+>;
 
-pub fn config_of(name: &str, e: &Environment) -> EnvConfig {
+pub fn config_of(name: &str, e: &LocalSpec) -> EnvConfig {
     let eph = std::env::var(EPHEMERAL_ENV).is_ok_and(|v| v == "1");
     EnvConfig {
         name: name.to_owned(),
@@ -65,166 +63,85 @@ pub fn config_of(name: &str, e: &Environment) -> EnvConfig {
     }
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(p: &Path) -> Option<T> {
-    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
-}
-
-fn write_json<T: Serialize>(p: &Path, v: &T) -> std::io::Result<()> {
-    let tmp = p.with_extension("tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(v).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(tmp, p)
-}
-
 impl Environments {
-    /// Starts every environment's router and brings each back on its last
-    /// successful release (in the background).
+    /// Environments built elsewhere (another kind, a test's fake): the
+    /// engine can be handed these instead of starting the workspace's.
+    pub fn new(envs: impl IntoIterator<Item = Arc<dyn Environment>>) -> Environments {
+        Environments {
+            envs: envs.into_iter().map(|e| (e.name().to_owned(), e)).collect(),
+        }
+    }
+
+    /// Starts every environment of the workspace by its kind (a local
+    /// one: its router, then its last successful release in the
+    /// background). `events` hears of every change.
     pub async fn start(
         ws: &Workspace,
         events: Option<tokio::sync::broadcast::Sender<crate::api::EngineEvent>>,
     ) -> Result<Environments, String> {
         let dir = ws.state_dir.join("envs");
-        let mut envs = BTreeMap::new();
         for name in ws.environments.keys() {
             // Replicas a crashed engine left running.
-            if let Ok(rd) = std::fs::read_dir(dir.join(name).join("logs")) {
-                for f in rd.flatten() {
-                    let p = f.path();
-                    if p.extension().is_some_and(|x| x == "pid") {
-                        if crate::providers::codebuild_local::kill_orphan(&p) {
-                            tracing::warn!(file = %p.display(), "killed a replica left by a crashed engine");
-                        }
-                        let _ = std::fs::remove_file(&p);
-                    }
-                }
+            for p in crate::proc::reap_dir(&dir.join(name).join("logs")) {
+                tracing::warn!(file = %p.display(), "killed a replica left by a crashed engine");
             }
         }
+        let mut envs: Vec<Arc<dyn Environment>> = Vec::new();
+        let mut locals = Vec::new();
         for (name, e) in &ws.environments {
-            let env = LocalEnv::start(config_of(name, e), &dir.join(name).join("logs"))
-                .await
-                .map_err(|err| {
-                    format!(
-                        "environment {name}: cannot listen on 127.0.0.1:{}: {err} (another \
-                         program uses the port? change `port` in [environments.{name}])",
-                        e.port
-                    )
-                })?;
-            if let Some(tx) = events.clone() {
-                let n = name.clone();
-                let _ = env.on_change.set(Box::new(move || {
-                    let _ = tx.send(crate::api::EngineEvent::EnvironmentChanged {
-                        environment_name: n.clone(),
-                    });
-                }));
-            }
-            env.supervise();
-            envs.insert(name.clone(), env);
-        }
-        let me = Environments { envs, dir };
-        for (name, env) in &me.envs {
-            if let Some(r) = me.history(name).last().cloned()
-                && r.dir.is_dir()
-            {
-                let env = env.clone();
-                tokio::spawn(async move {
-                    let d = env
-                        .deploy(&r.id, &r.revision, &r.dir, &Hooks::default())
-                        .await;
-                    if d.status != DeploymentStatus::Succeeded {
-                        tracing::warn!(env = env.cfg.name, reason = ?d.reason, "could not restore the last release");
+            match &e.spec {
+                EnvSpec::Local(spec) => {
+                    let env = LocalEnv::start(config_of(name, spec), &dir.join(name).join("logs"))
+                        .await
+                        .map_err(|err| {
+                            format!(
+                                "environment {name}: cannot listen on 127.0.0.1:{}: {err} (another \
+                                 program uses the port? change `port` in [environments.{name}])",
+                                spec.port
+                            )
+                        })?;
+                    if let Some(tx) = events.clone() {
+                        let n = name.clone();
+                        let _ = env.on_change.set(Box::new(move || {
+                            let _ = tx.send(crate::api::EngineEvent::EnvironmentChanged {
+                                environment_name: n.clone(),
+                            });
+                        }));
                     }
-                });
+                    env.supervise();
+                    let local = Arc::new(LocalEnvironment::new(
+                        env,
+                        Releases::new(dir.join(name)),
+                        e.protected,
+                    ));
+                    locals.push(local.clone());
+                    envs.push(local);
+                }
             }
         }
-        Ok(me)
-    }
-
-    /// Successful releases, oldest first (the last is live).
-    pub fn history(&self, env: &str) -> Vec<Release> {
-        read_json(&self.dir.join(env).join("releases.json")).unwrap_or_default()
-    }
-
-    pub fn remember(&self, env: &str, r: Release) -> std::io::Result<()> {
-        let mut h = self.history(env);
-        h.retain(|x| x.id != r.id);
-        h.push(r);
-        if h.len() > 10 {
-            h.remove(0);
+        for l in &locals {
+            l.restore();
         }
-        std::fs::create_dir_all(self.dir.join(env))?;
-        write_json(&self.dir.join(env).join("releases.json"), &h)
+        Ok(Environments::new(envs))
     }
 
-    /// Where a deployment's files are kept (the revision runs from there).
-    pub fn revision_dir(&self, env: &str, id: &str) -> PathBuf {
-        self.dir.join(env).join("revisions").join(id)
+    /// The workspace's own environments, started by kind (see [`Self::start`]).
+    pub fn of_workspace(ws: Arc<Workspace>) -> EnvFactory {
+        Box::new(move |events| Box::pin(async move { Environments::start(&ws, events).await }))
     }
 
-    pub fn summaries(&self, ws: &Workspace) -> Vec<EnvironmentSummary> {
-        self.envs
-            .iter()
-            .map(|(name, e)| {
-                let live = e.router.live();
-                let measured = live.unwrap_or(Color::Blue);
-                let w = e.router.stats(measured).window(e.cfg.alarm_window);
-                let mut events = e.events();
-                events.reverse();
-                events.truncate(20);
-                let variants: Vec<Variant> = [Color::Blue, Color::Green]
-                    .into_iter()
-                    .filter_map(|c| {
-                        let g = e.group_info(c)?;
-                        let weight_percent = match c {
-                            Color::Blue => 100 - e.router.green_percent(),
-                            Color::Green => e.router.green_percent(),
-                        };
-                        Some(Variant {
-                            label: c.as_str().to_owned(),
-                            revision: g.revision,
-                            commit_message: None,
-                            ready: g.healthy,
-                            total: g.total,
-                            restarts: g.restarts,
-                            weight_percent,
-                        })
-                    })
-                    .collect();
-                EnvironmentSummary {
-                    name: name.clone(),
-                    kind: "local".to_owned(),
-                    location: format!("http://{}", e.front),
-                    url: format!("http://{}", e.front),
-                    strategy: e.cfg.strategy.clone(),
-                    protected: ws.environments.get(name).is_some_and(|x| x.protected),
-                    live: live.map(|c| c.as_str().to_owned()),
-                    variants,
-                    deployment: e.deployment().map(|d| DeploymentProgress {
-                        id: d.id,
-                        revision: d.revision,
-                        status: d.status,
-                        step: d.step,
-                        new_variant: d.new_color.as_str().to_owned(),
-                        traffic_percent: d.traffic_percent,
-                        next_step_at: d.next_step_at,
-                        reason: d.reason,
-                        hooks_run: d.hooks_run,
-                    }),
-                    release: self.history(name).last().map(|r| ReleaseInfo {
-                        id: r.id.clone(),
-                        revision: r.revision.clone(),
-                    }),
-                    metrics: Some(RequestMetrics {
-                        rps: w.rps,
-                        error_rate: w.error_rate,
-                        p99_ms: w.p99.as_secs_f64() * 1000.0,
-                    }),
-                    sync: None,
-                    events,
-                }
-            })
-            .collect()
+    /// Environments built already (a fake, another kind).
+    pub fn given(envs: Environments) -> EnvFactory {
+        Box::new(move |_| Box::pin(async move { Ok(envs) }))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Environment>> {
+        self.envs.get(name)
+    }
+
+    /// What the TUI and `envs` show, by name.
+    pub fn summaries(&self, _ws: &Workspace) -> Vec<EnvironmentSummary> {
+        self.envs.values().map(|e| e.summary()).collect()
     }
 
     /// Rolls an environment back: a traffic flip while the old group is up
@@ -234,41 +151,7 @@ impl Environments {
             .envs
             .get(env)
             .ok_or_else(|| format!("no environment `{env}`"))?;
-        if let Some(d) = e.deployment()
-            && matches!(
-                d.status,
-                DeploymentStatus::InProgress | DeploymentStatus::Baking
-            )
-        {
-            e.request_rollback();
-            return Ok(format!("deployment {} rolled back: traffic flipped", d.id));
-        }
-        let h = self.history(env);
-        if h.len() < 2 {
-            return Err(format!(
-                "{env} has no earlier successful release to roll back to"
-            ));
-        }
-        let prev = h[h.len() - 2].clone();
-        let id = format!("rb-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let d = e.deploy(&id, &prev.revision, &prev.dir, &prev.hooks).await;
-        if d.status == DeploymentStatus::Succeeded {
-            let _ = self.remember(
-                env,
-                Release {
-                    id: id.clone(),
-                    ..prev.clone()
-                },
-            );
-            Ok(format!(
-                "{env} is back on {} (deployment {id})",
-                prev.revision
-            ))
-        } else {
-            Err(d
-                .reason
-                .unwrap_or_else(|| "the rollback deployment failed".into()))
-        }
+        e.rollback().await
     }
 
     pub async fn shutdown(&self) {
@@ -276,57 +159,4 @@ impl Environments {
             e.shutdown().await;
         }
     }
-}
-
-/// Hooks from an `appspec.yml` in the revision: `hooks:` maps a lifecycle
-/// event to a list of commands, or of `{location: script}` entries.
-pub fn appspec_hooks(dir: &Path) -> Result<Hooks, String> {
-    let Ok(text) = std::fs::read_to_string(dir.join("appspec.yml"))
-        .or_else(|_| std::fs::read_to_string(dir.join("appspec.yaml")))
-    else {
-        return Ok(Hooks::default());
-    };
-    let root = crate::model::yaml::parse(&text).map_err(|e| format!("appspec.yml: {e}"))?;
-    let mut h = Hooks::default();
-    let Some(hooks) = root.get("hooks") else {
-        return Ok(h);
-    };
-    let entries: Vec<(String, &crate::model::node::Node)> = match &hooks.value {
-        crate::model::node::Value::Map(m) => m.iter().map(|(k, v)| (k.name.clone(), v)).collect(),
-        // ECS appspecs write a list of one-key maps.
-        crate::model::node::Value::Seq(items) => items
-            .iter()
-            .filter_map(|i| match &i.value {
-                crate::model::node::Value::Map(m) => m.first().map(|(k, v)| (k.name.clone(), v)),
-                _ => None,
-            })
-            .collect(),
-        _ => return Err("appspec.yml: `hooks` must be a map or a list".into()),
-    };
-    for (event, v) in entries {
-        let cmds: Vec<String> = match &v.value {
-            crate::model::node::Value::Seq(items) => items
-                .iter()
-                .filter_map(|i| match &i.value {
-                    crate::model::node::Value::Str(s) => Some(s.clone()),
-                    crate::model::node::Value::Map(_) => i
-                        .get("location")
-                        .and_then(|l| l.as_str().map(|s| format!("bash {s}"))),
-                    _ => None,
-                })
-                .collect(),
-            crate::model::node::Value::Str(s) => vec![s.clone()],
-            _ => Vec::new(),
-        };
-        let slot = match event.as_str() {
-            "BeforeInstall" => &mut h.before_install,
-            "AfterInstall" => &mut h.after_install,
-            "AfterAllowTestTraffic" => &mut h.after_allow_test_traffic,
-            "BeforeAllowTraffic" => &mut h.before_allow_traffic,
-            "AfterAllowTraffic" => &mut h.after_allow_traffic,
-            other => return Err(format!("appspec.yml: unknown hook `{other}`")),
-        };
-        slot.extend(cmds);
-    }
-    Ok(h)
 }

@@ -1,11 +1,12 @@
-//! Environments: where Deploy actions land. This module holds the parts
-//! that do not depend on where a workload runs: the traffic-shifting
-//! router with its per-target-group statistics, and CodeDeploy's
-//! deployment configurations as traffic steps. (Environments declared in
-//! the workspace, supervised replicas, health checks and the deploy
-//! provider build on these.)
+//! Environments: where Deploy actions land. Every kind implements one
+//! interface ([`iface::Environment`]: summary, deploy with a progress
+//! stream, rollback, logs, shutdown); [`manager::Environments`] holds a
+//! workspace's by name. The `local` kind is [`local`]: supervised replica
+//! processes behind the traffic-shifting [`router`], with CodeDeploy's
+//! deployment configurations as traffic steps ([`strategy`]).
 
 pub mod http;
+pub mod iface;
 pub mod local;
 pub mod manager;
 pub mod router;

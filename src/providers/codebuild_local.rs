@@ -23,6 +23,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::watch;
 
 use crate::model::buildspec::{Buildspec, BuildspecVersion, OnFailure, Phase};
+use crate::proc;
 
 /// Everything a build needs; the caller resolves sources and secrets.
 #[derive(Debug, Clone)]
@@ -73,39 +74,9 @@ pub struct BuildReport {
     pub exported: Vec<(String, String)>,
 }
 
-/// The environment variable that marks a build shell with its pgid file.
-pub const PGID_ENV: &str = "PIPEDECK_PGID_FILE";
-
-/// Kills a build left running by an engine that died (`kill -9`): the
-/// shell's process group, if `/proc` confirms the process is the build that
-/// wrote `pgid_file` (a recycled pid is left alone).
-pub fn kill_orphan(pgid_file: &std::path::Path) -> bool {
-    let Ok(pid) = std::fs::read_to_string(pgid_file) else {
-        return false;
-    };
-    let pid = pid.trim();
-    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
-    }
-    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let marker = format!("{PGID_ENV}={}", pgid_file.display());
-    if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
-        return false;
-    }
-    pid.parse::<u32>().is_ok_and(kill_group)
-}
-
-/// SIGKILL to a process group; false if there is no such group.
-pub fn kill_group(pgid: u32) -> bool {
-    i32::try_from(pgid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-        .is_some_and(|p| {
-            rustix::process::kill_process_group(p, rustix::process::Signal::KILL).is_ok()
-        })
-}
+// The process-group helpers live in `crate::proc`; these names stay for
+// callers that still reach them here.
+pub use crate::proc::{PGID_ENV, kill_group, kill_orphan};
 
 /// Where build output goes, one line at a time (already masked).
 pub trait LogSink: Send {
@@ -237,7 +208,7 @@ impl Shell {
         let mut cmd = Command::new("bash");
         if let Some(f) = &req.pgid_file {
             // Marks the process so a later engine can tell it is ours.
-            cmd.env(PGID_ENV, f);
+            proc::mark(&mut cmd, f);
         }
         let mut child = cmd
             .args(["--noprofile", "--norc", "-s"])
@@ -249,8 +220,8 @@ impl Shell {
             .kill_on_drop(true)
             .spawn()
             .map_err(RunnerError::Spawn)?;
-        if let (Some(f), Some(pid)) = (&req.pgid_file, child.id()) {
-            let _ = std::fs::write(f, pid.to_string());
+        if let Some(f) = &req.pgid_file {
+            proc::record(f, child.id());
         }
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(RunnerError::Io(std::io::Error::other("no pipes")));
@@ -302,7 +273,7 @@ impl Shell {
     async fn kill(&mut self) {
         if let Some(pid) = self.child.id() {
             // The shell leads its own process group: take the whole tree.
-            kill_group(pid);
+            proc::kill_group(pid);
         }
         let _ = self.child.kill().await;
     }

@@ -1,13 +1,14 @@
 //! Deploy actions: an action mapped to an environment (`actions = [...]` in
 //! `[environments.NAME]`) deploys its input artifact there with the
-//! environment's strategy; an unmapped one fails and says how to map it.
+//! environment's strategy, following the deployment's progress stream
+//! into its log; an unmapped one fails and says how to map it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::{ActionContext, ActionOutcome, BoxFuture, Provider};
-use crate::env::local::DeploymentStatus;
-use crate::env::manager::{Environments, Release, appspec_hooks};
+use crate::api::env::DeploymentStatus;
+use crate::env::iface::{DeployUpdate, ReleaseRequest, is_terminal};
+use crate::env::manager::Environments;
 
 /// The environments of the engine, started on first use.
 pub type EnvCell = Arc<tokio::sync::OnceCell<Result<Arc<Environments>, String>>>;
@@ -73,97 +74,81 @@ async fn run(mut ctx: ActionContext, name: String, cell: EnvCell) -> ActionOutco
             .get(..8)
             .unwrap_or(&ctx.action_execution_id)
     );
-    let dir = envs.revision_dir(&name, &id);
-    let (src, dst) = (input.dir.clone(), dir.clone());
-    let copied = tokio::task::spawn_blocking(move || {
-        let _ = std::fs::remove_dir_all(&dst);
-        crate::store::artifacts::copy_tree(&src, &dst)
-    })
-    .await;
-    if !matches!(copied, Ok(Ok(()))) {
-        return ActionOutcome::failed(
-            "JobFailed",
-            format!("cannot stage the revision in {}", dir.display()),
-        );
-    }
-    let hooks = match appspec_hooks(&dir) {
-        Ok(h) => h,
-        Err(e) => {
-            ctx.log.line(&format!("[Deploy] {e}"));
-            return ActionOutcome::failed("ConfigurationError", e);
-        }
-    };
     let revision = input
         .revision
         .clone()
         .map(|r| r.chars().take(12).collect::<String>())
         .unwrap_or_else(|| id.clone());
-    ctx.log.line(&format!(
-        "[Deploy] deployment {id} of {revision} to {name} ({}) at http://{}",
-        env.cfg.strategy, env.front
-    ));
-    let task = {
-        let (env, id, revision, dir, hooks) = (
-            env.clone(),
-            id.clone(),
-            revision.clone(),
-            dir.clone(),
-            hooks.clone(),
-        );
-        tokio::spawn(async move { env.deploy(&id, &revision, &dir, &hooks).await })
+    let release = ReleaseRequest {
+        id: id.clone(),
+        revision: revision.clone(),
+        source: input.dir.clone(),
     };
-    // Follow the deployment into the action's log.
-    let mut seen_events = env.events().len();
-    let mut last = String::new();
-    let mut stop_requested = false;
-    while !task.is_finished() {
-        if !stop_requested && *ctx.stop.borrow() {
-            stop_requested = true;
-            env.request_rollback();
-            ctx.log.line("[Deploy] stop requested: rolling back");
-        }
-        if let Some(d) = env.deployment() {
-            let now = format!("{} {}%", d.step, d.traffic_percent);
-            if now != last {
-                ctx.log.line(&format!(
-                    "[Deploy] {}: {}% of traffic on {} ({})",
-                    d.step,
-                    d.traffic_percent,
-                    d.new_color.as_str(),
-                    d.revision
-                ));
-                last = now;
-            }
-        }
-        let events = env.events();
-        for e in events.iter().skip(seen_events) {
-            ctx.log.line(&format!("[Deploy] {}: {}", e.kind, e.message));
-        }
-        seen_events = events.len();
-        ctx.log.flush();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let d = match task.await {
+    let mut deployment = match env.deploy(release).await {
         Ok(d) => d,
         Err(e) => {
-            return ActionOutcome::failed("JobFailed", format!("the deployment task failed: {e}"));
+            ctx.log.line(&format!("[Deploy] {}", e.message));
+            return ActionOutcome::failed(e.code, e.message);
         }
     };
-    for e in env.events().iter().skip(seen_events) {
-        ctx.log.line(&format!("[Deploy] {}: {}", e.kind, e.message));
-    }
+    let (strategy, location) = {
+        let s = env.summary();
+        (s.strategy, s.location)
+    };
+    ctx.log.line(&format!(
+        "[Deploy] deployment {id} of {revision} to {name} ({strategy}) at {location}"
+    ));
+    // Follow the deployment's progress stream into the action's log.
+    let mut last = String::new();
+    let mut stop_requested = false;
+    let mut stop = ctx.stop.clone();
+    let finished = loop {
+        if !stop_requested && *stop.borrow_and_update() {
+            stop_requested = true;
+            deployment.stop();
+            ctx.log.line("[Deploy] stop requested: rolling back");
+        }
+        let update = tokio::select! {
+            u = deployment.updates.recv() => u,
+            r = stop.changed(), if !stop_requested => {
+                if r.is_err() {
+                    // No one can ask for a stop any more.
+                    stop_requested = true;
+                }
+                continue;
+            }
+        };
+        match update {
+            Some(DeployUpdate::Progress(d)) if !is_terminal(d.status) => {
+                let now = format!("{} {}%", d.step, d.traffic_percent);
+                if now != last {
+                    ctx.log.line(&format!(
+                        "[Deploy] {}: {}% of traffic on {} ({})",
+                        d.step, d.traffic_percent, d.new_variant, d.revision
+                    ));
+                    last = now;
+                }
+            }
+            Some(DeployUpdate::Progress(_)) => {}
+            Some(DeployUpdate::Event(e)) => {
+                ctx.log.line(&format!("[Deploy] {}: {}", e.kind, e.message));
+            }
+            Some(DeployUpdate::Finished(d)) => break Some(d),
+            None => break None,
+        }
+        if deployment.updates.is_empty() {
+            ctx.log.flush();
+        }
+    };
+    let Some(d) = finished else {
+        return ActionOutcome::failed(
+            "JobFailed",
+            "the deployment task failed: its progress stream ended without a final state",
+        );
+    };
     match d.status {
         DeploymentStatus::Succeeded => {
-            let _ = envs.remember(
-                &name,
-                Release {
-                    id: id.clone(),
-                    revision: revision.clone(),
-                    dir,
-                    hooks,
-                },
-            );
-            let msg = format!("deployed {revision} to {name} ({})", env.cfg.strategy);
+            let msg = format!("deployed {revision} to {name} ({strategy})");
             ctx.log.line(&format!("[Deploy] {msg}"));
             ActionOutcome {
                 summary: Some(msg),

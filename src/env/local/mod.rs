@@ -15,84 +15,20 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use super::iface::DeployUpdate;
 use super::router::{Color, Router};
 use super::strategy::TrafficRouting;
 
-/// How an environment is declared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EnvConfig {
-    pub name: String,
-    /// The stable front port (0: any free port, for tests).
-    pub port: u16,
-    /// The test listener's port for blue/green (0: any free port).
-    pub test_port: Option<u16>,
-    pub replicas: u32,
-    /// Run in the revision's directory with `$PORT` set (bash).
-    pub command: String,
-    pub health_path: String,
-    pub health_interval: Duration,
-    pub healthy_threshold: u32,
-    pub unhealthy_threshold: u32,
-    /// Alarms: 5xx percent and p99 over `alarm_window`.
-    pub max_error_rate: Option<f64>,
-    pub max_p99: Option<Duration>,
-    pub alarm_window: Duration,
-    /// `AllAtOnce`, a CodeDeploy canary / linear name, or `BlueGreen`.
-    pub strategy: String,
-    pub rollback_on_failure: bool,
-    pub rollback_on_alarm: bool,
-    /// Blue/green: how long the old group stays up after the shift.
-    pub termination_wait: Duration,
-    /// Multiplies CodeDeploy's waits (1/60: minutes become seconds).
-    pub time_scale: f64,
-    /// How long new replicas may take to become healthy.
-    pub ready_timeout: Duration,
-    /// Requests per second the environment sends to its own front port
-    /// (`GET /`), so alarms have traffic to judge on a quiet machine.
-    pub synthetic_rps: u32,
-    /// The router's idle timeout.
-    pub idle_timeout: Duration,
-    /// How long a group that lost its traffic may finish the requests it
-    /// is answering before its replicas are stopped (an ALB target group's
-    /// deregistration delay).
-    pub deregistration_delay: Duration,
-}
+pub mod backend;
+pub mod releases;
+mod types;
 
-/// Hooks from the revision's `appspec.yml` (commands run in the revision).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hooks {
-    pub before_install: Vec<String>,
-    pub after_install: Vec<String>,
-    pub after_allow_test_traffic: Vec<String>,
-    pub before_allow_traffic: Vec<String>,
-    pub after_allow_traffic: Vec<String>,
-}
-
-pub use crate::api::env::{DeploymentStatus, EnvEvent};
-
-/// A deployment as the environment tracks it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentState {
-    pub id: String,
-    pub revision: String,
-    pub status: DeploymentStatus,
-    /// Lifecycle step: `BeforeInstall`, `Install`, `AfterInstall`,
-    /// `AllowTestTraffic`, `AfterAllowTestTraffic`, `BeforeAllowTraffic`,
-    /// `AllowTraffic`, `AfterAllowTraffic`, `TerminationWait`, `Done`.
-    pub step: String,
-    pub new_color: Color,
-    /// Percent of production traffic on the new revision.
-    pub traffic_percent: u32,
-    /// When the next traffic step happens (blue/green: when blue goes).
-    pub next_step_at: Option<SystemTime>,
-    pub reason: Option<String>,
-    pub hooks_run: Vec<String>,
-}
+pub use types::{
+    DeploymentProgress, DeploymentState, DeploymentStatus, EnvConfig, EnvEvent, GroupInfo, Hooks,
+};
 
 struct Replica {
     addr: SocketAddr,
@@ -112,16 +48,14 @@ struct Shared {
     events: VecDeque<EnvEvent>,
     deployment: Option<DeploymentState>,
     groups: [Option<GroupInfo>; 2],
+    /// Followers of the deployments and events (see [`LocalEnv::follow`]).
+    followers: Vec<mpsc::UnboundedSender<DeployUpdate>>,
 }
 
-/// A group as shown: revision, replicas healthy / total, restarts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupInfo {
-    pub revision: String,
-    pub healthy: u32,
-    pub total: u32,
-    pub restarts: u32,
+impl Shared {
+    fn tell(&mut self, u: impl Fn() -> DeployUpdate) {
+        self.followers.retain(|f| f.send(u()).is_ok());
+    }
 }
 
 /// One running environment.
@@ -180,6 +114,7 @@ impl LocalEnv {
                 events: VecDeque::new(),
                 deployment: None,
                 groups: [None, None],
+                followers: Vec::new(),
             })),
             rollback_now: rb,
             on_change: std::sync::OnceLock::new(),
@@ -188,16 +123,28 @@ impl LocalEnv {
 
     fn event(&self, kind: &str, message: impl Into<String>) {
         if let Ok(mut s) = self.shared.lock() {
-            s.events.push_back(EnvEvent {
+            let e = EnvEvent {
                 at: SystemTime::now(),
                 kind: kind.into(),
                 message: message.into(),
-            });
+            };
+            s.tell(|| DeployUpdate::Event(e.clone()));
+            s.events.push_back(e);
             while s.events.len() > 200 {
                 s.events.pop_front();
             }
         }
         self.changed();
+    }
+
+    /// Every change of a deployment (as [`DeployUpdate::Progress`]) and
+    /// every event from now on, in order, until the receiver is dropped.
+    pub fn follow(&self) -> mpsc::UnboundedReceiver<DeployUpdate> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut s) = self.shared.lock() {
+            s.followers.push(tx);
+        }
+        rx
     }
 
     fn changed(&self) {
@@ -229,6 +176,8 @@ impl LocalEnv {
             && let Some(d) = s.deployment.as_mut()
         {
             f(d);
+            let p = d.progress();
+            s.tell(|| DeployUpdate::Progress(p.clone()));
         }
         self.changed();
     }
@@ -253,21 +202,19 @@ impl LocalEnv {
         let pid_file = self
             .logs
             .join(format!("{}-{}-{n}.pid", self.cfg.name, color.as_str()));
-        let child = tokio::process::Command::new("bash")
+        let mut cmd = tokio::process::Command::new("bash");
+        crate::proc::mark(&mut cmd, &pid_file);
+        let child = cmd
             .args(["-c", &self.cfg.command])
             .current_dir(dir)
             .env("PORT", addr.port().to_string())
             .env("PIPEDECK_ENVIRONMENT", &self.cfg.name)
-            .env(crate::providers::codebuild_local::PGID_ENV, &pid_file)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
-        if let Some(pid) = child.id() {
-            let _ = std::fs::write(&pid_file, pid.to_string());
-        }
+        crate::proc::record(&pid_file, child.id());
         Ok(Replica {
             addr,
             child,
@@ -331,7 +278,7 @@ impl LocalEnv {
             let _ = run.stop.send(true);
             for r in run.replicas.iter_mut() {
                 if let Some(pid) = r.child.id() {
-                    crate::providers::codebuild_local::kill_group(pid);
+                    crate::proc::kill_group(pid);
                 }
                 let _ = r.child.kill().await;
             }
@@ -576,7 +523,7 @@ impl LocalEnv {
         let first = self.groups.lock().await[idx(old)].is_none();
         let new = if first { old } else { old.other() };
         if let Ok(mut s) = self.shared.lock() {
-            s.deployment = Some(DeploymentState {
+            let d = DeploymentState {
                 id: id.to_owned(),
                 revision: revision.to_owned(),
                 status: DeploymentStatus::InProgress,
@@ -586,7 +533,10 @@ impl LocalEnv {
                 next_step_at: None,
                 reason: None,
                 hooks_run: Vec::new(),
-            });
+            };
+            let p = d.progress();
+            s.tell(|| DeployUpdate::Progress(p.clone()));
+            s.deployment = Some(d);
         }
         self.event(
             "deploy",
@@ -715,6 +665,24 @@ impl LocalEnv {
             self.event("deploy", format!("{} retired", old.as_str()));
         }
         Ok(())
+    }
+
+    /// The replica output files kept in the logs directory, by name
+    /// (without `.log`), sorted.
+    pub fn log_files(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(&self.logs)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|f| {
+                        let p = f.path();
+                        (p.extension()? == "log")
+                            .then(|| p.file_stem()?.to_str().map(str::to_owned))?
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     /// Stops every replica (the environment goes down with pipedeck).
