@@ -20,6 +20,10 @@ impl Engine {
         let Some(e) = self.execs.get(id) else {
             return;
         };
+        if e.terminal() {
+            // Failed under the step that would start it (the store refused a write).
+            return;
+        }
         let Some(ps) = self.pipelines.get(&e.summary.pipeline_name) else {
             return;
         };
@@ -84,8 +88,9 @@ impl Engine {
             _ => None,
         };
         if let Some(done) = early_failure {
-            self.set_action(id, i, j, detail);
-            let _ = self.tx.send(Msg::ActionDone(Box::new(done)));
+            if self.set_action(id, i, j, detail).is_ok() {
+                let _ = self.tx.send(Msg::ActionDone(Box::new(done)));
+            }
             return;
         }
         let mut action_resolved = action.clone();
@@ -107,6 +112,9 @@ impl Engine {
                 expires,
                 result: None,
             });
+            if self.set_action(id, i, j, detail.clone()).is_err() {
+                return;
+            }
             let tx = self.tx.clone();
             let aeid2 = aeid.clone();
             tokio::spawn(async move {
@@ -115,7 +123,6 @@ impl Engine {
                     action_execution_id: aeid2,
                 });
             });
-            self.set_action(id, i, j, detail.clone());
             let _ = self
                 .events
                 .send(EngineEvent::ApprovalPending { action: detail });
@@ -125,20 +132,15 @@ impl Engine {
             Ok(p) => p,
             Err(msg) => {
                 let done = fail_now(&detail, "ConfigurationError", msg);
-                self.set_action(id, i, j, detail);
-                let _ = self.tx.send(Msg::ActionDone(Box::new(done)));
+                if self.set_action(id, i, j, detail).is_ok() {
+                    let _ = self.tx.send(Msg::ActionDone(Box::new(done)));
+                }
                 return;
             }
         };
         let timeout = action_timeout(&self.ws, &action_resolved);
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
-        self.running.insert(
-            aeid.clone(),
-            Running {
-                stop: stop_tx.clone(),
-            },
-        );
         let job = Job {
             exec: id.to_owned(),
             stage: i,
@@ -163,7 +165,15 @@ impl Engine {
                 .map(|r| r.revision_id.clone())
                 .collect(),
         };
-        self.set_action(id, i, j, detail);
+        if self.set_action(id, i, j, detail).is_err() {
+            return;
+        }
+        self.running.insert(
+            aeid.clone(),
+            Running {
+                stop: stop_tx.clone(),
+            },
+        );
         let ws = self.ws.clone();
         let artifacts = self.artifacts.clone();
         let events = self.events.clone();
@@ -174,14 +184,21 @@ impl Engine {
         });
     }
 
-    /// Records an action's detail as the latest in its stage and publishes it.
+    /// Records an action's detail as the latest in its stage and publishes
+    /// it, once the store has it. When the store refuses it, nothing is
+    /// announced and the execution fails with the cause (`store_failed`).
     pub(super) fn set_action(
         &mut self,
         id: &str,
         i: usize,
         j: usize,
         detail: ActionExecutionDetail,
-    ) {
+    ) -> Result<(), String> {
+        if let Err(err) = self.store.batch(|b| b.action_execution(&detail)) {
+            let cause = err.to_string();
+            self.store_failed(id, &cause);
+            return Err(cause);
+        }
         if let Some(e) = self.execs.get_mut(id) {
             let key = format!("{}/{}", detail.stage_name, detail.action_name);
             let a = e.attempts.entry(key).or_insert(0);
@@ -189,13 +206,10 @@ impl Engine {
             e.stages[i].actions[j] = Some(detail.clone());
             e.summary.last_update_time = detail.last_status_change.clone();
         }
-        let r = self.store.batch(|b| b.action_execution(&detail));
-        if let Err(err) = r {
-            tracing::error!(error = %err, "cannot store an action execution");
-        }
         let _ = self
             .events
             .send(EngineEvent::ActionChanged { action: detail });
+        Ok(())
     }
 
     pub(super) fn action_done(&mut self, done: ActionDone) {
@@ -205,11 +219,11 @@ impl Engine {
             stage: i,
             action: j,
             action_execution_id,
-            outcome,
+            mut outcome,
             artifacts,
             lines,
         } = done;
-        let Some(e) = self.execs.get_mut(&id) else {
+        let Some(e) = self.execs.get(&id) else {
             return;
         };
         let Some(Some(current)) = e.stages[i].actions.get(j) else {
@@ -222,9 +236,31 @@ impl Engine {
         detail.log_lines = lines;
         if detail.status != ActionStatus::InProgress {
             // Abandoned (or ended at shutdown): keep the verdict, note the log.
-            self.set_action(&id, i, j, detail);
+            let _ = self.set_action(&id, i, j, detail);
             return;
         }
+        // The outputs are indexed first: outputs the store does not know
+        // fail the action rather than pass on unrecorded.
+        let now = now_rfc3339();
+        let indexed = self.store.batch(|b| {
+            for (name, art) in &artifacts {
+                b.artifact(&art.id, art.files, art.bytes, &now)?;
+                if outcome.status == OutcomeStatus::Succeeded {
+                    b.execution_artifact(&id, name, &art.id, &action_execution_id)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(err) = indexed {
+            tracing::error!(error = %err, "cannot index artifacts");
+            outcome = ActionOutcome::failed(
+                "JobFailed",
+                format!("cannot record the output artifacts: {err}"),
+            );
+        }
+        let Some(e) = self.execs.get_mut(&id) else {
+            return;
+        };
         detail.last_status_change = now_rfc3339();
         detail.summary = outcome.summary.clone();
         detail.error_details = outcome.error.clone();
@@ -257,23 +293,13 @@ impl Engine {
         } else {
             detail.status = ActionStatus::Failed;
         }
-        let now = now_rfc3339();
-        let r = self.store.batch(|b| {
-            for (name, art) in &artifacts {
-                b.artifact(&art.id, art.files, art.bytes, &now)?;
-                if outcome.status == OutcomeStatus::Succeeded {
-                    b.execution_artifact(&id, name, &art.id, &action_execution_id)?;
-                }
-            }
-            Ok(())
-        });
-        if let Err(err) = r {
-            tracing::error!(error = %err, "cannot index artifacts");
+        if self.set_action(&id, i, j, detail).is_err() {
+            return;
         }
-        self.set_action(&id, i, j, detail);
         self.progress_stage(&id, i);
-        self.save(&id, false);
-        self.publish_exec(&id);
+        if self.persist(&id).is_ok() {
+            self.publish_exec(&id);
+        }
     }
 
     pub(super) fn approval_timeout(&mut self, aeid: &str) {
@@ -300,7 +326,8 @@ impl Engine {
             code: "ApprovalTimedOut".into(),
             message: msg,
         });
-        self.set_action(&id, i, j, detail);
-        self.progress_stage(&id, i);
+        if self.set_action(&id, i, j, detail).is_ok() {
+            self.progress_stage(&id, i);
+        }
     }
 }

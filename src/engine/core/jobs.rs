@@ -1,8 +1,8 @@
 //! Jobs: an action runs as a task with its log, inputs, timeout and outputs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, watch};
 use super::ActionDone;
 use crate::api::EngineEvent;
 use crate::config::workspace::Workspace;
-use crate::providers::{self, ActionContext, ActionOutcome, InputArtifact, OutcomeStatus};
+use crate::providers::{self, ActionContext, ActionOutcome, InputArtifact, LogSink, OutcomeStatus};
 use crate::store::artifacts::{ArtifactStore, StoredArtifact};
 use crate::store::logs::LogWriter;
 
@@ -84,17 +84,22 @@ pub(super) async fn run_job(
             artifacts,
             lines,
         };
+    let log_failed = Arc::new(Mutex::new(None));
     let log = {
         let lines = lines.clone();
         let id = aeid.clone();
         match LogWriter::create(&ws.state_dir.join("logs"), &aeid) {
-            Ok(w) => w.on_flush(Box::new(move |n| {
-                lines.store(n, Ordering::Relaxed);
-                let _ = events.send(EngineEvent::LogAppended {
-                    action_execution_id: id.clone(),
-                    lines: n,
-                });
-            })),
+            Ok(w) => CheckedLog {
+                inner: w.on_flush(Box::new(move |n| {
+                    lines.store(n, Ordering::Relaxed);
+                    let _ = events.send(EngineEvent::LogAppended {
+                        action_execution_id: id.clone(),
+                        lines: n,
+                    });
+                })),
+                failed: log_failed.clone(),
+                stop: stop_tx.clone(),
+            },
             Err(e) => {
                 return done(
                     ActionOutcome::failed(
@@ -163,20 +168,32 @@ pub(super) async fn run_job(
         timeout,
         log: Box::new(log),
     };
-    let mut fut = provider.run(ctx);
-    let outcome = tokio::select! {
-        o = &mut fut => o,
-        () = tokio::time::sleep(timeout) => {
-            let _ = stop_tx.send(true);
-            let _ = fut.await;
-            ActionOutcome::failed(
-                "JobFailed",
-                format!("the action timed out after {}", humantime::format_duration(timeout)),
-            )
+    let outcome = {
+        // The provider's future owns the context (and the log): it is
+        // dropped at the end of this block, with the log's last flush.
+        let mut fut = provider.run(ctx);
+        tokio::select! {
+            o = &mut fut => o,
+            () = tokio::time::sleep(timeout) => {
+                let _ = stop_tx.send(true);
+                let _ = fut.await;
+                ActionOutcome::failed(
+                    "JobFailed",
+                    format!("the action timed out after {}", humantime::format_duration(timeout)),
+                )
+            }
         }
     };
     let mut stored = Vec::new();
     let mut outcome = outcome;
+    let log_error = log_failed.lock().ok().and_then(|mut f| f.take());
+    if let Some(cause) = log_error {
+        // A cut log is not a success: the action fails with the cause.
+        outcome = ActionOutcome::failed(
+            "JobFailed",
+            format!("the action's log could not be written, so the action fails: {cause}"),
+        );
+    }
     if outcome.status == OutcomeStatus::Succeeded {
         for (name, dir) in outcome.output_artifacts.clone() {
             let a = artifacts.clone();
@@ -204,6 +221,52 @@ pub(super) async fn run_job(
     done(outcome, stored, lines.load(Ordering::Relaxed))
 }
 
+/// The action's log as its provider sees it. The first write error (a
+/// full disk) is kept for the action's outcome and stops the action: a
+/// build never ends Succeeded with a cut log.
+struct CheckedLog {
+    inner: LogWriter,
+    failed: Arc<Mutex<Option<String>>>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl CheckedLog {
+    fn check(&mut self) {
+        let Some(e) = self.inner.error() else {
+            return;
+        };
+        if let Ok(mut f) = self.failed.lock()
+            && f.is_none()
+        {
+            *f = Some(e.to_string());
+            let _ = self.stop.send(true);
+        }
+    }
+}
+
+impl LogSink for CheckedLog {
+    fn line(&mut self, line: &str) {
+        self.inner.line(line);
+        self.check();
+    }
+    fn chunk(&mut self, data: &[u8]) {
+        self.inner.chunk(data);
+        self.check();
+    }
+    fn flush(&mut self) {
+        LogSink::flush(&mut self.inner);
+        self.check();
+    }
+}
+
+impl Drop for CheckedLog {
+    fn drop(&mut self) {
+        // The last lines reach the disk here, or their error is kept.
+        LogSink::flush(&mut self.inner);
+        self.check();
+    }
+}
+
 pub(super) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -219,4 +282,95 @@ pub(super) fn sanitize(s: &str) -> String {
 /// Where an action execution's log lives.
 pub fn log_dir(ws: &Workspace) -> PathBuf {
     ws.state_dir.join("logs")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const PIPELINE: &str = r#"{"pipeline": {"name": "p", "roleArn": "arn:aws:iam::123456789012:role/x",
+      "artifactStore": {"type": "S3", "location": "bucket"}, "stages": [
+        {"name": "Source", "actions": [{"name": "Source",
+          "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+          "configuration": {"RepositoryName": "app", "BranchName": "main"},
+          "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Build", "actions": [{"name": "A",
+          "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+          "configuration": {"ProjectName": "A"}, "inputArtifacts": [{"name": "Src"}]}]}]}}"#;
+
+    /// Prints ten lines, flushes, and succeeds.
+    struct Chatty;
+
+    impl providers::Provider for Chatty {
+        fn run(&self, mut ctx: ActionContext) -> providers::BoxFuture<ActionOutcome> {
+            Box::pin(async move {
+                for i in 0..10 {
+                    ctx.log.line(&format!("line {i}"));
+                }
+                ctx.log.flush();
+                ActionOutcome::succeeded()
+            })
+        }
+    }
+
+    fn job(ws: &Workspace, aeid: &str) -> Job {
+        Job {
+            exec: "e".into(),
+            stage: 0,
+            action_index: 0,
+            ctx_base: CtxBase {
+                pipeline: "p".into(),
+                execution_id: "e".into(),
+                stage: "Build".into(),
+                aeid: aeid.into(),
+                action: ws.pipelines[0].pipeline.stages[1].actions[0].clone(),
+                source_revision: None,
+                timeout: Duration::from_secs(30),
+            },
+            inputs: Vec::new(),
+            revisions: Vec::new(),
+        }
+    }
+
+    async fn run(ws: &Arc<Workspace>, aeid: &str) -> ActionDone {
+        let (events, _) = broadcast::channel(64);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        run_job(
+            job(ws, aeid),
+            Arc::new(Chatty),
+            ws.clone(),
+            ArtifactStore::new(&ws.state_dir),
+            events,
+            Arc::new(stop_tx),
+            stop_rx,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_log_the_disk_cannot_take_fails_the_action_with_the_cause() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("ws");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("pipeline.json"), PIPELINE).unwrap();
+        let ws = Arc::new(Workspace::load(&root, &d.path().join("data")).unwrap());
+        // A healthy disk: the action succeeds with its ten lines.
+        let ok = run(&ws, "healthy").await;
+        assert_eq!(ok.outcome.status, OutcomeStatus::Succeeded);
+        assert_eq!(ok.lines, 10);
+        // A full disk: the flush of the log's timing file hits ENOSPC.
+        let logs = log_dir(&ws);
+        std::os::unix::fs::symlink("/dev/full", logs.join("full.ts")).unwrap();
+        let done = run(&ws, "full").await;
+        assert_eq!(done.outcome.status, OutcomeStatus::Failed);
+        let err = done.outcome.error.unwrap();
+        assert_eq!(err.code, "JobFailed");
+        assert!(
+            err.message.contains("log could not be written")
+                && err.message.contains("No space left on device"),
+            "{}",
+            err.message
+        );
+    }
 }

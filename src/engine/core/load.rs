@@ -131,7 +131,11 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn trigger_specs(&self) -> Vec<crate::engine::triggers::Watch> {
-        crate::engine::triggers::watches(&self.ws, &self.store)
+    pub(super) fn trigger_specs(&mut self) -> Vec<crate::engine::triggers::Watch> {
+        let (watches, problems) = crate::engine::triggers::watches(&self.ws, &self.store);
+        for p in problems {
+            self.trigger_problem(&p);
+        }
+        watches
     }
 }

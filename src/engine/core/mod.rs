@@ -35,6 +35,10 @@ use crate::store::{Store, StoreError};
 /// under it (shutdown or crash).
 pub const INTERRUPTED: &str = "interrupted: engine stopped";
 
+/// The start of an execution's summary when the store refused a write of
+/// its state (the cause follows).
+pub const STORE_FAILED: &str = "the engine could not record this execution's state";
+
 /// Executions per pipeline the engine keeps in memory (the newest; older
 /// ones stay in the store). ListPipelineExecutions shows up to this many.
 pub const MEMORY_EXECUTIONS: u32 = 1000;
@@ -56,6 +60,10 @@ pub(crate) enum Msg {
         action: String,
         commit: String,
         detail: String,
+    },
+    /// The triggers could not read or keep what they saw.
+    TriggerProblem {
+        message: String,
     },
     Shutdown(oneshot::Sender<()>),
 }
@@ -98,6 +106,11 @@ fn api(code: &str, msg: impl Into<String>) -> ApiError {
     ApiError::new(code, msg)
 }
 
+/// The reply to a request whose step the store refused to record.
+fn store_error(cause: String) -> ApiError {
+    ApiError::new("InternalError", format!("{STORE_FAILED}: {cause}"))
+}
+
 fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
+    crate::engine::short_id(id, 8)
 }

@@ -1,12 +1,15 @@
 //! Movement: an execution arrives at a stage boundary, enters a stage,
 //! passes its conditions and runOrder groups, and leaves it.
 
+use std::path::Path;
+
 use super::state::{Position, scope_of};
 use super::{Engine, Msg};
 use crate::api::types::{ActionStatus, ExecutionStatus, ExecutionType, StageStatus, TriggerType};
 use crate::api::{ConditionState, Envelope, Request, RuleState};
 use crate::engine::conditions;
 use crate::model::pipeline::{Condition, ExecutionMode, Rule};
+use crate::store::artifacts::ArtifactStore;
 use crate::store::now_rfc3339;
 
 impl Engine {
@@ -24,7 +27,7 @@ impl Engine {
             .get(id)
             .is_some_and(|e| e.summary.execution_type == ExecutionType::Rollback);
         if i >= n || (is_rollback && i > 0) {
-            self.finish_exec(id, ExecutionStatus::Succeeded, None);
+            let _ = self.finish_exec(id, ExecutionStatus::Succeeded, None);
             return;
         }
         let mode = ps.mode();
@@ -59,10 +62,11 @@ impl Engine {
                     e.stages.get(i).map_or("", |st| st.name.as_str())
                 ));
             }
-            self.finish_exec(&s, ExecutionStatus::Superseded, None);
+            let _ = self.finish_exec(&s, ExecutionStatus::Superseded, None);
         }
-        self.save(id, false);
-        self.publish_exec(id);
+        if self.persist(id).is_ok() {
+            self.publish_exec(id);
+        }
         self.advance(&pipeline);
     }
 
@@ -119,7 +123,9 @@ impl Engine {
                 *a = None;
             }
         }
-        self.stage_changed(id, i);
+        if self.stage_changed(id, i).is_err() {
+            return;
+        }
         match before_entry.and_then(|c| c.conditions.into_iter().next()) {
             Some(cond) => self.check_condition(id, i, "BEFORE_ENTRY", cond),
             None => self.progress_stage(id, i),
@@ -143,12 +149,14 @@ impl Engine {
             rules: Vec::new(),
         });
         let scope = scope_of(e);
+        // The rules' input artifact (the first named): materialised into
+        // the rules' working directory.
         let input = cond
             .rules
             .iter()
             .flat_map(|r| r.input_artifacts.first())
             .next()
-            .and_then(|n| e.artifacts.get(n).cloned());
+            .map(|n| (n.clone(), e.artifacts.get(n).cloned()));
         let rules: Vec<Rule> = cond.rules.clone();
         let tx = self.tx.clone();
         let exec = id.to_owned();
@@ -158,14 +166,33 @@ impl Engine {
             .state_dir
             .join("work")
             .join(format!("cond-{}", uuid::Uuid::new_v4().simple()));
-        self.save(id, false);
+        if self.persist(id).is_err() {
+            return;
+        }
         tokio::spawn(async move {
-            let _ = tokio::fs::create_dir_all(&work).await;
-            if let Some(aid) = input {
-                let (a, w) = (artifacts.clone(), work.clone());
-                let _ = tokio::task::spawn_blocking(move || a.materialize(&aid, &w)).await;
-            }
-            let results = conditions::evaluate(&rules, &scope, &work).await;
+            let unreadable = prepare_input(&work, input, artifacts).await;
+            let results = match &unreadable {
+                None => conditions::evaluate(&rules, &scope, &work).await,
+                Some(why) => {
+                    // A rule that reads the artifact fails with the reason;
+                    // the others are evaluated as usual.
+                    let mut out = Vec::new();
+                    for r in &rules {
+                        if r.input_artifacts.is_empty() {
+                            out.extend(
+                                conditions::evaluate(std::slice::from_ref(r), &scope, &work).await,
+                            );
+                        } else {
+                            out.push(conditions::RuleResult {
+                                rule: r.name.clone(),
+                                passed: false,
+                                message: why.clone(),
+                            });
+                        }
+                    }
+                    out
+                }
+            };
             let _ = tokio::fs::remove_dir_all(&work).await;
             let _ = tx.send(Msg::ConditionDone {
                 exec,
@@ -224,8 +251,9 @@ impl Engine {
                     e.stages[i].status = Some(StageStatus::Skipped);
                 }
                 self.release(id, i);
-                self.stage_changed(id, i);
-                self.arrive(id, i + 1);
+                if self.stage_changed(id, i).is_ok() {
+                    self.arrive(id, i + 1);
+                }
             }
             ("ON_SUCCESS", false, Some("ROLLBACK")) => {
                 self.fail_stage(id, i, format!("onSuccess condition failed ({reason})"));
@@ -267,8 +295,9 @@ impl Engine {
                     e.stages[i].status = Some(StageStatus::Stopped);
                 }
                 self.release(id, i);
-                self.stage_changed(id, i);
-                self.finish_exec(id, ExecutionStatus::Stopped, None);
+                if self.stage_changed(id, i).is_ok() {
+                    let _ = self.finish_exec(id, ExecutionStatus::Stopped, None);
+                }
             }
             return;
         }
@@ -335,7 +364,7 @@ impl Engine {
         for j in pending {
             self.start_action(id, i, j);
         }
-        self.save(id, false);
+        let _ = self.persist(id);
     }
 
     pub(super) fn stage_succeeded(&mut self, id: &str, i: usize) {
@@ -344,8 +373,9 @@ impl Engine {
             e.stages[i].auto_retried = false;
         }
         self.release(id, i);
-        self.stage_changed(id, i);
-        self.arrive(id, i + 1);
+        if self.stage_changed(id, i).is_ok() {
+            self.arrive(id, i + 1);
+        }
     }
 
     /// Every action has ended and one failed: apply `onFailure`.
@@ -400,13 +430,15 @@ impl Engine {
             e.stages[i].status = Some(StageStatus::Failed);
         }
         self.release(id, i);
-        self.stage_changed(id, i);
+        if self.stage_changed(id, i).is_err() {
+            return;
+        }
         let name = self
             .execs
             .get(id)
             .map(|e| e.stages[i].name.clone())
             .unwrap_or_default();
-        self.finish_exec(
+        let _ = self.finish_exec(
             id,
             ExecutionStatus::Failed,
             Some(format!("stage {name}: {why}")),
@@ -459,9 +491,9 @@ impl Engine {
         id: &str,
         status: ExecutionStatus,
         summary: Option<String>,
-    ) {
+    ) -> Result<(), String> {
         let Some(e) = self.execs.get_mut(id) else {
-            return;
+            return Ok(());
         };
         e.summary.status = status;
         if summary.is_some() {
@@ -477,8 +509,38 @@ impl Engine {
                 q.retain(|x| x != id);
             }
         }
-        self.save(id, false);
-        self.publish_exec(id);
+        let r = self.persist(id);
+        if r.is_ok() {
+            self.publish_exec(id);
+        }
         self.advance(&pipeline);
+        r
+    }
+}
+
+/// Makes the rules' working directory and copies their input artifact
+/// into it; the reason when that cannot be done.
+async fn prepare_input(
+    work: &Path,
+    input: Option<(String, Option<String>)>,
+    artifacts: ArtifactStore,
+) -> Option<String> {
+    if let Err(e) = tokio::fs::create_dir_all(work).await {
+        return Some(format!(
+            "cannot prepare the rules' directory {}: {e}",
+            work.display()
+        ));
+    }
+    let (name, id) = input?;
+    let Some(id) = id else {
+        return Some(format!(
+            "input artifact `{name}` was not produced earlier in this execution"
+        ));
+    };
+    let w = work.to_path_buf();
+    match tokio::task::spawn_blocking(move || artifacts.materialize(&id, &w)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("input artifact `{name}` cannot be read: {e}")),
+        Err(e) => Some(format!("input artifact `{name}` cannot be read: {e}")),
     }
 }

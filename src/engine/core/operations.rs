@@ -1,7 +1,7 @@
 //! Operations on running executions: approvals, stop and transitions.
 
 use super::state::{Position, StopMode};
-use super::{Engine, api};
+use super::{Engine, api, store_error};
 use crate::api::types::{ActionStatus, ApprovalResult, ErrorDetails, ExecutionStatus, StageStatus};
 use crate::api::{ActionExecutionDetail, ApiError, EngineEvent, Reply, TransitionState};
 use crate::store::now_rfc3339;
@@ -116,7 +116,7 @@ impl Engine {
                 message: msg,
             });
         }
-        self.set_action(&id, i, j, detail);
+        self.set_action(&id, i, j, detail).map_err(store_error)?;
         self.progress_stage(&id, i);
         Ok(Reply::ApprovalRecorded { approved_at: now })
     }
@@ -208,7 +208,7 @@ impl Engine {
                             .map(|r| format!(" ({r})"))
                             .unwrap_or_default()
                     ));
-                    self.set_action(&id, i, j, a);
+                    self.set_action(&id, i, j, a).map_err(store_error)?;
                 }
                 let still = self.execs[&id].stages[i]
                     .actions
@@ -220,14 +220,15 @@ impl Engine {
                         e.summary.status = ExecutionStatus::Stopping;
                         e.stages[i].status = Some(StageStatus::Stopping);
                     }
-                    self.stage_changed(&id, i);
-                    self.save(&id, false);
+                    self.stage_changed(&id, i).map_err(store_error)?;
                     self.publish_exec(&id);
                 } else {
                     self.progress_stage(&id, i);
                 }
             }
-            _ => self.finish_exec(&id, ExecutionStatus::Stopped, None),
+            _ => self
+                .finish_exec(&id, ExecutionStatus::Stopped, None)
+                .map_err(store_error)?,
         }
         Ok(Reply::Stopped {
             pipeline_execution_id: id,
@@ -268,11 +269,15 @@ impl Engine {
             last_changed_at: Some(now_rfc3339()),
             disabled_reason: disable.cloned(),
         };
+        // Stored first: a change the store refused is neither made nor announced.
+        if let Err(e) = self.store.batch(|b| b.transition(pipeline, stage, &state)) {
+            return Err(api(
+                "InternalError",
+                format!("the transition change could not be recorded: {e}"),
+            ));
+        }
         if let Some(ps) = self.pipelines.get_mut(pipeline) {
             ps.transitions[i] = state.clone();
-        }
-        if let Err(e) = self.store.batch(|b| b.transition(pipeline, stage, &state)) {
-            return Err(api("InternalError", e.to_string()));
         }
         let _ = self.events.send(EngineEvent::TransitionChanged {
             pipeline_name: pipeline.to_owned(),

@@ -43,6 +43,7 @@ impl Engine {
                     commit,
                     detail,
                 } => self.source_change(&pipeline, &action, &commit, &detail),
+                Msg::TriggerProblem { message } => self.trigger_problem(&message),
                 Msg::Shutdown(done) => {
                     self.shutdown().await;
                     let _ = done.send(());
@@ -69,7 +70,13 @@ impl Engine {
             if let Some(rec) = self.execs.get_mut(&id) {
                 recover_interrupted(rec, &now);
             }
-            self.save(&id, true);
+            if let Err(e) = self.save(&id, true) {
+                tracing::error!(
+                    execution = id,
+                    error = e,
+                    "cannot record an interrupted execution"
+                );
+            }
             self.publish_exec(&id);
         }
         if let Some(Ok(envs)) = self.envs.get() {

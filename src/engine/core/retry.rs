@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::state::{ExecRec, Position, StageRec};
-use super::{Engine, api, short};
+use super::{Engine, api, short, store_error};
 use crate::api::types::{
     ActionStatus, ExecutionStatus, ExecutionTrigger, ExecutionType, RetryMetadata, StageStatus,
     TriggerType,
@@ -174,15 +174,14 @@ impl Engine {
                 }
             }
         }
-        self.stage_changed(&id, i);
-        self.save(&id, false);
+        self.stage_changed(&id, i).map_err(store_error)?;
         self.publish_exec(&id);
         if mode == "FAILED_ACTIONS" {
             // The failed actions re-run now, even while siblings still run.
             for j in failed {
                 self.start_action(&id, i, j);
             }
-            self.save(&id, false);
+            let _ = self.persist(&id);
         } else {
             self.progress_stage(&id, i);
         }
@@ -326,7 +325,7 @@ impl Engine {
         if let Some(ps) = self.pipelines.get_mut(pipeline) {
             ps.order.push(id.clone());
         }
-        self.save(&id, false);
+        self.save_new(&id)?;
         self.publish_exec(&id);
         // The stage is free (checked above): the rollback enters ahead of
         // any waiter.

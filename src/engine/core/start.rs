@@ -143,7 +143,7 @@ impl Engine {
         if let Some(ps) = self.pipelines.get_mut(&name) {
             ps.order.push(id.clone());
         }
-        self.save(&id, false);
+        self.save_new(&id)?;
         self.publish_exec(&id);
         self.arrive(&id, 0);
         Ok(id)
