@@ -4,6 +4,7 @@
 //! published as an [`api::EngineEvent`], and the store is written through.
 
 pub mod conditions;
+pub mod contract_additions;
 pub mod core;
 pub mod triggers;
 pub mod vars;

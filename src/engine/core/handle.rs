@@ -8,6 +8,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::{Engine, EngineError, Msg};
 use crate::api::{ApiError, EngineEvent, Envelope, Reply, Request};
 use crate::config::workspace::Workspace;
+use crate::engine::contract_additions::{ReplyAddition, RequestAddition};
 use crate::store::artifacts::ArtifactStore;
 use crate::store::{Store, now_rfc3339};
 
@@ -51,6 +52,22 @@ impl EngineHandle {
             request,
         })
         .await
+    }
+
+    /// A request of `contract_additions` (GetPipeline, log reads,
+    /// paged lists) as the workspace's identity: these are reads, so
+    /// nothing is audited. Joins [`EngineHandle::request`] when they move
+    /// into `src/api/`.
+    pub async fn request_addition(
+        &self,
+        request: RequestAddition,
+    ) -> Result<ReplyAddition, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Addition(request, tx))
+            .map_err(|_| ApiError::new("EngineStopped", "the engine has stopped"))?;
+        rx.await
+            .map_err(|_| ApiError::new("EngineStopped", "the engine has stopped"))?
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {

@@ -7,8 +7,10 @@ mod actions;
 mod handle;
 mod jobs;
 mod load;
+mod logs;
 mod movement;
 mod operations;
+mod paging;
 mod persist;
 mod queries;
 mod requests;
@@ -27,6 +29,7 @@ use self::state::{ExecRec, PState, Running};
 use crate::api::{ApiError, EngineEvent, Envelope, Reply};
 use crate::config::workspace::Workspace;
 use crate::engine::conditions;
+use crate::engine::contract_additions::{ReplyAddition, RequestAddition};
 use crate::providers::{self, ActionOutcome};
 use crate::store::artifacts::{ArtifactStore, StoredArtifact};
 use crate::store::{Store, StoreError};
@@ -65,6 +68,11 @@ pub(crate) enum Msg {
     TriggerProblem {
         message: String,
     },
+    /// A request of `contract_additions` (until it joins `Request`).
+    Addition(
+        RequestAddition,
+        oneshot::Sender<Result<ReplyAddition, ApiError>>,
+    ),
     Shutdown(oneshot::Sender<()>),
 }
 

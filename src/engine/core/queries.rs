@@ -4,8 +4,8 @@ use super::state::{ExecRec, PState};
 use super::{Engine, api};
 use crate::api::types::ActionStatus;
 use crate::api::{
-    ActionState, ApiError, InboundExecution, PipelineState, PipelineSummary, StageExecution,
-    StageState,
+    ActionExecutionDetail, ActionState, ApiError, InboundExecution, PipelineState, PipelineSummary,
+    StageExecution, StageState,
 };
 
 impl Engine {
@@ -112,5 +112,32 @@ impl Engine {
             pipeline_version: ps.version,
             stage_states,
         })
+    }
+
+    /// The latest attempt of every action of an execution, newest first:
+    /// the store's record, with the in-memory one for what still runs.
+    pub(super) fn action_executions(
+        &self,
+        pipeline: &str,
+        id: &str,
+    ) -> Result<Vec<ActionExecutionDetail>, ApiError> {
+        self.exec_of(pipeline, id)?;
+        let mut actions = self
+            .store
+            .action_executions(id)
+            .map_err(|e| api("InternalError", e.to_string()))?;
+        // The in-memory record is newer for running actions.
+        if let Some(rec) = self.execs.get(id) {
+            for a in rec.stages.iter().flat_map(|s| s.actions.iter().flatten()) {
+                if let Some(slot) = actions
+                    .iter_mut()
+                    .find(|x| x.action_execution_id == a.action_execution_id)
+                {
+                    *slot = a.clone();
+                }
+            }
+        }
+        actions.reverse();
+        Ok(actions)
     }
 }

@@ -44,6 +44,7 @@ impl Engine {
                     detail,
                 } => self.source_change(&pipeline, &action, &commit, &detail),
                 Msg::TriggerProblem { message } => self.trigger_problem(&message),
+                Msg::Addition(request, reply) => self.addition(request, reply),
                 Msg::Shutdown(done) => {
                     self.shutdown().await;
                     let _ = done.send(());
@@ -206,26 +207,9 @@ impl Engine {
             Request::ListActionExecutions {
                 pipeline_name,
                 pipeline_execution_id,
-            } => {
-                self.exec_of(pipeline_name, pipeline_execution_id)?;
-                let mut actions = self
-                    .store
-                    .action_executions(pipeline_execution_id)
-                    .map_err(|e| api("InternalError", e.to_string()))?;
-                // The in-memory record is newer for running actions.
-                if let Some(rec) = self.execs.get(pipeline_execution_id) {
-                    for a in rec.stages.iter().flat_map(|s| s.actions.iter().flatten()) {
-                        if let Some(slot) = actions
-                            .iter_mut()
-                            .find(|x| x.action_execution_id == a.action_execution_id)
-                        {
-                            *slot = a.clone();
-                        }
-                    }
-                }
-                actions.reverse();
-                Ok(Reply::ActionExecutions { actions })
-            }
+            } => Ok(Reply::ActionExecutions {
+                actions: self.action_executions(pipeline_name, pipeline_execution_id)?,
+            }),
             Request::LookupEvents { max_results } => Ok(Reply::Events {
                 events: self
                     .store
