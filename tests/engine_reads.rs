@@ -1,6 +1,7 @@
 //! Reads the TUI and remote backends need, answered by the engine:
-//! GetPipeline, log pages and searches by log reference, and nextToken
-//! paging of the lists (AWS semantics).
+//! GetPipeline of any stored version, log pages and searches by log
+//! reference (through the engine, off its actor), and nextToken paging of
+//! the lists (AWS semantics).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -9,9 +10,9 @@ use std::collections::HashSet;
 
 use common::*;
 use pipedeck::api::types::ExecutionStatus;
-use pipedeck::api::{ApiError, Reply, Request};
+use pipedeck::api::{ApiError, LogRef, Reply, Request};
 use pipedeck::engine::EngineHandle;
-use pipedeck::engine::contract_additions::{LogRef, ReplyAddition, RequestAddition};
+use pipedeck::engine::contract_additions::{ReplyAddition, RequestAddition};
 
 async fn add(h: &EngineHandle, r: RequestAddition) -> Result<ReplyAddition, ApiError> {
     h.request_addition(r).await
@@ -100,6 +101,18 @@ async fn get_pipeline_returns_the_declaration_of_the_version_asked() {
         get(Some(7)).await.unwrap_err().code,
         "PipelineVersionNotFound"
     );
+    // The contract's GetPipeline gives the current version.
+    let Reply::Pipeline { pipeline, version } = call(
+        &h,
+        Request::GetPipeline {
+            pipeline_name: "p".into(),
+        },
+    )
+    .await
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!((pipeline.stages[1].name.as_str(), version), ("Compile", 2));
     let e = add(
         &h,
         RequestAddition::GetPipeline {
@@ -123,145 +136,73 @@ async fn log_events_are_read_by_reference_with_a_line_range_and_the_total() {
         .into_iter()
         .find(|a| a.action_name == "A")
         .unwrap();
-    let log = LogRef::ActionExecution {
-        action_execution_id: a.action_execution_id.clone(),
-    };
-    // No start: the last `limit` lines.
-    let ReplyAddition::LogEvents {
-        total,
-        start,
-        lines,
-        times,
-    } = add(
-        &h,
-        RequestAddition::GetLogEvents {
-            log: log.clone(),
-            start_line: None,
-            limit: 5,
-        },
-    )
-    .await
-    .unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!(total, a.log_lines);
-    assert_eq!(start, total - 5);
-    assert_eq!(lines.len(), 5);
-    assert_eq!(times.len(), 5);
-    assert!(times.iter().all(Option::is_some));
-    assert!(lines.iter().any(|l| l.contains("needle-here")), "{lines:?}");
-    // A range from a line.
-    let ReplyAddition::LogEvents { lines, start, .. } = add(
-        &h,
-        RequestAddition::GetLogEvents {
-            log: log.clone(),
-            start_line: Some(0),
-            limit: 3,
-        },
-    )
-    .await
-    .unwrap() else {
-        panic!()
-    };
-    assert_eq!((start, lines.len()), (0, 3));
-    // The search finds the lines, up to the limit, and says when there were more.
-    let find = |pattern: &str, regex: bool, limit: u32| {
-        add(
+    let log = LogRef::action(a.action_execution_id.clone());
+    let read = |log: LogRef, start_line: Option<u64>, limit: u32| {
+        call(
             &h,
-            RequestAddition::FilterLogEvents {
-                log: log.clone(),
-                pattern: pattern.into(),
-                regex,
+            Request::GetLogEvents {
+                log,
+                start_line,
                 limit,
             },
         )
     };
-    let ReplyAddition::LogMatches {
-        total: t2,
-        matches,
-        truncated,
-    } = find("needle-here", false, 100).await.unwrap()
-    else {
+    // No start: the last `limit` lines.
+    let Reply::LogEvents { page } = read(log.clone(), None, 5).await.unwrap() else {
         panic!()
     };
-    assert_eq!(t2, total);
-    assert!(!truncated);
-    // The echoed command and its output.
-    assert!(!matches.is_empty());
-    let ReplyAddition::LogEvents { lines, .. } = add(
-        &h,
-        RequestAddition::GetLogEvents {
-            log: log.clone(),
-            start_line: Some(matches[0]),
-            limit: 1,
-        },
-    )
-    .await
-    .unwrap() else {
-        panic!()
-    };
-    assert!(lines[0].contains("needle-here"), "{lines:?}");
-    let ReplyAddition::LogMatches {
-        matches, truncated, ..
-    } = find(r"^line-\d+$", true, 10).await.unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!(matches.len(), 10);
-    assert!(truncated);
-    assert_eq!(
-        find("(", true, 10).await.unwrap_err().code,
-        "ValidationException"
+    assert_eq!(page.total, a.log_lines);
+    assert_eq!(page.start, page.total - 5);
+    assert_eq!((page.lines.len(), page.times.len()), (5, 5));
+    assert!(page.times.iter().all(Option::is_some));
+    assert!(
+        page.lines.iter().any(|l| l.contains("needle-here")),
+        "{:?}",
+        page.lines
     );
-    // Unknown, unsafe and environment references are refused with a reason.
-    let e = add(
-        &h,
-        RequestAddition::GetLogEvents {
-            log: LogRef::parse("no-such-execution"),
-            start_line: None,
-            limit: 5,
-        },
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.code, "ResourceNotFound");
-    let e = add(
-        &h,
-        RequestAddition::GetLogEvents {
-            log: LogRef::parse("../../etc/passwd"),
-            start_line: None,
-            limit: 5,
-        },
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.code, "ValidationException");
-    let e = add(
-        &h,
-        RequestAddition::GetLogEvents {
-            log: LogRef::parse("env/prod/blue-1"),
-            start_line: None,
-            limit: 5,
-        },
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.code, "EnvironmentNotFound");
-    assert_eq!(
-        add(
+    // A range from a line.
+    let Reply::LogEvents { page } = read(log.clone(), Some(0), 3).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!((page.start, page.lines.len()), (0, 3));
+    // The search finds the lines, up to the limit, and says when there were more.
+    let find = |pattern: &str, regex: bool, limit: u32| {
+        call(
             &h,
-            RequestAddition::GetLogEvents {
-                log,
-                start_line: None,
-                limit: 0,
+            Request::FilterLogEvents {
+                log: log.clone(),
+                pattern: pattern.into(),
+                regex,
+                limit: Some(limit),
             },
         )
+    };
+    let Reply::LogMatches { lines, truncated } = find("needle-here", false, 100).await.unwrap()
+    else {
+        panic!()
+    };
+    assert!(!truncated && !lines.is_empty());
+    let Reply::LogEvents { page } = read(log.clone(), Some(lines[0]), 1).await.unwrap() else {
+        panic!()
+    };
+    assert!(page.lines[0].contains("needle-here"), "{:?}", page.lines);
+    let Reply::LogMatches { lines, truncated } = find(r"^line-\d+$", true, 10).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(lines.len(), 10);
+    assert!(truncated);
+    assert!(find("(", true, 10).await.is_err());
+    // Unknown and unsafe references are refused with a reason.
+    let e = read(LogRef::parse("no-such-execution"), None, 5)
         .await
-        .unwrap_err()
-        .code,
-        "ValidationException"
-    );
+        .unwrap_err();
+    assert_eq!(e.code, "ResourceNotFoundException");
+    assert!(e.message.contains("no-such-execution"), "{}", e.message);
+    let e = read(LogRef::parse("../../etc/passwd"), None, 5)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "ValidationException");
     h.shutdown().await;
 }
 

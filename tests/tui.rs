@@ -424,20 +424,26 @@ fn environments_side_by_side_with_a_canary_in_progress() {
     let mut a = app(&running());
     let t = |s: u64| json!({"secs_since_epoch": 1_795_687_200u64 + s, "nanos_since_epoch": 0});
     let env = |name: &str, live: &str, green: u32, dep: serde_json::Value, err: f64| {
+        let mut variants = vec![
+            json!({"label": "blue", "revision": "0123456789ab", "commitMessage": null, "ready": 2, "total": 2, "restarts": 0, "weightPercent": 100 - green}),
+        ];
+        if green > 0 {
+            variants.push(json!({"label": "green", "revision": "fedcba987654", "commitMessage": null, "ready": 1, "total": 2, "restarts": 1, "weightPercent": green}));
+        }
+        let url = format!("http://127.0.0.1:80{}", name.len());
         json!({
-            "name": name, "url": format!("http://127.0.0.1:80{}", name.len()), "strategy": "CodeDeployDefault.ECSCanary10Percent5Minutes",
-            "protected": name == "prod", "live": live, "greenPercent": green,
-            "blue": {"revision": "0123456789ab", "healthy": 2, "total": 2, "restarts": 0},
-            "green": if green > 0 { json!({"revision": "fedcba987654", "healthy": 1, "total": 2, "restarts": 1}) } else { json!(null) },
+            "name": name, "kind": "local", "location": url, "url": url, "strategy": "CodeDeployDefault.ECSCanary10Percent5Minutes",
+            "protected": name == "prod", "live": live, "variants": variants,
             "deployment": dep,
-            "release": {"id": "d-1", "revision": "0123456789ab", "dir": "/tmp/x", "hooks": {"before_install": [], "after_install": [], "after_allow_test_traffic": [], "before_allow_traffic": [], "after_allow_traffic": []}},
-            "rps": 42.0, "errorRate": err, "p99Ms": 3.2,
+            "release": {"id": "d-1", "revision": "0123456789ab"},
+            "metrics": {"rps": 42.0, "errorRate": err, "p99Ms": 3.2},
+            "sync": null,
             "events": [{"at": t(250), "kind": "alarm", "message": "alarm staging-5xx-rate: 12.0% of 400 requests answered 5xx over 10 s (threshold 5%)"},
                        {"at": t(240), "kind": "health", "message": "green replica 1 is healthy"}]
         })
     };
     let canary = json!({"id": "d-2", "revision": "fedcba987654", "status": "InProgress", "step": "AllowTraffic",
-        "newColor": "green", "trafficPercent": 10, "nextStepAt": t(400), "reason": null, "hooksRun": []});
+        "newVariant": "green", "trafficPercent": 10, "nextStepAt": t(400), "reason": null, "hooksRun": []});
     a.snap.envs = vec![
         serde_json::from_value(env("dev", "blue", 0, json!(null), 0.0)).unwrap(),
         serde_json::from_value(env("staging", "blue", 10, canary, 12.0)).unwrap(),

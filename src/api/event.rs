@@ -40,6 +40,10 @@ pub enum EngineEvent {
     /// event (health, alarm, rollback): read it with ListEnvironments.
     #[serde(rename_all = "camelCase")]
     EnvironmentChanged { environment_name: String },
+    /// The subscriber fell behind and `missed` events were dropped: read
+    /// everything again.
+    #[serde(rename_all = "camelCase")]
+    Resync { missed: u64 },
 }
 
 /// A CloudTrail-shaped record of one operation, whoever issued it.

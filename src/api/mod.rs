@@ -10,11 +10,13 @@
 pub mod env;
 mod error;
 mod event;
+pub mod logs;
 mod reply;
 mod request;
 pub mod types;
 
 pub use error::ApiError;
 pub use event::{AuditEvent, EngineEvent, UserIdentity};
+pub use logs::{LogPage, LogRef};
 pub use reply::*;
 pub use request::{Envelope, Request};

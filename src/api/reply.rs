@@ -39,6 +39,19 @@ pub enum Reply {
     Pipelines {
         pipelines: Vec<PipelineSummary>,
     },
+    Pipeline {
+        pipeline: Box<crate::model::pipeline::Pipeline>,
+        version: u32,
+    },
+    LogEvents {
+        page: super::LogPage,
+    },
+    #[serde(rename_all = "camelCase")]
+    LogMatches {
+        lines: Vec<u64>,
+        /// The matches were cut at the request's limit.
+        truncated: bool,
+    },
     State {
         state: PipelineState,
     },

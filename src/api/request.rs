@@ -70,6 +70,28 @@ pub enum Request {
         stage_name: String,
     },
     ListPipelines,
+    /// The pipeline's declaration as the backend has it (the TUI draws
+    /// from this, never from the workspace's file).
+    #[serde(rename_all = "camelCase")]
+    GetPipeline {
+        pipeline_name: String,
+    },
+    /// A window of a log: `start_line` `None` is the last `limit` lines.
+    #[serde(rename_all = "camelCase")]
+    GetLogEvents {
+        log: super::LogRef,
+        start_line: Option<u64>,
+        limit: u32,
+    },
+    /// Lines of a log that match (0-based line numbers, at most `limit`).
+    #[serde(rename_all = "camelCase")]
+    FilterLogEvents {
+        log: super::LogRef,
+        pattern: String,
+        #[serde(default)]
+        regex: bool,
+        limit: Option<u32>,
+    },
     #[serde(rename_all = "camelCase")]
     GetPipelineState {
         pipeline_name: String,
@@ -118,6 +140,9 @@ impl Request {
             Request::DisableStageTransition { .. } => "DisableStageTransition",
             Request::EnableStageTransition { .. } => "EnableStageTransition",
             Request::ListPipelines => "ListPipelines",
+            Request::GetPipeline { .. } => "GetPipeline",
+            Request::GetLogEvents { .. } => "GetLogEvents",
+            Request::FilterLogEvents { .. } => "FilterLogEvents",
             Request::GetPipelineState { .. } => "GetPipelineState",
             Request::ListPipelineExecutions { .. } => "ListPipelineExecutions",
             Request::GetPipelineExecution { .. } => "GetPipelineExecution",
@@ -127,6 +152,14 @@ impl Request {
             Request::ListEnvironments => "ListEnvironments",
             Request::RollbackEnvironment { .. } => "RollbackEnvironment",
         }
+    }
+
+    /// Log reads open files: a backend answers them off its main task.
+    pub fn is_log_read(&self) -> bool {
+        matches!(
+            self,
+            Request::GetLogEvents { .. } | Request::FilterLogEvents { .. }
+        )
     }
 
     /// Reads are not audited (CloudTrail omits them by default too).

@@ -125,15 +125,6 @@ pub fn run_log(a: &DiagnoseArgs, config_file: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a whole action log (for diagnosis).
-pub fn read_log(dir: &Path, aeid: &str) -> Vec<String> {
-    let Ok(mut r) = crate::store::logs::LogReader::open(dir, aeid) else {
-        return Vec::new();
-    };
-    let n = r.len();
-    r.read(0, n).unwrap_or_default()
-}
-
 pub async fn run(
     ws: crate::config::workspace::Workspace,
     a: DiagnoseArgs,
@@ -142,8 +133,7 @@ pub async fn run(
     let Some(pipeline) = a.pipeline.clone() else {
         return Err(eyre!("name a pipeline, or give --log FILE"));
     };
-    let log_dir = ws.state_dir.join("logs");
-    let mut s = super::ops::Session::open(ws, false).await?;
+    let s = super::ops::open(&ws, false).await?;
     let execs = match s
         .call(Request::ListPipelineExecutions {
             pipeline_name: pipeline.clone(),
@@ -198,7 +188,6 @@ pub async fn run(
         Ok(Reply::Events { events }) => events,
         _ => Vec::new(),
     };
-    s.close().await;
     let (cat, warnings) = catalogue(config_file);
     for w in warnings {
         eprintln!("pipedeck: {w}");
@@ -212,7 +201,21 @@ pub async fn run(
         .collect();
     let mut reports = Vec::new();
     for act in &failed {
-        let log = read_log(&log_dir, &act.action_execution_id);
+        let log = match s
+            .read_whole_log(&crate::api::LogRef::action(&act.action_execution_id))
+            .await
+        {
+            Ok(l) => l,
+            // No log yet (an action that failed before it wrote one).
+            Err(e) if e.code == "ResourceNotFoundException" => Vec::new(),
+            Err(e) => {
+                eprintln!(
+                    "pipedeck: the log of {}/{} could not be read ({}: {}); diagnosing without it",
+                    act.stage_name, act.action_name, e.code, e.message
+                );
+                Vec::new()
+            }
+        };
         let findings = diagnose(
             &Input {
                 log: &log,
@@ -231,6 +234,7 @@ pub async fn run(
             findings,
         });
     }
+    s.close().await;
     if reports.is_empty() {
         // No failed action: the execution itself (superseded, stopped…).
         let findings = diagnose(

@@ -28,7 +28,16 @@ pub fn terminal_width() -> usize {
     if let Some(w) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
         return w;
     }
-    crossterm::terminal::size().map_or(100, |(w, _)| usize::from(w))
+    // The terminal on stdout, else on stderr (stdout piped), else 100.
+    [
+        rustix::termios::tcgetwinsize(std::io::stdout()),
+        rustix::termios::tcgetwinsize(std::io::stderr()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|w| usize::from(w.ws_col))
+    .find(|&w| w > 0)
+    .unwrap_or(100)
 }
 
 pub fn run(args: &Args) -> color_eyre::Result<ExitCode> {

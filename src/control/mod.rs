@@ -144,9 +144,22 @@ pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<Server, Con
         inflight: inflight.clone(),
     };
     tokio::spawn(async move {
+        let mut failures = 0u32;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((s, _)) => {
+                    failures = 0;
+                    s
+                }
+                Err(e) => {
+                    // Out of file descriptors, say: back off instead of
+                    // spinning on the same error.
+                    failures = failures.saturating_add(1);
+                    let wait = accept_backoff(failures);
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "accept on the engine socket failed");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
             };
             if let Ok(cred) = stream.peer_cred()
                 && owner.is_some_and(|o| o != cred.uid())
@@ -166,7 +179,13 @@ pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<Server, Con
     Ok(server)
 }
 
-async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, m: &ServerMsg) -> std::io::Result<()> {
+/// How long to wait after the `n`th accept failure in a row: 10 ms
+/// doubling, at most one second.
+fn accept_backoff(n: u32) -> std::time::Duration {
+    std::time::Duration::from_millis((10u64 << n.saturating_sub(1).min(7)).min(1000))
+}
+
+async fn send<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, m: &ServerMsg) -> std::io::Result<()> {
     let mut line = serde_json::to_string(m).map_err(std::io::Error::other)?;
     line.push('\n');
     w.write_all(line.as_bytes()).await
@@ -206,19 +225,32 @@ async fn connection(
                 sent?;
             }
             ClientMsg::Subscribe(_) => {
-                let mut rx = h.subscribe();
+                let rx = h.subscribe();
                 send(&mut w, &ServerMsg::Ok(Reply::Done)).await?;
-                loop {
-                    match rx.recv().await {
-                        Ok(ev) => send(&mut w, &ServerMsg::Event(ev)).await?,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(_) => return Ok(()),
-                    }
-                }
+                return stream_events(rx, &mut w).await;
             }
         }
     }
     Ok(())
+}
+
+/// Writes events to a subscriber until the engine stops. One that fell
+/// behind (its socket did not keep up) is told how many it missed, so it
+/// reads everything again instead of silently missing changes.
+async fn stream_events<W: tokio::io::AsyncWrite + Unpin>(
+    mut rx: tokio::sync::broadcast::Receiver<EngineEvent>,
+    w: &mut W,
+) -> std::io::Result<()> {
+    loop {
+        let ev = match rx.recv().await {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                EngineEvent::Resync { missed }
+            }
+            Err(_) => return Ok(()),
+        };
+        send(w, &ServerMsg::Event(ev)).await?;
+    }
 }
 
 /// A connection to a running engine.
@@ -294,5 +326,45 @@ impl EventStream {
                 _ => continue,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accept_backoff;
+    use crate::api::EngineEvent;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_subscriber_that_fell_behind_is_told_to_resync() {
+        let (tx, rx) = tokio::sync::broadcast::channel(4);
+        // Ten events into a channel of four before the subscriber reads.
+        for i in 0..10 {
+            tx.send(EngineEvent::EnvironmentChanged {
+                environment_name: format!("e{i}"),
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let mut out = Vec::new();
+        super::stream_events(rx, &mut out).await.unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["event"]["type"], "resync", "{lines:?}");
+        assert_eq!(lines[0]["event"]["missed"], 6, "{lines:?}");
+        // Then the four it still had, in order.
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert_eq!(lines[4]["event"]["environmentName"], "e9");
+    }
+
+    #[test]
+    fn accept_failures_back_off_instead_of_spinning() {
+        assert_eq!(accept_backoff(1), Duration::from_millis(10));
+        assert_eq!(accept_backoff(2), Duration::from_millis(20));
+        assert!(accept_backoff(5) > accept_backoff(4));
+        assert_eq!(accept_backoff(50), Duration::from_secs(1));
     }
 }

@@ -1,66 +1,26 @@
 // MOVE TO src/api/
-//! Requests and replies the TUI and remote backends need (issue 12), kept
-//! here until they move into `src/api/`: `RequestAddition`'s variants join
-//! `Request`, `ReplyAddition`'s join `Reply`, and `LogRef`,
-//! `PipelineMetadata` go beside them. The paged list variants are the
-//! existing ones with `max_results`/`next_token` added (the fields to add
-//! to `Request::ListPipelines`, `ListPipelineExecutions`,
-//! `ListActionExecutions`, `LookupEvents` and to the replies `Pipelines`,
-//! `Executions`, `ActionExecutions`, `Events`). Until then the engine
-//! answers them through `EngineHandle::request_addition`.
+//! Requests and replies the TUI and remote backends need (issue 12) that
+//! `src/api/` does not have yet, kept here until they move there:
 //!
-//! This file imports only `crate::api` and `crate::model`, as `src/api/`
-//! may.
+//! - `GetPipeline` with `pipeline_version` (`None`: the current one) and
+//!   the reply's `metadata` (versions, created/updated): add the field to
+//!   `Request::GetPipeline` (serde default) and `metadata` to
+//!   `Reply::Pipeline`.
+//! - nextToken paging: add `max_results`/`next_token` to
+//!   `Request::ListPipelines` (a unit variant today),
+//!   `next_token` to `ListPipelineExecutions`, `ListActionExecutions`
+//!   (and `max_results`) and `LookupEvents`, and `next_token` (serde
+//!   default, skipped when `None`) to the replies `Pipelines`,
+//!   `Executions`, `ActionExecutions` and `Events`.
+//!
+//! Until then the engine answers them through
+//! `EngineHandle::request_addition`. This file imports only `crate::api`
+//! and `crate::model`, as `src/api/` may.
 
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ActionExecutionDetail, AuditEvent, ExecutionSummary, PipelineSummary};
 use crate::model::pipeline::Pipeline;
-
-/// Where a log is: an action execution's, or an environment replica's
-/// output. A remote backend adds its own kinds (a CloudWatch stream).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum LogRef {
-    #[serde(rename_all = "camelCase")]
-    ActionExecution { action_execution_id: String },
-    /// `file` is the replica's log name as the environment lists it
-    /// (without `.log`).
-    #[serde(rename_all = "camelCase")]
-    Environment {
-        environment_name: String,
-        file: String,
-    },
-}
-
-impl LogRef {
-    /// The TUI's log keys today: `env/<env>/<file>` or an action
-    /// execution id.
-    pub fn parse(key: &str) -> LogRef {
-        match key.strip_prefix("env/").and_then(|r| r.split_once('/')) {
-            Some((env, file)) => LogRef::Environment {
-                environment_name: env.to_owned(),
-                file: file.to_owned(),
-            },
-            None => LogRef::ActionExecution {
-                action_execution_id: key.to_owned(),
-            },
-        }
-    }
-
-    /// The inverse of [`LogRef::parse`].
-    pub fn key(&self) -> String {
-        match self {
-            LogRef::ActionExecution {
-                action_execution_id,
-            } => action_execution_id.clone(),
-            LogRef::Environment {
-                environment_name,
-                file,
-            } => format!("env/{environment_name}/{file}"),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
@@ -71,24 +31,6 @@ pub enum RequestAddition {
     GetPipeline {
         pipeline_name: String,
         pipeline_version: Option<u32>,
-    },
-    /// Lines of a log (CloudWatch Logs' GetLogEvents, by line number):
-    /// `start_line` `None` reads the last `limit` lines.
-    #[serde(rename_all = "camelCase")]
-    GetLogEvents {
-        log: LogRef,
-        start_line: Option<u64>,
-        limit: u32,
-    },
-    /// The lines of a log that contain `pattern` (or match it as a
-    /// regular expression), at most `limit` of them.
-    #[serde(rename_all = "camelCase")]
-    FilterLogEvents {
-        log: LogRef,
-        pattern: String,
-        #[serde(default)]
-        regex: bool,
-        limit: u32,
     },
     /// `Request::ListPipelines` with paging.
     #[serde(rename_all = "camelCase")]
@@ -124,8 +66,6 @@ impl RequestAddition {
     pub fn event_name(&self) -> &'static str {
         match self {
             RequestAddition::GetPipeline { .. } => "GetPipeline",
-            RequestAddition::GetLogEvents { .. } => "GetLogEvents",
-            RequestAddition::FilterLogEvents { .. } => "FilterLogEvents",
             RequestAddition::ListPipelines { .. } => "ListPipelines",
             RequestAddition::ListPipelineExecutions { .. } => "ListPipelineExecutions",
             RequestAddition::ListActionExecutions { .. } => "ListActionExecutions",
@@ -140,24 +80,6 @@ pub enum ReplyAddition {
     Pipeline {
         pipeline: Box<Pipeline>,
         metadata: PipelineMetadata,
-    },
-    /// Lines `start .. start + lines.len()` of a log of `total` lines;
-    /// `times[i]` is when line `start + i` reached the disk (unix ms),
-    /// where known.
-    #[serde(rename_all = "camelCase")]
-    LogEvents {
-        total: u64,
-        start: u64,
-        lines: Vec<String>,
-        times: Vec<Option<u64>>,
-    },
-    /// Matching line numbers (0-based, ascending) in a log of `total`
-    /// lines; `truncated` when more lines match than `limit`.
-    #[serde(rename_all = "camelCase")]
-    LogMatches {
-        total: u64,
-        matches: Vec<u64>,
-        truncated: bool,
     },
     #[serde(rename_all = "camelCase")]
     Pipelines {
@@ -205,26 +127,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn log_keys_round_trip() {
-        for key in ["0f3c-aeid", "env/web/blue-1", "env/web/a/b"] {
-            assert_eq!(LogRef::parse(key).key(), key);
-        }
-        assert_eq!(
-            LogRef::parse("env/web/blue-1"),
-            LogRef::Environment {
-                environment_name: "web".into(),
-                file: "blue-1".into()
-            }
-        );
-        let json = serde_json::to_string(&RequestAddition::GetLogEvents {
-            log: LogRef::parse("abc"),
-            start_line: None,
-            limit: 10,
+    fn additions_speak_the_contract_s_json() {
+        let json = serde_json::to_string(&RequestAddition::ListPipelineExecutions {
+            pipeline_name: "p".into(),
+            max_results: Some(2),
+            next_token: None,
         })
         .unwrap();
         assert_eq!(
             json,
-            r#"{"op":"getLogEvents","log":{"type":"actionExecution","actionExecutionId":"abc"},"startLine":null,"limit":10}"#
+            r#"{"op":"listPipelineExecutions","pipelineName":"p","maxResults":2,"nextToken":null}"#
+        );
+        let reply = ReplyAddition::Executions {
+            executions: Vec::new(),
+            next_token: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&reply).unwrap(),
+            r#"{"kind":"executions","executions":[]}"#
         );
     }
 }

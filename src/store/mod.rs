@@ -9,6 +9,7 @@
 //! shape and the stored shape are one type.
 
 pub mod artifacts;
+pub mod log_query;
 pub mod logs;
 
 use std::path::{Path, PathBuf};

@@ -1,14 +1,14 @@
 //! The terminal UI. Only this module imports ratatui and crossterm.
 //!
 //! One task owns the [`app::App`]. A `select!` takes input (a reader
-//! thread), engine events (bridged from the engine's broadcast), results of
-//! effects (tasks), and a one-second tick for the clock and durations;
-//! after draining what is ready it draws once, and only if something
-//! changed.
+//! thread), backend events, results of effects (tasks on the
+//! [backend](crate::backend)), and a one-second tick for the clock and
+//! durations; after draining what is ready it draws once. The TUI reads
+//! nothing from disk itself: definitions, states, logs and the audit trail
+//! all come from the backend.
 
 pub mod app;
 pub mod keymap;
-pub mod link;
 pub mod theme;
 pub mod view;
 
@@ -20,11 +20,12 @@ use color_eyre::eyre::{Result, eyre};
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event};
 use tokio::sync::mpsc;
 
+use ratatui::Terminal;
+
 use self::app::{App, Effect, Msg, Snapshot};
-use self::link::Link;
-use crate::api::{Reply, Request};
+use crate::api::{ApiError, LogRef, Reply, Request};
+use crate::backend::{self, Backend, BoxFuture, OpenOptions, Shared};
 use crate::config::workspace::Workspace;
-use crate::store::logs::LogReader;
 
 pub struct Options {
     pub readonly: bool,
@@ -56,34 +57,32 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
             ratatui::layout::Rect::new(area.x, area.y, area.width, 1.min(area.height)),
         );
     });
-    let (link, hosting) = match Link::open(ws).await {
-        Ok(x) => x,
+    let open_opts = OpenOptions {
+        triggers: true,
+        user_agent: "pipedeck-tui",
+    };
+    let backend = match backend::open(&ws, open_opts).await {
+        Ok(b) => b,
         Err(e) => {
             let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
             ratatui::restore();
-            return Err(e);
+            return Err(eyre!("{e}"));
         }
     };
     let mut app = App::new(
-        link.workspace().name.clone(),
-        link.describe(),
-        hosting.is_some(),
+        ws.name.clone(),
+        backend.describe(),
+        backend.hosted(),
         opts.theme,
         opts.keymap,
     );
     app.readonly = opts.readonly;
     app.bell = opts.bell;
     app.protected = opts.protected;
-    app.defs = link
-        .workspace()
-        .pipelines
-        .iter()
-        .map(|p| (p.pipeline.name.clone(), p.pipeline.clone()))
-        .collect();
     for w in opts.warnings {
         app.toast(w, true);
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     // Input: a plain thread, blocking on crossterm.
     {
         let tx = tx.clone();
@@ -104,68 +103,141 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
             }
         });
     }
-    // Engine events.
-    let (etx, mut erx) = mpsc::unbounded_channel();
-    link.bridge(etx);
-    {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(e) = erx.recv().await {
-                if tx.send(Msg::Engine(e)).is_err() {
-                    return;
-                }
-            }
-        });
-    }
     let size = terminal.size()?;
     app.size = (size.width, size.height);
-    let runner = Runner {
-        catalogue: opts.catalogue.clone(),
-        link: link.clone(),
-        tx: tx.clone(),
-        refreshing: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)),
-    };
-    runner.run(Effect::Refresh);
-    if opts.start_first && link.workspace().pipelines.len() == 1 {
-        let name = link.workspace().pipelines[0].pipeline.name.clone();
-        let l = link.clone();
-        let tx2 = tx.clone();
-        tokio::spawn(async move {
-            let none = matches!(
-                l.call(Request::ListPipelineExecutions { pipeline_name: name.clone(), max_results: Some(1) }).await,
-                Ok(Reply::Executions { executions }) if executions.is_empty()
-            );
-            if none {
-                let r = l
-                    .call(Request::StartPipelineExecution {
-                        pipeline_name: name.clone(),
-                        variables: Default::default(),
-                        source_revisions: Vec::new(),
-                    })
-                    .await;
-                let _ = tx2.send(Msg::Done {
-                    label: format!("first run of {name}"),
-                    result: r.map(|_| "started".into()).map_err(|e| e.to_string()),
-                });
-            }
+    let first = opts
+        .start_first
+        .then_some(ws.pipelines.as_slice())
+        .and_then(|p| match p {
+            [one] => Some(one.pipeline.name.clone()),
+            _ => None,
         });
+    let reopen: Reopen = std::sync::Arc::new(move || {
+        let ws = ws.clone();
+        Box::pin(async move { backend::open(&ws, open_opts).await })
+    });
+    let looped = Loop {
+        backend: std::sync::Arc::new(std::sync::RwLock::new(backend)),
+        catalogue: opts.catalogue,
+        reopen: Some(reopen),
+        start_first: first,
+        reconnecting: Default::default(),
+    };
+    let (result, backend) = looped.run(&mut terminal, app, tx, rx).await;
+    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+    ratatui::restore();
+    // A hosted engine stops cleanly: answers in flight are written, builds
+    // are stopped and recorded.
+    backend.close().await;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Opens the backend again after it went away (it may host the engine
+/// this time, when the process that hosted it has gone).
+pub type Reopen =
+    std::sync::Arc<dyn Fn() -> BoxFuture<'static, Result<Shared, String>> + Send + Sync>;
+
+/// What the loop itself handles (not the App): connection changes and
+/// data the App holds as plain fields.
+enum Ctl {
+    /// The event stream ended: the backend has gone.
+    Lost,
+    Reconnected(Shared),
+    /// Pipeline declarations, as the backend has them.
+    Defs(Vec<(String, crate::model::pipeline::Pipeline)>),
+    /// A read failed: say so (the screen keeps what it had).
+    Failed {
+        what: String,
+        error: ApiError,
+    },
+}
+
+/// The TUI's event loop, over any terminal backend and any pipedeck
+/// backend: the real terminal in [`run`], a `TestBackend` and
+/// [`backend::fake::Fake`] in tests.
+pub struct Loop {
+    pub backend: std::sync::Arc<std::sync::RwLock<Shared>>,
+    pub catalogue: std::sync::Arc<crate::diagnose::Catalogue>,
+    /// How to reconnect when the backend goes; `None`: stay disconnected.
+    pub reopen: Option<Reopen>,
+    /// Start an execution of this pipeline when it has none yet.
+    pub start_first: Option<String>,
+    /// A reconnection is under way.
+    pub reconnecting: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn current(b: &std::sync::RwLock<Shared>) -> Shared {
+    match b.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
     }
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut spin = tokio::time::interval(Duration::from_millis(200));
-    spin.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // SIGTERM and SIGHUP (the terminal went away) end the UI like `q`: the
-    // engine this process hosts stops cleanly.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let result: Result<()> = async {
-        terminal.draw(|f| view::draw(f, &mut app))?;
+}
+
+impl Loop {
+    /// Runs until the user quits (or `rx` closes); gives back the backend
+    /// that is current at the end, for the caller to close.
+    pub async fn run<T: ratatui::backend::Backend>(
+        self,
+        terminal: &mut Terminal<T>,
+        mut app: App,
+        tx: mpsc::UnboundedSender<Msg>,
+        mut rx: mpsc::UnboundedReceiver<Msg>,
+    ) -> (Result<()>, Shared) {
+        let (ctx, mut crx) = mpsc::unbounded_channel::<Ctl>();
+        let runner = Runner {
+            catalogue: self.catalogue.clone(),
+            backend: self.backend.clone(),
+            tx: tx.clone(),
+            ctl: ctx.clone(),
+            refreshing: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)),
+            versions: std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new())),
+        };
+        bridge(current(&self.backend), tx.clone(), ctx.clone());
+        runner.run(Effect::Refresh);
+        if let Some(name) = self.start_first.clone() {
+            start_first_run(current(&self.backend), name, tx.clone());
+        }
+        let result = self
+            .event_loop(terminal, &mut app, &runner, &mut rx, &mut crx, &ctx, &tx)
+            .await;
+        (result, current(&self.backend))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn event_loop<T: ratatui::backend::Backend>(
+        &self,
+        terminal: &mut Terminal<T>,
+        app: &mut App,
+        runner: &Runner,
+        rx: &mut mpsc::UnboundedReceiver<Msg>,
+        crx: &mut mpsc::UnboundedReceiver<Ctl>,
+        ctx: &mpsc::UnboundedSender<Ctl>,
+        tx: &mpsc::UnboundedSender<Msg>,
+    ) -> Result<()> {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut spin = tokio::time::interval(Duration::from_millis(200));
+        spin.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // SIGTERM and SIGHUP (the terminal went away) end the UI like `q`:
+        // the engine this process hosts stops cleanly.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        terminal
+            .draw(|f| view::draw(f, app))
+            .map_err(|e| eyre!("{e}"))?;
         loop {
             let spinning = app.running() > 0;
             let first = tokio::select! {
                 _ = term.recv() => break,
                 _ = hup.recv() => break,
                 m = rx.recv() => match m { Some(m) => m, None => break },
+                c = crx.recv() => {
+                    if let Some(c) = c {
+                        self.control(c, app, runner, ctx, tx);
+                    }
+                    terminal.draw(|f| view::draw(f, app)).map_err(|e| eyre!("{e}"))?;
+                    continue;
+                }
                 _ = tick.tick() => Msg::Tick,
                 _ = spin.tick(), if spinning => Msg::Tick,
             };
@@ -190,37 +262,152 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
             if app.quit {
                 break;
             }
-            terminal.draw(|f| view::draw(f, &mut app))?;
+            terminal
+                .draw(|f| view::draw(f, app))
+                .map_err(|e| eyre!("{e}"))?;
         }
         Ok(())
     }
-    .await;
-    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
-    ratatui::restore();
-    if let Some(h) = hosting {
-        h.server.drain().await;
-        if let Link::Hosted(handle) = &link {
-            handle.shutdown().await;
-            let _ = std::fs::remove_file(handle.workspace.socket_path());
+
+    fn control(
+        &self,
+        c: Ctl,
+        app: &mut App,
+        runner: &Runner,
+        ctx: &mpsc::UnboundedSender<Ctl>,
+        tx: &mpsc::UnboundedSender<Msg>,
+    ) {
+        match c {
+            Ctl::Lost => {
+                app.engine = "engine gone — reconnecting…".to_owned();
+                app.toast(
+                    "the engine went away; the screens show what it last said".to_owned(),
+                    true,
+                );
+                use std::sync::atomic::Ordering;
+                if let Some(reopen) = self.reopen.clone()
+                    && !self.reconnecting.swap(true, Ordering::SeqCst)
+                {
+                    let ctx = ctx.clone();
+                    let flag = self.reconnecting.clone();
+                    // Every half second until it answers again (this
+                    // process may host the engine this time).
+                    tokio::spawn(async move {
+                        loop {
+                            match reopen().await {
+                                Ok(b) => {
+                                    flag.store(false, Ordering::SeqCst);
+                                    let _ = ctx.send(Ctl::Reconnected(b));
+                                    return;
+                                }
+                                Err(e) => tracing::debug!(error = %e, "reconnecting"),
+                            }
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    });
+                }
+            }
+            Ctl::Reconnected(b) => {
+                app.engine = b.describe();
+                app.hosted = b.hosted();
+                let hosted = if b.hosted() {
+                    " (this process hosts the engine now)"
+                } else {
+                    ""
+                };
+                app.toast(format!("reconnected{hosted}"), false);
+                if let Ok(mut g) = self.backend.write() {
+                    *g = b.clone();
+                }
+                bridge(b, tx.clone(), ctx.clone());
+                runner.run(Effect::Refresh);
+            }
+            Ctl::Defs(defs) => app.defs.extend(defs),
+            Ctl::Failed { what, error } => {
+                app.toast(
+                    format!("{what} failed: {}: {}", error.code, error.message),
+                    true,
+                );
+            }
         }
     }
-    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Forwards the backend's events into the loop; a lagged subscription is
+/// `Msg::Engine(None)` (read everything again), the end of the stream is
+/// [`Ctl::Lost`].
+fn bridge(b: Shared, tx: mpsc::UnboundedSender<Msg>, ctl: mpsc::UnboundedSender<Ctl>) {
+    tokio::spawn(async move {
+        let mut events = match b.subscribe().await {
+            Ok(e) => e,
+            Err(_) => {
+                let _ = ctl.send(Ctl::Lost);
+                return;
+            }
+        };
+        while let Some(e) = events.next().await {
+            let m = match e {
+                crate::api::EngineEvent::Resync { .. } => Msg::Engine(None),
+                e => Msg::Engine(Some(e)),
+            };
+            if tx.send(m).is_err() {
+                return;
+            }
+        }
+        let _ = ctl.send(Ctl::Lost);
+    });
+}
+
+/// The demo's first run: start the pipeline when it has no execution yet.
+fn start_first_run(b: Shared, name: String, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        let none = matches!(
+            b.call(Request::ListPipelineExecutions { pipeline_name: name.clone(), max_results: Some(1) }).await,
+            Ok(Reply::Executions { executions }) if executions.is_empty()
+        );
+        if none {
+            let r = b
+                .call(Request::StartPipelineExecution {
+                    pipeline_name: name.clone(),
+                    variables: Default::default(),
+                    source_revisions: Vec::new(),
+                })
+                .await;
+            let _ = tx.send(Msg::Done {
+                label: format!("first run of {name}"),
+                result: r.map(|_| "started".into()).map_err(|e| e.to_string()),
+            });
+        }
+    });
 }
 
 /// Carries out effects on tasks; results come back as messages.
 #[derive(Clone)]
 struct Runner {
     catalogue: std::sync::Arc<crate::diagnose::Catalogue>,
-    link: Link,
+    backend: std::sync::Arc<std::sync::RwLock<Shared>>,
     tx: mpsc::UnboundedSender<Msg>,
+    ctl: mpsc::UnboundedSender<Ctl>,
     /// 0 idle, 1 refreshing, 2 refreshing and another refresh wanted.
     refreshing: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    /// The definition version the App has, by pipeline.
+    versions: std::sync::Arc<std::sync::Mutex<BTreeMap<String, u32>>>,
 }
 
+use std::collections::BTreeMap;
+
 impl Runner {
+    fn failed(&self, what: &str, error: ApiError) {
+        let _ = self.ctl.send(Ctl::Failed {
+            what: what.to_owned(),
+            error,
+        });
+    }
+
     fn run(&self, fx: Effect) {
         use std::sync::atomic::Ordering;
         let me = self.clone();
+        let b = current(&self.backend);
         match fx {
             Effect::Refresh => {
                 if self.refreshing.fetch_max(1, Ordering::SeqCst) > 0 {
@@ -229,8 +416,13 @@ impl Runner {
                 }
                 tokio::spawn(async move {
                     loop {
-                        if let Ok(s) = snapshot(&me.link).await {
-                            let _ = me.tx.send(Msg::Snapshot(s));
+                        let b = current(&me.backend);
+                        match snapshot(&*b).await {
+                            Ok(s) => {
+                                me.fetch_definitions(&*b, &s).await;
+                                let _ = me.tx.send(Msg::Snapshot(s));
+                            }
+                            Err(e) => me.failed("refresh", e),
                         }
                         if me
                             .refreshing
@@ -245,15 +437,18 @@ impl Runner {
             }
             Effect::Op { label, request } => {
                 tokio::spawn(async move {
-                    let result = match me.link.call(request).await {
+                    let result = match b.call(request).await {
                         Ok(Reply::Started {
                             pipeline_execution_id,
-                        }) => Ok(format!("execution {} started", &pipeline_execution_id[..8])),
+                        }) => Ok(format!(
+                            "execution {} started",
+                            short_id(&pipeline_execution_id)
+                        )),
                         Ok(Reply::RolledBack {
                             pipeline_execution_id,
                         }) => Ok(format!(
                             "rollback execution {} started",
-                            &pipeline_execution_id[..8]
+                            short_id(&pipeline_execution_id)
                         )),
                         Ok(_) => Ok("done".to_owned()),
                         Err(e) => Err(format!("{}: {}", e.code, e.message)),
@@ -266,74 +461,64 @@ impl Runner {
                 execution,
             } => {
                 tokio::spawn(async move {
-                    if let Ok(Reply::ActionExecutions { actions }) = me
-                        .link
-                        .call(Request::ListActionExecutions {
-                            pipeline_name: pipeline,
-                            pipeline_execution_id: execution.clone(),
-                        })
-                        .await
-                    {
-                        // Newest first: keep each action's latest attempt.
-                        let mut latest: Vec<crate::api::ActionExecutionDetail> = Vec::new();
-                        for a in actions {
-                            if !latest.iter().any(|x| {
-                                x.stage_name == a.stage_name && x.action_name == a.action_name
-                            }) {
-                                latest.push(a);
+                    match b.action_executions(&pipeline, &execution).await {
+                        Ok(actions) => {
+                            // Newest first: keep each action's latest attempt.
+                            let mut latest: Vec<crate::api::ActionExecutionDetail> = Vec::new();
+                            for a in actions {
+                                if !latest.iter().any(|x| {
+                                    x.stage_name == a.stage_name && x.action_name == a.action_name
+                                }) {
+                                    latest.push(a);
+                                }
                             }
+                            let _ = me.tx.send(Msg::ExecActions(execution, latest));
                         }
-                        let _ = me.tx.send(Msg::ExecActions(execution, latest));
+                        Err(e) => me.failed("reading the execution's actions", e),
                     }
                 });
             }
             Effect::Audit => {
                 tokio::spawn(async move {
-                    if let Ok(Reply::Events { events }) = me
-                        .link
+                    match b
                         .call(Request::LookupEvents {
                             max_results: Some(500),
                         })
                         .await
                     {
-                        let _ = me.tx.send(Msg::Audit(events));
+                        Ok(Reply::Events { events }) => {
+                            let _ = me.tx.send(Msg::Audit(events));
+                        }
+                        Ok(other) => me.failed(
+                            "reading the audit trail",
+                            ApiError::new("InternalError", format!("unexpected {other:?}")),
+                        ),
+                        Err(e) => me.failed("reading the audit trail", e),
                     }
                 });
             }
             Effect::ReadLog { aeid, start, count } => {
-                let (dir, file_id) = log_location(&self.link.workspace().state_dir, &aeid);
-                tokio::task::spawn_blocking(move || {
-                    let msg = match LogReader::open(&dir, &file_id) {
-                        Ok(mut r) => {
-                            let total = r.len();
-                            let start = if start == u64::MAX {
-                                total.saturating_sub(count)
-                            } else {
-                                start
-                            };
-                            let lines = r.read(start, count).unwrap_or_default();
-                            let ts =
-                                crate::store::logs::read_times(&dir, &file_id).unwrap_or_default();
-                            let times = (0..lines.len() as u64)
-                                .map(|i| crate::store::logs::time_of(&ts, start + i))
-                                .collect();
-                            Msg::LogPage {
-                                aeid,
-                                total,
-                                start,
-                                lines,
-                                times,
+                tokio::spawn(async move {
+                    let log = LogRef::parse(&aeid);
+                    let start = (start != u64::MAX).then_some(start);
+                    let limit = u32::try_from(count).unwrap_or(u32::MAX);
+                    let page = match b.read_log(&log, start, limit).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            // A log not written yet is empty, not an error.
+                            if e.code != "ResourceNotFoundException" {
+                                me.failed(&format!("reading log {aeid}"), e);
                             }
+                            crate::api::LogPage::default()
                         }
-                        Err(_) => Msg::LogPage {
-                            aeid,
-                            total: 0,
-                            start: 0,
-                            lines: Vec::new(),
-                            times: Vec::new(),
-                        },
                     };
-                    let _ = me.tx.send(msg);
+                    let _ = me.tx.send(Msg::LogPage {
+                        aeid,
+                        total: page.total,
+                        start: page.start,
+                        lines: page.lines,
+                        times: page.times,
+                    });
                 });
             }
             Effect::SearchLog {
@@ -341,29 +526,43 @@ impl Runner {
                 pattern,
                 regex,
             } => {
-                let (dir, file_id) = log_location(&self.link.workspace().state_dir, &aeid);
-                tokio::task::spawn_blocking(move || {
-                    let matches = search_log(&dir, &file_id, &pattern, regex).unwrap_or_default();
+                tokio::spawn(async move {
+                    let matches = match b.search_log(&LogRef::parse(&aeid), &pattern, regex).await {
+                        Ok(m) => m,
+                        Err(e) => {
+                            me.failed(&format!("searching for `{pattern}`"), e);
+                            Vec::new()
+                        }
+                    };
                     let _ = me.tx.send(Msg::Matches { aeid, matches });
                 });
             }
             Effect::Diagnose { action, execution } => {
-                let dir = self.link.workspace().state_dir.join("logs");
                 tokio::spawn(async move {
-                    let audit = match me
-                        .link
+                    let audit = match b
                         .call(Request::LookupEvents {
                             max_results: Some(1000),
                         })
                         .await
                     {
                         Ok(Reply::Events { events }) => events,
-                        _ => Vec::new(),
+                        Ok(_) => Vec::new(),
+                        Err(e) => {
+                            me.failed("reading the audit trail for the diagnosis", e);
+                            Vec::new()
+                        }
+                    };
+                    let aeid = action.action_execution_id.clone();
+                    let log = match b.read_whole_log(&LogRef::action(&aeid)).await {
+                        Ok(l) => l,
+                        Err(e) if e.code == "ResourceNotFoundException" => Vec::new(),
+                        Err(e) => {
+                            me.failed("reading the log for the diagnosis", e);
+                            Vec::new()
+                        }
                     };
                     let cat = me.catalogue.clone();
-                    let aeid = action.action_execution_id.clone();
                     let findings = tokio::task::spawn_blocking(move || {
-                        let log = crate::cli::diagnose::read_log(&dir, &action.action_execution_id);
                         crate::diagnose::diagnose(
                             &crate::diagnose::Input {
                                 log: &log,
@@ -383,57 +582,51 @@ impl Runner {
             Effect::Bell | Effect::Quit => {}
         }
     }
-}
 
-/// Where a log lives: an action's in `<state>/logs/<id>.log`; an
-/// environment replica's output (`env/<env>/<file>`) in
-/// `<state>/envs/<env>/logs/<file>.log`.
-fn log_location(state_dir: &std::path::Path, aeid: &str) -> (std::path::PathBuf, String) {
-    match aeid.strip_prefix("env/").and_then(|r| r.split_once('/')) {
-        Some((env, file)) => (
-            state_dir.join("envs").join(env).join("logs"),
-            file.to_owned(),
-        ),
-        None => (state_dir.join("logs"), aeid.to_owned()),
-    }
-}
-
-/// Line numbers (0-based) matching a pattern, streaming the log in chunks.
-pub fn search_log(
-    dir: &std::path::Path,
-    aeid: &str,
-    pattern: &str,
-    regex: bool,
-) -> Result<Vec<u64>> {
-    let re = if regex {
-        Some(regex::Regex::new(pattern).map_err(|e| eyre!("{e}"))?)
-    } else {
-        None
-    };
-    let mut r = LogReader::open(dir, aeid)?;
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < r.len() {
-        let chunk = r.read(at, 50_000)?;
-        if chunk.is_empty() {
-            break;
-        }
-        for (i, l) in chunk.iter().enumerate() {
-            let hit = match &re {
-                Some(re) => re.is_match(l),
-                None => l.contains(pattern),
+    /// Reads the declarations of pipelines that are new or changed.
+    async fn fetch_definitions(&self, b: &dyn Backend, s: &Snapshot) {
+        let wanted: Vec<(String, u32)> = {
+            let known = match self.versions.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
             };
-            if hit {
-                out.push(at + i as u64);
+            s.pipelines
+                .iter()
+                .filter(|p| known.get(&p.name) != Some(&p.version))
+                .map(|p| (p.name.clone(), p.version))
+                .collect()
+        };
+        let mut defs = Vec::new();
+        for (name, version) in wanted {
+            match b
+                .call(Request::GetPipeline {
+                    pipeline_name: name.clone(),
+                })
+                .await
+            {
+                Ok(Reply::Pipeline { pipeline, .. }) => {
+                    if let Ok(mut g) = self.versions.lock() {
+                        g.insert(name.clone(), version);
+                    }
+                    defs.push((name, *pipeline));
+                }
+                Ok(_) => {}
+                Err(e) => self.failed(&format!("reading pipeline {name}"), e),
             }
         }
-        at += chunk.len() as u64;
+        if !defs.is_empty() {
+            let _ = self.ctl.send(Ctl::Defs(defs));
+        }
     }
-    Ok(out)
 }
 
-async fn snapshot(link: &Link) -> Result<Snapshot, crate::api::ApiError> {
-    let Reply::Pipelines { pipelines } = link.call(Request::ListPipelines).await? else {
+/// The first 8 characters of an id (or all of a shorter one).
+fn short_id(id: &str) -> &str {
+    id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
+}
+
+async fn snapshot(b: &dyn Backend) -> Result<Snapshot, ApiError> {
+    let Reply::Pipelines { pipelines } = b.call(Request::ListPipelines).await? else {
         return Ok(Snapshot::default());
     };
     let mut s = Snapshot {
@@ -441,26 +634,44 @@ async fn snapshot(link: &Link) -> Result<Snapshot, crate::api::ApiError> {
         ..Snapshot::default()
     };
     for p in s.pipelines.clone() {
-        if let Ok(Reply::State { state }) = link
+        match b
             .call(Request::GetPipelineState {
                 pipeline_name: p.name.clone(),
             })
-            .await
+            .await?
         {
-            s.states.insert(p.name.clone(), state);
+            Reply::State { state } => {
+                s.states.insert(p.name.clone(), state);
+            }
+            other => {
+                return Err(ApiError::new(
+                    "InternalError",
+                    format!("GetPipelineState: unexpected {other:?}"),
+                ));
+            }
         }
-        if let Ok(Reply::Executions { executions }) = link
+        if let Reply::Executions { executions } = b
             .call(Request::ListPipelineExecutions {
                 pipeline_name: p.name.clone(),
                 max_results: Some(50),
             })
-            .await
+            .await?
         {
             s.executions.insert(p.name.clone(), executions);
         }
     }
-    if let Ok(Reply::Environments { environments }) = link.call(Request::ListEnvironments).await {
+    if let Reply::Environments { environments } = b.call(Request::ListEnvironments).await? {
         s.envs = environments;
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_ids_never_split_a_character() {
+        assert_eq!(super::short_id("0123456789"), "01234567");
+        assert_eq!(super::short_id("abc"), "abc");
+        assert_eq!(super::short_id("ééééééééé"), "éééééééé");
+    }
 }

@@ -7,7 +7,6 @@ mod actions;
 mod handle;
 mod jobs;
 mod load;
-mod logs;
 mod movement;
 mod operations;
 mod paging;

@@ -1,5 +1,5 @@
 //! Requests of `contract_additions` answered from the actor's state:
-//! GetPipeline and the paged lists. Paging follows AWS: `maxResults` and
+//! GetPipeline of a stored version and the paged lists. Paging follows AWS: `maxResults` and
 //! `nextToken` in, a `nextToken` out while more remain. A token is opaque
 //! to clients (hex of its kind and the last item returned), so a page
 //! stays put when newer items arrive in front of it.
@@ -11,29 +11,13 @@ use crate::api::ApiError;
 use crate::engine::contract_additions::{PipelineMetadata, ReplyAddition, RequestAddition};
 
 impl Engine {
-    /// Answers a request of `contract_additions`; log reads from a
-    /// blocking task (they read files), the rest at once.
+    /// Answers a request of `contract_additions`.
     pub(super) fn addition(
         &mut self,
         request: RequestAddition,
         reply: oneshot::Sender<Result<ReplyAddition, ApiError>>,
     ) {
-        match request {
-            RequestAddition::GetLogEvents {
-                log,
-                start_line,
-                limit,
-            } => self.get_log_events(log, start_line, limit, reply),
-            RequestAddition::FilterLogEvents {
-                log,
-                pattern,
-                regex,
-                limit,
-            } => self.filter_log_events(log, pattern, regex, limit, reply),
-            other => {
-                let _ = reply.send(self.answer_addition(other));
-            }
-        }
+        let _ = reply.send(self.answer_addition(request));
     }
 
     fn answer_addition(&self, request: RequestAddition) -> Result<ReplyAddition, ApiError> {
@@ -132,12 +116,6 @@ impl Engine {
                     token("events", &events[max - 1].event_id)
                 });
                 Ok(ReplyAddition::Events { events, next_token })
-            }
-            RequestAddition::GetLogEvents { .. } | RequestAddition::FilterLogEvents { .. } => {
-                Err(api(
-                    "InternalError",
-                    "log reads are answered from a blocking task",
-                ))
             }
         }
     }

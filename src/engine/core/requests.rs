@@ -20,6 +20,13 @@ impl Engine {
                     // Slow (a redeploy): answered from a task when done.
                     self.rollback_environment(env, reply);
                 }
+                Msg::Call(env, reply) if env.request.is_log_read() => {
+                    // Reads files: answered from a blocking task.
+                    let dir = self.ws.state_dir.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _ = reply.send(crate::store::log_query::answer(&dir, &env.request));
+                    });
+                }
                 Msg::Call(env, reply) => {
                     let r = self.handle(&env);
                     if env.request.is_mutating() {
@@ -176,6 +183,17 @@ impl Engine {
             Request::ListPipelines => Ok(Reply::Pipelines {
                 pipelines: self.list_pipelines(),
             }),
+            Request::GetPipeline { pipeline_name } => {
+                let ps = self.pipeline(pipeline_name)?;
+                Ok(Reply::Pipeline {
+                    pipeline: Box::new(ps.def.pipeline.clone()),
+                    version: ps.version,
+                })
+            }
+            Request::GetLogEvents { .. } | Request::FilterLogEvents { .. } => Err(api(
+                "InternalError",
+                "log reads are answered from a blocking task",
+            )),
             Request::GetPipelineState { pipeline_name } => Ok(Reply::State {
                 state: self.state(pipeline_name)?,
             }),

@@ -1,0 +1,289 @@
+//! A backend with scripted state, for tests of the TUI loop and the CLI:
+//! reads answer from what the test put in, mutations are recorded (and
+//! answered as the real engine answers a success), and the test can
+//! publish events, fail an operation or make the backend go away.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use tokio::sync::broadcast;
+
+use super::{Backend, BoxFuture, Events, events_from_broadcast};
+use crate::api::env::EnvironmentSummary;
+use crate::api::{
+    ActionExecutionDetail, ApiError, AuditEvent, EngineEvent, ExecutionSummary, LogPage,
+    PipelineState, PipelineSummary, Reply, Request,
+};
+use crate::model::pipeline::Pipeline;
+
+#[derive(Default)]
+pub struct FakeState {
+    pub pipelines: Vec<PipelineSummary>,
+    pub definitions: BTreeMap<String, Pipeline>,
+    pub states: BTreeMap<String, PipelineState>,
+    /// Newest first, by pipeline.
+    pub executions: BTreeMap<String, Vec<ExecutionSummary>>,
+    /// Newest first, by pipeline execution id.
+    pub actions: BTreeMap<String, Vec<ActionExecutionDetail>>,
+    /// By [`crate::api::LogRef::key`].
+    pub logs: BTreeMap<String, Vec<String>>,
+    /// Newest first.
+    pub audit: Vec<AuditEvent>,
+    pub environments: Vec<EnvironmentSummary>,
+    /// Operations (by `Request::event_name`) answered with this error.
+    pub failures: BTreeMap<String, ApiError>,
+    /// Every request received, in order.
+    pub calls: Vec<Request>,
+    /// Gone: every call fails as a vanished engine's would.
+    pub gone: bool,
+}
+
+pub struct Fake {
+    pub state: Mutex<FakeState>,
+    /// Dropped when the fake goes away, which ends every subscription.
+    events: Mutex<Option<broadcast::Sender<EngineEvent>>>,
+}
+
+impl Default for Fake {
+    fn default() -> Self {
+        Fake::new(FakeState::default())
+    }
+}
+
+impl Fake {
+    pub fn new(state: FakeState) -> Fake {
+        Fake {
+            state: Mutex::new(state),
+            events: Mutex::new(Some(broadcast::channel(1024).0)),
+        }
+    }
+
+    /// Publishes an event to every subscriber.
+    pub fn publish(&self, e: EngineEvent) {
+        if let Ok(g) = self.events.lock()
+            && let Some(tx) = g.as_ref()
+        {
+            let _ = tx.send(e);
+        }
+    }
+
+    /// Changes the state (a poisoned lock is taken over: tests only).
+    pub fn with<R>(&self, f: impl FnOnce(&mut FakeState) -> R) -> R {
+        let mut g = match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut g)
+    }
+
+    /// The requests received so far, by operation name.
+    pub fn call_names(&self) -> Vec<&'static str> {
+        self.with(|s| s.calls.iter().map(Request::event_name).collect())
+    }
+
+    /// Ends every subscription and fails every later call.
+    pub fn go_away(&self) {
+        self.with(|s| s.gone = true);
+        if let Ok(mut g) = self.events.lock() {
+            g.take();
+        }
+    }
+
+    fn answer(&self, request: &Request) -> Result<Reply, ApiError> {
+        self.with(|s| {
+            s.calls.push(request.clone());
+            if s.gone {
+                return Err(ApiError::new("EngineUnreachable", "the engine has gone"));
+            }
+            if let Some(e) = s.failures.get(request.event_name()) {
+                return Err(e.clone());
+            }
+            let not_found = |what: &str| {
+                ApiError::new("PipelineNotFoundException", format!("no pipeline `{what}`"))
+            };
+            match request {
+                Request::ListPipelines => Ok(Reply::Pipelines {
+                    pipelines: s.pipelines.clone(),
+                }),
+                Request::GetPipeline { pipeline_name } => Ok(Reply::Pipeline {
+                    pipeline: Box::new(
+                        s.definitions
+                            .get(pipeline_name)
+                            .cloned()
+                            .ok_or_else(|| not_found(pipeline_name))?,
+                    ),
+                    version: 1,
+                }),
+                Request::GetPipelineState { pipeline_name } => Ok(Reply::State {
+                    state: s
+                        .states
+                        .get(pipeline_name)
+                        .cloned()
+                        .ok_or_else(|| not_found(pipeline_name))?,
+                }),
+                Request::ListPipelineExecutions {
+                    pipeline_name,
+                    max_results,
+                } => Ok(Reply::Executions {
+                    executions: s
+                        .executions
+                        .get(pipeline_name)
+                        .map(|v| {
+                            v.iter()
+                                .take(max_results.unwrap_or(100) as usize)
+                                .cloned()
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }),
+                Request::GetPipelineExecution {
+                    pipeline_name,
+                    pipeline_execution_id,
+                } => s
+                    .executions
+                    .get(pipeline_name)
+                    .and_then(|v| {
+                        v.iter()
+                            .find(|e| &e.pipeline_execution_id == pipeline_execution_id)
+                    })
+                    .map(|e| Reply::Execution {
+                        execution: e.clone(),
+                    })
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            "PipelineExecutionNotFoundException",
+                            format!("no execution {pipeline_execution_id}"),
+                        )
+                    }),
+                Request::ListActionExecutions {
+                    pipeline_execution_id,
+                    ..
+                } => Ok(Reply::ActionExecutions {
+                    actions: s
+                        .actions
+                        .get(pipeline_execution_id)
+                        .cloned()
+                        .unwrap_or_default(),
+                }),
+                Request::LookupEvents { max_results } => Ok(Reply::Events {
+                    events: s
+                        .audit
+                        .iter()
+                        .take(max_results.unwrap_or(50) as usize)
+                        .cloned()
+                        .collect(),
+                }),
+                Request::ListEnvironments => Ok(Reply::Environments {
+                    environments: s.environments.clone(),
+                }),
+                Request::GetLogEvents {
+                    log,
+                    start_line,
+                    limit,
+                } => {
+                    let lines = s.logs.get(&log.key()).ok_or_else(|| {
+                        ApiError::new(
+                            "ResourceNotFoundException",
+                            format!("log {log} does not exist (yet)"),
+                        )
+                    })?;
+                    let total = lines.len() as u64;
+                    let start = start_line.unwrap_or(total.saturating_sub(u64::from(*limit)));
+                    let page: Vec<String> = lines
+                        .iter()
+                        .skip(start as usize)
+                        .take(*limit as usize)
+                        .cloned()
+                        .collect();
+                    Ok(Reply::LogEvents {
+                        page: LogPage {
+                            total,
+                            start,
+                            times: vec![None; page.len()],
+                            lines: page,
+                        },
+                    })
+                }
+                Request::FilterLogEvents { log, pattern, .. } => Ok(Reply::LogMatches {
+                    lines: s
+                        .logs
+                        .get(&log.key())
+                        .map(|l| {
+                            l.iter()
+                                .enumerate()
+                                .filter(|(_, x)| x.contains(pattern.as_str()))
+                                .map(|(i, _)| i as u64)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    truncated: false,
+                }),
+                Request::StartPipelineExecution { .. } => Ok(Reply::Started {
+                    pipeline_execution_id: format!("fake-{:04}", s.calls.len()),
+                }),
+                Request::StopPipelineExecution {
+                    pipeline_execution_id,
+                    ..
+                } => Ok(Reply::Stopped {
+                    pipeline_execution_id: pipeline_execution_id.clone().unwrap_or_default(),
+                }),
+                Request::RetryStageExecution {
+                    pipeline_execution_id,
+                    ..
+                } => Ok(Reply::Retried {
+                    pipeline_execution_id: pipeline_execution_id.clone().unwrap_or_default(),
+                }),
+                Request::PutApprovalResult { .. } => Ok(Reply::ApprovalRecorded {
+                    approved_at: "2026-12-01T00:00:00Z".into(),
+                }),
+                Request::RollbackStage { .. } => Ok(Reply::RolledBack {
+                    pipeline_execution_id: format!("fake-rb-{:04}", s.calls.len()),
+                }),
+                Request::DisableStageTransition { .. } | Request::EnableStageTransition { .. } => {
+                    Ok(Reply::Done)
+                }
+                Request::RollbackEnvironment { environment_name } => Ok(Reply::Message {
+                    message: format!("{environment_name} rolled back"),
+                }),
+                Request::EngineInfo => Err(ApiError::new(
+                    "UnsupportedOperation",
+                    "the fake backend has no engine",
+                )),
+            }
+        })
+    }
+}
+
+impl Backend for Fake {
+    fn call(&self, request: Request) -> BoxFuture<'_, Result<Reply, ApiError>> {
+        let r = self.answer(&request);
+        Box::pin(async move { r })
+    }
+
+    fn subscribe(&self) -> BoxFuture<'_, Result<Events, ApiError>> {
+        let gone = self.with(|s| s.gone);
+        let rx = self
+            .events
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(broadcast::Sender::subscribe));
+        Box::pin(async move {
+            match rx {
+                Some(rx) if !gone => Ok(events_from_broadcast(rx)),
+                _ => Err(ApiError::new("EngineUnreachable", "the engine has gone")),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        "fake backend".into()
+    }
+
+    fn hosted(&self) -> bool {
+        false
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}

@@ -1,0 +1,195 @@
+//! The mutating commands: `approve`, `reject`, `retry`, `stop`,
+//! `rollback`, `transition`, `rollback-env`.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use color_eyre::eyre::Result;
+
+use super::common::{api_failure, open};
+use super::follow::follow;
+use crate::api::{Reply, Request};
+use crate::config::workspace::Workspace;
+
+#[derive(Args, Debug)]
+pub struct ApprovalArgs {
+    pub pipeline: String,
+    pub stage: String,
+    pub action: String,
+    /// What the approver says (≤ 512 characters)
+    #[arg(long, default_value = "")]
+    pub summary: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RetryArgs {
+    pub pipeline: String,
+    pub stage: String,
+    /// Re-run every action of the stage (ALL_ACTIONS), not only the failed ones
+    #[arg(long)]
+    pub all: bool,
+    /// The execution (default: the latest in the stage)
+    #[arg(long)]
+    pub execution: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    pub pipeline: String,
+    /// The execution (default: the latest in progress)
+    #[arg(long)]
+    pub execution: Option<String>,
+    /// Abandon running actions instead of letting them finish
+    #[arg(long)]
+    pub abandon: bool,
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    pub pipeline: String,
+    pub stage: String,
+    /// The execution to roll back to (default: the latest success before the current one)
+    #[arg(long = "to")]
+    pub to: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TransitionArgs {
+    pub pipeline: String,
+    pub stage: String,
+    /// Disable the stage's inbound transition, with a reason
+    #[arg(
+        long,
+        value_name = "REASON",
+        conflicts_with = "enable",
+        required_unless_present = "enable"
+    )]
+    pub disable: Option<String>,
+    /// Enable it again
+    #[arg(long)]
+    pub enable: bool,
+}
+
+/// Sends one mutating request; when this process hosts the engine and the
+/// request started work, it stays until that execution ends.
+pub async fn mutate(ws: Workspace, request: Request) -> Result<ExitCode> {
+    let pipeline = match &request {
+        Request::PutApprovalResult { pipeline_name, .. }
+        | Request::RetryStageExecution { pipeline_name, .. }
+        | Request::StopPipelineExecution { pipeline_name, .. }
+        | Request::RollbackStage { pipeline_name, .. }
+        | Request::DisableStageTransition { pipeline_name, .. }
+        | Request::EnableStageTransition { pipeline_name, .. } => pipeline_name.clone(),
+        _ => String::new(),
+    };
+    let s = open(&ws, false).await?;
+    let r = s.call(request).await;
+    let code = match &r {
+        Ok(reply) => {
+            match reply {
+                Reply::ApprovalRecorded { approved_at } => println!("recorded at {approved_at}"),
+                Reply::Retried {
+                    pipeline_execution_id,
+                } => println!("retrying in execution {pipeline_execution_id}"),
+                Reply::Stopped {
+                    pipeline_execution_id,
+                } => println!("stopping execution {pipeline_execution_id}"),
+                Reply::RolledBack {
+                    pipeline_execution_id,
+                } => println!("rollback execution {pipeline_execution_id} started"),
+                Reply::Message { message } => println!("{message}"),
+                _ => println!("done"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => api_failure(e),
+    };
+    if s.hosted()
+        && let Ok(
+            Reply::Retried {
+                pipeline_execution_id: id,
+            }
+            | Reply::RolledBack {
+                pipeline_execution_id: id,
+            },
+        ) = &r
+    {
+        println!("(this process hosts the engine until the execution ends)");
+        if follow(&*s, &pipeline, id, false).await.is_err() {
+            s.close().await;
+            return Ok(ExitCode::from(130));
+        }
+    }
+    s.close().await;
+    Ok(code)
+}
+
+pub fn approval_request(a: ApprovalArgs, approve: bool) -> Request {
+    Request::PutApprovalResult {
+        pipeline_name: a.pipeline,
+        stage_name: a.stage,
+        action_name: a.action,
+        token: None,
+        status: if approve { "Approved" } else { "Rejected" }.into(),
+        summary: a.summary,
+    }
+}
+
+pub fn retry_request(a: RetryArgs) -> Request {
+    Request::RetryStageExecution {
+        pipeline_name: a.pipeline,
+        stage_name: a.stage,
+        pipeline_execution_id: a.execution,
+        retry_mode: if a.all {
+            "ALL_ACTIONS"
+        } else {
+            "FAILED_ACTIONS"
+        }
+        .into(),
+    }
+}
+
+pub fn stop_request(a: StopArgs) -> Request {
+    Request::StopPipelineExecution {
+        pipeline_name: a.pipeline,
+        pipeline_execution_id: a.execution,
+        abandon: a.abandon,
+        reason: a.reason,
+    }
+}
+
+pub fn rollback_request(a: RollbackArgs) -> Request {
+    Request::RollbackStage {
+        pipeline_name: a.pipeline,
+        stage_name: a.stage,
+        target_pipeline_execution_id: a.to,
+    }
+}
+
+pub fn transition_request(a: TransitionArgs) -> Request {
+    match a.disable {
+        Some(reason) => Request::DisableStageTransition {
+            pipeline_name: a.pipeline,
+            stage_name: a.stage,
+            reason,
+        },
+        None => Request::EnableStageTransition {
+            pipeline_name: a.pipeline,
+            stage_name: a.stage,
+        },
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackEnvArgs {
+    /// The environment (e.g. prod)
+    pub environment: String,
+}
+
+pub fn rollback_env_request(a: RollbackEnvArgs) -> Request {
+    Request::RollbackEnvironment {
+        environment_name: a.environment,
+    }
+}
