@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
+use croner::parser::{CronParser, Seconds, Year};
 use regex::Regex;
 
 use super::vars::{Scope, resolve};
@@ -26,7 +27,7 @@ pub async fn evaluate(rules: &[Rule], scope: &Scope, cwd: &Path) -> Vec<RuleResu
     for rule in rules {
         let (passed, message) = match rule.rule_type_id.provider.as_str() {
             "VariableCheck" => variable_check(rule, scope),
-            "DeploymentWindow" => deployment_window(rule, std::time::SystemTime::now()),
+            "DeploymentWindow" => deployment_window(rule, jiff::Timestamp::now()),
             "Commands" => commands(rule, scope, cwd).await,
             other => (
                 false,
@@ -127,162 +128,216 @@ async fn commands(rule: &Rule, scope: &Scope, cwd: &Path) -> (bool, String) {
     )
 }
 
-fn deployment_window(rule: &Rule, now: std::time::SystemTime) -> (bool, String) {
+fn deployment_window(rule: &Rule, now: jiff::Timestamp) -> (bool, String) {
     let Some(cron) = rule.configuration.get("Cron") else {
         return (
             false,
             "DeploymentWindow needs `Cron` in its configuration".into(),
         );
     };
-    let tz = rule
+    let tz_name = rule
         .configuration
         .get("TimeZone")
         .map_or("UTC", String::as_str);
-    let offset = match tz_offset_minutes(tz) {
-        Some(o) => o,
-        None => {
-            return (
-                false,
-                format!(
-                    "TimeZone `{tz}`: only UTC and fixed offsets (+HH:MM) are supported locally"
-                ),
-            );
-        }
+    let tz = match time_zone(tz_name) {
+        Ok(tz) => tz,
+        Err(e) => return (false, format!("TimeZone `{tz_name}`: {e}")),
     };
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-        + offset * 60;
-    match cron_matches(cron, secs) {
-        Ok(true) => (true, format!("now is inside the window `{cron}` ({tz})")),
-        Ok(false) => (false, format!("now is outside the window `{cron}` ({tz})")),
+    let window = match parse_cron(cron) {
+        Ok(c) => c,
+        Err(e) => return (false, format!("Cron `{cron}`: {e}")),
+    };
+    let local = now.to_zoned(tz);
+    let at = local.strftime("%Y-%m-%d %H:%M:%S %Z");
+    match window.is_time_matching(&local) {
+        Ok(true) => (
+            true,
+            format!("now ({at}) is inside the window `{cron}` ({tz_name})"),
+        ),
+        Ok(false) => {
+            let next = window
+                .find_next_occurrence(&local, false)
+                .map(|n| format!("; it opens next at {}", n.strftime("%Y-%m-%d %H:%M:%S %Z")))
+                .unwrap_or_default();
+            (
+                false,
+                format!("now ({at}) is outside the window `{cron}` ({tz_name}){next}"),
+            )
+        }
         Err(e) => (false, format!("Cron `{cron}`: {e}")),
     }
 }
 
-fn tz_offset_minutes(tz: &str) -> Option<i64> {
-    match tz {
-        "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Z" => return Some(0),
-        _ => {}
+/// A DeploymentWindow `Cron`: Quartz's syntax, as CodePipeline takes it
+/// (`sec min hour day-of-month month day-of-week [year]`; `?`, `L`, `W`,
+/// `#`, day-of-week 1 = Sunday … 7 = Saturday, steps such as `0/15`).
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .year(Year::Optional)
+        .alternative_weekdays(true)
+        .sloppy_ranges(true)
+        .build()
+        .parse(expr)
+        .map_err(|e| e.to_string())
+}
+
+/// A DeploymentWindow `TimeZone`: an IANA name (`Europe/Berlin`), `UTC`,
+/// or a fixed offset (`+05:30`).
+pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    if let Some(offset) = fixed_offset(name) {
+        return Ok(jiff::tz::TimeZone::fixed(offset));
     }
-    let (sign, rest) = match tz.as_bytes().first()? {
-        b'+' => (1, &tz[1..]),
-        b'-' => (-1, &tz[1..]),
-        _ => return None,
+    jiff::tz::TimeZone::get(name).map_err(|e| e.to_string())
+}
+
+fn fixed_offset(name: &str) -> Option<jiff::tz::Offset> {
+    let (sign, rest) = match name.strip_prefix('+') {
+        Some(r) => (1, r),
+        None => (-1, name.strip_prefix('-')?),
     };
     let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-    Some(sign * (h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?))
+    let secs = sign * (h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60);
+    jiff::tz::Offset::from_seconds(secs).ok()
 }
 
-/// Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Whether the minute containing `secs` (local seconds since the epoch)
-/// matches a Quartz cron expression (`sec min hour dom month dow [year]`;
-/// `dow` 1 = Sunday … 7 = Saturday, as CodePipeline's rule uses).
-pub fn cron_matches(expr: &str, secs: i64) -> Result<bool, String> {
-    let f: Vec<&str> = expr.split_whitespace().collect();
-    if !(6..=7).contains(&f.len()) {
-        return Err(format!(
-            "expected 6 or 7 fields (seconds minutes hours day-of-month month day-of-week [year]), found {}",
-            f.len()
-        ));
-    }
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    let dow = (days + 4).rem_euclid(7) as u32 + 1; // 1970-01-01 was a Thursday.
-    let minute = (tod / 60 % 60) as u32;
-    let hour = (tod / 3600) as u32;
-    const MONTHS: [&str; 12] = [
-        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-    ];
-    const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-    let ok = field(f[1], minute, 0, 59, &[])?
-        && field(f[2], hour, 0, 23, &[])?
-        && field(f[3], day, 1, 31, &[])?
-        && field(f[4], month, 1, 12, &MONTHS)?
-        && field(f[5], dow, 1, 7, &DAYS)?
-        && match f.get(6) {
-            Some(y) => field(y, u32::try_from(year).unwrap_or(0), 1970, 2199, &[])?,
-            None => true,
-        };
-    Ok(ok)
-}
-
-fn field(spec: &str, v: u32, lo: u32, hi: u32, names: &[&str]) -> Result<bool, String> {
-    let num = |s: &str| -> Result<u32, String> {
-        if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-            return Ok(i as u32 + lo);
-        }
-        let n: u32 = s
-            .parse()
-            .map_err(|_| format!("`{s}` is not a number or a name"))?;
-        if n < lo || n > hi {
-            return Err(format!("{n} is outside {lo}-{hi}"));
-        }
-        Ok(n)
-    };
-    for part in spec.split(',') {
-        if part.contains(['L', 'W', '#'])
-            && part.len() > 1
-            && !names.iter().any(|n| part.contains(n))
-        {
-            return Err(format!("`{part}`: L, W and # are not supported locally"));
-        }
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (
-                r,
-                s.parse::<u32>()
-                    .map_err(|_| format!("`{s}` is not a step"))?
-                    .max(1),
-            ),
-            None => (part, 1),
-        };
-        let (a, b) = match range {
-            "*" | "?" => (lo, hi),
-            r => match r.split_once('-') {
-                Some((x, y)) => (num(x)?, num(y)?),
-                None if step > 1 => (num(r)?, hi),
-                None => {
-                    let n = num(r)?;
-                    (n, n)
-                }
-            },
-        };
-        if a <= v && v <= b && (v - a).is_multiple_of(step) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+/// Whether instant `at` is inside the window `expr` in zone `tz`.
+pub fn in_window(expr: &str, tz: &str, at: jiff::Timestamp) -> Result<bool, String> {
+    let window = parse_cron(expr)?;
+    let tz = time_zone(tz)?;
+    window
+        .is_time_matching(&at.to_zoned(tz))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn at(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn utc(expr: &str, t: &str) -> bool {
+        in_window(expr, "UTC", at(t)).unwrap()
+    }
 
     #[test]
     fn cron_weekday_business_hours() {
-        // 2026-11-26 was a Thursday; 10:30 UTC.
-        let t = 1_764_153_000 + 365 * 86_400; // 2026-11-26T10:30:00Z
-        let (y, m, d) = civil_from_days(t / 86_400);
-        assert_eq!((y, m, d), (2026, 11, 26));
-        assert!(cron_matches("0 * 9-17 ? * MON-FRI *", t).unwrap());
-        assert!(!cron_matches("0 * 9-17 ? * SAT,SUN *", t).unwrap());
-        assert!(!cron_matches("0 * 0-8 ? * * *", t).unwrap());
-        assert!(cron_matches("0 */15 10 ? * 5", t).unwrap());
-        assert!(cron_matches("0 0 9 ? * *", t).is_ok());
-        assert!(cron_matches("0 0 9 * *", t).is_err());
+        // 2026-11-26 is a Thursday.
+        let t = "2026-11-26T10:30:00Z";
+        assert!(utc("0 * 9-17 ? * MON-FRI *", t));
+        assert!(!utc("0 * 9-17 ? * SAT,SUN *", t));
+        assert!(!utc("0 * 0-8 ? * * *", t));
+        assert!(utc("0 */15 10 ? * 5", t));
+        assert!(parse_cron("0 0 9 ? * *").is_ok());
+        assert!(parse_cron("0 0 9 * *").is_err());
+    }
+
+    #[test]
+    fn the_seconds_field_is_evaluated() {
+        // `*` (what CodePipeline documents): every second of the window.
+        assert!(utc("* * 9-17 ? * MON-FRI *", "2026-11-26T10:30:27Z"));
+        // A seconds list or step narrows it, as Quartz reads it.
+        assert!(utc("0/15 * * ? * * *", "2026-11-26T10:30:45Z"));
+        assert!(!utc("0/15 * * ? * * *", "2026-11-26T10:30:46Z"));
+        assert!(utc("5-10 * * ? * * *", "2026-11-26T10:30:07Z"));
+        assert!(!utc("5-10 * * ? * * *", "2026-11-26T10:30:11Z"));
+    }
+
+    #[test]
+    fn l_is_the_last_day_of_the_month_or_the_last_weekday_of_a_kind() {
+        assert!(utc("* * * L * ? *", "2026-02-28T12:00:00Z"));
+        // 2028 is a leap year: the 28th is not the last day.
+        assert!(!utc("* * * L * ? *", "2028-02-28T12:00:00Z"));
+        assert!(utc("* * * L * ? *", "2028-02-29T12:00:00Z"));
+        // `6L`: the last Friday (6 in Quartz's numbering) of the month.
+        assert!(utc("* * * ? * 6L *", "2026-11-27T12:00:00Z"));
+        assert!(!utc("* * * ? * 6L *", "2026-11-20T12:00:00Z"));
+    }
+
+    #[test]
+    fn w_is_the_weekday_nearest_the_day() {
+        // 2026-08-15 is a Saturday: 15W is Friday the 14th.
+        assert!(utc("* * * 15W * ? *", "2026-08-14T12:00:00Z"));
+        assert!(!utc("* * * 15W * ? *", "2026-08-15T12:00:00Z"));
+        // A weekday is its own nearest weekday.
+        assert!(utc("* * * 26W * ? *", "2026-11-26T12:00:00Z"));
+    }
+
+    #[test]
+    fn hash_is_the_nth_weekday_of_the_month() {
+        // `6#2`: the second Friday; December 2026's Fridays are 4, 11, 18, 25.
+        assert!(utc("* * * ? * 6#2 *", "2026-12-11T12:00:00Z"));
+        assert!(!utc("* * * ? * 6#2 *", "2026-12-04T12:00:00Z"));
+        assert!(utc("* * * ? * FRI#1 *", "2026-12-04T12:00:00Z"));
+    }
+
+    #[test]
+    fn the_window_is_read_in_its_time_zone() {
+        // 04:00 UTC is 09:30 in Kolkata (+05:30, no DST).
+        let t = at("2026-12-01T04:00:00Z");
+        assert!(in_window("* 30 9 ? * * *", "Asia/Kolkata", t).unwrap());
+        assert!(!in_window("* 30 9 ? * * *", "UTC", t).unwrap());
+        assert!(in_window("* 30 9 ? * * *", "+05:30", t).unwrap());
+        // 2026-11-26 10:30 UTC is 11:30 in Berlin (CET, +01:00).
+        let t = at("2026-11-26T10:30:00Z");
+        assert!(in_window("* * 11 ? * * *", "Europe/Berlin", t).unwrap());
+        assert!(!in_window("* * 10 ? * * *", "Europe/Berlin", t).unwrap());
+        let e = in_window("* * * ? * * *", "Mars/Olympus_Mons", t).unwrap_err();
+        assert!(e.contains("Mars/Olympus_Mons"), "{e}");
+    }
+
+    #[test]
+    fn daylight_saving_edges_follow_the_wall_clock() {
+        let ny = "America/New_York";
+        // Fall back (2026-11-01): 01:xx happens twice, and both are inside.
+        assert!(in_window("* * 1 ? * * *", ny, at("2026-11-01T05:30:00Z")).unwrap()); // 01:30 EDT
+        assert!(in_window("* * 1 ? * * *", ny, at("2026-11-01T06:30:00Z")).unwrap()); // 01:30 EST
+        assert!(!in_window("* * 1 ? * * *", ny, at("2026-11-01T07:30:00Z")).unwrap()); // 02:30 EST
+        // Spring forward (2026-03-08): 02:00 EST becomes 03:00 EDT, so no
+        // instant is in a 02:xx window; 03:xx begins at 07:00 UTC.
+        for t in [
+            "2026-03-08T06:59:59Z",
+            "2026-03-08T07:00:00Z",
+            "2026-03-08T07:30:00Z",
+        ] {
+            assert!(!in_window("* * 2 ? * * *", ny, at(t)).unwrap(), "{t}");
+        }
+        assert!(in_window("* * 3 ? * * *", ny, at("2026-03-08T07:00:00Z")).unwrap());
+        assert!(!in_window("* * 3 ? * * *", ny, at("2026-03-08T06:59:59Z")).unwrap());
+    }
+
+    #[test]
+    fn a_rule_outside_its_window_says_when_it_opens() {
+        let rule: Rule = Rule {
+            name: "w".into(),
+            rule_type_id: crate::model::pipeline::TypeId {
+                category: "Rule".into(),
+                owner: "AWS".into(),
+                provider: "DeploymentWindow".into(),
+                version: "1".into(),
+            },
+            configuration: [
+                ("Cron".to_owned(), "* * 9-17 ? * MON-FRI *".to_owned()),
+                ("TimeZone".to_owned(), "Europe/Berlin".to_owned()),
+            ]
+            .into(),
+            input_artifacts: Vec::new(),
+            commands: Vec::new(),
+            region: None,
+            role_arn: None,
+            timeout_in_minutes: None,
+        };
+        // Saturday 2026-11-28, 12:00 in Berlin.
+        let (passed, msg) = deployment_window(&rule, at("2026-11-28T11:00:00Z"));
+        assert!(!passed);
+        assert!(
+            msg.contains("outside") && msg.contains("opens next at 2026-11-30 09:00:00 CET"),
+            "{msg}"
+        );
+        let (passed, msg) = deployment_window(&rule, at("2026-11-26T11:00:00Z"));
+        assert!(passed, "{msg}");
     }
 }

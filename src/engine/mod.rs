@@ -4,8 +4,30 @@
 //! published as an [`api::EngineEvent`], and the store is written through.
 
 pub mod conditions;
+pub mod contract_additions;
 pub mod core;
 pub mod triggers;
 pub mod vars;
 
-pub use self::core::{EngineError, EngineHandle, EngineOptions, INTERRUPTED, start};
+/// The first `n` characters of an id (all of it when shorter), for
+/// messages: never cut inside a character, never a panic on a short id.
+pub fn short_id(id: &str, n: usize) -> &str {
+    id.char_indices().nth(n).map_or(id, |(i, _)| &id[..i])
+}
+
+pub use self::core::{EngineError, EngineHandle, EngineOptions, INTERRUPTED, STORE_FAILED, start};
+
+#[cfg(test)]
+mod tests {
+    use super::short_id;
+
+    #[test]
+    fn short_ids_are_cut_at_characters_and_short_ones_stay_whole() {
+        assert_eq!(short_id("0123456789abcdef", 8), "01234567");
+        assert_eq!(short_id("abc", 8), "abc");
+        assert_eq!(short_id("", 8), "");
+        // Multi-byte characters: byte 8 is inside one.
+        assert_eq!(short_id("ééééééééé", 8), "éééééééé");
+        assert_eq!(short_id("日本語のid", 3), "日本語");
+    }
+}

@@ -15,6 +15,7 @@ use std::process::Stdio;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::core::{EngineHandle, Msg};
+use super::short_id;
 use crate::config::workspace::Workspace;
 use crate::model::pipeline::{Globs, PushFilter};
 use crate::store::Store;
@@ -32,9 +33,12 @@ pub struct Watch {
     pub known: BTreeMap<String, String>,
 }
 
-/// The watches a workspace asks for.
-pub fn watches(ws: &Workspace, store: &Store) -> Vec<Watch> {
+/// The watches a workspace asks for, and what could not be read for them
+/// (a watch whose stored refs cannot be read starts as if new: a commit
+/// pushed while pipedeck was not running does not start an execution).
+pub fn watches(ws: &Workspace, store: &Store) -> (Vec<Watch>, Vec<String>) {
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     for wp in &ws.pipelines {
         let p = &wp.pipeline;
         let Some(first) = p.stages.first() else {
@@ -69,11 +73,17 @@ pub fn watches(ws: &Workspace, store: &Store) -> Vec<Watch> {
                 .cloned()
                 .or(repo.branch.clone())
                 .unwrap_or_else(|| "main".into());
-            let known = store
-                .trigger_refs(&p.name, &a.name)
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
+            let known = match store.trigger_refs(&p.name, &a.name) {
+                Ok(refs) => refs.into_iter().collect(),
+                Err(e) => {
+                    problems.push(format!(
+                        "pipeline {}, source {}: the refs seen before cannot be read, so commits \
+                         pushed while pipedeck was not running do not start an execution: {e}",
+                        p.name, a.name
+                    ));
+                    BTreeMap::new()
+                }
+            };
             out.push(Watch {
                 pipeline: p.name.clone(),
                 action: a.name.clone(),
@@ -84,7 +94,7 @@ pub fn watches(ws: &Workspace, store: &Store) -> Vec<Watch> {
             });
         }
     }
-    out
+    (out, problems)
 }
 
 pub(crate) fn spawn(handle: &EngineHandle, watches: &[Watch]) {
@@ -97,11 +107,32 @@ pub(crate) fn spawn(handle: &EngineHandle, watches: &[Watch]) {
     tokio::spawn(async move {
         let store = {
             let dir = ws.state_dir.clone();
-            match tokio::task::spawn_blocking(move || Store::open(&dir)).await {
+            let r = tokio::task::spawn_blocking(move || Store::open(&dir)).await;
+            match r {
                 Ok(Ok(s)) => Some(s),
-                _ => None,
+                Ok(Err(e)) => {
+                    report(
+                        &tx,
+                        format!(
+                            "triggers cannot open the state store, so the refs they see are not kept: {e}"
+                        ),
+                    );
+                    None
+                }
+                Err(e) => {
+                    report(
+                        &tx,
+                        format!(
+                            "triggers cannot open the state store, so the refs they see are not kept: {e}"
+                        ),
+                    );
+                    None
+                }
             }
         };
+        // The last failure reported per watch: a store that keeps failing
+        // is reported once, not at every poll.
+        let mut reported: BTreeMap<usize, String> = BTreeMap::new();
         let store = store.map(|s| std::sync::Arc::new(std::sync::Mutex::new(s)));
         let mut tick = tokio::time::interval(ws.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -110,7 +141,7 @@ pub(crate) fn spawn(handle: &EngineHandle, watches: &[Watch]) {
             if tx.is_closed() {
                 return;
             }
-            for w in watches.iter_mut() {
+            for (k, w) in watches.iter_mut().enumerate() {
                 let Some(refs) = list_refs(&w.repo).await else {
                     continue;
                 };
@@ -135,7 +166,7 @@ pub(crate) fn spawn(handle: &EngineHandle, watches: &[Watch]) {
                                 pipeline: w.pipeline.clone(),
                                 action: w.action.clone(),
                                 commit: new.clone(),
-                                detail: format!("push to {short} ({})", &new[..new.len().min(12)]),
+                                detail: format!("push to {short} ({})", short_id(new, 12)),
                             });
                         }
                     }
@@ -143,21 +174,50 @@ pub(crate) fn spawn(handle: &EngineHandle, watches: &[Watch]) {
                 w.known = refs;
                 if let Some(store) = &store {
                     let (s, w2) = (store.clone(), w.clone());
-                    let _ = tokio::task::spawn_blocking(move || {
-                        if let Ok(mut s) = s.lock() {
-                            let _ = s.batch(|b| {
-                                for (r, c) in &w2.known {
-                                    b.trigger_ref(&w2.pipeline, &w2.action, r, c)?;
-                                }
-                                Ok(())
-                            });
-                        }
+                    let r = tokio::task::spawn_blocking(move || {
+                        let mut s = s.lock().map_err(|e| e.to_string())?;
+                        s.batch(|b| {
+                            for (r, c) in &w2.known {
+                                b.trigger_ref(&w2.pipeline, &w2.action, r, c)?;
+                            }
+                            Ok(())
+                        })
+                        .map_err(|e| e.to_string())
                     })
-                    .await;
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r);
+                    match r {
+                        Ok(()) => {
+                            reported.remove(&k);
+                        }
+                        Err(e) if reported.get(&k) != Some(&e) => {
+                            report(
+                                &tx,
+                                format!(
+                                    "pipeline {}, source {}: the refs seen cannot be stored, so a \
+                                     restarted engine may start executions for them again: {e}",
+                                    w.pipeline, w.action
+                                ),
+                            );
+                            reported.insert(k, e);
+                        }
+                        Err(_) => {}
+                    }
                 }
             }
         }
     });
+}
+
+/// Tells the engine a trigger store failure (it logs and records it).
+fn report(tx: &tokio::sync::mpsc::UnboundedSender<Msg>, message: String) {
+    if let Err(e) = tx.send(Msg::TriggerProblem { message }) {
+        // The engine is gone: the log is all that is left.
+        if let Msg::TriggerProblem { message } = e.0 {
+            tracing::error!(error = message, "trigger store failure");
+        }
+    }
 }
 
 async fn git(repo: &PathBuf, args: &[&str]) -> Option<String> {

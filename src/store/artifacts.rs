@@ -157,7 +157,8 @@ impl ArtifactStore {
                 }
             }
         }
-        let id = hex(&manifest.finalize())[..32].to_owned();
+        // 128 bits of the digest name the artifact.
+        let id = hex(&manifest.finalize()[..16]);
         let dest = self.path_of(&id);
         if !dest.is_dir() {
             std::fs::create_dir_all(&self.dir)?;

@@ -131,8 +131,8 @@ impl LogWriter {
         self.lines
     }
 
-    /// The first write error, if any (later lines are dropped; the build is
-    /// not failed for it).
+    /// The first write error, if any (later lines are dropped). The
+    /// engine fails the action with it.
     pub fn error(&self) -> Option<&io::Error> {
         self.failed.as_ref()
     }

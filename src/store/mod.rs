@@ -341,6 +341,63 @@ impl Store {
         Ok(out)
     }
 
+    /// Audit events older than the event `before` (newest first, at most
+    /// `limit`): one page of LookupEvents. `None` when `before` is not a
+    /// stored event.
+    pub fn audit_before(
+        &self,
+        limit: u32,
+        before: &str,
+    ) -> Result<Option<Vec<AuditEvent>>, StoreError> {
+        let known: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT rowid FROM audit WHERE event_id = ?1",
+                [before],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if known.is_none() {
+            return Ok(None);
+        }
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT record FROM audit
+                 WHERE (event_time, rowid) < (SELECT event_time, rowid FROM audit WHERE event_id = ?2)
+                 ORDER BY event_time DESC, rowid DESC LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![limit, before], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(self.decode(&row.map_err(|e| self.err(e))?)?);
+        }
+        Ok(Some(out))
+    }
+
+    /// A stored version of a pipeline: its definition (JSON), when that
+    /// version was stored, and when the first version was.
+    pub fn pipeline_definition(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT definition, created,
+                        (SELECT MIN(created) FROM pipeline_versions WHERE name = ?1)
+                 FROM pipeline_versions WHERE name = ?1 AND version = ?2",
+                params![name, version],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn trigger_refs(
         &self,
         pipeline: &str,

@@ -1,0 +1,141 @@
+//! The handle on a running engine, and starting one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::{Engine, EngineError, Msg};
+use crate::api::{ApiError, EngineEvent, Envelope, Reply, Request};
+use crate::config::workspace::Workspace;
+use crate::engine::contract_additions::{ReplyAddition, RequestAddition};
+use crate::store::artifacts::ArtifactStore;
+use crate::store::{Store, now_rfc3339};
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Watch mapped repositories and start executions on new commits.
+    pub triggers: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { triggers: true }
+    }
+}
+
+/// A cheap, cloneable handle on a running engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    events: broadcast::Sender<EngineEvent>,
+    pub workspace: Arc<Workspace>,
+    pub started: String,
+}
+
+impl EngineHandle {
+    /// Sends a request and waits for its answer.
+    pub async fn call(&self, envelope: Envelope) -> Result<Reply, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Call(envelope, tx))
+            .map_err(|_| ApiError::new("EngineStopped", "the engine has stopped"))?;
+        rx.await
+            .map_err(|_| ApiError::new("EngineStopped", "the engine has stopped"))?
+    }
+
+    /// A request as the workspace's identity from `user_agent`.
+    pub async fn request(&self, user_agent: &str, request: Request) -> Result<Reply, ApiError> {
+        self.call(Envelope {
+            identity: self.workspace.identity.clone(),
+            user_agent: user_agent.to_owned(),
+            request,
+        })
+        .await
+    }
+
+    /// A request of `contract_additions` (GetPipeline, log reads,
+    /// paged lists) as the workspace's identity: these are reads, so
+    /// nothing is audited. Joins [`EngineHandle::request`] when they move
+    /// into `src/api/`.
+    pub async fn request_addition(
+        &self,
+        request: RequestAddition,
+    ) -> Result<ReplyAddition, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Addition(request, tx))
+            .map_err(|_| ApiError::new("EngineStopped", "the engine has stopped"))?;
+        rx.await
+            .map_err(|_| ApiError::new("EngineStopped", "the engine has stopped"))?
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// Stops every running action, records what ran as interrupted, and
+    /// ends the actor.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub(crate) fn sender(&self) -> mpsc::UnboundedSender<Msg> {
+        self.tx.clone()
+    }
+}
+
+/// Opens the workspace's store, recovers interrupted executions and starts
+/// the actor on the current tokio runtime.
+pub fn start(workspace: Workspace, options: EngineOptions) -> Result<EngineHandle, EngineError> {
+    let ws = Arc::new(workspace);
+    let store = Store::open(&ws.state_dir)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (events, _) = broadcast::channel(4096);
+    let started = now_rfc3339();
+    let mut engine = Engine {
+        ws: ws.clone(),
+        store,
+        artifacts: ArtifactStore::new(&ws.state_dir),
+        events: events.clone(),
+        tx: tx.clone(),
+        pipelines: BTreeMap::new(),
+        execs: HashMap::new(),
+        running: HashMap::new(),
+        entry_counter: 0,
+        started: started.clone(),
+        stopping: false,
+        envs: Default::default(),
+    };
+    engine.load()?;
+    let handle = EngineHandle {
+        tx,
+        events,
+        workspace: ws.clone(),
+        started,
+    };
+    if options.triggers && ws.triggers {
+        crate::engine::triggers::spawn(&handle, &engine.trigger_specs());
+    }
+    if !ws.environments.is_empty() {
+        // Environments come back with the engine, on their last release.
+        let (cell, ws2, events) = (engine.envs.clone(), ws.clone(), engine.events.clone());
+        tokio::spawn(async move {
+            let r = cell
+                .get_or_init(|| async move {
+                    crate::env::manager::Environments::start(&ws2, Some(events))
+                        .await
+                        .map(Arc::new)
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "environments did not start");
+            }
+        });
+    }
+    tokio::spawn(engine.run(rx));
+    Ok(handle)
+}

@@ -1,0 +1,123 @@
+//! The engine actor: one task owns every execution of the workspace. It
+//! takes requests from a channel, runs actions as tasks that report back
+//! on the same channel, writes each change through to the store in one
+//! transaction and then publishes it as an event.
+
+mod actions;
+mod handle;
+mod jobs;
+mod load;
+mod movement;
+mod operations;
+mod paging;
+mod persist;
+mod queries;
+mod requests;
+mod retry;
+mod start;
+mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use self::handle::{EngineHandle, EngineOptions, start};
+pub use self::jobs::log_dir;
+use self::state::{ExecRec, PState, Running};
+use crate::api::{ApiError, EngineEvent, Envelope, Reply};
+use crate::config::workspace::Workspace;
+use crate::engine::conditions;
+use crate::engine::contract_additions::{ReplyAddition, RequestAddition};
+use crate::providers::{self, ActionOutcome};
+use crate::store::artifacts::{ArtifactStore, StoredArtifact};
+use crate::store::{Store, StoreError};
+
+/// The summary every action and execution gets when the engine stopped
+/// under it (shutdown or crash).
+pub const INTERRUPTED: &str = "interrupted: engine stopped";
+
+/// The start of an execution's summary when the store refused a write of
+/// its state (the cause follows).
+pub const STORE_FAILED: &str = "the engine could not record this execution's state";
+
+/// Executions per pipeline the engine keeps in memory (the newest; older
+/// ones stay in the store). ListPipelineExecutions shows up to this many.
+pub const MEMORY_EXECUTIONS: u32 = 1000;
+
+pub(crate) enum Msg {
+    Call(Envelope, oneshot::Sender<Result<Reply, ApiError>>),
+    ActionDone(Box<ActionDone>),
+    ApprovalTimeout {
+        action_execution_id: String,
+    },
+    ConditionDone {
+        exec: String,
+        stage: usize,
+        kind: &'static str,
+        results: Vec<conditions::RuleResult>,
+    },
+    SourceChange {
+        pipeline: String,
+        action: String,
+        commit: String,
+        detail: String,
+    },
+    /// The triggers could not read or keep what they saw.
+    TriggerProblem {
+        message: String,
+    },
+    /// A request of `contract_additions` (until it joins `Request`).
+    Addition(
+        RequestAddition,
+        oneshot::Sender<Result<ReplyAddition, ApiError>>,
+    ),
+    Shutdown(oneshot::Sender<()>),
+}
+
+pub(crate) struct ActionDone {
+    exec: String,
+    stage: usize,
+    action: usize,
+    action_execution_id: String,
+    outcome: ActionOutcome,
+    artifacts: Vec<(String, StoredArtifact)>,
+    lines: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Options for hosting an engine.
+struct Engine {
+    ws: Arc<Workspace>,
+    store: Store,
+    artifacts: ArtifactStore,
+    events: broadcast::Sender<EngineEvent>,
+    tx: mpsc::UnboundedSender<Msg>,
+    pipelines: BTreeMap<String, PState>,
+    execs: HashMap<String, ExecRec>,
+    running: HashMap<String, Running>,
+    entry_counter: u64,
+    started: String,
+    stopping: bool,
+    envs: providers::deploy::EnvCell,
+}
+
+fn api(code: &str, msg: impl Into<String>) -> ApiError {
+    ApiError::new(code, msg)
+}
+
+/// The reply to a request whose step the store refused to record.
+fn store_error(cause: String) -> ApiError {
+    ApiError::new("InternalError", format!("{STORE_FAILED}: {cause}"))
+}
+
+fn short(id: &str) -> &str {
+    crate::engine::short_id(id, 8)
+}

@@ -1,0 +1,291 @@
+//! Persistence: every change is written through to the store, then published.
+
+use super::state::{ExecRec, Position};
+use super::{Engine, STORE_FAILED};
+use crate::api::types::{ActionStatus, ErrorDetails, ExecutionStatus, StageStatus};
+use crate::api::{ApiError, AuditEvent, EngineEvent, Envelope, Reply, UserIdentity};
+use crate::store::now_rfc3339;
+
+impl Engine {
+    /// Writes execution `id` (with `include_actions`, its actions too) to
+    /// the store in one transaction. The error is the store's cause.
+    pub(super) fn save(&mut self, id: &str, include_actions: bool) -> Result<(), String> {
+        let Some(rec) = self.execs.get_mut(id) else {
+            return Ok(());
+        };
+        rec.summary.current_stage = match rec.position {
+            Position::Waiting(i) | Position::InStage(i) => {
+                rec.stages.get(i).map(|s| s.name.clone())
+            }
+            Position::Done => None,
+        };
+        let rec = rec.clone();
+        self.store
+            .batch(|b| {
+                write_exec(b, &rec)?;
+                if include_actions {
+                    for a in rec.stages.iter().flat_map(|s| s.actions.iter().flatten()) {
+                        b.action_execution(a)?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    /// Saves a new execution. When the store refuses it, the execution is
+    /// forgotten: it never started, and the request says why.
+    pub(super) fn save_new(&mut self, id: &str) -> Result<(), ApiError> {
+        let Err(cause) = self.save(id, false) else {
+            return Ok(());
+        };
+        tracing::error!(
+            execution = id,
+            error = cause,
+            "cannot store a new execution"
+        );
+        if let Some(e) = self.execs.remove(id)
+            && let Some(ps) = self.pipelines.get_mut(&e.summary.pipeline_name)
+        {
+            ps.order.retain(|x| x != id);
+        }
+        Err(ApiError::new(
+            "InternalError",
+            format!("the execution could not be recorded, so it did not start: {cause}"),
+        ))
+    }
+
+    /// [`save`](Self::save) as a step of the execution: when the store
+    /// refuses the write, nothing of the step is announced and the
+    /// execution fails with the cause ([`store_failed`](Self::store_failed)).
+    pub(super) fn persist(&mut self, id: &str) -> Result<(), String> {
+        self.save(id, false)
+            .inspect_err(|cause| self.store_failed(id, cause))
+    }
+
+    /// The store refused a write of execution `id`'s state. What the step
+    /// changed is not announced as done: whatever runs in the execution
+    /// is stopped and recorded as Failed, the execution fails with the
+    /// cause in its summary, its stages are released, and one more write
+    /// records that (the refused write may have been the step, not the
+    /// whole store).
+    pub(super) fn store_failed(&mut self, id: &str, cause: &str) {
+        tracing::error!(
+            execution = id,
+            error = cause,
+            "cannot store an execution: it fails"
+        );
+        let why = format!("{STORE_FAILED}: {cause}");
+        let now = now_rfc3339();
+        let Some(e) = self.execs.get_mut(id) else {
+            return;
+        };
+        let mut ended = Vec::new();
+        for st in e.stages.iter_mut() {
+            let mut touched = false;
+            for a in st.actions.iter_mut().flatten() {
+                if a.status == ActionStatus::InProgress {
+                    a.status = ActionStatus::Failed;
+                    a.token = None;
+                    a.summary = Some(why.clone());
+                    a.error_details = Some(ErrorDetails {
+                        code: "JobFailed".into(),
+                        message: why.clone(),
+                    });
+                    a.last_status_change = now.clone();
+                    ended.push(a.clone());
+                    touched = true;
+                }
+            }
+            if touched
+                || matches!(
+                    st.status,
+                    Some(StageStatus::InProgress | StageStatus::Stopping)
+                )
+            {
+                st.status = Some(StageStatus::Failed);
+            }
+        }
+        e.summary.status = ExecutionStatus::Failed;
+        e.summary.status_summary = Some(why);
+        e.summary.last_update_time = now;
+        e.stop = None;
+        e.position = Position::Done;
+        let pipeline = e.summary.pipeline_name.clone();
+        for a in &ended {
+            if let Some(r) = self.running.get(&a.action_execution_id) {
+                let _ = r.stop.send(true);
+            }
+        }
+        if let Some(ps) = self.pipelines.get_mut(&pipeline) {
+            for l in ps.locks.iter_mut() {
+                if l.as_deref() == Some(id) {
+                    *l = None;
+                }
+            }
+            for q in ps.inbound.iter_mut() {
+                q.retain(|x| x != id);
+            }
+        }
+        if let Err(again) = self.save(id, true) {
+            tracing::error!(
+                execution = id,
+                error = again,
+                "cannot record the failure either"
+            );
+        }
+        for a in ended {
+            let _ = self.events.send(EngineEvent::ActionChanged { action: a });
+        }
+        self.publish_exec(id);
+        self.advance(&pipeline);
+    }
+
+    pub(super) fn publish_exec(&self, id: &str) {
+        if let Some(e) = self.execs.get(id) {
+            let _ = self.events.send(EngineEvent::ExecutionChanged {
+                execution: e.summary.clone(),
+            });
+        }
+    }
+
+    /// Stores stage `i` of `id` and announces it (not when the store
+    /// refused it: then the execution has failed, see `persist`).
+    pub(super) fn stage_changed(&mut self, id: &str, i: usize) -> Result<(), String> {
+        self.persist(id)?;
+        if let Some(e) = self.execs.get(id)
+            && let Some(status) = e.stages[i].status
+        {
+            let _ = self.events.send(EngineEvent::StageChanged {
+                pipeline_name: e.summary.pipeline_name.clone(),
+                pipeline_execution_id: id.to_owned(),
+                stage_name: e.stages[i].name.clone(),
+                status,
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn audit_call(&mut self, env: &Envelope, result: &Result<Reply, ApiError>) {
+        let service = env.user_agent == "engine";
+        let event = AuditEvent {
+            event_version: "1.09".into(),
+            event_id: uuid::Uuid::new_v4().to_string(),
+            event_time: now_rfc3339(),
+            event_source: "codepipeline.amazonaws.com".into(),
+            event_name: env.request.event_name().into(),
+            aws_region: "local".into(),
+            source_ip_address: if service {
+                "codepipeline.amazonaws.com".into()
+            } else {
+                "127.0.0.1".into()
+            },
+            user_agent: env.user_agent.clone(),
+            user_identity: UserIdentity {
+                identity_type: if service { "AWSService" } else { "IAMUser" }.into(),
+                principal_id: env.identity.clone(),
+                arn: if service {
+                    String::new()
+                } else {
+                    format!("arn:aws:iam::000000000000:user/{}", env.identity)
+                },
+                account_id: "000000000000".into(),
+                user_name: (!service).then(|| env.identity.clone()),
+                invoked_by: service.then(|| "codepipeline.amazonaws.com".into()),
+            },
+            request_parameters: serde_json::to_value(&env.request)
+                .unwrap_or(serde_json::Value::Null),
+            response_elements: result
+                .as_ref()
+                .ok()
+                .and_then(|r| serde_json::to_value(r).ok()),
+            error_code: result
+                .as_ref()
+                .err()
+                .map(|e| format!("{}Exception", e.code.trim_end_matches("Exception"))),
+            error_message: result.as_ref().err().map(|e| e.message.clone()),
+            event_type: if service {
+                "AwsServiceEvent"
+            } else {
+                "AwsApiCall"
+            }
+            .into(),
+            read_only: false,
+        };
+        if let Err(e) = self.store.batch(|b| b.audit(&event)) {
+            tracing::error!(error = %e, "cannot store an audit event");
+        }
+        let _ = self.events.send(EngineEvent::Audit { event });
+    }
+
+    /// The triggers could not read or keep what they saw: logged, and
+    /// recorded in the audit trail as a failed service event, which every
+    /// subscriber sees as it happens.
+    pub(super) fn trigger_problem(&mut self, message: &str) {
+        tracing::error!(error = message, "trigger store failure");
+        let service = "codepipeline.amazonaws.com";
+        let event = AuditEvent {
+            event_version: "1.09".into(),
+            event_id: uuid::Uuid::new_v4().to_string(),
+            event_time: now_rfc3339(),
+            event_source: service.into(),
+            event_name: "PollForSourceChanges".into(),
+            aws_region: "local".into(),
+            source_ip_address: service.into(),
+            user_agent: "engine".into(),
+            user_identity: UserIdentity {
+                identity_type: "AWSService".into(),
+                principal_id: service.into(),
+                arn: String::new(),
+                account_id: "000000000000".into(),
+                user_name: None,
+                invoked_by: Some(service.into()),
+            },
+            request_parameters: serde_json::Value::Null,
+            response_elements: None,
+            error_code: Some("TriggerStoreException".into()),
+            error_message: Some(message.to_owned()),
+            event_type: "AwsServiceEvent".into(),
+            read_only: false,
+        };
+        if let Err(e) = self.store.batch(|b| b.audit(&event)) {
+            tracing::error!(error = %e, "cannot store an audit event");
+        }
+        let _ = self.events.send(EngineEvent::Audit { event });
+    }
+}
+
+pub(super) fn write_exec(
+    b: &crate::store::Batch<'_>,
+    rec: &ExecRec,
+) -> Result<(), rusqlite::Error> {
+    let s = &rec.summary;
+    b.execution(
+        &s.pipeline_execution_id,
+        &s.pipeline_name,
+        rec.seq,
+        s.status.as_str(),
+        s.execution_type.as_str(),
+        &s.start_time,
+        rec,
+    )?;
+    for st in &rec.stages {
+        if st.status.is_some() {
+            b.stage_execution(
+                &s.pipeline_execution_id,
+                &st.name,
+                st.status.map(StageStatus::as_str),
+                st,
+            )?;
+        }
+    }
+    for (k, v) in &s.variables {
+        b.variable(&s.pipeline_execution_id, "variables", k, v)?;
+    }
+    for (ns, m) in &rec.namespaces {
+        for (k, v) in m {
+            b.variable(&s.pipeline_execution_id, ns, k, v)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! The actor loop and request dispatch.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::state::recover_interrupted;
+use super::{Engine, Msg, api};
+use crate::api::types::{ExecutionTrigger, TriggerType};
+use crate::api::{ApiError, EngineInfo, Envelope, Reply, Request};
+use crate::store::now_rfc3339;
+
+impl Engine {
+    pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Call(env, reply)
+                    if matches!(env.request, Request::RollbackEnvironment { .. }) =>
+                {
+                    // Slow (a redeploy): answered from a task when done.
+                    self.rollback_environment(env, reply);
+                }
+                Msg::Call(env, reply) if env.request.is_log_read() => {
+                    // Reads files: answered from a blocking task.
+                    let dir = self.ws.state_dir.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _ = reply.send(crate::store::log_query::answer(&dir, &env.request));
+                    });
+                }
+                Msg::Call(env, reply) => {
+                    let r = self.handle(&env);
+                    if env.request.is_mutating() {
+                        self.audit_call(&env, &r);
+                    }
+                    let _ = reply.send(r);
+                }
+                Msg::ActionDone(done) => self.action_done(*done),
+                Msg::ApprovalTimeout {
+                    action_execution_id,
+                } => self.approval_timeout(&action_execution_id),
+                Msg::ConditionDone {
+                    exec,
+                    stage,
+                    kind,
+                    results,
+                } => self.condition_done(&exec, stage, kind, results),
+                Msg::SourceChange {
+                    pipeline,
+                    action,
+                    commit,
+                    detail,
+                } => self.source_change(&pipeline, &action, &commit, &detail),
+                Msg::TriggerProblem { message } => self.trigger_problem(&message),
+                Msg::Addition(request, reply) => self.addition(request, reply),
+                Msg::Shutdown(done) => {
+                    self.shutdown().await;
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+        self.shutdown().await;
+    }
+
+    pub(super) async fn shutdown(&mut self) {
+        self.stopping = true;
+        for r in self.running.values() {
+            let _ = r.stop.send(true);
+        }
+        let now = now_rfc3339();
+        let ids: Vec<String> = self
+            .execs
+            .iter()
+            .filter(|(_, e)| !e.terminal())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in ids {
+            if let Some(rec) = self.execs.get_mut(&id) {
+                recover_interrupted(rec, &now);
+            }
+            if let Err(e) = self.save(&id, true) {
+                tracing::error!(
+                    execution = id,
+                    error = e,
+                    "cannot record an interrupted execution"
+                );
+            }
+            self.publish_exec(&id);
+        }
+        if let Some(Ok(envs)) = self.envs.get() {
+            envs.shutdown().await;
+        }
+        // Give running process trees a moment to be killed.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !self.running.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.running.retain(|_, r| !r.stop.is_closed());
+        }
+    }
+
+    pub(super) fn handle(&mut self, env: &Envelope) -> Result<Reply, ApiError> {
+        if self.stopping && env.request.is_mutating() {
+            return Err(api("EngineStopped", "the engine is shutting down"));
+        }
+        match &env.request {
+            Request::StartPipelineExecution {
+                pipeline_name,
+                variables,
+                source_revisions,
+            } => {
+                let id = self.start_execution(
+                    pipeline_name,
+                    variables,
+                    source_revisions,
+                    ExecutionTrigger {
+                        trigger_type: TriggerType::StartPipelineExecution,
+                        trigger_detail: env.identity.clone(),
+                    },
+                )?;
+                Ok(Reply::Started {
+                    pipeline_execution_id: id,
+                })
+            }
+            Request::StopPipelineExecution {
+                pipeline_name,
+                pipeline_execution_id,
+                abandon,
+                reason,
+            } => self.stop(
+                pipeline_name,
+                pipeline_execution_id.as_deref(),
+                *abandon,
+                reason,
+            ),
+            Request::RetryStageExecution {
+                pipeline_name,
+                stage_name,
+                pipeline_execution_id,
+                retry_mode,
+            } => self.retry(
+                pipeline_name,
+                stage_name,
+                pipeline_execution_id.as_deref(),
+                retry_mode,
+                false,
+            ),
+            Request::PutApprovalResult {
+                pipeline_name,
+                stage_name,
+                action_name,
+                token,
+                status,
+                summary,
+            } => self.put_approval(
+                pipeline_name,
+                stage_name,
+                action_name,
+                token.as_deref(),
+                status,
+                summary,
+                &env.identity,
+            ),
+            Request::RollbackStage {
+                pipeline_name,
+                stage_name,
+                target_pipeline_execution_id,
+            } => self.rollback(
+                pipeline_name,
+                stage_name,
+                target_pipeline_execution_id.as_deref(),
+                TriggerType::ManualRollback,
+                &env.identity,
+            ),
+            Request::DisableStageTransition {
+                pipeline_name,
+                stage_name,
+                reason,
+            } => self.set_transition(pipeline_name, stage_name, Some(reason), &env.identity),
+            Request::EnableStageTransition {
+                pipeline_name,
+                stage_name,
+            } => self.set_transition(pipeline_name, stage_name, None, &env.identity),
+            Request::ListPipelines => Ok(Reply::Pipelines {
+                pipelines: self.list_pipelines(),
+            }),
+            Request::GetPipeline { pipeline_name } => {
+                let ps = self.pipeline(pipeline_name)?;
+                Ok(Reply::Pipeline {
+                    pipeline: Box::new(ps.def.pipeline.clone()),
+                    version: ps.version,
+                })
+            }
+            Request::GetLogEvents { .. } | Request::FilterLogEvents { .. } => Err(api(
+                "InternalError",
+                "log reads are answered from a blocking task",
+            )),
+            Request::GetPipelineState { pipeline_name } => Ok(Reply::State {
+                state: self.state(pipeline_name)?,
+            }),
+            Request::ListPipelineExecutions {
+                pipeline_name,
+                max_results,
+            } => {
+                let ps = self.pipeline(pipeline_name)?;
+                let max = max_results.unwrap_or(100).clamp(1, 1000) as usize;
+                let executions = ps
+                    .order
+                    .iter()
+                    .rev()
+                    .take(max)
+                    .filter_map(|id| self.execs.get(id))
+                    .map(|e| e.summary.clone())
+                    .collect();
+                Ok(Reply::Executions { executions })
+            }
+            Request::GetPipelineExecution {
+                pipeline_name,
+                pipeline_execution_id,
+            } => Ok(Reply::Execution {
+                execution: self
+                    .exec_of(pipeline_name, pipeline_execution_id)?
+                    .summary
+                    .clone(),
+            }),
+            Request::ListActionExecutions {
+                pipeline_name,
+                pipeline_execution_id,
+            } => Ok(Reply::ActionExecutions {
+                actions: self.action_executions(pipeline_name, pipeline_execution_id)?,
+            }),
+            Request::LookupEvents { max_results } => Ok(Reply::Events {
+                events: self
+                    .store
+                    .audit(max_results.unwrap_or(50).clamp(1, 10_000))
+                    .map_err(|e| api("InternalError", e.to_string()))?,
+            }),
+            Request::ListEnvironments => Ok(Reply::Environments {
+                environments: match self.envs.get() {
+                    Some(Ok(envs)) => envs.summaries(&self.ws),
+                    Some(Err(e)) => return Err(api("EnvironmentsUnavailable", e.clone())),
+                    None => Vec::new(),
+                },
+            }),
+            Request::RollbackEnvironment { .. } => Err(api(
+                "InternalError",
+                "RollbackEnvironment is handled asynchronously",
+            )),
+            Request::EngineInfo => Ok(Reply::Info {
+                info: EngineInfo {
+                    workspace: self.ws.name.clone(),
+                    workspace_root: self.ws.root.display().to_string(),
+                    pid: std::process::id(),
+                    started: self.started.clone(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    running_executions: self.execs.values().filter(|e| !e.terminal()).count()
+                        as u32,
+                },
+            }),
+        }
+    }
+
+    pub(super) fn rollback_environment(
+        &mut self,
+        env: Envelope,
+        reply: oneshot::Sender<Result<Reply, ApiError>>,
+    ) {
+        let Request::RollbackEnvironment { environment_name } = &env.request else {
+            return;
+        };
+        let name = environment_name.clone();
+        let envs = match self.envs.get() {
+            Some(Ok(e)) if e.envs.contains_key(&name) => e.clone(),
+            Some(Err(e)) => {
+                let r = Err(api("EnvironmentsUnavailable", e.clone()));
+                self.audit_call(&env, &r);
+                let _ = reply.send(r);
+                return;
+            }
+            _ => {
+                let r = Err(api(
+                    "EnvironmentNotFound",
+                    format!(
+                        "workspace {} has no environment `{name}` (environments: {})",
+                        self.ws.name,
+                        self.ws
+                            .environments
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+                self.audit_call(&env, &r);
+                let _ = reply.send(r);
+                return;
+            }
+        };
+        self.audit_call(
+            &env,
+            &Ok(Reply::Message {
+                message: format!("rollback of {name} requested"),
+            }),
+        );
+        tokio::spawn(async move {
+            let r = envs
+                .rollback(&name)
+                .await
+                .map(|message| Reply::Message { message })
+                .map_err(|e| api("UnableToRollbackEnvironment", e));
+            let _ = reply.send(r);
+        });
+    }
+}

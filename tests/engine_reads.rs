@@ -1,0 +1,389 @@
+//! Reads the TUI and remote backends need, answered by the engine:
+//! GetPipeline of any stored version, log pages and searches by log
+//! reference (through the engine, off its actor), and nextToken paging of
+//! the lists (AWS semantics).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use pipedeck::api::types::ExecutionStatus;
+use pipedeck::api::{ApiError, LogRef, Reply, Request};
+use pipedeck::engine::EngineHandle;
+use pipedeck::engine::contract_additions::{ReplyAddition, RequestAddition};
+
+async fn add(h: &EngineHandle, r: RequestAddition) -> Result<ReplyAddition, ApiError> {
+    h.request_addition(r).await
+}
+
+/// Source, then one build printing `n` numbered lines.
+fn printing(n: u32) -> Ws {
+    let p = pipeline(
+        "p",
+        "QUEUED",
+        &[stage(
+            "Build",
+            &[
+                build_action("A", 1, "a.yml", ""),
+                build_action("B", 1, "a.yml", ""),
+                build_action("C", 2, "a.yml", ""),
+            ],
+            "",
+        )],
+    );
+    let cmd = format!("for i in $(seq 1 {n}); do echo line-$i; done; echo needle-here");
+    workspace(&p, "", &[("a.yml", &buildspec(&[&cmd]))])
+}
+
+async fn run_once(h: &EngineHandle) -> String {
+    let id = start(h, "p").await;
+    until_status(h, "p", &id, ExecutionStatus::Succeeded).await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_pipeline_returns_the_declaration_of_the_version_asked() {
+    let ws = printing(1);
+    let h = ws.engine();
+    let ReplyAddition::Pipeline { pipeline, metadata } = add(
+        &h,
+        RequestAddition::GetPipeline {
+            pipeline_name: "p".into(),
+            pipeline_version: None,
+        },
+    )
+    .await
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(pipeline.name, "p");
+    let stages: Vec<_> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(stages, ["Source", "Build"]);
+    assert_eq!(
+        (metadata.pipeline_version, metadata.current_version),
+        (1, 1)
+    );
+    assert!(!metadata.created.is_empty() && !metadata.updated.is_empty());
+    h.shutdown().await;
+    // The file changes: version 2 is current, version 1 is still there.
+    let text = std::fs::read_to_string(ws.root.join("pipeline.json")).unwrap();
+    std::fs::write(
+        ws.root.join("pipeline.json"),
+        text.replace(r#""name": "Build""#, r#""name": "Compile""#),
+    )
+    .unwrap();
+    let h = ws.engine();
+    let get = |v: Option<u32>| {
+        add(
+            &h,
+            RequestAddition::GetPipeline {
+                pipeline_name: "p".into(),
+                pipeline_version: v,
+            },
+        )
+    };
+    let ReplyAddition::Pipeline { pipeline, metadata } = get(None).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(pipeline.stages[1].name, "Compile");
+    assert_eq!(metadata.pipeline_version, 2);
+    let ReplyAddition::Pipeline { pipeline, metadata } = get(Some(1)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(pipeline.stages[1].name, "Build");
+    assert_eq!(
+        (metadata.pipeline_version, metadata.current_version),
+        (1, 2)
+    );
+    assert_eq!(
+        get(Some(7)).await.unwrap_err().code,
+        "PipelineVersionNotFound"
+    );
+    // The contract's GetPipeline gives the current version.
+    let Reply::Pipeline { pipeline, version } = call(
+        &h,
+        Request::GetPipeline {
+            pipeline_name: "p".into(),
+        },
+    )
+    .await
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!((pipeline.stages[1].name.as_str(), version), ("Compile", 2));
+    let e = add(
+        &h,
+        RequestAddition::GetPipeline {
+            pipeline_name: "nope".into(),
+            pipeline_version: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, "PipelineNotFound");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_events_are_read_by_reference_with_a_line_range_and_the_total() {
+    let ws = printing(300);
+    let h = ws.engine();
+    let id = run_once(&h).await;
+    let a = actions(&h, "p", &id)
+        .await
+        .into_iter()
+        .find(|a| a.action_name == "A")
+        .unwrap();
+    let log = LogRef::action(a.action_execution_id.clone());
+    let read = |log: LogRef, start_line: Option<u64>, limit: u32| {
+        call(
+            &h,
+            Request::GetLogEvents {
+                log,
+                start_line,
+                limit,
+            },
+        )
+    };
+    // No start: the last `limit` lines.
+    let Reply::LogEvents { page } = read(log.clone(), None, 5).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(page.total, a.log_lines);
+    assert_eq!(page.start, page.total - 5);
+    assert_eq!((page.lines.len(), page.times.len()), (5, 5));
+    assert!(page.times.iter().all(Option::is_some));
+    assert!(
+        page.lines.iter().any(|l| l.contains("needle-here")),
+        "{:?}",
+        page.lines
+    );
+    // A range from a line.
+    let Reply::LogEvents { page } = read(log.clone(), Some(0), 3).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!((page.start, page.lines.len()), (0, 3));
+    // The search finds the lines, up to the limit, and says when there were more.
+    let find = |pattern: &str, regex: bool, limit: u32| {
+        call(
+            &h,
+            Request::FilterLogEvents {
+                log: log.clone(),
+                pattern: pattern.into(),
+                regex,
+                limit: Some(limit),
+            },
+        )
+    };
+    let Reply::LogMatches { lines, truncated } = find("needle-here", false, 100).await.unwrap()
+    else {
+        panic!()
+    };
+    assert!(!truncated && !lines.is_empty());
+    let Reply::LogEvents { page } = read(log.clone(), Some(lines[0]), 1).await.unwrap() else {
+        panic!()
+    };
+    assert!(page.lines[0].contains("needle-here"), "{:?}", page.lines);
+    let Reply::LogMatches { lines, truncated } = find(r"^line-\d+$", true, 10).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(lines.len(), 10);
+    assert!(truncated);
+    assert!(find("(", true, 10).await.is_err());
+    // Unknown and unsafe references are refused with a reason.
+    let e = read(LogRef::parse("no-such-execution"), None, 5)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "ResourceNotFoundException");
+    assert!(e.message.contains("no-such-execution"), "{}", e.message);
+    let e = read(LogRef::parse("../../etc/passwd"), None, 5)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "ValidationException");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_with_next_token_until_none_remain() {
+    let ws = printing(1);
+    // A second pipeline for ListPipelines.
+    let cfg = std::fs::read_to_string(ws.root.join("pipedeck.toml")).unwrap();
+    std::fs::write(
+        ws.root.join("pipedeck.toml"),
+        cfg.replace(
+            "[workspace]\n",
+            "[workspace]\npipelines = [\"pipeline.json\", \"q.json\"]\n",
+        ),
+    )
+    .unwrap();
+    let q = std::fs::read_to_string(ws.root.join("pipeline.json"))
+        .unwrap()
+        .replace(r#""name": "p""#, r#""name": "q""#);
+    std::fs::write(ws.root.join("q.json"), q).unwrap();
+    let h = ws.engine();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(run_once(&h).await);
+    }
+    ids.reverse(); // newest first
+
+    // ListPipelines
+    let ReplyAddition::Pipelines {
+        pipelines,
+        next_token,
+    } = add(
+        &h,
+        RequestAddition::ListPipelines {
+            max_results: Some(1),
+            next_token: None,
+        },
+    )
+    .await
+    .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(pipelines[0].name, "p");
+    let ReplyAddition::Pipelines {
+        pipelines,
+        next_token,
+    } = add(
+        &h,
+        RequestAddition::ListPipelines {
+            max_results: Some(1),
+            next_token,
+        },
+    )
+    .await
+    .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(pipelines[0].name, "q");
+    assert_eq!(next_token, None);
+
+    // ListPipelineExecutions: two pages, newest first, no repeats, even
+    // with a newer execution started between them.
+    let ReplyAddition::Executions {
+        executions,
+        next_token,
+    } = add(
+        &h,
+        RequestAddition::ListPipelineExecutions {
+            pipeline_name: "p".into(),
+            max_results: Some(2),
+            next_token: None,
+        },
+    )
+    .await
+    .unwrap()
+    else {
+        panic!()
+    };
+    let mut seen: Vec<String> = executions
+        .iter()
+        .map(|e| e.pipeline_execution_id.clone())
+        .collect();
+    assert!(next_token.is_some());
+    let newer = run_once(&h).await;
+    let ReplyAddition::Executions {
+        executions,
+        next_token,
+    } = add(
+        &h,
+        RequestAddition::ListPipelineExecutions {
+            pipeline_name: "p".into(),
+            max_results: Some(2),
+            next_token,
+        },
+    )
+    .await
+    .unwrap()
+    else {
+        panic!()
+    };
+    seen.extend(executions.iter().map(|e| e.pipeline_execution_id.clone()));
+    assert_eq!(seen, ids);
+    assert_eq!(next_token, None);
+    assert!(!seen.contains(&newer));
+    let bad = add(
+        &h,
+        RequestAddition::ListPipelineExecutions {
+            pipeline_name: "p".into(),
+            max_results: Some(2),
+            next_token: Some("not-a-token".into()),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.code, "InvalidNextToken");
+
+    // ListActionExecutions: Source, A, B, C in pages of 3.
+    let all = actions(&h, "p", &ids[0]).await;
+    assert_eq!(all.len(), 4);
+    let mut token = None;
+    let mut paged = Vec::new();
+    loop {
+        let ReplyAddition::ActionExecutions {
+            actions,
+            next_token,
+        } = add(
+            &h,
+            RequestAddition::ListActionExecutions {
+                pipeline_name: "p".into(),
+                pipeline_execution_id: ids[0].clone(),
+                max_results: Some(3),
+                next_token: token,
+            },
+        )
+        .await
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert!(actions.len() <= 3);
+        paged.extend(actions.into_iter().map(|a| a.action_execution_id));
+        token = next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let all: Vec<String> = all.into_iter().map(|a| a.action_execution_id).collect();
+    assert_eq!(paged, all);
+
+    // LookupEvents: pages of 2 give what one unpaged call gives.
+    let Reply::Events { events } = call(&h, Request::LookupEvents { max_results: None })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(events.len() >= 4, "{}", events.len());
+    let mut token = None;
+    let mut paged = Vec::new();
+    loop {
+        let ReplyAddition::Events { events, next_token } = add(
+            &h,
+            RequestAddition::LookupEvents {
+                max_results: Some(2),
+                next_token: token,
+            },
+        )
+        .await
+        .unwrap() else {
+            panic!()
+        };
+        paged.extend(events.into_iter().map(|e| e.event_id));
+        token = next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let unpaged: Vec<String> = events.into_iter().map(|e| e.event_id).collect();
+    assert_eq!(paged, unpaged);
+    assert_eq!(paged.iter().collect::<HashSet<_>>().len(), paged.len());
+    h.shutdown().await;
+}
