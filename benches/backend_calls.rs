@@ -169,7 +169,7 @@ fn main() {
         rt.block_on(async {
             let fake = Fake::new(state());
             use pipedeck::backend::Backend;
-            let _ = fake.call(Request::ListPipelines).await;
+            let _ = fake.call(Request::list_pipelines()).await;
             for i in 0..PIPELINES {
                 let name = format!("p{i:02}");
                 let _ = fake
@@ -181,6 +181,7 @@ fn main() {
                     .call(Request::ListPipelineExecutions {
                         pipeline_name: name,
                         max_results: Some(50),
+                        next_token: None,
                     })
                     .await;
             }

@@ -182,11 +182,12 @@ async fn a_start_the_store_refuses_is_refused_with_the_cause_and_leaves_nothing(
     .unwrap_err();
     assert_eq!(err.code, "InternalError");
     assert!(err.message.contains(INJECTED), "{}", err.message);
-    let Reply::Executions { executions } = call(
+    let Reply::Executions { executions, .. } = call(
         &h,
         Request::ListPipelineExecutions {
             pipeline_name: "p".into(),
             max_results: None,
+            next_token: None,
         },
     )
     .await
@@ -307,10 +308,15 @@ async fn a_trigger_store_failure_is_reported_in_the_audit_trail() {
     let h = ws.engine_with(true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let Reply::Events { events } = call(&h, Request::LookupEvents { max_results: None })
-            .await
-            .unwrap()
-        else {
+        let Reply::Events { events, .. } = call(
+            &h,
+            Request::LookupEvents {
+                max_results: None,
+                next_token: None,
+            },
+        )
+        .await
+        .unwrap() else {
             panic!()
         };
         if let Some(e) = events
@@ -325,10 +331,15 @@ async fn a_trigger_store_failure_is_reported_in_the_audit_trail() {
             );
             // Reported once, not at every poll.
             tokio::time::sleep(Duration::from_millis(800)).await;
-            let Reply::Events { events } = call(&h, Request::LookupEvents { max_results: None })
-                .await
-                .unwrap()
-            else {
+            let Reply::Events { events, .. } = call(
+                &h,
+                Request::LookupEvents {
+                    max_results: None,
+                    next_token: None,
+                },
+            )
+            .await
+            .unwrap() else {
                 panic!()
             };
             assert_eq!(

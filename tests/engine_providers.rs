@@ -163,12 +163,13 @@ async fn a_new_commit_on_the_tracked_branch_starts_an_execution_and_other_branch
         Request::ListPipelineExecutions {
             pipeline_name: "p".into(),
             max_results: None,
+            next_token: None,
         },
     )
     .await
     .unwrap()
     {
-        Reply::Executions { executions } => executions,
+        Reply::Executions { executions, .. } => executions,
         _ => panic!(),
     };
     assert!(ex.is_empty(), "a feature-branch commit started {ex:?}");
@@ -183,12 +184,13 @@ async fn a_new_commit_on_the_tracked_branch_starts_an_execution_and_other_branch
         Request::ListPipelineExecutions {
             pipeline_name: "p".into(),
             max_results: None,
+            next_token: None,
         },
     )
     .await
     .unwrap()
     {
-        Reply::Executions { executions } => executions,
+        Reply::Executions { executions, .. } => executions,
         _ => panic!(),
     };
     assert_eq!(ex.len(), 1);
@@ -220,12 +222,13 @@ async fn v2_trigger_file_path_filters_start_only_for_matching_changes() {
                 Request::ListPipelineExecutions {
                     pipeline_name: "p".into(),
                     max_results: None,
+                    next_token: None,
                 },
             )
             .await
             .unwrap()
             {
-                Reply::Executions { executions } => executions.len(),
+                Reply::Executions { executions, .. } => executions.len(),
                 _ => panic!(),
             }
         }
@@ -613,10 +616,15 @@ async fn every_operation_is_in_the_audit_trail_with_who_and_the_error() {
     )
     .await
     .unwrap();
-    let Reply::Events { events } = call(&h, Request::LookupEvents { max_results: None })
-        .await
-        .unwrap()
-    else {
+    let Reply::Events { events, .. } = call(
+        &h,
+        Request::LookupEvents {
+            max_results: None,
+            next_token: None,
+        },
+    )
+    .await
+    .unwrap() else {
         panic!()
     };
     let names: Vec<_> = events.iter().map(|e| e.event_name.as_str()).collect();
@@ -641,14 +649,7 @@ async fn every_operation_is_in_the_audit_trail_with_who_and_the_error() {
     h.shutdown().await;
     // The trail is in the store: a new engine reads it back.
     let h = ws.engine();
-    let Reply::Events { events } = call(
-        &h,
-        Request::LookupEvents {
-            max_results: Some(1),
-        },
-    )
-    .await
-    .unwrap() else {
+    let Reply::Events { events, .. } = call(&h, Request::lookup_events(1)).await.unwrap() else {
         panic!()
     };
     assert_eq!(events[0].event_name, "PutApprovalResult");

@@ -12,10 +12,9 @@ use common::*;
 use pipedeck::api::types::ExecutionStatus;
 use pipedeck::api::{ApiError, LogRef, Reply, Request};
 use pipedeck::engine::EngineHandle;
-use pipedeck::engine::contract_additions::{ReplyAddition, RequestAddition};
 
-async fn add(h: &EngineHandle, r: RequestAddition) -> Result<ReplyAddition, ApiError> {
-    h.request_addition(r).await
+async fn add(h: &EngineHandle, r: Request) -> Result<Reply, ApiError> {
+    h.request("test", r).await
 }
 
 /// Source, then one build printing `n` numbered lines.
@@ -47,9 +46,9 @@ async fn run_once(h: &EngineHandle) -> String {
 async fn get_pipeline_returns_the_declaration_of_the_version_asked() {
     let ws = printing(1);
     let h = ws.engine();
-    let ReplyAddition::Pipeline { pipeline, metadata } = add(
+    let Reply::Pipeline { pipeline, metadata } = add(
         &h,
-        RequestAddition::GetPipeline {
+        Request::GetPipeline {
             pipeline_name: "p".into(),
             pipeline_version: None,
         },
@@ -78,18 +77,18 @@ async fn get_pipeline_returns_the_declaration_of_the_version_asked() {
     let get = |v: Option<u32>| {
         add(
             &h,
-            RequestAddition::GetPipeline {
+            Request::GetPipeline {
                 pipeline_name: "p".into(),
                 pipeline_version: v,
             },
         )
     };
-    let ReplyAddition::Pipeline { pipeline, metadata } = get(None).await.unwrap() else {
+    let Reply::Pipeline { pipeline, metadata } = get(None).await.unwrap() else {
         panic!()
     };
     assert_eq!(pipeline.stages[1].name, "Compile");
     assert_eq!(metadata.pipeline_version, 2);
-    let ReplyAddition::Pipeline { pipeline, metadata } = get(Some(1)).await.unwrap() else {
+    let Reply::Pipeline { pipeline, metadata } = get(Some(1)).await.unwrap() else {
         panic!()
     };
     assert_eq!(pipeline.stages[1].name, "Build");
@@ -102,20 +101,24 @@ async fn get_pipeline_returns_the_declaration_of_the_version_asked() {
         "PipelineVersionNotFound"
     );
     // The contract's GetPipeline gives the current version.
-    let Reply::Pipeline { pipeline, version } = call(
+    let Reply::Pipeline { pipeline, metadata } = call(
         &h,
         Request::GetPipeline {
             pipeline_name: "p".into(),
+            pipeline_version: None,
         },
     )
     .await
     .unwrap() else {
         panic!()
     };
-    assert_eq!((pipeline.stages[1].name.as_str(), version), ("Compile", 2));
+    assert_eq!(
+        (pipeline.stages[1].name.as_str(), metadata.pipeline_version),
+        ("Compile", 2)
+    );
     let e = add(
         &h,
-        RequestAddition::GetPipeline {
+        Request::GetPipeline {
             pipeline_name: "nope".into(),
             pipeline_version: None,
         },
@@ -231,12 +234,12 @@ async fn lists_page_with_next_token_until_none_remain() {
     ids.reverse(); // newest first
 
     // ListPipelines
-    let ReplyAddition::Pipelines {
+    let Reply::Pipelines {
         pipelines,
         next_token,
     } = add(
         &h,
-        RequestAddition::ListPipelines {
+        Request::ListPipelines {
             max_results: Some(1),
             next_token: None,
         },
@@ -247,12 +250,12 @@ async fn lists_page_with_next_token_until_none_remain() {
         panic!()
     };
     assert_eq!(pipelines[0].name, "p");
-    let ReplyAddition::Pipelines {
+    let Reply::Pipelines {
         pipelines,
         next_token,
     } = add(
         &h,
-        RequestAddition::ListPipelines {
+        Request::ListPipelines {
             max_results: Some(1),
             next_token,
         },
@@ -267,12 +270,12 @@ async fn lists_page_with_next_token_until_none_remain() {
 
     // ListPipelineExecutions: two pages, newest first, no repeats, even
     // with a newer execution started between them.
-    let ReplyAddition::Executions {
+    let Reply::Executions {
         executions,
         next_token,
     } = add(
         &h,
-        RequestAddition::ListPipelineExecutions {
+        Request::ListPipelineExecutions {
             pipeline_name: "p".into(),
             max_results: Some(2),
             next_token: None,
@@ -289,12 +292,12 @@ async fn lists_page_with_next_token_until_none_remain() {
         .collect();
     assert!(next_token.is_some());
     let newer = run_once(&h).await;
-    let ReplyAddition::Executions {
+    let Reply::Executions {
         executions,
         next_token,
     } = add(
         &h,
-        RequestAddition::ListPipelineExecutions {
+        Request::ListPipelineExecutions {
             pipeline_name: "p".into(),
             max_results: Some(2),
             next_token,
@@ -311,7 +314,7 @@ async fn lists_page_with_next_token_until_none_remain() {
     assert!(!seen.contains(&newer));
     let bad = add(
         &h,
-        RequestAddition::ListPipelineExecutions {
+        Request::ListPipelineExecutions {
             pipeline_name: "p".into(),
             max_results: Some(2),
             next_token: Some("not-a-token".into()),
@@ -327,12 +330,12 @@ async fn lists_page_with_next_token_until_none_remain() {
     let mut token = None;
     let mut paged = Vec::new();
     loop {
-        let ReplyAddition::ActionExecutions {
+        let Reply::ActionExecutions {
             actions,
             next_token,
         } = add(
             &h,
-            RequestAddition::ListActionExecutions {
+            Request::ListActionExecutions {
                 pipeline_name: "p".into(),
                 pipeline_execution_id: ids[0].clone(),
                 max_results: Some(3),
@@ -355,19 +358,24 @@ async fn lists_page_with_next_token_until_none_remain() {
     assert_eq!(paged, all);
 
     // LookupEvents: pages of 2 give what one unpaged call gives.
-    let Reply::Events { events } = call(&h, Request::LookupEvents { max_results: None })
-        .await
-        .unwrap()
-    else {
+    let Reply::Events { events, .. } = call(
+        &h,
+        Request::LookupEvents {
+            max_results: None,
+            next_token: None,
+        },
+    )
+    .await
+    .unwrap() else {
         panic!()
     };
     assert!(events.len() >= 4, "{}", events.len());
     let mut token = None;
     let mut paged = Vec::new();
     loop {
-        let ReplyAddition::Events { events, next_token } = add(
+        let Reply::Events { events, next_token } = add(
             &h,
-            RequestAddition::LookupEvents {
+            Request::LookupEvents {
                 max_results: Some(2),
                 next_token: token,
             },

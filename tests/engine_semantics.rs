@@ -1022,12 +1022,13 @@ async fn on_failure_rollback_rolls_the_stage_back_to_the_last_success_automatica
                 Request::ListPipelineExecutions {
                     pipeline_name: "p".into(),
                     max_results: None,
+                    next_token: None,
                 },
             )
             .await
             .unwrap()
             {
-                Reply::Executions { executions } => executions,
+                Reply::Executions { executions, .. } => executions,
                 other => panic!("{other:?}"),
             }
         }
@@ -1387,12 +1388,13 @@ async fn pipeline_variables_reach_environment_variables_with_start_overrides_ove
         Request::ListPipelineExecutions {
             pipeline_name: "p".into(),
             max_results: None,
+            next_token: None,
         },
     )
     .await
     .unwrap()
     {
-        Reply::Executions { executions } => assert_eq!(executions.len(), 2),
+        Reply::Executions { executions, .. } => assert_eq!(executions.len(), 2),
         other => panic!("{other:?}"),
     }
     h.shutdown().await;

@@ -36,12 +36,16 @@ pub enum Reply {
         pipeline_execution_id: String,
     },
     Done,
+    #[serde(rename_all = "camelCase")]
     Pipelines {
         pipelines: Vec<PipelineSummary>,
+        /// More remain: pass it back for the next page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_token: Option<String>,
     },
     Pipeline {
         pipeline: Box<crate::model::pipeline::Pipeline>,
-        version: u32,
+        metadata: PipelineMetadata,
     },
     LogEvents {
         page: super::LogPage,
@@ -55,20 +59,32 @@ pub enum Reply {
     State {
         state: PipelineState,
     },
+    #[serde(rename_all = "camelCase")]
     Executions {
         executions: Vec<ExecutionSummary>,
+        /// More remain: pass it back for the next page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_token: Option<String>,
     },
     Execution {
         execution: ExecutionSummary,
     },
+    #[serde(rename_all = "camelCase")]
     ActionExecutions {
         actions: Vec<ActionExecutionDetail>,
+        /// More remain: pass it back for the next page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_token: Option<String>,
     },
     Info {
         info: EngineInfo,
     },
+    #[serde(rename_all = "camelCase")]
     Events {
         events: Vec<AuditEvent>,
+        /// More remain: pass it back for the next page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_token: Option<String>,
     },
     Environments {
         environments: Vec<EnvironmentSummary>,
@@ -249,4 +265,18 @@ pub struct ExecutionSummary {
     pub stop_reason: Option<String>,
     /// Where it is: the stage it runs in or waits in front of.
     pub current_stage: Option<String>,
+}
+
+/// GetPipeline's `metadata`: which version this is and when it was
+/// stored (`updated`), and when the pipeline's first version was
+/// (`created`), RFC 3339.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineMetadata {
+    pub pipeline_name: String,
+    pub pipeline_version: u32,
+    /// The version the engine runs new executions with.
+    pub current_version: u32,
+    pub created: String,
+    pub updated: String,
 }

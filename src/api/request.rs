@@ -69,12 +69,21 @@ pub enum Request {
         pipeline_name: String,
         stage_name: String,
     },
-    ListPipelines,
+    #[serde(rename_all = "camelCase")]
+    ListPipelines {
+        #[serde(default)]
+        max_results: Option<u32>,
+        #[serde(default)]
+        next_token: Option<String>,
+    },
     /// The pipeline's declaration as the backend has it (the TUI draws
-    /// from this, never from the workspace's file).
+    /// from this, never from the workspace's file). `None`: the current
+    /// version.
     #[serde(rename_all = "camelCase")]
     GetPipeline {
         pipeline_name: String,
+        #[serde(default)]
+        pipeline_version: Option<u32>,
     },
     /// A window of a log: `start_line` `None` is the last `limit` lines.
     #[serde(rename_all = "camelCase")]
@@ -93,13 +102,13 @@ pub enum Request {
         limit: Option<u32>,
     },
     #[serde(rename_all = "camelCase")]
-    GetPipelineState {
-        pipeline_name: String,
-    },
+    GetPipelineState { pipeline_name: String },
     #[serde(rename_all = "camelCase")]
     ListPipelineExecutions {
         pipeline_name: String,
         max_results: Option<u32>,
+        #[serde(default)]
+        next_token: Option<String>,
     },
     #[serde(rename_all = "camelCase")]
     GetPipelineExecution {
@@ -110,11 +119,17 @@ pub enum Request {
     ListActionExecutions {
         pipeline_name: String,
         pipeline_execution_id: String,
+        #[serde(default)]
+        max_results: Option<u32>,
+        #[serde(default)]
+        next_token: Option<String>,
     },
     /// The audit trail, newest first (CloudTrail's LookupEvents).
     #[serde(rename_all = "camelCase")]
     LookupEvents {
         max_results: Option<u32>,
+        #[serde(default)]
+        next_token: Option<String>,
     },
     /// Engine facts: workspace, pid, since when, what runs.
     EngineInfo,
@@ -123,12 +138,35 @@ pub enum Request {
     /// A traffic flip during a deployment, else a redeploy of the previous
     /// release (CodeDeploy's meaning of rollback).
     #[serde(rename_all = "camelCase")]
-    RollbackEnvironment {
-        environment_name: String,
-    },
+    RollbackEnvironment { environment_name: String },
 }
 
 impl Request {
+    /// The first page of every pipeline.
+    pub fn list_pipelines() -> Request {
+        Request::ListPipelines {
+            max_results: None,
+            next_token: None,
+        }
+    }
+
+    /// The first page of the newest `max` executions of a pipeline.
+    pub fn list_executions(pipeline: &str, max: u32) -> Request {
+        Request::ListPipelineExecutions {
+            pipeline_name: pipeline.to_owned(),
+            max_results: Some(max),
+            next_token: None,
+        }
+    }
+
+    /// The newest `max` audit events.
+    pub fn lookup_events(max: u32) -> Request {
+        Request::LookupEvents {
+            max_results: Some(max),
+            next_token: None,
+        }
+    }
+
     /// The CloudTrail `eventName` of this request.
     pub fn event_name(&self) -> &'static str {
         match self {
@@ -139,7 +177,7 @@ impl Request {
             Request::RollbackStage { .. } => "RollbackStage",
             Request::DisableStageTransition { .. } => "DisableStageTransition",
             Request::EnableStageTransition { .. } => "EnableStageTransition",
-            Request::ListPipelines => "ListPipelines",
+            Request::ListPipelines { .. } => "ListPipelines",
             Request::GetPipeline { .. } => "GetPipeline",
             Request::GetLogEvents { .. } => "GetLogEvents",
             Request::FilterLogEvents { .. } => "FilterLogEvents",

@@ -102,17 +102,24 @@ impl Fake {
                 ApiError::new("PipelineNotFoundException", format!("no pipeline `{what}`"))
             };
             match request {
-                Request::ListPipelines => Ok(Reply::Pipelines {
+                Request::ListPipelines { .. } => Ok(Reply::Pipelines {
                     pipelines: s.pipelines.clone(),
+                    next_token: None,
                 }),
-                Request::GetPipeline { pipeline_name } => Ok(Reply::Pipeline {
+                Request::GetPipeline { pipeline_name, .. } => Ok(Reply::Pipeline {
                     pipeline: Box::new(
                         s.definitions
                             .get(pipeline_name)
                             .cloned()
                             .ok_or_else(|| not_found(pipeline_name))?,
                     ),
-                    version: 1,
+                    metadata: crate::api::PipelineMetadata {
+                        pipeline_name: pipeline_name.clone(),
+                        pipeline_version: 1,
+                        current_version: 1,
+                        created: "2026-12-01T00:00:00Z".into(),
+                        updated: "2026-12-01T00:00:00Z".into(),
+                    },
                 }),
                 Request::GetPipelineState { pipeline_name } => Ok(Reply::State {
                     state: s
@@ -124,7 +131,9 @@ impl Fake {
                 Request::ListPipelineExecutions {
                     pipeline_name,
                     max_results,
+                    ..
                 } => Ok(Reply::Executions {
+                    next_token: None,
                     executions: s
                         .executions
                         .get(pipeline_name)
@@ -159,13 +168,15 @@ impl Fake {
                     pipeline_execution_id,
                     ..
                 } => Ok(Reply::ActionExecutions {
+                    next_token: None,
                     actions: s
                         .actions
                         .get(pipeline_execution_id)
                         .cloned()
                         .unwrap_or_default(),
                 }),
-                Request::LookupEvents { max_results } => Ok(Reply::Events {
+                Request::LookupEvents { max_results, .. } => Ok(Reply::Events {
+                    next_token: None,
                     events: s
                         .audit
                         .iter()

@@ -156,10 +156,12 @@ impl dyn Backend + '_ {
             .call(Request::ListActionExecutions {
                 pipeline_name: pipeline.into(),
                 pipeline_execution_id: id.into(),
+                max_results: None,
+                next_token: None,
             })
             .await?
         {
-            Reply::ActionExecutions { actions } => Ok(actions),
+            Reply::ActionExecutions { actions, .. } => Ok(actions),
             other => Err(unexpected("ListActionExecutions", &other)),
         }
     }

@@ -138,10 +138,11 @@ pub async fn run(
         .call(Request::ListPipelineExecutions {
             pipeline_name: pipeline.clone(),
             max_results: Some(100),
+            next_token: None,
         })
         .await
     {
-        Ok(Reply::Executions { executions }) => executions,
+        Ok(Reply::Executions { executions, .. }) => executions,
         Ok(_) => Vec::new(),
         Err(e) => {
             s.close().await;
@@ -173,19 +174,16 @@ pub async fn run(
         .call(Request::ListActionExecutions {
             pipeline_name: pipeline.clone(),
             pipeline_execution_id: exec.pipeline_execution_id.clone(),
+            max_results: None,
+            next_token: None,
         })
         .await
     {
-        Ok(Reply::ActionExecutions { actions }) => actions,
+        Ok(Reply::ActionExecutions { actions, .. }) => actions,
         _ => Vec::new(),
     };
-    let audit = match s
-        .call(Request::LookupEvents {
-            max_results: Some(1000),
-        })
-        .await
-    {
-        Ok(Reply::Events { events }) => events,
+    let audit = match s.call(Request::lookup_events(1000)).await {
+        Ok(Reply::Events { events, .. }) => events,
         _ => Vec::new(),
     };
     let (cat, warnings) = catalogue(config_file);

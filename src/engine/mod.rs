@@ -4,7 +4,6 @@
 //! published as an [`api::EngineEvent`], and the store is written through.
 
 pub mod conditions;
-pub mod contract_additions;
 pub mod core;
 pub mod triggers;
 pub mod vars;
@@ -15,7 +14,9 @@ pub fn short_id(id: &str, n: usize) -> &str {
     id.char_indices().nth(n).map_or(id, |(i, _)| &id[..i])
 }
 
-pub use self::core::{EngineError, EngineHandle, EngineOptions, INTERRUPTED, STORE_FAILED, start};
+pub use self::core::{
+    EngineError, EngineHandle, EngineOptions, INTERRUPTED, STORE_FAILED, start, start_with,
+};
 
 #[cfg(test)]
 mod tests {

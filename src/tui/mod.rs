@@ -362,8 +362,8 @@ fn bridge(b: Shared, tx: mpsc::UnboundedSender<Msg>, ctl: mpsc::UnboundedSender<
 fn start_first_run(b: Shared, name: String, tx: mpsc::UnboundedSender<Msg>) {
     tokio::spawn(async move {
         let none = matches!(
-            b.call(Request::ListPipelineExecutions { pipeline_name: name.clone(), max_results: Some(1) }).await,
-            Ok(Reply::Executions { executions }) if executions.is_empty()
+            b.call(Request::ListPipelineExecutions { pipeline_name: name.clone(), max_results: Some(1) ,    next_token: None,}).await,
+            Ok(Reply::Executions { executions, .. }) if executions.is_empty()
         );
         if none {
             let r = b
@@ -480,13 +480,8 @@ impl Runner {
             }
             Effect::Audit => {
                 tokio::spawn(async move {
-                    match b
-                        .call(Request::LookupEvents {
-                            max_results: Some(500),
-                        })
-                        .await
-                    {
-                        Ok(Reply::Events { events }) => {
+                    match b.call(Request::lookup_events(500)).await {
+                        Ok(Reply::Events { events, .. }) => {
                             let _ = me.tx.send(Msg::Audit(events));
                         }
                         Ok(other) => me.failed(
@@ -539,13 +534,8 @@ impl Runner {
             }
             Effect::Diagnose { action, execution } => {
                 tokio::spawn(async move {
-                    let audit = match b
-                        .call(Request::LookupEvents {
-                            max_results: Some(1000),
-                        })
-                        .await
-                    {
-                        Ok(Reply::Events { events }) => events,
+                    let audit = match b.call(Request::lookup_events(1000)).await {
+                        Ok(Reply::Events { events, .. }) => events,
                         Ok(_) => Vec::new(),
                         Err(e) => {
                             me.failed("reading the audit trail for the diagnosis", e);
@@ -601,6 +591,7 @@ impl Runner {
             match b
                 .call(Request::GetPipeline {
                     pipeline_name: name.clone(),
+                    pipeline_version: None,
                 })
                 .await
             {
@@ -626,7 +617,7 @@ fn short_id(id: &str) -> &str {
 }
 
 async fn snapshot(b: &dyn Backend) -> Result<Snapshot, ApiError> {
-    let Reply::Pipelines { pipelines } = b.call(Request::ListPipelines).await? else {
+    let Reply::Pipelines { pipelines, .. } = b.call(Request::list_pipelines()).await? else {
         return Ok(Snapshot::default());
     };
     let mut s = Snapshot {
@@ -650,10 +641,11 @@ async fn snapshot(b: &dyn Backend) -> Result<Snapshot, ApiError> {
                 ));
             }
         }
-        if let Reply::Executions { executions } = b
+        if let Reply::Executions { executions, .. } = b
             .call(Request::ListPipelineExecutions {
                 pipeline_name: p.name.clone(),
                 max_results: Some(50),
+                next_token: None,
             })
             .await?
         {

@@ -141,12 +141,14 @@ pub async fn actions(h: &EngineHandle, pipeline: &str, id: &str) -> Vec<ActionEx
         Request::ListActionExecutions {
             pipeline_name: pipeline.into(),
             pipeline_execution_id: id.into(),
+            max_results: None,
+            next_token: None,
         },
     )
     .await
     .unwrap()
     {
-        Reply::ActionExecutions { actions } => actions,
+        Reply::ActionExecutions { actions, .. } => actions,
         other => panic!("{other:?}"),
     }
 }
@@ -165,12 +167,13 @@ where
             Request::ListPipelineExecutions {
                 pipeline_name: pipeline.into(),
                 max_results: None,
+                next_token: None,
             },
         )
         .await
         .unwrap()
         {
-            Reply::Executions { executions } => executions,
+            Reply::Executions { executions, .. } => executions,
             other => panic!("{other:?}"),
         };
         if pred(&st, &execs) {

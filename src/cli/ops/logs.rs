@@ -31,10 +31,12 @@ pub async fn logs(ws: Workspace, a: LogsArgs) -> Result<ExitCode> {
             .call(Request::ListActionExecutions {
                 pipeline_name: a.pipeline.clone(),
                 pipeline_execution_id: id.clone(),
+                max_results: None,
+                next_token: None,
             })
             .await
         {
-            Ok(Reply::ActionExecutions { actions }) => actions
+            Ok(Reply::ActionExecutions { actions, .. }) => actions
                 .into_iter()
                 .find(|x| x.stage_name == a.stage && x.action_name == a.action),
             Ok(_) => None,

@@ -62,8 +62,8 @@ pub fn render_state(st: &PipelineState, out: &mut String) {
 
 pub async fn status(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
     let s = open(&ws, false).await?;
-    let pipelines = match s.call(Request::ListPipelines).await {
-        Ok(Reply::Pipelines { pipelines }) => pipelines,
+    let pipelines = match s.call(Request::list_pipelines()).await {
+        Ok(Reply::Pipelines { pipelines, .. }) => pipelines,
         Ok(other) => return Err(eyre!("unexpected answer {other:?}")),
         Err(e) => {
             s.close().await;
@@ -145,11 +145,12 @@ pub async fn executions(ws: Workspace, a: ExecutionsArgs) -> Result<ExitCode> {
         .call(Request::ListPipelineExecutions {
             pipeline_name: a.pipeline.clone(),
             max_results: Some(a.max),
+            next_token: None,
         })
         .await;
     s.close().await;
     let list = match r {
-        Ok(Reply::Executions { executions }) => executions,
+        Ok(Reply::Executions { executions, .. }) => executions,
         Ok(other) => return Err(eyre!("unexpected answer {other:?}")),
         Err(e) => return Ok(api_failure(&e)),
     };

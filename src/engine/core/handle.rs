@@ -8,7 +8,6 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::{Engine, EngineError, Msg};
 use crate::api::{ApiError, EngineEvent, Envelope, Reply, Request};
 use crate::config::workspace::Workspace;
-use crate::engine::contract_additions::{ReplyAddition, RequestAddition};
 use crate::store::artifacts::ArtifactStore;
 use crate::store::{Store, now_rfc3339};
 
@@ -54,22 +53,6 @@ impl EngineHandle {
         .await
     }
 
-    /// A request of `contract_additions` (GetPipeline, log reads,
-    /// paged lists) as the workspace's identity: these are reads, so
-    /// nothing is audited. Joins [`EngineHandle::request`] when they move
-    /// into `src/api/`.
-    pub async fn request_addition(
-        &self,
-        request: RequestAddition,
-    ) -> Result<ReplyAddition, ApiError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Addition(request, tx))
-            .map_err(|_| ApiError::new("EngineStopped", "the engine has stopped"))?;
-        rx.await
-            .map_err(|_| ApiError::new("EngineStopped", "the engine has stopped"))?
-    }
-
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
         self.events.subscribe()
     }
@@ -92,6 +75,17 @@ impl EngineHandle {
 /// the actor on the current tokio runtime.
 pub fn start(workspace: Workspace, options: EngineOptions) -> Result<EngineHandle, EngineError> {
     let ws = Arc::new(workspace);
+    let envs = crate::env::manager::Environments::of_workspace(ws.clone());
+    start_with(ws, options, envs)
+}
+
+/// [`start`], handed its environments (built by the caller: a fake in
+/// tests, or environments of another kind).
+pub fn start_with(
+    ws: Arc<Workspace>,
+    options: EngineOptions,
+    environments: crate::env::manager::EnvFactory,
+) -> Result<EngineHandle, EngineError> {
     let store = Store::open(&ws.state_dir)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(4096);
@@ -122,14 +116,10 @@ pub fn start(workspace: Workspace, options: EngineOptions) -> Result<EngineHandl
     }
     if !ws.environments.is_empty() {
         // Environments come back with the engine, on their last release.
-        let (cell, ws2, events) = (engine.envs.clone(), ws.clone(), engine.events.clone());
+        let (cell, events) = (engine.envs.clone(), engine.events.clone());
         tokio::spawn(async move {
             let r = cell
-                .get_or_init(|| async move {
-                    crate::env::manager::Environments::start(&ws2, Some(events))
-                        .await
-                        .map(Arc::new)
-                })
+                .get_or_init(|| async move { environments(Some(events)).await.map(Arc::new) })
                 .await;
             if let Err(e) = r {
                 tracing::error!(error = %e, "environments did not start");

@@ -22,13 +22,12 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-pub use self::handle::{EngineHandle, EngineOptions, start};
+pub use self::handle::{EngineHandle, EngineOptions, start, start_with};
 pub use self::jobs::log_dir;
 use self::state::{ExecRec, PState, Running};
 use crate::api::{ApiError, EngineEvent, Envelope, Reply};
 use crate::config::workspace::Workspace;
 use crate::engine::conditions;
-use crate::engine::contract_additions::{ReplyAddition, RequestAddition};
 use crate::providers::{self, ActionOutcome};
 use crate::store::artifacts::{ArtifactStore, StoredArtifact};
 use crate::store::{Store, StoreError};
@@ -67,11 +66,6 @@ pub(crate) enum Msg {
     TriggerProblem {
         message: String,
     },
-    /// A request of `contract_additions` (until it joins `Request`).
-    Addition(
-        RequestAddition,
-        oneshot::Sender<Result<ReplyAddition, ApiError>>,
-    ),
     Shutdown(oneshot::Sender<()>),
 }
 

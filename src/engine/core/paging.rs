@@ -1,126 +1,116 @@
-//! Requests of `contract_additions` answered from the actor's state:
-//! GetPipeline of a stored version and the paged lists. Paging follows AWS: `maxResults` and
+//! Reads answered from the actor's state: GetPipeline of any stored
+//! version and the paged lists. Paging follows AWS: `maxResults` and
 //! `nextToken` in, a `nextToken` out while more remain. A token is opaque
 //! to clients (hex of its kind and the last item returned), so a page
 //! stays put when newer items arrive in front of it.
 
-use tokio::sync::oneshot;
-
 use super::{Engine, api};
-use crate::api::ApiError;
-use crate::engine::contract_additions::{PipelineMetadata, ReplyAddition, RequestAddition};
+use crate::api::{ApiError, PipelineMetadata, Reply};
 
 impl Engine {
-    /// Answers a request of `contract_additions`.
-    pub(super) fn addition(
-        &mut self,
-        request: RequestAddition,
-        reply: oneshot::Sender<Result<ReplyAddition, ApiError>>,
-    ) {
-        let _ = reply.send(self.answer_addition(request));
+    /// ListPipelines, a page at a time.
+    pub(super) fn list_pipelines_page(
+        &self,
+        max_results: Option<u32>,
+        next_token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        let max = page_size(max_results, 1000, 1000);
+        let after = open_token(next_token, "pipelines")?;
+        let all = self.list_pipelines();
+        let start = after.map_or(0, |name| {
+            all.iter().position(|p| p.name > name).unwrap_or(all.len())
+        });
+        let (pipelines, next_token) = page(all, start, max, |p| token("pipelines", &p.name));
+        Ok(Reply::Pipelines {
+            pipelines,
+            next_token,
+        })
     }
 
-    fn answer_addition(&self, request: RequestAddition) -> Result<ReplyAddition, ApiError> {
-        match request {
-            RequestAddition::GetPipeline {
-                pipeline_name,
-                pipeline_version,
-            } => self.get_pipeline(&pipeline_name, pipeline_version),
-            RequestAddition::ListPipelines {
-                max_results,
-                next_token,
-            } => {
-                let max = page_size(max_results, 1000, 1000);
-                let after = open_token(next_token.as_deref(), "pipelines")?;
-                let all = self.list_pipelines();
-                let start = after.map_or(0, |name| {
-                    all.iter().position(|p| p.name > name).unwrap_or(all.len())
-                });
-                let (pipelines, next_token) =
-                    page(all, start, max, |p| token("pipelines", &p.name));
-                Ok(ReplyAddition::Pipelines {
-                    pipelines,
-                    next_token,
-                })
-            }
-            RequestAddition::ListPipelineExecutions {
-                pipeline_name,
-                max_results,
-                next_token,
-            } => {
-                let ps = self.pipeline(&pipeline_name)?;
-                let max = page_size(max_results, 100, 1000);
-                let before = match open_token(next_token.as_deref(), "executions")? {
-                    Some(seq) => Some(seq.parse::<i64>().map_err(|_| invalid_token())?),
-                    None => None,
-                };
-                let newest_first: Vec<_> = ps
-                    .order
-                    .iter()
-                    .rev()
-                    .filter_map(|id| self.execs.get(id))
-                    .filter(|e| before.is_none_or(|b| e.seq < b))
-                    .map(|e| (e.seq, e.summary.clone()))
-                    .collect();
-                let (items, next_token) = page(newest_first, 0, max, |(seq, _)| {
-                    token("executions", &seq.to_string())
-                });
-                let executions = items.into_iter().map(|(_, s)| s).collect();
-                Ok(ReplyAddition::Executions {
-                    executions,
-                    next_token,
-                })
-            }
-            RequestAddition::ListActionExecutions {
-                pipeline_name,
-                pipeline_execution_id,
-                max_results,
-                next_token,
-            } => {
-                let all = self.action_executions(&pipeline_name, &pipeline_execution_id)?;
-                let max = page_size(max_results, 100, 100);
-                let start = match open_token(next_token.as_deref(), "actions")? {
-                    Some(last) => {
-                        all.iter()
-                            .position(|a| a.action_execution_id == last)
-                            .ok_or_else(invalid_token)?
-                            + 1
-                    }
-                    None => 0,
-                };
-                let (actions, next_token) = page(all, start, max, |a| {
-                    token("actions", &a.action_execution_id)
-                });
-                Ok(ReplyAddition::ActionExecutions {
-                    actions,
-                    next_token,
-                })
-            }
-            RequestAddition::LookupEvents {
-                max_results,
-                next_token,
-            } => {
-                let max = page_size(max_results, 50, 10_000);
-                let limit = u32::try_from(max + 1).unwrap_or(u32::MAX);
-                let internal = |e: crate::store::StoreError| api("InternalError", e.to_string());
-                let mut events = match open_token(next_token.as_deref(), "events")? {
-                    Some(last) => self
-                        .store
-                        .audit_before(limit, &last)
-                        .map_err(internal)?
-                        .ok_or_else(invalid_token)?,
-                    None => self.store.audit(limit).map_err(internal)?,
-                };
-                let next_token = (events.len() > max).then(|| {
-                    events.truncate(max);
-                    token("events", &events[max - 1].event_id)
-                });
-                Ok(ReplyAddition::Events { events, next_token })
-            }
-        }
+    /// ListPipelineExecutions, newest first, a page at a time.
+    pub(super) fn executions_page(
+        &self,
+        pipeline_name: &str,
+        max_results: Option<u32>,
+        next_token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        let ps = self.pipeline(pipeline_name)?;
+        let max = page_size(max_results, 100, 1000);
+        let before = match open_token(next_token, "executions")? {
+            Some(seq) => Some(seq.parse::<i64>().map_err(|_| invalid_token())?),
+            None => None,
+        };
+        let newest_first: Vec<_> = ps
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| self.execs.get(id))
+            .filter(|e| before.is_none_or(|b| e.seq < b))
+            .map(|e| (e.seq, e.summary.clone()))
+            .collect();
+        let (items, next_token) = page(newest_first, 0, max, |(seq, _)| {
+            token("executions", &seq.to_string())
+        });
+        let executions = items.into_iter().map(|(_, s)| s).collect();
+        Ok(Reply::Executions {
+            executions,
+            next_token,
+        })
     }
 
-    fn get_pipeline(&self, name: &str, version: Option<u32>) -> Result<ReplyAddition, ApiError> {
+    /// ListActionExecutions of one execution, newest first, a page at a time.
+    pub(super) fn action_executions_page(
+        &self,
+        pipeline_name: &str,
+        pipeline_execution_id: &str,
+        max_results: Option<u32>,
+        next_token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        let all = self.action_executions(pipeline_name, pipeline_execution_id)?;
+        let max = page_size(max_results, 100, 1000);
+        let start = match open_token(next_token, "actions")? {
+            Some(last) => {
+                all.iter()
+                    .position(|a| a.action_execution_id == last)
+                    .ok_or_else(invalid_token)?
+                    + 1
+            }
+            None => 0,
+        };
+        let (actions, next_token) = page(all, start, max, |a| {
+            token("actions", &a.action_execution_id)
+        });
+        Ok(Reply::ActionExecutions {
+            actions,
+            next_token,
+        })
+    }
+
+    /// LookupEvents over the audit trail, newest first, a page at a time.
+    pub(super) fn events_page(
+        &self,
+        max_results: Option<u32>,
+        next_token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        let max = page_size(max_results, 50, 10_000);
+        let limit = u32::try_from(max + 1).unwrap_or(u32::MAX);
+        let internal = |e: crate::store::StoreError| api("InternalError", e.to_string());
+        let mut events = match open_token(next_token, "events")? {
+            Some(last) => self
+                .store
+                .audit_before(limit, &last)
+                .map_err(internal)?
+                .ok_or_else(invalid_token)?,
+            None => self.store.audit(limit).map_err(internal)?,
+        };
+        let next_token = (events.len() > max).then(|| {
+            events.truncate(max);
+            token("events", &events[max - 1].event_id)
+        });
+        Ok(Reply::Events { events, next_token })
+    }
+
+    pub(super) fn get_pipeline(&self, name: &str, version: Option<u32>) -> Result<Reply, ApiError> {
         let ps = self.pipeline(name)?;
         let v = version.unwrap_or(ps.version);
         let stored = self
@@ -146,7 +136,7 @@ impl Engine {
                 )
             })?
         };
-        Ok(ReplyAddition::Pipeline {
+        Ok(Reply::Pipeline {
             pipeline: Box::new(pipeline),
             metadata: PipelineMetadata {
                 pipeline_name: name.to_owned(),

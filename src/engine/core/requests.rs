@@ -51,7 +51,6 @@ impl Engine {
                     detail,
                 } => self.source_change(&pipeline, &action, &commit, &detail),
                 Msg::TriggerProblem { message } => self.trigger_problem(&message),
-                Msg::Addition(request, reply) => self.addition(request, reply),
                 Msg::Shutdown(done) => {
                     self.shutdown().await;
                     let _ = done.send(());
@@ -180,16 +179,14 @@ impl Engine {
                 pipeline_name,
                 stage_name,
             } => self.set_transition(pipeline_name, stage_name, None, &env.identity),
-            Request::ListPipelines => Ok(Reply::Pipelines {
-                pipelines: self.list_pipelines(),
-            }),
-            Request::GetPipeline { pipeline_name } => {
-                let ps = self.pipeline(pipeline_name)?;
-                Ok(Reply::Pipeline {
-                    pipeline: Box::new(ps.def.pipeline.clone()),
-                    version: ps.version,
-                })
-            }
+            Request::ListPipelines {
+                max_results,
+                next_token,
+            } => self.list_pipelines_page(*max_results, next_token.as_deref()),
+            Request::GetPipeline {
+                pipeline_name,
+                pipeline_version,
+            } => self.get_pipeline(pipeline_name, *pipeline_version),
             Request::GetLogEvents { .. } | Request::FilterLogEvents { .. } => Err(api(
                 "InternalError",
                 "log reads are answered from a blocking task",
@@ -200,19 +197,8 @@ impl Engine {
             Request::ListPipelineExecutions {
                 pipeline_name,
                 max_results,
-            } => {
-                let ps = self.pipeline(pipeline_name)?;
-                let max = max_results.unwrap_or(100).clamp(1, 1000) as usize;
-                let executions = ps
-                    .order
-                    .iter()
-                    .rev()
-                    .take(max)
-                    .filter_map(|id| self.execs.get(id))
-                    .map(|e| e.summary.clone())
-                    .collect();
-                Ok(Reply::Executions { executions })
-            }
+                next_token,
+            } => self.executions_page(pipeline_name, *max_results, next_token.as_deref()),
             Request::GetPipelineExecution {
                 pipeline_name,
                 pipeline_execution_id,
@@ -225,15 +211,18 @@ impl Engine {
             Request::ListActionExecutions {
                 pipeline_name,
                 pipeline_execution_id,
-            } => Ok(Reply::ActionExecutions {
-                actions: self.action_executions(pipeline_name, pipeline_execution_id)?,
-            }),
-            Request::LookupEvents { max_results } => Ok(Reply::Events {
-                events: self
-                    .store
-                    .audit(max_results.unwrap_or(50).clamp(1, 10_000))
-                    .map_err(|e| api("InternalError", e.to_string()))?,
-            }),
+                max_results,
+                next_token,
+            } => self.action_executions_page(
+                pipeline_name,
+                pipeline_execution_id,
+                *max_results,
+                next_token.as_deref(),
+            ),
+            Request::LookupEvents {
+                max_results,
+                next_token,
+            } => self.events_page(*max_results, next_token.as_deref()),
             Request::ListEnvironments => Ok(Reply::Environments {
                 environments: match self.envs.get() {
                     Some(Ok(envs)) => envs.summaries(&self.ws),
