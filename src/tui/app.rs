@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 
 use super::keymap::{Command, Keymap, Scope};
 use super::theme::Theme;
@@ -163,30 +163,27 @@ pub struct App {
     pub snap: Snapshot,
     pub screen: Screen,
     pub back: Vec<Screen>,
-    pub sel_pipeline: usize,
+    /// The filter typed after `/`, shared by the Pipelines and Audit screens.
     pub filter: String,
     pub filter_editing: bool,
+    /// The pipeline the Pipeline screen shows.
     pub pipeline: Option<String>,
-    pub pane: Pane,
+    /// The selected stage and action of the graph (the Diagnosis screen
+    /// starts from them too).
     pub sel_stage: usize,
     pub sel_action: usize,
-    pub sel_exec: usize,
-    /// The execution the graph shows (None: the pipeline's current state).
-    pub viewed: Option<(String, Vec<ActionExecutionDetail>)>,
-    pub graph_scroll: usize,
-    pub logs: LogView,
-    pub sel_approval: usize,
-    pub audit: Vec<AuditEvent>,
-    pub sel_audit: usize,
-    pub sel_env: usize,
-    /// Findings per action execution id (computed on demand).
+    /// Findings per action execution id (computed on demand), and the ones
+    /// being computed: the graph and the Diagnosis screen show them.
     pub diagnoses: BTreeMap<String, Vec<crate::diagnose::Finding>>,
     pub diagnosing: std::collections::BTreeSet<String>,
-    /// The action the Diagnosis screen shows, and the selected row.
-    pub diag_action: Option<ActionExecutionDetail>,
-    pub sel_diag: usize,
-    /// Recent (requests/s, 5xx %, p99 ms) per environment, for sparklines.
-    pub env_history: BTreeMap<String, std::collections::VecDeque<(f64, f64, f64)>>,
+    // The screens' own state.
+    pub pipelines: screens::pipelines::PipelinesView,
+    pub graph: screens::pipeline::PipelineView,
+    pub logs: LogView,
+    pub approvals: screens::approvals::ApprovalsView,
+    pub audit: screens::audit::AuditView,
+    pub envs: screens::environments::EnvironmentsView,
+    pub diagnosis: screens::diagnosis::DiagnosisView,
     pub modal: Option<Modal>,
     pub toasts: Vec<Toast>,
     pub now: SystemTime,
@@ -216,26 +213,20 @@ impl App {
             snap: Snapshot::default(),
             screen: Screen::Pipelines,
             back: Vec::new(),
-            sel_pipeline: 0,
             filter: String::new(),
             filter_editing: false,
             pipeline: None,
-            pane: Pane::Graph,
             sel_stage: 0,
             sel_action: 0,
-            sel_exec: 0,
-            viewed: None,
-            graph_scroll: 0,
-            logs: LogView::default(),
-            sel_approval: 0,
-            audit: Vec::new(),
-            sel_audit: 0,
-            sel_env: 0,
             diagnoses: BTreeMap::new(),
             diagnosing: std::collections::BTreeSet::new(),
-            diag_action: None,
-            sel_diag: 0,
-            env_history: BTreeMap::new(),
+            pipelines: Default::default(),
+            graph: Default::default(),
+            logs: LogView::default(),
+            approvals: Default::default(),
+            audit: Default::default(),
+            envs: Default::default(),
+            diagnosis: Default::default(),
             modal: None,
             toasts: Vec::new(),
             now: SystemTime::now(),
@@ -281,7 +272,7 @@ impl App {
         let st = self.state()?;
         let s = st.stage_states.get(stage)?;
         let a = s.action_states.get(action)?;
-        match &self.viewed {
+        match &self.graph.viewed {
             Some((_, list)) => list
                 .iter()
                 .find(|x| x.stage_name == s.stage_name && x.action_name == a.action_name)
@@ -319,11 +310,7 @@ impl App {
                 let now = self.now;
                 self.toasts.retain(|t| t.until > now);
                 if self.logs.follow {
-                    vec![Effect::ReadLog {
-                        aeid: self.logs.aeid.clone(),
-                        start: u64::MAX,
-                        count: u64::from(self.logs.height.max(10)) * 3,
-                    }]
+                    vec![self.logs.read_tail()]
                 } else {
                     Vec::new()
                 }
@@ -341,14 +328,7 @@ impl App {
             }
             Msg::Engine(ev) => self.on_engine(ev),
             Msg::Snapshot(s) => {
-                for e in &s.envs {
-                    let Some(m) = e.metrics else { continue };
-                    let h = self.env_history.entry(e.name.clone()).or_default();
-                    h.push_back((m.rps, m.error_rate, m.p99_ms));
-                    while h.len() > 60 {
-                        h.pop_front();
-                    }
-                }
+                self.envs.record(&s.envs);
                 self.snap = s;
                 if self.pipeline.is_none() {
                     self.pipeline = self.snap.pipelines.first().map(|p| p.name.clone());
@@ -362,12 +342,11 @@ impl App {
                 Vec::new()
             }
             Msg::ExecActions(exec, list) => {
-                self.viewed = Some((exec, list));
+                self.graph.viewed = Some((exec, list));
                 Vec::new()
             }
             Msg::Audit(list) => {
-                self.audit = list;
-                self.sel_audit = self.sel_audit.min(self.audit.len().saturating_sub(1));
+                self.audit.on_loaded(list);
                 Vec::new()
             }
             Msg::Done { label, result } => {
@@ -384,36 +363,10 @@ impl App {
                 lines,
                 times,
             } => {
-                if aeid == self.logs.aeid {
-                    self.logs.total = total;
-                    self.logs.cache_start = start;
-                    self.logs.cache = lines;
-                    self.logs.cache_times = times;
-                    if self.logs.follow {
-                        self.logs.top = total.saturating_sub(u64::from(self.logs.height));
-                    }
-                }
+                self.logs.on_page(aeid, total, start, lines, times);
                 Vec::new()
             }
-            Msg::Matches { aeid, matches } => {
-                if aeid == self.logs.aeid {
-                    self.logs.matches = matches;
-                    self.logs.current = 0;
-                    if let Some(&first) = self.logs.matches.iter().find(|&&m| m >= self.logs.top) {
-                        self.logs.current = self
-                            .logs
-                            .matches
-                            .iter()
-                            .position(|&m| m == first)
-                            .unwrap_or(0);
-                        return self.log_goto(first);
-                    }
-                    if self.logs.matches.is_empty() {
-                        self.toast("no match", true);
-                    }
-                }
-                Vec::new()
-            }
+            Msg::Matches { aeid, matches } => screens::logs::on_matches(self, aeid, matches),
             Msg::Mouse(m) => self.on_mouse(m),
             Msg::Key(k) => self.on_key(k),
         }
@@ -427,12 +380,7 @@ impl App {
                 lines,
             }) => {
                 if self.screen == Screen::Logs && action_execution_id == self.logs.aeid {
-                    self.logs.total = lines;
-                    if self.logs.follow {
-                        let h = u64::from(self.logs.height.max(1));
-                        self.logs.top = lines.saturating_sub(h);
-                        return vec![self.read_window()];
-                    }
+                    return self.logs.on_appended(lines);
                 }
                 return Vec::new();
             }
@@ -452,7 +400,7 @@ impl App {
             }
             _ => {}
         }
-        if let Some((exec, _)) = &self.viewed
+        if let Some((exec, _)) = &self.graph.viewed
             && let Some(p) = &self.pipeline
         {
             fx.push(Effect::ExecActions {
@@ -465,7 +413,7 @@ impl App {
 
     pub(crate) fn clamp(&mut self) {
         let n = self.visible_pipelines().len();
-        self.sel_pipeline = self.sel_pipeline.min(n.saturating_sub(1));
+        self.pipelines.sel = self.pipelines.sel.min(n.saturating_sub(1));
         let stages = self.state().map_or(0, |s| s.stage_states.len());
         self.sel_stage = self.sel_stage.min(stages.saturating_sub(1));
         let actions = self
@@ -474,9 +422,9 @@ impl App {
             .map_or(0, |s| s.action_states.len());
         self.sel_action = self.sel_action.min(actions.saturating_sub(1));
         let execs = self.executions().len();
-        self.sel_exec = self.sel_exec.min(execs.saturating_sub(1));
+        self.graph.sel_exec = self.graph.sel_exec.min(execs.saturating_sub(1));
         let appr = self.pending_approvals().len();
-        self.sel_approval = self.sel_approval.min(appr.saturating_sub(1));
+        self.approvals.sel = self.approvals.sel.min(appr.saturating_sub(1));
     }
 
     fn on_mouse(&mut self, m: MouseEvent) -> Vec<Effect> {
@@ -488,12 +436,12 @@ impl App {
                 // below the header, the block border and the table header).
                 let row = usize::from(m.row.saturating_sub(3));
                 match self.screen {
-                    Screen::Pipelines => self.sel_pipeline = row,
-                    Screen::Approvals => self.sel_approval = row,
-                    Screen::Audit => self.sel_audit = row,
-                    Screen::Pipeline if self.pane == Pane::Executions => {
+                    Screen::Pipelines => self.pipelines.sel = row,
+                    Screen::Approvals => self.approvals.sel = row,
+                    Screen::Audit => self.audit.sel = row,
+                    Screen::Pipeline if self.graph.pane == Pane::Executions => {
                         let top = usize::from(self.size.1 / 2 + 2);
-                        self.sel_exec = usize::from(m.row).saturating_sub(top);
+                        self.graph.sel_exec = usize::from(m.row).saturating_sub(top);
                     }
                     _ => {}
                 }
@@ -515,49 +463,11 @@ impl App {
             return self.modal_key(m, k);
         }
         if self.filter_editing {
-            match k.code {
-                KeyCode::Esc => {
-                    self.filter.clear();
-                    self.filter_editing = false;
-                }
-                KeyCode::Enter => self.filter_editing = false,
-                KeyCode::Backspace => {
-                    self.filter.pop();
-                }
-                KeyCode::Char(c) => self.filter.push(c),
-                _ => {}
-            }
-            self.clamp();
+            chrome::on_filter_key(self, k);
             return Vec::new();
         }
-        if let Some(mut input) = self.logs.search_input.clone() {
-            match k.code {
-                KeyCode::Esc => self.logs.search_input = None,
-                KeyCode::Enter => {
-                    self.logs.search_input = None;
-                    if input.is_empty() {
-                        self.logs.search = None;
-                        self.logs.matches.clear();
-                        return Vec::new();
-                    }
-                    self.logs.search = Some(input.clone());
-                    return vec![Effect::SearchLog {
-                        aeid: self.logs.aeid.clone(),
-                        pattern: input,
-                        regex: false,
-                    }];
-                }
-                KeyCode::Backspace => {
-                    input.pop();
-                    self.logs.search_input = Some(input);
-                }
-                KeyCode::Char(c) => {
-                    input.push(c);
-                    self.logs.search_input = Some(input);
-                }
-                _ => {}
-            }
-            return Vec::new();
+        if self.logs.search_input.is_some() {
+            return self.logs.on_search_key(k);
         }
         match self.keymap.command(self.screen.scope(), &k) {
             Some(c) => self.command(c),
@@ -601,8 +511,8 @@ impl App {
                 if self.screen == Screen::Logs && self.logs.search.is_some() {
                     self.logs.search = None;
                     self.logs.matches.clear();
-                } else if self.screen == Screen::Pipeline && self.viewed.is_some() {
-                    self.viewed = None;
+                } else if self.screen == Screen::Pipeline && self.graph.viewed.is_some() {
+                    self.graph.viewed = None;
                 } else if !self.filter.is_empty() {
                     self.filter.clear();
                 } else {
@@ -632,13 +542,13 @@ impl App {
             }
             Command::Diagnose => self.open_diagnosis(),
             _ => match self.screen {
-                Screen::Pipelines => self.pipelines_cmd(c),
-                Screen::Pipeline => self.pipeline_cmd(c),
-                Screen::Logs => self.logs_cmd(c),
-                Screen::Approvals => self.approvals_cmd(c),
-                Screen::Audit => self.audit_cmd(c),
-                Screen::Environments => self.envs_cmd(c),
-                Screen::Diagnosis => self.diag_cmd(c),
+                Screen::Pipelines => screens::pipelines::on_command(self, c),
+                Screen::Pipeline => screens::pipeline::on_command(self, c),
+                Screen::Logs => screens::logs::on_command(self, c),
+                Screen::Approvals => screens::approvals::on_command(self, c),
+                Screen::Audit => screens::audit::on_command(self, c),
+                Screen::Environments => screens::environments::on_command(self, c),
+                Screen::Diagnosis => screens::diagnosis::on_command(self, c),
             },
         }
     }

@@ -4,11 +4,13 @@
 
 use std::time::SystemTime;
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
+use crate::tui::app::screens;
 use crate::tui::app::{App, Screen};
 use crate::tui::keymap::Command;
 
@@ -56,34 +58,13 @@ pub(crate) fn draw_header(f: &mut Frame, app: &App, area: Rect) {
 pub(crate) fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
     let scope = app.screen.scope();
     let wanted: &[Command] = match app.screen {
-        Screen::Pipelines => &[
-            Command::Open,
-            Command::Start,
-            Command::Stop,
-            Command::Filter,
-            Command::Approvals,
-        ],
-        Screen::Pipeline => &[
-            Command::Logs,
-            Command::Approve,
-            Command::Reject,
-            Command::Retry,
-            Command::Stop,
-            Command::Rollback,
-            Command::Transition,
-            Command::NextPane,
-        ],
-        Screen::Logs => &[
-            Command::Follow,
-            Command::Filter,
-            Command::NextMatch,
-            Command::NextError,
-            Command::Wrap,
-        ],
-        Screen::Approvals => &[Command::Approve, Command::Reject, Command::Open],
-        Screen::Audit => &[Command::Filter],
-        Screen::Environments => &[Command::Rollback, Command::Right],
-        Screen::Diagnosis => &[Command::Open, Command::Down],
+        Screen::Pipelines => screens::pipelines::KEYS,
+        Screen::Pipeline => screens::pipeline::KEYS,
+        Screen::Logs => screens::logs::KEYS,
+        Screen::Approvals => screens::approvals::KEYS,
+        Screen::Audit => screens::audit::KEYS,
+        Screen::Environments => screens::environments::KEYS,
+        Screen::Diagnosis => screens::diagnosis::KEYS,
     };
     let mut spans = Vec::new();
     for c in wanted.iter().chain(&[
@@ -139,4 +120,21 @@ pub(crate) fn draw_toasts(f: &mut Frame, app: &App, area: Rect) {
             r,
         );
     }
+}
+
+/// A key while the filter prompt (`/` on Pipelines and Audit) is open.
+pub(crate) fn on_filter_key(app: &mut App, k: KeyEvent) {
+    match k.code {
+        KeyCode::Esc => {
+            app.filter.clear();
+            app.filter_editing = false;
+        }
+        KeyCode::Enter => app.filter_editing = false,
+        KeyCode::Backspace => {
+            app.filter.pop();
+        }
+        KeyCode::Char(c) => app.filter.push(c),
+        _ => {}
+    }
+    app.clamp();
 }

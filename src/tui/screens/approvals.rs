@@ -13,12 +13,53 @@ use crate::tui::app::widgets::{between, block};
 use crate::tui::app::{App, Effect, Screen};
 use crate::tui::keymap::Command;
 
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalsView {
+    /// The selected pending approval.
+    pub sel: usize,
+}
+
 /// A pending approval, found in the pipeline states.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingApproval {
     pub pipeline: String,
     pub stage: String,
     pub action: ActionExecutionDetail,
+}
+
+/// The keys the footer shows on this screen (after them: back, palette,
+/// help, quit).
+pub(crate) const KEYS: &[Command] = &[Command::Approve, Command::Reject, Command::Open];
+
+/// A command for the Approvals screen (the global ones are the App's).
+pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
+    let list = app.pending_approvals();
+    match c {
+        Command::Down => {
+            app.approvals.sel = (app.approvals.sel + 1).min(list.len().saturating_sub(1))
+        }
+        Command::Up => app.approvals.sel = app.approvals.sel.saturating_sub(1),
+        Command::Approve | Command::Reject => {
+            let Some(a) = list.get(app.approvals.sel) else {
+                app.toast("no approval is pending", true);
+                return Vec::new();
+            };
+            let (pipeline, stage, action) = (
+                a.pipeline.clone(),
+                a.stage.clone(),
+                a.action.action_name.clone(),
+            );
+            app.ask_approval(c, pipeline, stage, action);
+        }
+        Command::Open => {
+            if let Some(a) = list.get(app.approvals.sel) {
+                app.pipeline = Some(a.pipeline.clone());
+                app.go(Screen::Pipeline);
+            }
+        }
+        _ => {}
+    }
+    Vec::new()
 }
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
@@ -41,7 +82,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                         .unwrap_or_default(),
                 ),
             ]);
-            if i == app.sel_approval {
+            if i == app.approvals.sel {
                 row.style(app.theme.selection)
             } else {
                 row
@@ -102,7 +143,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             inner,
         );
     }
-    let text: Vec<Line> = match list.get(app.sel_approval) {
+    let text: Vec<Line> = match list.get(app.approvals.sel) {
         Some(a) => {
             let ap = a.action.approval.as_ref();
             vec![
@@ -214,35 +255,5 @@ impl App {
                 },
             });
         }
-    }
-
-    pub(crate) fn approvals_cmd(&mut self, c: Command) -> Vec<Effect> {
-        let list = self.pending_approvals();
-        match c {
-            Command::Down => {
-                self.sel_approval = (self.sel_approval + 1).min(list.len().saturating_sub(1))
-            }
-            Command::Up => self.sel_approval = self.sel_approval.saturating_sub(1),
-            Command::Approve | Command::Reject => {
-                let Some(a) = list.get(self.sel_approval) else {
-                    self.toast("no approval is pending", true);
-                    return Vec::new();
-                };
-                let (pipeline, stage, action) = (
-                    a.pipeline.clone(),
-                    a.stage.clone(),
-                    a.action.action_name.clone(),
-                );
-                self.ask_approval(c, pipeline, stage, action);
-            }
-            Command::Open => {
-                if let Some(a) = list.get(self.sel_approval) {
-                    self.pipeline = Some(a.pipeline.clone());
-                    self.go(Screen::Pipeline);
-                }
-            }
-            _ => {}
-        }
-        Vec::new()
     }
 }

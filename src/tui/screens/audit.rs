@@ -10,6 +10,39 @@ use crate::tui::app::widgets::block;
 use crate::tui::app::{App, Effect};
 use crate::tui::keymap::Command;
 
+#[derive(Debug, Clone, Default)]
+pub struct AuditView {
+    /// The trail as last read (newest first).
+    pub events: Vec<AuditEvent>,
+    /// The selected row among the visible (filtered) events.
+    pub sel: usize,
+}
+
+impl AuditView {
+    pub(crate) fn on_loaded(&mut self, events: Vec<AuditEvent>) {
+        self.events = events;
+        self.sel = self.sel.min(self.events.len().saturating_sub(1));
+    }
+}
+
+/// The keys the footer shows on this screen (after them: back, palette,
+/// help, quit).
+pub(crate) const KEYS: &[Command] = &[Command::Filter];
+
+/// A command for the Audit screen (the global ones are the App's).
+pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
+    let n = app.audit_visible().len();
+    match c {
+        Command::Down => app.audit.sel = (app.audit.sel + 1).min(n.saturating_sub(1)),
+        Command::Up => app.audit.sel = app.audit.sel.saturating_sub(1),
+        Command::Top => app.audit.sel = 0,
+        Command::Bottom => app.audit.sel = n.saturating_sub(1),
+        Command::Filter => app.filter_editing = true,
+        _ => {}
+    }
+    Vec::new()
+}
+
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let rows: Vec<Row> = app
         .audit_visible()
@@ -41,7 +74,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Cell::from(Span::styled(err, app.theme.failed)),
                 Cell::from(params.unwrap_or_default()),
             ]);
-            if i == app.sel_audit {
+            if i == app.audit.sel {
                 row.style(app.theme.selection)
             } else {
                 row
@@ -72,6 +105,7 @@ impl App {
     pub fn audit_visible(&self) -> Vec<&AuditEvent> {
         let f = self.filter.to_lowercase();
         self.audit
+            .events
             .iter()
             .filter(|e| {
                 f.is_empty()
@@ -85,18 +119,5 @@ impl App {
                     || e.request_parameters.to_string().to_lowercase().contains(&f)
             })
             .collect()
-    }
-
-    pub(crate) fn audit_cmd(&mut self, c: Command) -> Vec<Effect> {
-        let n = self.audit_visible().len();
-        match c {
-            Command::Down => self.sel_audit = (self.sel_audit + 1).min(n.saturating_sub(1)),
-            Command::Up => self.sel_audit = self.sel_audit.saturating_sub(1),
-            Command::Top => self.sel_audit = 0,
-            Command::Bottom => self.sel_audit = n.saturating_sub(1),
-            Command::Filter => self.filter_editing = true,
-            _ => {}
-        }
-        Vec::new()
     }
 }

@@ -13,9 +13,63 @@ use crate::tui::app::widgets::{block, strip_ansi};
 use crate::tui::app::{App, Effect, Screen};
 use crate::tui::keymap::Command;
 
+#[derive(Debug, Clone, Default)]
+pub struct DiagnosisView {
+    /// The action the screen shows.
+    pub action: Option<ActionExecutionDetail>,
+    /// The selected row (a finding or one of its evidence lines).
+    pub sel: usize,
+}
+
+/// The keys the footer shows on this screen (after them: back, palette,
+/// help, quit).
+pub(crate) const KEYS: &[Command] = &[Command::Open, Command::Down];
+
+/// A command for the Diagnosis screen (the global ones are the App's).
+pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
+    let rows = app.diag_rows();
+    match c {
+        Command::Down => {
+            app.diagnosis.sel = (app.diagnosis.sel + 1).min(rows.len().saturating_sub(1))
+        }
+        Command::Up => app.diagnosis.sel = app.diagnosis.sel.saturating_sub(1),
+        Command::Top => app.diagnosis.sel = 0,
+        Command::Bottom => app.diagnosis.sel = rows.len().saturating_sub(1),
+        Command::Open | Command::Logs => {
+            let Some(a) = app.diagnosis.action.clone() else {
+                return Vec::new();
+            };
+            let line = rows.get(app.diagnosis.sel).and_then(|(i, j)| {
+                let f = app.diagnoses.get(&a.action_execution_id)?.get(*i)?;
+                match f.evidence.get((*j)?)? {
+                    crate::diagnose::Evidence::LogLine { line, .. } => Some(*line as u64),
+                    _ => None,
+                }
+            });
+            let mut fx = app.open_logs(a);
+            if let Some(line) = line {
+                // Jump to the evidence line, highlighted as the match.
+                app.logs.follow = false;
+                let h = u64::from(app.logs.height.max(1));
+                app.logs.top = line.saturating_sub(h / 3);
+                fx = vec![Effect::ReadLog {
+                    aeid: app.logs.aeid.clone(),
+                    start: app.logs.top.saturating_sub(h),
+                    count: h * 3,
+                }];
+                app.logs.matches = vec![line];
+                app.logs.current = 0;
+            }
+            return fx;
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
-    let Some(a) = &app.diag_action else {
+    let Some(a) = &app.diagnosis.action else {
         return;
     };
     let title = format!(
@@ -37,7 +91,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             let rows = app.diag_rows();
             for (r, (i, j)) in rows.iter().enumerate() {
                 let f = &list[*i];
-                let sel = r == app.sel_diag;
+                let sel = r == app.diagnosis.sel;
                 let style = |s: Style| if sel { s.patch(t.selection) } else { s };
                 match j {
                     None => {
@@ -169,8 +223,8 @@ impl App {
             return Vec::new();
         }
         let aeid = d.action_execution_id.clone();
-        self.diag_action = Some(d.clone());
-        self.sel_diag = 0;
+        self.diagnosis.action = Some(d.clone());
+        self.diagnosis.sel = 0;
         self.go(Screen::Diagnosis);
         if self.diagnoses.contains_key(&aeid) || self.diagnosing.contains(&aeid) {
             return Vec::new();
@@ -185,7 +239,8 @@ impl App {
     /// Rows of the Diagnosis screen: (finding index, evidence index).
     pub fn diag_rows(&self) -> Vec<(usize, Option<usize>)> {
         let Some(f) = self
-            .diag_action
+            .diagnosis
+            .action
             .as_ref()
             .and_then(|a| self.diagnoses.get(&a.action_execution_id))
         else {
@@ -199,44 +254,5 @@ impl App {
             }
         }
         rows
-    }
-
-    pub(crate) fn diag_cmd(&mut self, c: Command) -> Vec<Effect> {
-        let rows = self.diag_rows();
-        match c {
-            Command::Down => self.sel_diag = (self.sel_diag + 1).min(rows.len().saturating_sub(1)),
-            Command::Up => self.sel_diag = self.sel_diag.saturating_sub(1),
-            Command::Top => self.sel_diag = 0,
-            Command::Bottom => self.sel_diag = rows.len().saturating_sub(1),
-            Command::Open | Command::Logs => {
-                let Some(a) = self.diag_action.clone() else {
-                    return Vec::new();
-                };
-                let line = rows.get(self.sel_diag).and_then(|(i, j)| {
-                    let f = self.diagnoses.get(&a.action_execution_id)?.get(*i)?;
-                    match f.evidence.get((*j)?)? {
-                        crate::diagnose::Evidence::LogLine { line, .. } => Some(*line as u64),
-                        _ => None,
-                    }
-                });
-                let mut fx = self.open_logs(a);
-                if let Some(line) = line {
-                    // Jump to the evidence line, highlighted as the match.
-                    self.logs.follow = false;
-                    let h = u64::from(self.logs.height.max(1));
-                    self.logs.top = line.saturating_sub(h / 3);
-                    fx = vec![Effect::ReadLog {
-                        aeid: self.logs.aeid.clone(),
-                        start: self.logs.top.saturating_sub(h),
-                        count: h * 3,
-                    }];
-                    self.logs.matches = vec![line];
-                    self.logs.current = 0;
-                }
-                return fx;
-            }
-            _ => {}
-        }
-        Vec::new()
     }
 }

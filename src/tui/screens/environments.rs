@@ -1,16 +1,82 @@
 //! The Environments screen: one column per environment (traffic split,
 //! variants, metrics with sparklines, the deployment, recent events).
 
+use std::collections::{BTreeMap, VecDeque};
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
+use crate::api::env::EnvironmentSummary;
 use crate::tui::app::modals::Pending;
 use crate::tui::app::screens::logs::LogView;
 use crate::tui::app::widgets::{block, short_duration, sparkline};
 use crate::tui::app::{App, Effect, Screen};
 use crate::tui::keymap::Command;
+
+#[derive(Debug, Clone, Default)]
+pub struct EnvironmentsView {
+    /// The selected environment (column).
+    pub sel: usize,
+    /// Recent (requests/s, 5xx %, p99 ms) per environment, for sparklines.
+    pub history: BTreeMap<String, VecDeque<(f64, f64, f64)>>,
+}
+
+impl EnvironmentsView {
+    /// Keeps the last 60 metric samples of each environment.
+    pub(crate) fn record(&mut self, envs: &[EnvironmentSummary]) {
+        for e in envs {
+            let Some(m) = e.metrics else { continue };
+            let h = self.history.entry(e.name.clone()).or_default();
+            h.push_back((m.rps, m.error_rate, m.p99_ms));
+            while h.len() > 60 {
+                h.pop_front();
+            }
+        }
+    }
+}
+
+/// The keys the footer shows on this screen (after them: back, palette,
+/// help, quit).
+pub(crate) const KEYS: &[Command] = &[Command::Rollback, Command::Right];
+
+/// A command for the Environments screen (the global ones are the App's).
+pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
+    let n = app.snap.envs.len();
+    match c {
+        Command::Right | Command::Down | Command::NextPane => {
+            app.envs.sel = (app.envs.sel + 1).min(n.saturating_sub(1));
+        }
+        Command::Left | Command::Up | Command::PrevPane => {
+            app.envs.sel = app.envs.sel.saturating_sub(1);
+        }
+        Command::Rollback => {
+            if let Some(e) = app.snap.envs.get(app.envs.sel) {
+                let env = e.name.clone();
+                app.confirm(Pending::RollbackEnv { env });
+            }
+        }
+        Command::Logs | Command::Open => {
+            // The live group's first replica: its output file.
+            if let Some(e) = app.snap.envs.get(app.envs.sel) {
+                let color = e.live.clone().unwrap_or_else(|| "blue".to_owned());
+                let aeid = format!("env/{}/{}-{}-0", e.name, e.name, color);
+                app.logs = LogView {
+                    title: format!("{} · {} replica 0 output", e.name, color),
+                    aeid,
+                    follow: true,
+                    height: app.size.1.saturating_sub(6),
+                    ..LogView::default()
+                };
+                app.go(Screen::Logs);
+                return vec![app.logs.read_tail()];
+            }
+        }
+        _ => {}
+    }
+    Vec::new()
+}
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let envs = &app.snap.envs;
@@ -79,7 +145,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Span::raw(format!("  {} restarts  {}", g.restarts, g.revision)),
             ]));
         }
-        let hist = app.env_history.get(&e.name);
+        let hist = app.envs.history.get(&e.name);
         let spark = |k: usize| {
             hist.map(|h| {
                 sparkline(h.iter().rev().take(20).rev().map(|x| match k {
@@ -152,51 +218,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             Paragraph::new(lines).wrap(Wrap { trim: true }).block(block(
                 app,
                 title,
-                i == app.sel_env,
+                i == app.envs.sel,
             )),
             *col,
         );
-    }
-}
-
-impl App {
-    pub(crate) fn envs_cmd(&mut self, c: Command) -> Vec<Effect> {
-        let n = self.snap.envs.len();
-        match c {
-            Command::Right | Command::Down | Command::NextPane => {
-                self.sel_env = (self.sel_env + 1).min(n.saturating_sub(1));
-            }
-            Command::Left | Command::Up | Command::PrevPane => {
-                self.sel_env = self.sel_env.saturating_sub(1);
-            }
-            Command::Rollback => {
-                if let Some(e) = self.snap.envs.get(self.sel_env) {
-                    let env = e.name.clone();
-                    self.confirm(Pending::RollbackEnv { env });
-                }
-            }
-            Command::Logs | Command::Open => {
-                // The live group's first replica: its output file.
-                if let Some(e) = self.snap.envs.get(self.sel_env) {
-                    let color = e.live.clone().unwrap_or_else(|| "blue".to_owned());
-                    let aeid = format!("env/{}/{}-{}-0", e.name, e.name, color);
-                    self.logs = LogView {
-                        title: format!("{} · {} replica 0 output", e.name, color),
-                        aeid,
-                        follow: true,
-                        height: self.size.1.saturating_sub(6),
-                        ..LogView::default()
-                    };
-                    self.go(Screen::Logs);
-                    return vec![Effect::ReadLog {
-                        aeid: self.logs.aeid.clone(),
-                        start: u64::MAX,
-                        count: u64::from(self.logs.height.max(10)) * 3,
-                    }];
-                }
-            }
-            _ => {}
-        }
-        Vec::new()
     }
 }

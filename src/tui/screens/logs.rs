@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -40,6 +41,157 @@ pub struct LogView {
 pub const ERROR_PATTERN: &str =
     r"(?i)(\berror\b|\bfailed\b|\bfailure\b|exception|exit status [1-9]|State: FAILED)";
 
+impl LogView {
+    /// Reads the last three screens of the log (and follows from there).
+    pub(crate) fn read_tail(&self) -> Effect {
+        Effect::ReadLog {
+            aeid: self.aeid.clone(),
+            start: u64::MAX,
+            count: u64::from(self.height.max(10)) * 3,
+        }
+    }
+
+    /// Reads three screens around `top`.
+    pub(crate) fn read_window(&self) -> Effect {
+        let h = u64::from(self.height.max(10));
+        Effect::ReadLog {
+            aeid: self.aeid.clone(),
+            start: self.top.saturating_sub(h),
+            count: h * 3,
+        }
+    }
+
+    /// Shows `line` a third of the way down.
+    pub(crate) fn goto(&mut self, line: u64) -> Vec<Effect> {
+        let h = u64::from(self.height.max(1));
+        self.follow = false;
+        self.top = line.saturating_sub(h / 3);
+        self.window()
+    }
+
+    /// Reads around `top` when the visible lines are not in the cache.
+    pub(crate) fn window(&self) -> Vec<Effect> {
+        let h = u64::from(self.height.max(1));
+        let have = self.cache_start..self.cache_start + self.cache.len() as u64;
+        let need_end = (self.top + h).min(self.total);
+        if have.contains(&self.top) && (need_end == 0 || have.contains(&(need_end - 1))) {
+            Vec::new()
+        } else {
+            vec![self.read_window()]
+        }
+    }
+
+    /// A page read for this log (pages of another log are dropped).
+    pub(crate) fn on_page(
+        &mut self,
+        aeid: String,
+        total: u64,
+        start: u64,
+        lines: Vec<String>,
+        times: Vec<Option<u64>>,
+    ) {
+        if aeid == self.aeid {
+            self.total = total;
+            self.cache_start = start;
+            self.cache = lines;
+            self.cache_times = times;
+            if self.follow {
+                self.top = total.saturating_sub(u64::from(self.height));
+            }
+        }
+    }
+
+    /// The engine wrote lines to the log this screen shows.
+    pub(crate) fn on_appended(&mut self, lines: u64) -> Vec<Effect> {
+        self.total = lines;
+        if self.follow {
+            let h = u64::from(self.height.max(1));
+            self.top = lines.saturating_sub(h);
+            return vec![self.read_window()];
+        }
+        Vec::new()
+    }
+
+    /// A key while the search prompt (`/`) is open.
+    pub(crate) fn on_search_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let Some(mut input) = self.search_input.clone() else {
+            return Vec::new();
+        };
+        match k.code {
+            KeyCode::Esc => self.search_input = None,
+            KeyCode::Enter => {
+                self.search_input = None;
+                if input.is_empty() {
+                    self.search = None;
+                    self.matches.clear();
+                    return Vec::new();
+                }
+                self.search = Some(input.clone());
+                return vec![Effect::SearchLog {
+                    aeid: self.aeid.clone(),
+                    pattern: input,
+                    regex: false,
+                }];
+            }
+            KeyCode::Backspace => {
+                input.pop();
+                self.search_input = Some(input);
+            }
+            KeyCode::Char(c) => {
+                input.push(c);
+                self.search_input = Some(input);
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+}
+
+/// Search results for a log: jump to the first match at or below the view.
+pub(crate) fn on_matches(app: &mut App, aeid: String, matches: Vec<u64>) -> Vec<Effect> {
+    if aeid == app.logs.aeid {
+        app.logs.matches = matches;
+        app.logs.current = 0;
+        if let Some(&first) = app.logs.matches.iter().find(|&&m| m >= app.logs.top) {
+            app.logs.current = app
+                .logs
+                .matches
+                .iter()
+                .position(|&m| m == first)
+                .unwrap_or(0);
+            return app.logs.goto(first);
+        }
+        if app.logs.matches.is_empty() {
+            app.toast("no match", true);
+        }
+    }
+    Vec::new()
+}
+
+impl App {
+    /// Opens the Logs screen on an action's log, following its end.
+    pub(crate) fn open_logs(&mut self, detail: ActionExecutionDetail) -> Vec<Effect> {
+        self.logs = LogView {
+            aeid: detail.action_execution_id.clone(),
+            title: format!(
+                "{} / {} / {} · attempt {}",
+                self.pipeline.clone().unwrap_or_default(),
+                detail.stage_name,
+                detail.action_name,
+                detail.attempt
+            ),
+            total: detail.log_lines,
+            follow: true,
+            wrap: false,
+            height: self.size.1.saturating_sub(6),
+            detail: Some(detail),
+            ..LogView::default()
+        };
+        self.go(Screen::Logs);
+        vec![self.logs.read_tail()]
+    }
+}
+
 pub(crate) fn log_line_style(app: &App, l: &str) -> Style {
     if l.contains("[Container] Entering phase") || l.contains("Phase complete:") {
         if l.contains("State: FAILED") {
@@ -61,6 +213,74 @@ pub(crate) fn regex_error() -> &'static regex::Regex {
         regex::Regex::new(ERROR_PATTERN).unwrap_or_else(|_| unreachable!())
     });
     &R
+}
+
+/// The keys the footer shows on this screen (after them: back, palette,
+/// help, quit).
+pub(crate) const KEYS: &[Command] = &[
+    Command::Follow,
+    Command::Filter,
+    Command::NextMatch,
+    Command::NextError,
+    Command::Wrap,
+];
+
+/// A command for the Logs screen (the global ones are the App's).
+pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
+    let h = u64::from(app.logs.height.max(1));
+    let max_top = app.logs.total.saturating_sub(h);
+    match c {
+        Command::Down => {
+            app.logs.follow = false;
+            app.logs.top = (app.logs.top + 1).min(max_top);
+        }
+        Command::Up => {
+            app.logs.follow = false;
+            app.logs.top = app.logs.top.saturating_sub(1);
+        }
+        Command::PageDown => {
+            app.logs.follow = false;
+            app.logs.top = (app.logs.top + h).min(max_top);
+        }
+        Command::PageUp => {
+            app.logs.follow = false;
+            app.logs.top = app.logs.top.saturating_sub(h);
+        }
+        Command::Top => {
+            app.logs.follow = false;
+            app.logs.top = 0;
+        }
+        Command::Bottom | Command::Follow => {
+            app.logs.follow = c == Command::Bottom || !app.logs.follow;
+            app.logs.top = max_top;
+        }
+        Command::Wrap => app.logs.wrap = !app.logs.wrap,
+        Command::Timestamps => app.logs.timestamps = !app.logs.timestamps,
+        Command::Filter => app.logs.search_input = Some(String::new()),
+        Command::NextMatch | Command::PrevMatch => {
+            if app.logs.matches.is_empty() {
+                app.toast("no search: press / to search", true);
+                return Vec::new();
+            }
+            let n = app.logs.matches.len();
+            app.logs.current = if c == Command::NextMatch {
+                (app.logs.current + 1) % n
+            } else {
+                (app.logs.current + n - 1) % n
+            };
+            let line = app.logs.matches[app.logs.current];
+            return app.logs.goto(line);
+        }
+        Command::NextError => {
+            return vec![Effect::SearchLog {
+                aeid: app.logs.aeid.clone(),
+                pattern: ERROR_PATTERN.into(),
+                regex: true,
+            }];
+        }
+        _ => return Vec::new(),
+    }
+    app.logs.window()
 }
 
 pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
@@ -215,116 +435,4 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         None => Line::from(Span::styled(info, app.theme.muted)),
     };
     f.render_widget(Paragraph::new(line), status_line);
-}
-
-impl App {
-    pub(crate) fn read_window(&self) -> Effect {
-        let h = u64::from(self.logs.height.max(10));
-        Effect::ReadLog {
-            aeid: self.logs.aeid.clone(),
-            start: self.logs.top.saturating_sub(h),
-            count: h * 3,
-        }
-    }
-
-    pub(crate) fn log_goto(&mut self, line: u64) -> Vec<Effect> {
-        let h = u64::from(self.logs.height.max(1));
-        self.logs.follow = false;
-        self.logs.top = line.saturating_sub(h / 3);
-        self.log_window()
-    }
-
-    /// Reads around `top` when the visible lines are not in the cache.
-    pub(crate) fn log_window(&self) -> Vec<Effect> {
-        let h = u64::from(self.logs.height.max(1));
-        let have = self.logs.cache_start..self.logs.cache_start + self.logs.cache.len() as u64;
-        let need_end = (self.logs.top + h).min(self.logs.total);
-        if have.contains(&self.logs.top) && (need_end == 0 || have.contains(&(need_end - 1))) {
-            Vec::new()
-        } else {
-            vec![self.read_window()]
-        }
-    }
-
-    pub(crate) fn open_logs(&mut self, detail: ActionExecutionDetail) -> Vec<Effect> {
-        self.logs = LogView {
-            aeid: detail.action_execution_id.clone(),
-            title: format!(
-                "{} / {} / {} · attempt {}",
-                self.pipeline.clone().unwrap_or_default(),
-                detail.stage_name,
-                detail.action_name,
-                detail.attempt
-            ),
-            total: detail.log_lines,
-            follow: true,
-            wrap: false,
-            height: self.size.1.saturating_sub(6),
-            detail: Some(detail),
-            ..LogView::default()
-        };
-        self.go(Screen::Logs);
-        vec![Effect::ReadLog {
-            aeid: self.logs.aeid.clone(),
-            start: u64::MAX,
-            count: u64::from(self.logs.height.max(10)) * 3,
-        }]
-    }
-
-    pub(crate) fn logs_cmd(&mut self, c: Command) -> Vec<Effect> {
-        let h = u64::from(self.logs.height.max(1));
-        let max_top = self.logs.total.saturating_sub(h);
-        match c {
-            Command::Down => {
-                self.logs.follow = false;
-                self.logs.top = (self.logs.top + 1).min(max_top);
-            }
-            Command::Up => {
-                self.logs.follow = false;
-                self.logs.top = self.logs.top.saturating_sub(1);
-            }
-            Command::PageDown => {
-                self.logs.follow = false;
-                self.logs.top = (self.logs.top + h).min(max_top);
-            }
-            Command::PageUp => {
-                self.logs.follow = false;
-                self.logs.top = self.logs.top.saturating_sub(h);
-            }
-            Command::Top => {
-                self.logs.follow = false;
-                self.logs.top = 0;
-            }
-            Command::Bottom | Command::Follow => {
-                self.logs.follow = c == Command::Bottom || !self.logs.follow;
-                self.logs.top = max_top;
-            }
-            Command::Wrap => self.logs.wrap = !self.logs.wrap,
-            Command::Timestamps => self.logs.timestamps = !self.logs.timestamps,
-            Command::Filter => self.logs.search_input = Some(String::new()),
-            Command::NextMatch | Command::PrevMatch => {
-                if self.logs.matches.is_empty() {
-                    self.toast("no search: press / to search", true);
-                    return Vec::new();
-                }
-                let n = self.logs.matches.len();
-                self.logs.current = if c == Command::NextMatch {
-                    (self.logs.current + 1) % n
-                } else {
-                    (self.logs.current + n - 1) % n
-                };
-                let line = self.logs.matches[self.logs.current];
-                return self.log_goto(line);
-            }
-            Command::NextError => {
-                return vec![Effect::SearchLog {
-                    aeid: self.logs.aeid.clone(),
-                    pattern: ERROR_PATTERN.into(),
-                    regex: true,
-                }];
-            }
-            _ => return Vec::new(),
-        }
-        self.log_window()
-    }
 }

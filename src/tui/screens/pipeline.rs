@@ -6,8 +6,8 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
-use crate::api::Request;
 use crate::api::types::ActionStatus;
+use crate::api::{ActionExecutionDetail, Request};
 use crate::tui::app::modals::{Modal, Pending};
 use crate::tui::app::screens::pipelines::start;
 use crate::tui::app::widgets::{
@@ -16,16 +16,172 @@ use crate::tui::app::widgets::{
 use crate::tui::app::{App, Effect};
 use crate::tui::keymap::Command;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pane {
+    #[default]
     Graph,
     Executions,
+}
+
+/// The Pipeline screen's state (the pipeline and the selected stage and
+/// action are the App's).
+#[derive(Debug, Clone, Default)]
+pub struct PipelineView {
+    /// The pane with the focus.
+    pub pane: Pane,
+    /// The selected row of the executions pane.
+    pub sel_exec: usize,
+    /// The execution the graph shows (None: the pipeline's current state).
+    pub viewed: Option<(String, Vec<ActionExecutionDetail>)>,
+    /// The first stage drawn (the graph scrolls sideways).
+    pub scroll: usize,
 }
 
 const BOX_W: u16 = 28;
 
 /// Room between stage boxes for the arrow and the artifact names.
 const GAP: u16 = 11;
+
+/// The keys the footer shows on this screen (after them: back, palette,
+/// help, quit).
+pub(crate) const KEYS: &[Command] = &[
+    Command::Logs,
+    Command::Approve,
+    Command::Reject,
+    Command::Retry,
+    Command::Stop,
+    Command::Rollback,
+    Command::Transition,
+    Command::NextPane,
+];
+
+/// A command for the Pipeline screen (the global ones are the App's).
+pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
+    let stages = app.state().map_or(0, |s| s.stage_states.len());
+    let actions = app
+        .state()
+        .and_then(|s| s.stage_states.get(app.sel_stage))
+        .map_or(0, |s| s.action_states.len());
+    let execs = app.executions().len();
+    let Some((pipeline, stage, action)) = app.selected() else {
+        return Vec::new();
+    };
+    match (c, app.graph.pane) {
+        (Command::NextPane | Command::PrevPane, _) => {
+            app.graph.pane = if app.graph.pane == Pane::Graph {
+                Pane::Executions
+            } else {
+                Pane::Graph
+            };
+        }
+        (Command::Right, Pane::Graph) => {
+            app.sel_stage = (app.sel_stage + 1).min(stages.saturating_sub(1));
+            app.sel_action = 0;
+        }
+        (Command::Left, Pane::Graph) => {
+            app.sel_stage = app.sel_stage.saturating_sub(1);
+            app.sel_action = 0;
+        }
+        (Command::Down, Pane::Graph) => {
+            app.sel_action = (app.sel_action + 1).min(actions.saturating_sub(1));
+        }
+        (Command::Up, Pane::Graph) => app.sel_action = app.sel_action.saturating_sub(1),
+        (Command::Down, Pane::Executions) => {
+            app.graph.sel_exec = (app.graph.sel_exec + 1).min(execs.saturating_sub(1));
+        }
+        (Command::Up, Pane::Executions) => {
+            app.graph.sel_exec = app.graph.sel_exec.saturating_sub(1)
+        }
+        (Command::Top, Pane::Executions) => app.graph.sel_exec = 0,
+        (Command::Bottom, Pane::Executions) => app.graph.sel_exec = execs.saturating_sub(1),
+        (Command::Open, Pane::Executions) => {
+            if let Some(e) = app.executions().get(app.graph.sel_exec) {
+                let exec = e.pipeline_execution_id.clone();
+                app.graph.pane = Pane::Graph;
+                return vec![Effect::ExecActions {
+                    pipeline,
+                    execution: exec,
+                }];
+            }
+        }
+        (Command::Open | Command::Logs, Pane::Graph) | (Command::Logs, _) => {
+            match app.action_detail(app.sel_stage, app.sel_action) {
+                Some(d) => return app.open_logs(d),
+                None => app.toast(format!("{stage}/{action} has not run yet"), true),
+            }
+        }
+        (Command::Start, _) => return vec![start(pipeline)],
+        (Command::Stop, _) => {
+            let running = app
+                .executions()
+                .iter()
+                .find(|e| !e.status.is_terminal())
+                .map(|e| e.pipeline_execution_id.clone());
+            match running {
+                Some(execution) => app.confirm(Pending::Stop {
+                    pipeline,
+                    execution,
+                }),
+                None => app.toast("nothing to stop: no execution is in progress", true),
+            }
+        }
+        (Command::Approve | Command::Reject, _) => {
+            let d = app.action_detail(app.sel_stage, app.sel_action);
+            if d.as_ref().is_none_or(|d| d.token.is_none()) {
+                app.toast(
+                    format!("{stage}/{action} is not waiting for approval"),
+                    true,
+                );
+            } else {
+                app.ask_approval(c, pipeline, stage, action);
+            }
+        }
+        (Command::Retry | Command::RetryAll, _) => {
+            return vec![Effect::Op {
+                label: format!("retry {stage}"),
+                request: Request::RetryStageExecution {
+                    pipeline_name: pipeline,
+                    stage_name: stage,
+                    pipeline_execution_id: None,
+                    retry_mode: if c == Command::Retry {
+                        "FAILED_ACTIONS"
+                    } else {
+                        "ALL_ACTIONS"
+                    }
+                    .into(),
+                },
+            }];
+        }
+        (Command::Rollback, _) => app.confirm(Pending::Rollback { pipeline, stage }),
+        (Command::Transition, _) => {
+            let enabled = app
+                .state()
+                .and_then(|s| s.stage_states.get(app.sel_stage))
+                .is_none_or(|s| s.inbound_transition_state.enabled);
+            if enabled {
+                app.modal = Some(Modal::Input {
+                    prompt: format!("Disable the transition into {stage}: reason"),
+                    buf: String::new(),
+                    op: Pending::Disable {
+                        pipeline,
+                        stage,
+                        reason: String::new(),
+                    },
+                });
+            } else {
+                return vec![Effect::Op {
+                    label: format!("enable transition into {stage}"),
+                    request: Request::EnableStageTransition {
+                        pipeline_name: pipeline,
+                        stage_name: stage,
+                    },
+                }];
+            }
+        }
+        _ => {}
+    }
+    Vec::new()
+}
 
 pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     let Some(st) = app.state().cloned() else {
@@ -37,7 +193,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     };
     let [graph, execs] =
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
-    let viewing = match &app.viewed {
+    let viewing = match &app.graph.viewed {
         Some((id, _)) => format!(
             " — execution {} (Esc: current state)",
             &id[..id.len().min(8)]
@@ -47,26 +203,26 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     let outer = block(
         app,
         format!("{}{viewing}", st.pipeline_name),
-        app.pane == Pane::Graph,
+        app.graph.pane == Pane::Graph,
     );
     let inner = outer.inner(graph);
     f.render_widget(outer, graph);
     // Scroll sideways to keep the selected stage visible.
     let per_row = usize::from((inner.width / (BOX_W + GAP)).max(1));
-    if app.sel_stage < app.graph_scroll {
-        app.graph_scroll = app.sel_stage;
-    } else if app.sel_stage >= app.graph_scroll + per_row {
-        app.graph_scroll = app.sel_stage + 1 - per_row;
+    if app.sel_stage < app.graph.scroll {
+        app.graph.scroll = app.sel_stage;
+    } else if app.sel_stage >= app.graph.scroll + per_row {
+        app.graph.scroll = app.sel_stage + 1 - per_row;
     }
     let mut x = inner.x;
     for (i, s) in st
         .stage_states
         .iter()
         .enumerate()
-        .skip(app.graph_scroll)
+        .skip(app.graph.scroll)
         .take(per_row)
     {
-        let status = if app.viewed.is_some() {
+        let status = if app.graph.viewed.is_some() {
             None
         } else {
             s.latest_execution.as_ref().map(|l| l.status)
@@ -126,7 +282,8 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
                 format!("{order:>3}")
             };
             last_order = Some(order);
-            let selected = app.pane == Pane::Graph && i == app.sel_stage && j == app.sel_action;
+            let selected =
+                app.graph.pane == Pane::Graph && i == app.sel_stage && j == app.sel_action;
             let name_style = if selected {
                 app.theme.selection
             } else {
@@ -160,7 +317,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         f.render_widget(Paragraph::new(lines), top);
         let b = Block::default()
             .borders(Borders::ALL)
-            .border_style(if i == app.sel_stage && app.pane == Pane::Graph {
+            .border_style(if i == app.sel_stage && app.graph.pane == Pane::Graph {
                 app.theme.border_focus
             } else {
                 app.theme.border
@@ -213,8 +370,8 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         f.render_widget(
             Paragraph::new(format!(
                 "stages {}–{} of {} (h/l to scroll)",
-                app.graph_scroll + 1,
-                (app.graph_scroll + per_row).min(st.stage_states.len()),
+                app.graph.scroll + 1,
+                (app.graph.scroll + per_row).min(st.stage_states.len()),
                 st.stage_states.len()
             ))
             .style(app.theme.muted),
@@ -255,7 +412,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
                     app.now,
                 )),
             ]);
-            if app.pane == Pane::Executions && i == app.sel_exec {
+            if app.graph.pane == Pane::Executions && i == app.graph.sel_exec {
                 row.style(app.theme.selection)
             } else {
                 row
@@ -284,7 +441,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     .block(block(
         app,
         "Executions (Enter: show in the graph)".into(),
-        app.pane == Pane::Executions,
+        app.graph.pane == Pane::Executions,
     ));
     f.render_widget(table, execs);
 }
@@ -308,130 +465,5 @@ impl App {
             s.stage_name.clone(),
             a.action_name.clone(),
         ))
-    }
-
-    pub(crate) fn pipeline_cmd(&mut self, c: Command) -> Vec<Effect> {
-        let stages = self.state().map_or(0, |s| s.stage_states.len());
-        let actions = self
-            .state()
-            .and_then(|s| s.stage_states.get(self.sel_stage))
-            .map_or(0, |s| s.action_states.len());
-        let execs = self.executions().len();
-        let Some((pipeline, stage, action)) = self.selected() else {
-            return Vec::new();
-        };
-        match (c, self.pane) {
-            (Command::NextPane | Command::PrevPane, _) => {
-                self.pane = if self.pane == Pane::Graph {
-                    Pane::Executions
-                } else {
-                    Pane::Graph
-                };
-            }
-            (Command::Right, Pane::Graph) => {
-                self.sel_stage = (self.sel_stage + 1).min(stages.saturating_sub(1));
-                self.sel_action = 0;
-            }
-            (Command::Left, Pane::Graph) => {
-                self.sel_stage = self.sel_stage.saturating_sub(1);
-                self.sel_action = 0;
-            }
-            (Command::Down, Pane::Graph) => {
-                self.sel_action = (self.sel_action + 1).min(actions.saturating_sub(1));
-            }
-            (Command::Up, Pane::Graph) => self.sel_action = self.sel_action.saturating_sub(1),
-            (Command::Down, Pane::Executions) => {
-                self.sel_exec = (self.sel_exec + 1).min(execs.saturating_sub(1));
-            }
-            (Command::Up, Pane::Executions) => self.sel_exec = self.sel_exec.saturating_sub(1),
-            (Command::Top, Pane::Executions) => self.sel_exec = 0,
-            (Command::Bottom, Pane::Executions) => self.sel_exec = execs.saturating_sub(1),
-            (Command::Open, Pane::Executions) => {
-                if let Some(e) = self.executions().get(self.sel_exec) {
-                    let exec = e.pipeline_execution_id.clone();
-                    self.pane = Pane::Graph;
-                    return vec![Effect::ExecActions {
-                        pipeline,
-                        execution: exec,
-                    }];
-                }
-            }
-            (Command::Open | Command::Logs, Pane::Graph) | (Command::Logs, _) => {
-                match self.action_detail(self.sel_stage, self.sel_action) {
-                    Some(d) => return self.open_logs(d),
-                    None => self.toast(format!("{stage}/{action} has not run yet"), true),
-                }
-            }
-            (Command::Start, _) => return vec![start(pipeline)],
-            (Command::Stop, _) => {
-                let running = self
-                    .executions()
-                    .iter()
-                    .find(|e| !e.status.is_terminal())
-                    .map(|e| e.pipeline_execution_id.clone());
-                match running {
-                    Some(execution) => self.confirm(Pending::Stop {
-                        pipeline,
-                        execution,
-                    }),
-                    None => self.toast("nothing to stop: no execution is in progress", true),
-                }
-            }
-            (Command::Approve | Command::Reject, _) => {
-                let d = self.action_detail(self.sel_stage, self.sel_action);
-                if d.as_ref().is_none_or(|d| d.token.is_none()) {
-                    self.toast(
-                        format!("{stage}/{action} is not waiting for approval"),
-                        true,
-                    );
-                } else {
-                    self.ask_approval(c, pipeline, stage, action);
-                }
-            }
-            (Command::Retry | Command::RetryAll, _) => {
-                return vec![Effect::Op {
-                    label: format!("retry {stage}"),
-                    request: Request::RetryStageExecution {
-                        pipeline_name: pipeline,
-                        stage_name: stage,
-                        pipeline_execution_id: None,
-                        retry_mode: if c == Command::Retry {
-                            "FAILED_ACTIONS"
-                        } else {
-                            "ALL_ACTIONS"
-                        }
-                        .into(),
-                    },
-                }];
-            }
-            (Command::Rollback, _) => self.confirm(Pending::Rollback { pipeline, stage }),
-            (Command::Transition, _) => {
-                let enabled = self
-                    .state()
-                    .and_then(|s| s.stage_states.get(self.sel_stage))
-                    .is_none_or(|s| s.inbound_transition_state.enabled);
-                if enabled {
-                    self.modal = Some(Modal::Input {
-                        prompt: format!("Disable the transition into {stage}: reason"),
-                        buf: String::new(),
-                        op: Pending::Disable {
-                            pipeline,
-                            stage,
-                            reason: String::new(),
-                        },
-                    });
-                } else {
-                    return vec![Effect::Op {
-                        label: format!("enable transition into {stage}"),
-                        request: Request::EnableStageTransition {
-                            pipeline_name: pipeline,
-                            stage_name: stage,
-                        },
-                    }];
-                }
-            }
-            _ => {}
-        }
-        Vec::new()
     }
 }

@@ -16,6 +16,13 @@ use crate::tui::app::widgets::{
 use crate::tui::app::{App, Effect, Screen};
 use crate::tui::keymap::Command;
 
+/// The Pipelines screen's state (the filter is the App's).
+#[derive(Debug, Clone, Default)]
+pub struct PipelinesView {
+    /// The selected row among the visible pipelines.
+    pub sel: usize,
+}
+
 pub(crate) fn start(pipeline: String) -> Effect {
     Effect::Op {
         label: format!("start {pipeline}"),
@@ -25,6 +32,65 @@ pub(crate) fn start(pipeline: String) -> Effect {
             source_revisions: Vec::new(),
         },
     }
+}
+
+/// The keys the footer shows on this screen (after them: back, palette,
+/// help, quit).
+pub(crate) const KEYS: &[Command] = &[
+    Command::Open,
+    Command::Start,
+    Command::Stop,
+    Command::Filter,
+    Command::Approvals,
+];
+
+/// A command for the Pipelines screen (the global ones are the App's).
+pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
+    let n = app.visible_pipelines().len();
+    let name = app
+        .visible_pipelines()
+        .get(app.pipelines.sel)
+        .map(|p| p.name.clone());
+    match c {
+        Command::Down => app.pipelines.sel = (app.pipelines.sel + 1).min(n.saturating_sub(1)),
+        Command::Up => app.pipelines.sel = app.pipelines.sel.saturating_sub(1),
+        Command::Top => app.pipelines.sel = 0,
+        Command::Bottom => app.pipelines.sel = n.saturating_sub(1),
+        Command::Filter => app.filter_editing = true,
+        Command::Open | Command::Right => {
+            if let Some(name) = name {
+                if app.pipeline.as_deref() != Some(&name) {
+                    app.sel_stage = 0;
+                    app.sel_action = 0;
+                    app.graph.sel_exec = 0;
+                    app.graph.viewed = None;
+                }
+                app.pipeline = Some(name);
+                app.go(Screen::Pipeline);
+            }
+        }
+        Command::Start => {
+            if let Some(name) = name {
+                return vec![start(name)];
+            }
+        }
+        Command::Stop => {
+            if let Some(p) = app.visible_pipelines().get(app.pipelines.sel)
+                && let Some(e) = &p.latest_execution
+                && !e.status.is_terminal()
+            {
+                let op = Pending::Stop {
+                    pipeline: p.name.clone(),
+                    execution: e.pipeline_execution_id.clone(),
+                };
+                app.confirm(op);
+            } else {
+                app.toast("nothing to stop: no execution is in progress", true);
+            }
+        }
+        _ => {}
+    }
+    Vec::new()
 }
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
@@ -98,7 +164,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Cell::from(Line::from(history)),
                 Cell::from(approvals),
             ]);
-            if i == app.sel_pipeline {
+            if i == app.pipelines.sel {
                 row.style(app.theme.selection)
             } else {
                 row
@@ -144,53 +210,5 @@ impl App {
             .iter()
             .filter(|p| f.is_empty() || p.name.to_lowercase().contains(&f))
             .collect()
-    }
-
-    pub(crate) fn pipelines_cmd(&mut self, c: Command) -> Vec<Effect> {
-        let n = self.visible_pipelines().len();
-        let name = self
-            .visible_pipelines()
-            .get(self.sel_pipeline)
-            .map(|p| p.name.clone());
-        match c {
-            Command::Down => self.sel_pipeline = (self.sel_pipeline + 1).min(n.saturating_sub(1)),
-            Command::Up => self.sel_pipeline = self.sel_pipeline.saturating_sub(1),
-            Command::Top => self.sel_pipeline = 0,
-            Command::Bottom => self.sel_pipeline = n.saturating_sub(1),
-            Command::Filter => self.filter_editing = true,
-            Command::Open | Command::Right => {
-                if let Some(name) = name {
-                    if self.pipeline.as_deref() != Some(&name) {
-                        self.sel_stage = 0;
-                        self.sel_action = 0;
-                        self.sel_exec = 0;
-                        self.viewed = None;
-                    }
-                    self.pipeline = Some(name);
-                    self.go(Screen::Pipeline);
-                }
-            }
-            Command::Start => {
-                if let Some(name) = name {
-                    return vec![start(name)];
-                }
-            }
-            Command::Stop => {
-                if let Some(p) = self.visible_pipelines().get(self.sel_pipeline)
-                    && let Some(e) = &p.latest_execution
-                    && !e.status.is_terminal()
-                {
-                    let op = Pending::Stop {
-                        pipeline: p.name.clone(),
-                        execution: e.pipeline_execution_id.clone(),
-                    };
-                    self.confirm(op);
-                } else {
-                    self.toast("nothing to stop: no execution is in progress", true);
-                }
-            }
-            _ => {}
-        }
-        Vec::new()
     }
 }
