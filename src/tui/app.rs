@@ -26,6 +26,8 @@ use crate::api::{
 pub mod chrome;
 #[path = "modals.rs"]
 pub mod modals;
+#[path = "redraw.rs"]
+mod redraw;
 #[path = "screens/mod.rs"]
 pub mod screens;
 #[path = "widgets.rs"]
@@ -74,7 +76,7 @@ impl Screen {
 }
 
 /// Everything the engine told us, as of the last refresh.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub pipelines: Vec<PipelineSummary>,
     pub states: BTreeMap<String, PipelineState>,
@@ -190,6 +192,9 @@ pub struct App {
     pub spinner: usize,
     pub size: (u16, u16),
     pub quit: bool,
+    /// Something visible changed since the last frame (see `redraw.rs`):
+    /// `update` sets it, the loop clears it when it draws.
+    pub needs_redraw: bool,
 }
 
 impl App {
@@ -233,6 +238,7 @@ impl App {
             spinner: 0,
             size: (80, 24),
             quit: false,
+            needs_redraw: true,
         }
     }
 
@@ -294,33 +300,28 @@ impl App {
         }
     }
 
-    /// Handles one message.
+    /// Handles one message; sets `needs_redraw` when it changed what is
+    /// on screen.
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        if self.changes_view(&msg) {
+            self.needs_redraw = true;
+        }
+        self.handle(msg)
+    }
+
+    fn handle(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
-            Msg::Tick if self.screen == Screen::Environments => {
-                self.now = SystemTime::now();
-                self.spinner = self.spinner.wrapping_add(1);
-                let now = self.now;
-                self.toasts.retain(|t| t.until > now);
-                vec![Effect::Refresh]
-            }
-            Msg::Tick if self.screen == Screen::Logs && self.logs.aeid.starts_with("env/") => {
+            Msg::Tick => {
                 // Replica output has no log events: follow it by the clock.
-                self.now = SystemTime::now();
-                let now = self.now;
-                self.toasts.retain(|t| t.until > now);
-                if self.logs.follow {
+                let env_log = self.screen == Screen::Logs && self.logs.aeid.starts_with("env/");
+                self.tick(!env_log);
+                if self.screen == Screen::Environments {
+                    vec![Effect::Refresh]
+                } else if env_log && self.logs.follow {
                     vec![self.logs.read_tail()]
                 } else {
                     Vec::new()
                 }
-            }
-            Msg::Tick => {
-                self.now = SystemTime::now();
-                self.spinner = self.spinner.wrapping_add(1);
-                let now = self.now;
-                self.toasts.retain(|t| t.until > now);
-                Vec::new()
             }
             Msg::Resize(w, h) => {
                 self.size = (w, h);
