@@ -192,29 +192,6 @@ impl App {
     }
 }
 
-pub(crate) fn log_line_style(app: &App, l: &str) -> Style {
-    if l.contains("[Container] Entering phase") || l.contains("Phase complete:") {
-        if l.contains("State: FAILED") {
-            app.theme.failed
-        } else {
-            app.theme.log_phase
-        }
-    } else if regex_error().is_match(l) {
-        app.theme.log_error
-    } else if l.to_lowercase().contains("warn") {
-        app.theme.log_warn
-    } else {
-        app.theme.log_info
-    }
-}
-
-pub(crate) fn regex_error() -> &'static regex::Regex {
-    static R: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(ERROR_PATTERN).unwrap_or_else(|_| unreachable!())
-    });
-    &R
-}
-
 /// The keys the footer shows on this screen (after them: back, palette,
 /// help, quit).
 pub(crate) const KEYS: &[Command] = &[
@@ -435,4 +412,27 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         None => Line::from(Span::styled(info, app.theme.muted)),
     };
     f.render_widget(Paragraph::new(line), status_line);
+}
+
+fn log_line_style(app: &App, l: &str) -> Style {
+    if l.contains("[Container] Entering phase") || l.contains("Phase complete:") {
+        if l.contains("State: FAILED") {
+            app.theme.failed
+        } else {
+            app.theme.log_phase
+        }
+    } else if regex_error().is_match(l) {
+        app.theme.log_error
+    } else if l.to_lowercase().contains("warn") {
+        app.theme.log_warn
+    } else {
+        app.theme.log_info
+    }
+}
+
+fn regex_error() -> &'static regex::Regex {
+    static R: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(ERROR_PATTERN).unwrap_or_else(|_| unreachable!())
+    });
+    &R
 }

@@ -446,15 +446,6 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     f.render_widget(table, execs);
 }
 
-pub(crate) fn st_run_order(app: &App, stage: usize, action: usize) -> u32 {
-    app.pipeline
-        .as_deref()
-        .and_then(|p| app.defs.get(p))
-        .and_then(|d| d.stages.get(stage))
-        .and_then(|s| s.actions.get(action))
-        .map_or(1, |a| a.run_order)
-}
-
 impl App {
     pub(crate) fn selected(&self) -> Option<(String, String, String)> {
         let st = self.state()?;
@@ -466,4 +457,13 @@ impl App {
             a.action_name.clone(),
         ))
     }
+}
+
+fn st_run_order(app: &App, stage: usize, action: usize) -> u32 {
+    app.pipeline
+        .as_deref()
+        .and_then(|p| app.defs.get(p))
+        .and_then(|d| d.stages.get(stage))
+        .and_then(|s| s.actions.get(action))
+        .map_or(1, |a| a.run_order)
 }

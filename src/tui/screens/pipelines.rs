@@ -23,17 +23,6 @@ pub struct PipelinesView {
     pub sel: usize,
 }
 
-pub(crate) fn start(pipeline: String) -> Effect {
-    Effect::Op {
-        label: format!("start {pipeline}"),
-        request: Request::StartPipelineExecution {
-            pipeline_name: pipeline,
-            variables: BTreeMap::new(),
-            source_revisions: Vec::new(),
-        },
-    }
-}
-
 /// The keys the footer shows on this screen (after them: back, palette,
 /// help, quit).
 pub(crate) const KEYS: &[Command] = &[
@@ -210,5 +199,16 @@ impl App {
             .iter()
             .filter(|p| f.is_empty() || p.name.to_lowercase().contains(&f))
             .collect()
+    }
+}
+
+pub(crate) fn start(pipeline: String) -> Effect {
+    Effect::Op {
+        label: format!("start {pipeline}"),
+        request: Request::StartPipelineExecution {
+            pipeline_name: pipeline,
+            variables: BTreeMap::new(),
+            source_revisions: Vec::new(),
+        },
     }
 }
