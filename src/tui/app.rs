@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 
-use super::keymap::{Command, Keymap, Scope};
+use super::keymap::{Command, Keymap};
 use super::theme::Theme;
 use crate::api::{
     ActionExecutionDetail, AuditEvent, EngineEvent, ExecutionSummary, PipelineState,
@@ -35,45 +35,10 @@ pub mod widgets;
 
 pub use chrome::Toast;
 pub use modals::{Modal, Pending};
+pub use screens::Screen;
 pub use screens::approvals::PendingApproval;
 pub use screens::logs::{ERROR_PATTERN, LogView};
 pub use screens::pipeline::Pane;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screen {
-    Pipelines,
-    Pipeline,
-    Logs,
-    Approvals,
-    Audit,
-    Environments,
-    Diagnosis,
-}
-
-impl Screen {
-    pub fn scope(self) -> Scope {
-        match self {
-            Screen::Pipelines => Scope::Pipelines,
-            Screen::Pipeline => Scope::Pipeline,
-            Screen::Logs => Scope::Logs,
-            Screen::Approvals => Scope::Approvals,
-            Screen::Audit => Scope::Audit,
-            Screen::Environments => Scope::Environments,
-            Screen::Diagnosis => Scope::Diagnosis,
-        }
-    }
-    pub fn title(self) -> &'static str {
-        match self {
-            Screen::Pipelines => "Pipelines",
-            Screen::Pipeline => "Pipeline",
-            Screen::Logs => "Logs",
-            Screen::Approvals => "Approvals",
-            Screen::Audit => "Audit",
-            Screen::Environments => "Environments",
-            Screen::Diagnosis => "Diagnosis",
-        }
-    }
-}
 
 /// Everything the engine told us, as of the last refresh.
 #[derive(Debug, Clone, Default, PartialEq)]

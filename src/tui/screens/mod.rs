@@ -9,3 +9,42 @@ pub mod environments;
 pub mod logs;
 pub mod pipeline;
 pub mod pipelines;
+
+use crate::tui::keymap::Scope;
+
+/// The screens, each with its keymap scope and title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Pipelines,
+    Pipeline,
+    Logs,
+    Approvals,
+    Audit,
+    Environments,
+    Diagnosis,
+}
+
+impl Screen {
+    pub fn scope(self) -> Scope {
+        match self {
+            Screen::Pipelines => Scope::Pipelines,
+            Screen::Pipeline => Scope::Pipeline,
+            Screen::Logs => Scope::Logs,
+            Screen::Approvals => Scope::Approvals,
+            Screen::Audit => Scope::Audit,
+            Screen::Environments => Scope::Environments,
+            Screen::Diagnosis => Scope::Diagnosis,
+        }
+    }
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Pipelines => "Pipelines",
+            Screen::Pipeline => "Pipeline",
+            Screen::Logs => "Logs",
+            Screen::Approvals => "Approvals",
+            Screen::Audit => "Audit",
+            Screen::Environments => "Environments",
+            Screen::Diagnosis => "Diagnosis",
+        }
+    }
+}
