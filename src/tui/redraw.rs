@@ -253,4 +253,44 @@ mod tests {
         assert_eq!(fx, Vec::<Effect>::new());
         assert!(!a.take_redraw());
     }
+
+    /// One stage, one action: running (a spinner) or an approval waiting.
+    fn state(approval: bool) -> crate::api::PipelineState {
+        let started = rfc3339(SystemTime::now() - Duration::from_secs(5));
+        serde_json::from_value(json!({
+            "pipelineName": "web", "pipelineVersion": 1,
+            "stageStates": [{"stageName": "Build", "inboundExecutions": [],
+                "inboundTransitionState": {"enabled": true, "lastChangedBy": null, "lastChangedAt": null, "disabledReason": null},
+                "latestExecution": {"pipelineExecutionId": "e1000000-0000", "status": "InProgress", "type": "STANDARD"},
+                "actionStates": [{"actionName": "Unit", "latestExecution": {
+                    "actionExecutionId": "ae-1", "pipelineExecutionId": "e1000000-0000",
+                    "stageName": "Build", "actionName": "Unit", "attempt": 1, "status": "InProgress",
+                    "summary": null, "startTime": started, "lastStatusChange": started,
+                    "token": if approval { json!("tok") } else { json!(null) },
+                    "externalExecutionId": null, "errorDetails": null, "resolvedConfiguration": {},
+                    "inputArtifacts": [], "outputArtifacts": [], "outputVariables": {},
+                    "testReport": null, "approval": null, "logLines": 0}}],
+                "retryStageMetadata": {"autoStageRetryAttempt": 0, "manualStageRetryAttempt": 0, "latestRetryTrigger": null},
+                "condition": null}]
+        }))
+        .expect("state")
+    }
+
+    #[test]
+    fn the_spinner_turns_for_a_running_action_not_for_a_waiting_approval() {
+        for approval in [false, true] {
+            let mut a = app_with(
+                Some("InProgress"),
+                SystemTime::now() - Duration::from_secs(5),
+            );
+            let mut snap = a.snap.clone();
+            snap.states.insert("web".into(), state(approval));
+            a.update(Msg::Snapshot(snap));
+            assert!(!a.spinning(), "no spinner on the Pipelines screen");
+            a.screen = Screen::Pipeline;
+            assert_eq!(a.spinning(), !approval);
+            // Either way the elapsed times move.
+            assert!(a.animating());
+        }
+    }
 }
