@@ -293,4 +293,90 @@ mod tests {
             assert!(a.animating());
         }
     }
+
+    /// Drives an App with keys, ticks and refreshes; whenever `update` did
+    /// not mark the frame dirty, the frame drawn is the previous one (the
+    /// header clock aside).
+    #[test]
+    fn a_frame_not_marked_dirty_is_the_frame_already_drawn() {
+        use ratatui::Terminal;
+        use ratatui::backend::TestBackend;
+        use ratatui::buffer::Buffer;
+        let keys = "jkhlgG\t/?:Aeq\x1b\rLwfTnd";
+        let clockless = |b: &Buffer| {
+            let mut b = b.clone();
+            let w = b.area.width;
+            for x in w.saturating_sub(10)..w {
+                b[(x, 0)].set_symbol(" ");
+            }
+            b
+        };
+        let mut skipped = 0;
+        for seed in 0..6u64 {
+            let mut r = seed.wrapping_mul(6_364_136_223_846_793_005) | 1;
+            let mut next = move || {
+                r = r
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (r >> 33) as usize
+            };
+            let old = SystemTime::now() - Duration::from_secs(2 * 86_400 + 600);
+            let mut a = app_with(Some("Succeeded"), old);
+            let mut snap = a.snap.clone();
+            snap.states.insert("web".into(), state(seed % 2 == 0));
+            let snaps = [a.snap.clone(), snap];
+            let mut prev: Option<Buffer> = None;
+            for _ in 0..80 {
+                let msg = match next() % 10 {
+                    0..=4 => {
+                        let c = keys
+                            .chars()
+                            .nth(next() % keys.chars().count())
+                            .unwrap_or('j');
+                        let code = match c {
+                            '\t' => crossterm::event::KeyCode::Tab,
+                            '\x1b' => crossterm::event::KeyCode::Esc,
+                            '\r' => crossterm::event::KeyCode::Enter,
+                            c => crossterm::event::KeyCode::Char(c),
+                        };
+                        Msg::Key(crossterm::event::KeyEvent::new(
+                            code,
+                            crossterm::event::KeyModifiers::NONE,
+                        ))
+                    }
+                    5..=7 => Msg::Tick,
+                    8 => Msg::Snapshot(snaps[next() % 2].clone()),
+                    _ => Msg::LogPage {
+                        aeid: if next() % 2 == 0 {
+                            a.logs.aeid.clone()
+                        } else {
+                            "x".into()
+                        },
+                        total: 3,
+                        start: 0,
+                        lines: vec!["a".into(), "b".into(), "c".into()],
+                        times: vec![None; 3],
+                    },
+                };
+                a.update(msg);
+                if a.quit {
+                    break;
+                }
+                let dirty = a.take_redraw();
+                let mut t = Terminal::new(TestBackend::new(100, 30)).expect("terminal");
+                t.draw(|f| crate::tui::view::draw(f, &mut a)).expect("draw");
+                let buf = t.backend().buffer().clone();
+                if !dirty && let Some(p) = &prev {
+                    skipped += 1;
+                    assert_eq!(
+                        clockless(p),
+                        clockless(&buf),
+                        "seed {seed}: a change not marked"
+                    );
+                }
+                prev = Some(buf);
+            }
+        }
+        assert!(skipped > 0, "some messages changed nothing");
+    }
 }
