@@ -1,0 +1,226 @@
+//! The Environments screen: one column per environment (traffic split,
+//! variants, metrics with sparklines, the deployment, recent events).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+use crate::api::env::EnvironmentSummary;
+use crate::tui::app::modals::Pending;
+use crate::tui::app::screens::logs::LogView;
+use crate::tui::app::widgets::{block, short_duration, sparkline};
+use crate::tui::app::{App, Effect, Screen};
+use crate::tui::keymap::Command;
+
+#[derive(Debug, Clone, Default)]
+pub struct EnvironmentsView {
+    /// The selected environment (column).
+    pub sel: usize,
+    /// Recent (requests/s, 5xx %, p99 ms) per environment, for sparklines.
+    pub history: BTreeMap<String, VecDeque<(f64, f64, f64)>>,
+}
+
+impl EnvironmentsView {
+    /// Keeps the last 60 metric samples of each environment.
+    pub(crate) fn record(&mut self, envs: &[EnvironmentSummary]) {
+        for e in envs {
+            let Some(m) = e.metrics else { continue };
+            let h = self.history.entry(e.name.clone()).or_default();
+            h.push_back((m.rps, m.error_rate, m.p99_ms));
+            while h.len() > 60 {
+                h.pop_front();
+            }
+        }
+    }
+}
+
+/// The keys the footer shows on this screen (after them: back, palette,
+/// help, quit).
+pub(crate) const KEYS: &[Command] = &[Command::Rollback, Command::Right];
+
+/// A command for the Environments screen (the global ones are the App's).
+pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
+    let n = app.snap.envs.len();
+    match c {
+        Command::Right | Command::Down | Command::NextPane => {
+            app.envs.sel = (app.envs.sel + 1).min(n.saturating_sub(1));
+        }
+        Command::Left | Command::Up | Command::PrevPane => {
+            app.envs.sel = app.envs.sel.saturating_sub(1);
+        }
+        Command::Rollback => {
+            if let Some(e) = app.snap.envs.get(app.envs.sel) {
+                let env = e.name.clone();
+                app.confirm(Pending::RollbackEnv { env });
+            }
+        }
+        Command::Logs | Command::Open => {
+            // The live group's first replica: its output file.
+            if let Some(e) = app.snap.envs.get(app.envs.sel) {
+                let color = e.live.clone().unwrap_or_else(|| "blue".to_owned());
+                let aeid = format!("env/{}/{}-{}-0", e.name, e.name, color);
+                app.logs = LogView {
+                    title: format!("{} · {} replica 0 output", e.name, color),
+                    aeid,
+                    follow: true,
+                    height: app.size.1.saturating_sub(6),
+                    ..LogView::default()
+                };
+                app.go(Screen::Logs);
+                return vec![app.logs.read_tail()];
+            }
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+pub fn draw(f: &mut Frame, app: &App, area: Rect) {
+    let envs = &app.snap.envs;
+    if envs.is_empty() {
+        f.render_widget(
+            Paragraph::new(
+                "no environments are configured: declare [environments.NAME] in pipedeck.toml",
+            )
+            .style(app.theme.muted)
+            .block(block(app, "Environments".into(), true)),
+            area,
+        );
+        return;
+    }
+    let cols =
+        Layout::horizontal(vec![Constraint::Ratio(1, envs.len() as u32); envs.len()]).split(area);
+    for (i, (e, col)) in envs.iter().zip(cols.iter()).enumerate() {
+        let t = &app.theme;
+        let mut lines: Vec<Line> = Vec::new();
+        lines.push(Line::from(Span::styled(e.location.clone(), t.muted)));
+        lines.push(Line::from(vec![
+            Span::raw("live: "),
+            Span::styled(
+                e.live.clone().unwrap_or_else(|| "split".to_owned()),
+                if e.live.as_deref() == Some("green") {
+                    t.succeeded
+                } else {
+                    t.in_progress
+                },
+            ),
+            Span::raw(format!(
+                "  release {}",
+                e.release.as_ref().map_or("—", |r| r.revision.as_str())
+            )),
+        ]));
+        lines.push(Line::from(Span::styled(
+            format!("strategy {}", e.strategy),
+            t.muted,
+        )));
+        // Traffic split gauge: blue | green.
+        let width = usize::from(col.width.saturating_sub(12)).max(10);
+        let green_percent = e.weight_of("green");
+        let g = (green_percent as usize * width) / 100;
+        lines.push(Line::from(vec![
+            Span::raw("traffic "),
+            Span::styled("█".repeat(width - g), t.in_progress),
+            Span::styled("█".repeat(g), t.succeeded),
+        ]));
+        lines.push(Line::from(Span::styled(
+            format!(
+                "        blue {}% · green {}%",
+                100 - green_percent,
+                green_percent
+            ),
+            t.muted,
+        )));
+        for g in &e.variants {
+            let style = if g.ready == g.total {
+                t.succeeded
+            } else {
+                t.failed
+            };
+            lines.push(Line::from(vec![
+                Span::raw(format!("{:<6}", g.label)),
+                Span::styled(format!("{}/{} healthy", g.ready, g.total), style),
+                Span::raw(format!("  {} restarts  {}", g.restarts, g.revision)),
+            ]));
+        }
+        let hist = app.envs.history.get(&e.name);
+        let spark = |k: usize| {
+            hist.map(|h| {
+                sparkline(h.iter().rev().take(20).rev().map(|x| match k {
+                    0 => x.0,
+                    1 => x.1,
+                    _ => x.2,
+                }))
+            })
+            .unwrap_or_default()
+        };
+        if let Some(m) = &e.metrics {
+            lines.push(Line::from(format!("req/s {:>7.1} {}", m.rps, spark(0))));
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("5xx % {:>7.1} ", m.error_rate),
+                    if m.error_rate > 0.0 { t.failed } else { t.base },
+                ),
+                Span::raw(spark(1)),
+            ]));
+            lines.push(Line::from(format!("p99ms {:>7.1} {}", m.p99_ms, spark(2))));
+        }
+        if let Some(d) = &e.deployment {
+            let status_style = match d.status {
+                crate::api::env::DeploymentStatus::Succeeded => t.succeeded,
+                crate::api::env::DeploymentStatus::Failed => t.failed,
+                crate::api::env::DeploymentStatus::Stopped => t.stopped,
+                _ => t.in_progress,
+            };
+            lines.push(Line::from(""));
+            lines.push(Line::from(vec![
+                Span::raw(format!("deployment {} ", d.id)),
+                Span::styled(format!("{:?}", d.status), status_style),
+            ]));
+            let next = d
+                .next_step_at
+                .and_then(|n| n.duration_since(app.now).ok())
+                .map(|left| format!(" · next in {}", short_duration(left)))
+                .unwrap_or_default();
+            lines.push(Line::from(format!(
+                "{} · {}% on {}{next}",
+                d.step, d.traffic_percent, d.new_variant
+            )));
+            if let Some(r) = &d.reason {
+                lines.push(Line::from(Span::styled(r.clone(), t.failed)));
+            }
+        }
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled("recent events", t.title)));
+        for ev in e.events.iter().take(8) {
+            let style = match ev.kind.as_str() {
+                "alarm" | "rollback" => t.failed,
+                "health" => t.waiting,
+                _ => t.muted,
+            };
+            let at = humantime::format_rfc3339_seconds(ev.at).to_string();
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("{} ", at.get(11..19).unwrap_or("")),
+                    t.log_timestamp,
+                ),
+                Span::styled(ev.message.clone(), style),
+            ]));
+        }
+        let title = format!(
+            "{}{}",
+            e.name,
+            if e.protected { " (protected)" } else { "" }
+        );
+        f.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: true }).block(block(
+                app,
+                title,
+                i == app.envs.sel,
+            )),
+            *col,
+        );
+    }
+}
