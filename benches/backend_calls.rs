@@ -12,6 +12,12 @@
 //!
 //! The baseline printed beside each figure is the cost of one full
 //! snapshot (what every event cost before refreshes named what changed).
+//!
+//! Measured 2026-12-01 (the figures do not depend on the machine): before
+//! refreshes named what changed, one running pipeline cost 1,260 calls a
+//! minute (21/s: 30 full snapshots); after, 60 (1/s: GetPipelineState and
+//! ListPipelineExecutions of that pipeline when its action changes), idle
+//! 0, and the Environments screen adds one ListEnvironments a second.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -68,6 +74,19 @@ fn state() -> FakeState {
             .clone();
         def.name = name.clone();
         s.definitions.insert(name, def);
+    }
+    for env in ["dev", "staging", "prod"] {
+        s.environments.push(
+            serde_json::from_value(json!({
+                "name": env, "kind": "local", "location": "http://127.0.0.1:8081", "url": "http://127.0.0.1:8081",
+                "strategy": "AllAtOnce", "protected": env == "prod", "live": "blue",
+                "variants": [{"label": "blue", "revision": "0123456789ab", "commitMessage": null,
+                    "ready": 2, "total": 2, "restarts": 0, "weightPercent": 100}],
+                "release": null, "metrics": {"rps": 10.0, "errorRate": 0.0, "p99Ms": 3.0},
+                "sync": null, "deployment": null, "events": []
+            }))
+            .unwrap(),
+        );
     }
     s
 }

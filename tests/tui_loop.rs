@@ -251,8 +251,11 @@ async fn an_event_refreshes_and_a_failed_refresh_is_said_not_hidden() {
             ApiError::new("ThrottlingException", "Rate exceeded"),
         );
     });
-    fake.publish(EngineEvent::EnvironmentChanged {
-        environment_name: "dev".into(),
+    fake.publish(EngineEvent::StageChanged {
+        pipeline_name: "web".into(),
+        pipeline_execution_id: "e2000000-0000".into(),
+        stage_name: "Build".into(),
+        status: pipedeck::api::types::StageStatus::InProgress,
     });
     until(&fake, "refresh after an event", |c| c.len() > before).await;
     settle().await;
@@ -261,6 +264,52 @@ async fn an_event_refreshes_and_a_failed_refresh_is_said_not_hidden() {
         screen.contains("ThrottlingException"),
         "a failed refresh shows its error:\n{screen}"
     );
+    let header = screen.lines().next().unwrap_or_default().to_owned();
+    assert!(
+        header.contains("STALE"),
+        "and the header marks the data stale:\n{screen}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_reads_again_only_what_it_names() {
+    let fake = Arc::new(Fake::new(state()));
+    let r = start(fake.clone(), None);
+    until(&fake, "first refresh", |c| c.contains(&"ListEnvironments")).await;
+    settle().await;
+    fake.with(|s| s.calls.clear());
+    fake.publish(EngineEvent::StageChanged {
+        pipeline_name: "web".into(),
+        pipeline_execution_id: "e2000000-0000".into(),
+        stage_name: "Build".into(),
+        status: pipedeck::api::types::StageStatus::InProgress,
+    });
+    until(&fake, "the pipeline read again", |c| {
+        c.contains(&"ListPipelineExecutions")
+    })
+    .await;
+    fake.publish(EngineEvent::EnvironmentChanged {
+        environment_name: "dev".into(),
+    });
+    until(&fake, "the environments read again", |c| {
+        c.contains(&"ListEnvironments")
+    })
+    .await;
+    settle().await;
+    assert_eq!(
+        fake.call_names(),
+        [
+            "GetPipelineState",
+            "ListPipelineExecutions",
+            "ListEnvironments"
+        ],
+        "no full snapshot for an event that names what changed"
+    );
+    // A lost event reads everything again.
+    fake.with(|s| s.calls.clear());
+    fake.publish(EngineEvent::Resync { missed: 3 });
+    until(&fake, "a full refresh", |c| c.contains(&"ListPipelines")).await;
+    r.quit().await;
 }
 
 #[tokio::test]

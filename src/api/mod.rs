@@ -20,3 +20,10 @@ pub use event::{AuditEvent, EngineEvent, UserIdentity};
 pub use logs::{LogPage, LogRef};
 pub use reply::*;
 pub use request::{Envelope, Request};
+
+/// The first `n` characters of an id (all of it when shorter), for
+/// messages and screens: never cut inside a character, never a panic on a
+/// short id.
+pub fn short_id(id: &str, n: usize) -> &str {
+    id.char_indices().nth(n).map_or(id, |(i, _)| &id[..i])
+}

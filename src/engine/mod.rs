@@ -8,11 +8,7 @@ pub mod core;
 pub mod triggers;
 pub mod vars;
 
-/// The first `n` characters of an id (all of it when shorter), for
-/// messages: never cut inside a character, never a panic on a short id.
-pub fn short_id(id: &str, n: usize) -> &str {
-    id.char_indices().nth(n).map_or(id, |(i, _)| &id[..i])
-}
+pub use crate::api::short_id;
 
 pub use self::core::{
     EngineError, EngineHandle, EngineOptions, INTERRUPTED, STORE_FAILED, start, start_with,

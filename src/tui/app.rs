@@ -52,8 +52,12 @@ pub struct Snapshot {
 /// What the runtime must do for the app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Reload pipelines, states and executions.
+    /// Reload everything: pipelines, states, executions, environments.
     Refresh,
+    /// Reload one pipeline's state and executions (an event named it).
+    RefreshPipeline(String),
+    /// Reload the environments.
+    RefreshEnvironments,
     /// A mutating request; its outcome comes back as `Msg::Done`.
     Op {
         label: String,
@@ -93,6 +97,14 @@ pub enum Msg {
     /// `None`: events were lost; resync from the store.
     Engine(Option<EngineEvent>),
     Snapshot(Snapshot),
+    /// One pipeline's state and executions, read again.
+    Pipeline {
+        name: String,
+        state: PipelineState,
+        executions: Vec<ExecutionSummary>,
+    },
+    /// The environments, read again.
+    Environments(Vec<crate::api::env::EnvironmentSummary>),
     ExecActions(String, Vec<ActionExecutionDetail>),
     Audit(Vec<AuditEvent>),
     Done {
@@ -160,6 +172,9 @@ pub struct App {
     /// Something visible changed since the last frame (see `redraw.rs`):
     /// `update` sets it, the loop clears it when it draws.
     pub needs_redraw: bool,
+    /// The last refresh failed: what is on screen is older than it looks
+    /// (the header says so until a refresh succeeds).
+    pub stale: Option<String>,
 }
 
 impl App {
@@ -204,6 +219,7 @@ impl App {
             size: (80, 24),
             quit: false,
             needs_redraw: true,
+            stale: None,
         }
     }
 
@@ -281,7 +297,7 @@ impl App {
                 let env_log = self.screen == Screen::Logs && self.logs.aeid.starts_with("env/");
                 self.tick(!env_log);
                 if self.screen == Screen::Environments {
-                    vec![Effect::Refresh]
+                    vec![Effect::RefreshEnvironments]
                 } else if env_log && self.logs.follow {
                     vec![self.logs.read_tail()]
                 } else {
@@ -294,6 +310,7 @@ impl App {
             }
             Msg::Engine(ev) => self.on_engine(ev),
             Msg::Snapshot(s) => {
+                self.stale = None;
                 self.envs.record(&s.envs);
                 self.snap = s;
                 if self.pipeline.is_none() {
@@ -301,6 +318,22 @@ impl App {
                 }
                 self.clamp();
                 self.auto_diagnose()
+            }
+            Msg::Pipeline {
+                name,
+                state,
+                executions,
+            } => {
+                self.stale = None;
+                self.patch_pipeline(name, state, executions);
+                self.clamp();
+                self.auto_diagnose()
+            }
+            Msg::Environments(envs) => {
+                self.envs.record(&envs);
+                self.snap.envs = envs;
+                self.clamp();
+                Vec::new()
             }
             Msg::Diagnosis { aeid, findings } => {
                 self.diagnosing.remove(&aeid);
@@ -338,8 +371,11 @@ impl App {
         }
     }
 
+    /// What an event asks to read again: only what it names (that
+    /// pipeline, the environments); a lost event, or one that names
+    /// nothing we can place, reads everything.
     fn on_engine(&mut self, ev: Option<EngineEvent>) -> Vec<Effect> {
-        let mut fx = vec![Effect::Refresh];
+        let mut fx = Vec::new();
         match ev {
             Some(EngineEvent::LogAppended {
                 action_execution_id,
@@ -350,21 +386,38 @@ impl App {
                 }
                 return Vec::new();
             }
-            Some(EngineEvent::ApprovalPending { .. }) if self.bell => fx.push(Effect::Bell),
-            Some(EngineEvent::ExecutionChanged { execution })
-                if self.bell && execution.status == crate::api::types::ExecutionStatus::Failed =>
-            {
-                fx.push(Effect::Bell);
+            Some(EngineEvent::Audit { .. }) => {
+                if self.screen == Screen::Audit {
+                    fx.push(Effect::Audit);
+                }
+                return fx;
             }
-            Some(EngineEvent::ActionChanged { action })
-                if action.action_execution_id == self.logs.aeid =>
-            {
-                self.logs.detail = Some(action);
+            Some(EngineEvent::EnvironmentChanged { .. }) => {
+                return vec![Effect::RefreshEnvironments];
             }
-            Some(EngineEvent::Audit { .. }) if self.screen == Screen::Audit => {
-                fx.push(Effect::Audit)
+            Some(EngineEvent::ExecutionChanged { execution }) => {
+                if self.bell && execution.status == crate::api::types::ExecutionStatus::Failed {
+                    fx.push(Effect::Bell);
+                }
+                fx.push(Effect::RefreshPipeline(execution.pipeline_name));
             }
-            _ => {}
+            Some(EngineEvent::StageChanged { pipeline_name, .. })
+            | Some(EngineEvent::TransitionChanged { pipeline_name, .. }) => {
+                fx.push(Effect::RefreshPipeline(pipeline_name));
+            }
+            Some(EngineEvent::ActionChanged { action }) => {
+                if action.action_execution_id == self.logs.aeid {
+                    self.logs.detail = Some(action.clone());
+                }
+                fx.push(self.refresh_of_execution(&action.pipeline_execution_id));
+            }
+            Some(EngineEvent::ApprovalPending { action }) => {
+                if self.bell {
+                    fx.push(Effect::Bell);
+                }
+                fx.push(self.refresh_of_execution(&action.pipeline_execution_id));
+            }
+            Some(EngineEvent::Resync { .. }) | None => fx.push(Effect::Refresh),
         }
         if let Some((exec, _)) = &self.graph.viewed
             && let Some(p) = &self.pipeline
@@ -375,6 +428,57 @@ impl App {
             });
         }
         fx
+    }
+
+    /// The refresh of the pipeline an execution belongs to, if we know it.
+    fn refresh_of_execution(&self, execution: &str) -> Effect {
+        self.snap
+            .executions
+            .iter()
+            .find(|(_, list)| list.iter().any(|e| e.pipeline_execution_id == execution))
+            .map(|(name, _)| name.clone())
+            .or_else(|| {
+                self.snap.states.iter().find_map(|(name, st)| {
+                    st.stage_states
+                        .iter()
+                        .any(|s| {
+                            s.latest_execution
+                                .as_ref()
+                                .is_some_and(|l| l.pipeline_execution_id == execution)
+                                || s.inbound_executions
+                                    .iter()
+                                    .any(|i| i.pipeline_execution_id == execution)
+                        })
+                        .then(|| name.clone())
+                })
+            })
+            .map_or(Effect::Refresh, Effect::RefreshPipeline)
+    }
+
+    /// One pipeline read again: its state, executions and the summary line
+    /// derived from them.
+    fn patch_pipeline(
+        &mut self,
+        name: String,
+        state: PipelineState,
+        executions: Vec<ExecutionSummary>,
+    ) {
+        if let Some(p) = self.snap.pipelines.iter_mut().find(|p| p.name == name) {
+            p.latest_execution = executions.first().cloned();
+            p.pending_approvals = state
+                .stage_states
+                .iter()
+                .flat_map(|s| s.action_states.iter())
+                .filter(|a| {
+                    a.latest_execution
+                        .as_ref()
+                        .is_some_and(|x| x.token.is_some())
+                })
+                .count() as u32;
+            p.version = state.pipeline_version;
+        }
+        self.snap.states.insert(name.clone(), state);
+        self.snap.executions.insert(name, executions);
     }
 
     pub(crate) fn clamp(&mut self) {

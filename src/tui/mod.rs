@@ -189,7 +189,7 @@ impl Loop {
             backend: self.backend.clone(),
             tx: tx.clone(),
             ctl: ctx.clone(),
-            refreshing: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)),
+            refreshes: Default::default(),
             versions: std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new())),
         };
         bridge(current(&self.backend), tx.clone(), ctx.clone());
@@ -222,26 +222,35 @@ impl Loop {
         // the engine this process hosts stops cleanly.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        // Frames are drawn when something visible changed (`take_redraw`),
+        // at most one per FRAME: a burst of events makes one frame, an idle
+        // screen none.
+        const FRAME: Duration = Duration::from_millis(16);
+        let mut last_draw = tokio::time::Instant::now();
         terminal
             .draw(|f| view::draw(f, app))
             .map_err(|e| eyre!("{e}"))?;
+        app.take_redraw();
+        let mut deferred = false;
         loop {
-            let spinning = app.running() > 0;
+            let spinning = app.spinning();
+            let next_frame = last_draw + FRAME;
             let first = tokio::select! {
                 _ = term.recv() => break,
                 _ = hup.recv() => break,
-                m = rx.recv() => match m { Some(m) => m, None => break },
+                m = rx.recv() => match m { Some(m) => Some(m), None => break },
                 c = crx.recv() => {
                     if let Some(c) = c {
                         self.control(c, app, runner, ctx, tx);
+                        app.needs_redraw = true;
                     }
-                    terminal.draw(|f| view::draw(f, app)).map_err(|e| eyre!("{e}"))?;
-                    continue;
+                    None
                 }
-                _ = tick.tick() => Msg::Tick,
-                _ = spin.tick(), if spinning => Msg::Tick,
+                _ = tick.tick() => Some(Msg::Tick),
+                _ = spin.tick(), if spinning => Some(Msg::Tick),
+                _ = tokio::time::sleep_until(next_frame), if deferred => None,
             };
-            let mut batch = vec![first];
+            let mut batch: Vec<Msg> = first.into_iter().collect();
             while let Ok(m) = rx.try_recv() {
                 batch.push(m);
                 if batch.len() > 512 {
@@ -262,9 +271,19 @@ impl Loop {
             if app.quit {
                 break;
             }
-            terminal
-                .draw(|f| view::draw(f, app))
-                .map_err(|e| eyre!("{e}"))?;
+            if deferred || app.needs_redraw {
+                if tokio::time::Instant::now() < next_frame {
+                    deferred = true;
+                    continue;
+                }
+                deferred = false;
+                if app.take_redraw() {
+                    terminal
+                        .draw(|f| view::draw(f, app))
+                        .map_err(|e| eyre!("{e}"))?;
+                    last_draw = tokio::time::Instant::now();
+                }
+            }
         }
         Ok(())
     }
@@ -324,6 +343,9 @@ impl Loop {
             }
             Ctl::Defs(defs) => app.defs.extend(defs),
             Ctl::Failed { what, error } => {
+                if what.starts_with("refresh") {
+                    app.stale = Some(format!("{what} failed ({})", error.code));
+                }
                 app.toast(
                     format!("{what} failed: {}: {}", error.code, error.message),
                     true,
@@ -388,15 +410,106 @@ struct Runner {
     backend: std::sync::Arc<std::sync::RwLock<Shared>>,
     tx: mpsc::UnboundedSender<Msg>,
     ctl: mpsc::UnboundedSender<Ctl>,
-    /// 0 idle, 1 refreshing, 2 refreshing and another refresh wanted.
-    refreshing: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    /// What is to be read again, and whether a reader runs.
+    refreshes: std::sync::Arc<std::sync::Mutex<Refreshes>>,
     /// The definition version the App has, by pipeline.
     versions: std::sync::Arc<std::sync::Mutex<BTreeMap<String, u32>>>,
 }
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Refreshes asked for while one runs are merged: one reader at a time
+/// reads what was asked since it last looked, so a burst of events costs
+/// one read of each thing they named.
+#[derive(Default)]
+struct Refreshes {
+    running: bool,
+    full: bool,
+    pipelines: BTreeSet<String>,
+    envs: bool,
+}
+
+impl Refreshes {
+    fn is_empty(&self) -> bool {
+        !self.full && !self.envs && self.pipelines.is_empty()
+    }
+}
 
 impl Runner {
+    fn refreshes(&self) -> std::sync::MutexGuard<'_, Refreshes> {
+        match self.refreshes.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Asks for a refresh; starts the reader unless it runs.
+    fn refresh(&self, ask: impl FnOnce(&mut Refreshes)) {
+        {
+            let mut r = self.refreshes();
+            ask(&mut r);
+            if r.running {
+                return;
+            }
+            r.running = true;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let todo = {
+                    let mut r = me.refreshes();
+                    if r.is_empty() {
+                        r.running = false;
+                        return;
+                    }
+                    std::mem::replace(
+                        &mut *r,
+                        Refreshes {
+                            running: true,
+                            ..Refreshes::default()
+                        },
+                    )
+                };
+                me.read_again(todo).await;
+            }
+        });
+    }
+
+    async fn read_again(&self, todo: Refreshes) {
+        let b = current(&self.backend);
+        if todo.full {
+            match snapshot(&*b).await {
+                Ok(s) => {
+                    self.fetch_definitions(&*b, &s).await;
+                    let _ = self.tx.send(Msg::Snapshot(s));
+                }
+                Err(e) => self.failed("refresh", e),
+            }
+            return;
+        }
+        for name in todo.pipelines {
+            match pipeline_snapshot(&*b, &name).await {
+                Ok((state, executions)) => {
+                    let _ = self.tx.send(Msg::Pipeline {
+                        name,
+                        state,
+                        executions,
+                    });
+                }
+                Err(e) => self.failed(&format!("refreshing {name}"), e),
+            }
+        }
+        if todo.envs {
+            match b.call(Request::ListEnvironments).await {
+                Ok(Reply::Environments { environments }) => {
+                    let _ = self.tx.send(Msg::Environments(environments));
+                }
+                Ok(_) => {}
+                Err(e) => self.failed("refreshing the environments", e),
+            }
+        }
+    }
+
     fn failed(&self, what: &str, error: ApiError) {
         let _ = self.ctl.send(Ctl::Failed {
             what: what.to_owned(),
@@ -405,36 +518,14 @@ impl Runner {
     }
 
     fn run(&self, fx: Effect) {
-        use std::sync::atomic::Ordering;
         let me = self.clone();
         let b = current(&self.backend);
         match fx {
-            Effect::Refresh => {
-                if self.refreshing.fetch_max(1, Ordering::SeqCst) > 0 {
-                    self.refreshing.store(2, Ordering::SeqCst);
-                    return;
-                }
-                tokio::spawn(async move {
-                    loop {
-                        let b = current(&me.backend);
-                        match snapshot(&*b).await {
-                            Ok(s) => {
-                                me.fetch_definitions(&*b, &s).await;
-                                let _ = me.tx.send(Msg::Snapshot(s));
-                            }
-                            Err(e) => me.failed("refresh", e),
-                        }
-                        if me
-                            .refreshing
-                            .compare_exchange(2, 1, Ordering::SeqCst, Ordering::SeqCst)
-                            .is_err()
-                        {
-                            me.refreshing.store(0, Ordering::SeqCst);
-                            return;
-                        }
-                    }
-                });
-            }
+            Effect::Refresh => self.refresh(|p| p.full = true),
+            Effect::RefreshPipeline(name) => self.refresh(|p| {
+                p.pipelines.insert(name);
+            }),
+            Effect::RefreshEnvironments => self.refresh(|p| p.envs = true),
             Effect::Op { label, request } => {
                 tokio::spawn(async move {
                     let result = match b.call(request).await {
@@ -442,13 +533,13 @@ impl Runner {
                             pipeline_execution_id,
                         }) => Ok(format!(
                             "execution {} started",
-                            short_id(&pipeline_execution_id)
+                            crate::api::short_id(&pipeline_execution_id, 8)
                         )),
                         Ok(Reply::RolledBack {
                             pipeline_execution_id,
                         }) => Ok(format!(
                             "rollback execution {} started",
-                            short_id(&pipeline_execution_id)
+                            crate::api::short_id(&pipeline_execution_id, 8)
                         )),
                         Ok(_) => Ok("done".to_owned()),
                         Err(e) => Err(format!("{}: {}", e.code, e.message)),
@@ -611,9 +702,30 @@ impl Runner {
     }
 }
 
-/// The first 8 characters of an id (or all of a shorter one).
-fn short_id(id: &str) -> &str {
-    id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
+/// One pipeline's state and its newest executions.
+async fn pipeline_snapshot(
+    b: &dyn Backend,
+    name: &str,
+) -> Result<(crate::api::PipelineState, Vec<crate::api::ExecutionSummary>), ApiError> {
+    let state = match b
+        .call(Request::GetPipelineState {
+            pipeline_name: name.to_owned(),
+        })
+        .await?
+    {
+        Reply::State { state } => state,
+        other => {
+            return Err(ApiError::new(
+                "InternalError",
+                format!("GetPipelineState: unexpected {other:?}"),
+            ));
+        }
+    };
+    let executions = match b.call(Request::list_executions(name, 50)).await? {
+        Reply::Executions { executions, .. } => executions,
+        _ => Vec::new(),
+    };
+    Ok((state, executions))
 }
 
 async fn snapshot(b: &dyn Backend) -> Result<Snapshot, ApiError> {
@@ -625,45 +737,12 @@ async fn snapshot(b: &dyn Backend) -> Result<Snapshot, ApiError> {
         ..Snapshot::default()
     };
     for p in s.pipelines.clone() {
-        match b
-            .call(Request::GetPipelineState {
-                pipeline_name: p.name.clone(),
-            })
-            .await?
-        {
-            Reply::State { state } => {
-                s.states.insert(p.name.clone(), state);
-            }
-            other => {
-                return Err(ApiError::new(
-                    "InternalError",
-                    format!("GetPipelineState: unexpected {other:?}"),
-                ));
-            }
-        }
-        if let Reply::Executions { executions, .. } = b
-            .call(Request::ListPipelineExecutions {
-                pipeline_name: p.name.clone(),
-                max_results: Some(50),
-                next_token: None,
-            })
-            .await?
-        {
-            s.executions.insert(p.name.clone(), executions);
-        }
+        let (state, executions) = pipeline_snapshot(b, &p.name).await?;
+        s.states.insert(p.name.clone(), state);
+        s.executions.insert(p.name.clone(), executions);
     }
     if let Reply::Environments { environments } = b.call(Request::ListEnvironments).await? {
         s.envs = environments;
     }
     Ok(s)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn short_ids_never_split_a_character() {
-        assert_eq!(super::short_id("0123456789"), "01234567");
-        assert_eq!(super::short_id("abc"), "abc");
-        assert_eq!(super::short_id("ééééééééé"), "éééééééé");
-    }
 }

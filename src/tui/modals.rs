@@ -345,7 +345,7 @@ impl App {
             Pending::Stop { execution, .. } => (
                 format!(
                     "Stop execution {}? y: let running actions finish · A: abandon them",
-                    &execution[..execution.len().min(8)]
+                    crate::api::short_id(execution, 8)
                 ),
                 &String::new(),
             ),

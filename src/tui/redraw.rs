@@ -73,6 +73,17 @@ impl App {
             Msg::Engine(_) => false,
             // Metrics feed the sparklines: each sample moves them.
             Msg::Snapshot(s) => *s != self.snap || s.envs.iter().any(|e| e.metrics.is_some()),
+            Msg::Pipeline {
+                name,
+                state,
+                executions,
+            } => {
+                self.snap.states.get(name) != Some(state)
+                    || self.snap.executions.get(name) != Some(executions)
+            }
+            Msg::Environments(envs) => {
+                *envs != self.snap.envs || envs.iter().any(|e| e.metrics.is_some())
+            }
             _ => true,
         }
     }

@@ -164,8 +164,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Line::from(Span::styled(
                     format!(
                         "execution {} · a: approve · x: reject with a summary",
-                        &a.action.pipeline_execution_id
-                            [..8.min(a.action.pipeline_execution_id.len())]
+                        crate::api::short_id(&a.action.pipeline_execution_id, 8)
                     ),
                     app.theme.muted,
                 )),

@@ -196,7 +196,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     let viewing = match &app.graph.viewed {
         Some((id, _)) => format!(
             " — execution {} (Esc: current state)",
-            &id[..id.len().min(8)]
+            crate::api::short_id(id, 8)
         ),
         None => String::new(),
     };
@@ -246,7 +246,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         let waiting: Vec<String> = s
             .inbound_executions
             .iter()
-            .map(|w| w.pipeline_execution_id[..8.min(w.pipeline_execution_id.len())].to_owned())
+            .map(|w| crate::api::short_id(&w.pipeline_execution_id, 8).to_owned())
             .collect();
         lines.push(if waiting.is_empty() {
             Line::from("")
@@ -390,9 +390,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
                     format!("{} {}", exec_glyph(e.status), e.status.as_str()),
                     exec_style(app, e.status),
                 )),
-                Cell::from(
-                    e.pipeline_execution_id[..8.min(e.pipeline_execution_id.len())].to_owned(),
-                ),
+                Cell::from(crate::api::short_id(&e.pipeline_execution_id, 8).to_owned()),
                 Cell::from(e.execution_type.as_str()),
                 Cell::from(format!("{:?}", e.trigger.trigger_type)),
                 Cell::from(
