@@ -48,6 +48,7 @@ fn load(params: &[(&str, &str)]) -> pipedeck::model::load::FileReport {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        ..LoadOptions::default()
     };
     load_bytes("stack.yaml", TEMPLATE.as_bytes(), &opts)
 }
@@ -129,6 +130,7 @@ fn pseudo_parameters_are_configurable_through_params() {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect(),
+        ..LoadOptions::default()
     };
     let r = load_bytes("t.yaml", text.as_bytes(), &opts);
     assert_eq!(r.pipelines[0].pipeline.name, "shop-eu-west-1-111122223333");

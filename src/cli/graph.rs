@@ -19,7 +19,13 @@ pub struct Args {
     /// A CloudFormation parameter value (repeatable)
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::key_value)]
     pub params: Vec<(String, String)>,
-    /// A pipeline definition (CodePipeline JSON, pipedeck TOML, CloudFormation)
+    /// A Terraform variable value (repeatable)
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = super::key_value)]
+    pub vars: Vec<(String, String)>,
+    /// A Terraform .tfvars file (repeatable)
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// A pipeline definition (CodePipeline JSON, pipedeck TOML, CloudFormation, Terraform)
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 }
@@ -43,6 +49,7 @@ pub fn terminal_width() -> usize {
 pub fn run(args: &Args) -> color_eyre::Result<ExitCode> {
     let opts = LoadOptions {
         params: super::params(&args.params),
+        terraform: crate::model::terraform::TfOptions::new(&args.vars, &args.var_files),
     };
     let report = load_path(&args.file, &opts);
     if report.pipelines.is_empty() {

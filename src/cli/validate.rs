@@ -18,7 +18,13 @@ pub struct Args {
     /// A CloudFormation parameter value (repeatable)
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::key_value)]
     pub params: Vec<(String, String)>,
-    /// Definition files: CodePipeline JSON, pipedeck TOML, CloudFormation, buildspec
+    /// A Terraform variable value (repeatable)
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = super::key_value)]
+    pub vars: Vec<(String, String)>,
+    /// A Terraform .tfvars file (repeatable)
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// Definition files: CodePipeline JSON, pipedeck TOML, CloudFormation, Terraform (.tf or a folder), buildspec
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
@@ -26,6 +32,7 @@ pub struct Args {
 pub fn run(args: &Args) -> color_eyre::Result<ExitCode> {
     let opts = LoadOptions {
         params: super::params(&args.params),
+        terraform: crate::model::terraform::TfOptions::new(&args.vars, &args.var_files),
     };
     let reports: Vec<FileReport> = args.files.iter().map(|f| load_path(f, &opts)).collect();
     let out = if args.json {
@@ -78,8 +85,8 @@ fn line(out: &mut String, file: &str, d: &Diagnostic) {
     };
     let at = d
         .pos
-        .map(|p| format!("{file}:{p}"))
-        .unwrap_or_else(|| file.to_owned());
+        .map(|p| format!("{}:{p}", d.file.as_deref().unwrap_or(file)))
+        .unwrap_or_else(|| d.file.as_deref().unwrap_or(file).to_owned());
     let _ = write!(out, "  {at}: {sev}: {}", d.message);
     if !d.path.is_empty() {
         let _ = write!(out, " [{}]", d.path);

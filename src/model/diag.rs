@@ -43,6 +43,9 @@ pub struct Diagnostic {
     pub path: String,
     pub message: String,
     pub fix: Option<String>,
+    /// The file the position is in, when it is not the report's own file
+    /// (a `.tf` file of a module folder, a buildspec read by `file()`).
+    pub file: Option<String>,
 }
 
 impl Diagnostic {
@@ -53,6 +56,7 @@ impl Diagnostic {
             path: path.into(),
             message: message.into(),
             fix: None,
+            file: None,
         }
     }
 
@@ -69,6 +73,12 @@ impl Diagnostic {
         self
     }
 
+    #[must_use]
+    pub fn in_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -77,6 +87,8 @@ impl Diagnostic {
 /// A diagnostic as `validate --json` prints it.
 #[derive(Debug, Serialize)]
 pub struct JsonDiagnostic<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<&'a str>,
     pub line: Option<u32>,
     pub column: Option<u32>,
     pub path: &'a str,
@@ -88,6 +100,7 @@ pub struct JsonDiagnostic<'a> {
 impl<'a> From<&'a Diagnostic> for JsonDiagnostic<'a> {
     fn from(d: &'a Diagnostic) -> Self {
         JsonDiagnostic {
+            file: d.file.as_deref(),
             line: d.pos.map(|p| p.line),
             column: d.pos.map(|p| p.column),
             path: &d.path,

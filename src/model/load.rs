@@ -11,6 +11,7 @@ use super::codepipeline::{self, Dialect, LoadedPipeline};
 use super::diag::{Diagnostic, Pos};
 use super::node::Node;
 use super::source::{self, SourceText};
+use super::terraform::{TfOptions, TfSource, report as tf};
 use super::validate;
 use super::{json, toml, yaml};
 
@@ -21,6 +22,7 @@ pub enum Format {
     PipedeckToml,
     Cloudformation,
     Buildspec,
+    Terraform,
     Unknown,
 }
 
@@ -31,16 +33,18 @@ impl Format {
             Format::PipedeckToml => "pipedeck-toml",
             Format::Cloudformation => "cloudformation",
             Format::Buildspec => "buildspec",
+            Format::Terraform => "terraform",
             Format::Unknown => "unknown",
         }
     }
 }
 
 /// Values that loading needs from the user (CloudFormation parameters and
-/// pseudo parameters).
+/// pseudo parameters; Terraform variables).
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub params: std::collections::BTreeMap<String, String>,
+    pub terraform: TfOptions,
 }
 
 impl LoadOptions {
@@ -107,6 +111,9 @@ impl FileReport {
 }
 
 pub fn load_path(path: &Path, opts: &LoadOptions) -> FileReport {
+    if path.is_dir() {
+        return tf::load_dir(path, &opts.terraform);
+    }
     let file = path.display().to_string();
     match source::read_file(path) {
         Ok(text) => load_text(&file, &text, opts),
@@ -155,6 +162,19 @@ fn syntax_of(file: &str, text: &str) -> Syntax {
 }
 
 pub fn load_text(file: &str, src: &SourceText, opts: &LoadOptions) -> FileReport {
+    if tf::is_tf_name(file) {
+        let dir = Path::new(file).parent().unwrap_or(Path::new(""));
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let source = TfSource {
+            name: file.to_owned(),
+            text: src.text.clone(),
+        };
+        return tf::load(file, &[source], dir, &[], false, &opts.terraform);
+    }
     let file = file.to_owned();
     let syntax = syntax_of(&file, &src.text);
     let parsed = match syntax {

@@ -1,5 +1,5 @@
 //! Pipeline definitions: one model fed by CodePipeline JSON, TOML,
-//! CloudFormation and buildspec files, with validation.
+//! CloudFormation, Terraform and buildspec files, with validation.
 
 pub mod buildspec;
 pub mod cfn;
@@ -10,6 +10,7 @@ pub mod load;
 pub mod node;
 pub mod pipeline;
 pub mod source;
+pub mod terraform;
 pub mod toml;
 pub mod validate;
 pub mod yaml;

@@ -55,6 +55,7 @@ impl Ctx<'_> {
             path,
             message: msg,
             fix,
+            file: None,
         });
     }
     fn error(&mut self, canon: &str, msg: String, fix: Option<String>) {

@@ -1,102 +1,26 @@
-//! Reads a pipeline from a [`Node`] tree in any of three spellings of the
-//! same structure: camelCase (CodePipeline JSON), snake_case (pipedeck's
-//! TOML) and PascalCase (CloudFormation `AWS::CodePipeline::Pipeline`
-//! properties). Positions of everything read are kept in a [`SpanMap`] under
-//! a canonical camelCase path, so validation can point into the file.
+//! The walker: one pass over a pipeline tree, building the model and the
+//! [`SpanMap`], reporting wrong kinds, missing fields and unknown keys.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::diag::{Diagnostic, Pos, suggest};
-use super::node::{Node, Value};
-use super::pipeline::{
+use crate::model::diag::{Diagnostic, Pos, suggest};
+use crate::model::node::{Node, Value};
+use crate::model::pipeline::{
     Action, ArtifactStore, Condition, Conditions, DisabledTransition, EncryptionKey, ExecutionMode,
     FailureConditions, Globs, Pipeline, PipelineType, PullRequestFilter, PushFilter, Rule, Stage,
     Trigger, TypeId, VariableDeclaration,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `inputArtifacts`: CodePipeline JSON.
-    Camel,
-    /// `input_artifacts`: pipedeck TOML.
-    Snake,
-    /// `InputArtifacts`: CloudFormation.
-    Pascal,
-}
-
-impl Dialect {
-    /// Spells a camelCase key in this dialect.
-    pub fn key(self, camel: &str) -> String {
-        match self {
-            Dialect::Camel => camel.to_owned(),
-            Dialect::Pascal => {
-                let mut c = camel.chars();
-                c.next()
-                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                    .unwrap_or_default()
-            }
-            Dialect::Snake => {
-                let mut out = String::with_capacity(camel.len() + 4);
-                for ch in camel.chars() {
-                    if ch.is_ascii_uppercase() {
-                        out.push('_');
-                        out.push(ch.to_ascii_lowercase());
-                    } else {
-                        out.push(ch);
-                    }
-                }
-                out
-            }
-        }
-    }
-}
-
-/// Positions of the parts of a pipeline, by canonical camelCase path
-/// (`stages[1].actions[0].inputArtifacts[0]`), with the path as the file
-/// spells it for messages.
-#[derive(Debug, Clone, Default)]
-pub struct SpanMap {
-    map: HashMap<String, (String, Pos)>,
-}
-
-impl SpanMap {
-    pub fn insert(&mut self, canonical: String, display: String, pos: Pos) {
-        self.map.entry(canonical).or_insert((display, pos));
-    }
-
-    /// The display path and position of a canonical path; falls back to the
-    /// nearest recorded ancestor so a message always has a position.
-    pub fn locate(&self, canonical: &str) -> (String, Option<Pos>) {
-        let mut p = canonical;
-        loop {
-            if let Some((d, pos)) = self.map.get(p) {
-                let rest = &canonical[p.len()..];
-                return (format!("{d}{rest}"), Some(*pos));
-            }
-            match p.rfind(['.', '[']) {
-                Some(i) => p = &p[..i],
-                None => return (canonical.to_owned(), None),
-            }
-        }
-    }
-}
-
-/// A pipeline read from a file, with where its parts are.
-#[derive(Debug, Clone)]
-pub struct LoadedPipeline {
-    pub pipeline: Pipeline,
-    pub spans: SpanMap,
-    pub dialect: Dialect,
-}
+use super::*;
 
 #[derive(Clone)]
-struct P {
+pub(super) struct P {
     canon: String,
     disp: String,
 }
 
 impl P {
-    fn root(prefix: &str) -> P {
+    pub(super) fn root(prefix: &str) -> P {
         P {
             canon: String::new(),
             disp: prefix.to_owned(),
@@ -104,10 +28,10 @@ impl P {
     }
 }
 
-struct Walker<'d> {
-    dialect: Dialect,
-    diags: &'d mut Vec<Diagnostic>,
-    spans: SpanMap,
+pub(super) struct Walker<'d> {
+    pub(super) dialect: Dialect,
+    pub(super) diags: &'d mut Vec<Diagnostic>,
+    pub(super) spans: SpanMap,
 }
 
 fn join(base: &str, seg: &str) -> String {
@@ -150,7 +74,7 @@ impl Walker<'_> {
             .push(Diagnostic::error(Some(pos), p.disp.clone(), msg));
     }
 
-    fn map<'n>(&mut self, node: &'n Node, p: &P) -> Option<&'n Node> {
+    pub(super) fn map<'n>(&mut self, node: &'n Node, p: &P) -> Option<&'n Node> {
         self.record(p, node.pos);
         if node.as_map().is_some() {
             Some(node)
@@ -358,7 +282,7 @@ impl Walker<'_> {
         }
     }
 
-    fn pipeline(&mut self, node: &Node, p: &P, default_name: Option<&str>) -> Pipeline {
+    pub(super) fn pipeline(&mut self, node: &Node, p: &P, default_name: Option<&str>) -> Pipeline {
         self.check_keys(
             node,
             p,
@@ -737,67 +661,5 @@ impl Walker<'_> {
             push,
             pull_request,
         })
-    }
-}
-
-/// Reads one pipeline from `node` (the pipeline object itself). `prefix` is
-/// the display path of `node` in its file (`pipeline`,
-/// `Resources.Pipeline.Properties`, or empty); `default_name` names a
-/// pipeline that has no name of its own (CloudFormation's logical id).
-/// Returns `None` only when `node` is not a map at all.
-pub fn read(
-    node: &Node,
-    dialect: Dialect,
-    prefix: &str,
-    default_name: Option<&str>,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<LoadedPipeline> {
-    let mut w = Walker {
-        dialect,
-        diags,
-        spans: SpanMap::default(),
-    };
-    let p = P::root(prefix);
-    w.map(node, &p)?;
-    let pipeline = w.pipeline(node, &p, default_name);
-    Some(LoadedPipeline {
-        pipeline,
-        spans: w.spans,
-        dialect,
-    })
-}
-
-/// The pipeline object in a CodePipeline JSON or pipedeck TOML document:
-/// the `pipeline` member of the `get-pipeline` / `create-pipeline` wrapper,
-/// or the document itself. Returns it with its display prefix.
-pub fn unwrap_document(root: &Node) -> (&Node, &'static str) {
-    match root.get("pipeline") {
-        Some(p) if p.as_map().is_some() => (p, "pipeline"),
-        _ => (root, ""),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dialects_spell_keys() {
-        assert_eq!(Dialect::Snake.key("inputArtifacts"), "input_artifacts");
-        assert_eq!(Dialect::Pascal.key("inputArtifacts"), "InputArtifacts");
-        assert_eq!(Dialect::Camel.key("roleArn"), "roleArn");
-    }
-
-    #[test]
-    fn span_map_falls_back_to_the_nearest_ancestor() {
-        let mut s = SpanMap::default();
-        s.insert(
-            "stages[1]".into(),
-            "pipeline.stages[1]".into(),
-            Pos::new(4, 2),
-        );
-        let (path, pos) = s.locate("stages[1].actions[0].name");
-        assert_eq!(path, "pipeline.stages[1].actions[0].name");
-        assert_eq!(pos, Some(Pos::new(4, 2)));
     }
 }
