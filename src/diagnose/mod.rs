@@ -9,7 +9,10 @@
 //! engine semantics) lives in [`handlers`], keyed by rule id.
 
 pub mod catalogue;
+mod fallback;
+mod framing;
 mod handlers;
+mod parsers;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -301,7 +304,22 @@ fn status_texts(input: &Input) -> Vec<(String, String)> {
 pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
     let mut acc = Acc::default();
     let mut cands = Vec::new();
+    let framing = framing::Framing::parse(input.log);
+    // The output of a command that succeeded did not fail the build: its
+    // alarming lines (a retried download, a test that checks an error
+    // path) are not diagnosed.
+    let mut quiet = vec![false; input.log.len()];
+    for c in &framing.commands {
+        if c.outcome == framing::Outcome::Succeeded {
+            for q in quiet.iter_mut().take(c.end).skip(c.run + 1) {
+                *q = true;
+            }
+        }
+    }
     for (i, line) in input.log.iter().enumerate() {
+        if quiet[i] {
+            continue;
+        }
         scan(
             catalogue,
             &mut acc,
@@ -372,7 +390,7 @@ pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
     for mut g in acc.groups {
         let rule = &catalogue.rules[g.rule];
         g.vars.insert("count".into(), g.count.to_string());
-        if !handlers::enrich(&rule.spec.id, &mut g.vars, &g.evidence, input) {
+        if !handlers::enrich(&rule.spec.id, &mut g.vars, &mut g.evidence, input, &framing) {
             continue;
         }
         let title = render(&rule.spec.title, &g.vars)
@@ -424,7 +442,8 @@ pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
 }
 
 /// Renders `{name}` and `{name|fallback}` placeholders; a missing variable
-/// without a fallback renders as `?`. Other braces are kept as written.
+/// without a fallback renders as `?` (an empty one as nothing). Other
+/// braces are kept as written.
 pub fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
@@ -445,9 +464,12 @@ pub fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
         });
         match placeholder {
             Some((j, name, fallback)) => {
-                match (vars.get(name).filter(|v| !v.is_empty()), fallback) {
-                    (Some(v), _) => out.push_str(v),
-                    (None, Some(f)) => out.push_str(f),
+                // An empty variable takes the fallback, else renders as
+                // nothing; only a missing one without a fallback is `?`.
+                match (vars.get(name), fallback) {
+                    (Some(v), _) if !v.is_empty() => out.push_str(v),
+                    (_, Some(f)) => out.push_str(f),
+                    (Some(_), None) => {}
                     (None, None) => out.push('?'),
                 }
                 rest = &after[j + 1..];
