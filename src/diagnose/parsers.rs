@@ -31,6 +31,11 @@ static TF_ON: LazyLock<Regex> =
 static TF_RESOURCE: LazyLock<Regex> =
     LazyLock::new(|| re(r#"^(resource|data|module) "([^"]+)"(?: "([^"]+)")?$"#));
 static GO_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+(\S+\.go:\d+): (.*)"));
+static MAVEN_ARTIFACT: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?:the artifact|Could not find artifact|Failure to find|Could not transfer artifact) (\S+)|artifacts could not be resolved: ([^;]+?)(?:: |$)",
+    )
+});
 static RUST_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*--> (\S+)"));
 static CLIPPY: LazyLock<Regex> = LazyLock::new(|| re(r"clippy::(\w+)|index\.html#(\w+)"));
 static NPM_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"^npm (?:ERR!|error) (.+)$"));
@@ -500,6 +505,28 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
         }
         "net.connection" | "net.dns" => {
             set(vars, "detail", format!(": {}", clip(log[at].trim(), 200)));
+        }
+        "format.check" => {
+            if let Some(l) = vars.get("line").cloned() {
+                set(vars, "at", format!(" (line {l})"));
+            }
+        }
+        "maven.dependency" => {
+            // The artifacts themselves, from this line and the next few.
+            let mut found: Vec<String> = Vec::new();
+            let lines = std::iter::once(log[at].as_str()).chain(following(log, at, 6).map(|x| x.1));
+            for l in lines {
+                for c in MAVEN_ARTIFACT.captures_iter(l) {
+                    let a = c.iter().skip(1).flatten().next().map_or("", |m| m.as_str());
+                    let a = a.trim_end_matches([':', ',', '.']).to_owned();
+                    if !a.is_empty() && !found.contains(&a) && found.len() < 3 {
+                        found.push(a);
+                    }
+                }
+            }
+            if !found.is_empty() {
+                set(vars, "artifacts", format!(": {}", found.join(", ")));
+            }
         }
         "git.auth" => {
             set(vars, "detail", format!(": {}", clip(log[at].trim(), 200)));
