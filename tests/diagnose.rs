@@ -348,7 +348,7 @@ fn fixtures_top1_accuracy() {
 
 const LEGACY_FLOOR: f64 = 97.0;
 const TRAIN_FLOOR: f64 = 95.0;
-const HELDOUT_FLOOR: f64 = 80.0;
+const HELDOUT_FLOOR: f64 = 85.0;
 
 #[test]
 fn findings_serialize_camel_case() {
@@ -580,4 +580,205 @@ fn empty_input_and_templates() {
         ..Input::default()
     };
     assert!(diagnose(&input, &cat).is_empty());
+}
+
+/// Hostile input: random mixes of framing lines, fragments of every
+/// format the rules read, multi-byte text and truncated lines must never
+/// panic, and every evidence line must point inside the log.
+#[test]
+fn never_panics_on_mangled_logs() {
+    let cat = Catalogue::builtin();
+    let pieces = [
+        "[Container] Running command ",
+        "[Container] Command did not exit successfully ",
+        " exit status ",
+        "[Container] Entering phase BUILD",
+        "[Container] Phase complete: PRE_BUILD State: FAILED",
+        "[Container] 2026/11/26 20:01:02.113 ",
+        "FAILED tests/t.py::",
+        "ERROR ",
+        ".py",
+        "::",
+        " - ",
+        "not ok 1 - ",
+        "  error: |-",
+        "● ",
+        " FAIL  a.test.mjs > ",
+        "  1 failing",
+        "  1) ",
+        "--- FAIL: ",
+        "=== RUN   ",
+        "panic: ",
+        "error[E0308]: ",
+        "error: ",
+        " --> ",
+        "Error: ",
+        "  on main.tf line ",
+        "│ ",
+        "Traceback (most recent call last):",
+        "  File \"x.py\", line ",
+        "Exception in thread \"main\" ",
+        "npm error code ",
+        "npm error ",
+        "make: *** [",
+        "] Error ",
+        "Diff in ",
+        "CONFLICT (content): ",
+        "é",
+        "日本語",
+        "🦀",
+        "\u{0}",
+        "\t",
+        "    ",
+        ":",
+        "(",
+        ")",
+        "'",
+        "\"",
+        "137",
+        "-1",
+        "99999999999999999999",
+    ];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..300 {
+        let n = (next() % 40) as usize;
+        let log: Vec<String> = (0..n)
+            .map(|_| {
+                let k = (next() % 6) as usize;
+                let mut l = String::new();
+                for _ in 0..k {
+                    l.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+                }
+                // Cut at a random char boundary.
+                let cut = (next() % (l.chars().count() as u64 + 1)) as usize;
+                l.chars().take(cut.max(l.chars().count() / 2)).collect()
+            })
+            .collect();
+        let found = diagnose(
+            &Input {
+                log: &log,
+                ..Input::default()
+            },
+            &cat,
+        );
+        for f in &found {
+            for e in &f.evidence {
+                if let Evidence::LogLine { line, text } = e {
+                    assert!(*line < log.len(), "{f:?}");
+                    assert_eq!(&log[*line], text);
+                }
+            }
+        }
+    }
+}
+
+/// A failed action with a log no rule knows and no CodeBuild framing still
+/// gets a finding that points at the telling line; a signal's exit status
+/// is named; a failure before the last command is found where it happened.
+#[test]
+fn every_failed_build_gets_a_finding() {
+    let cat = Catalogue::builtin();
+    let mut a: ActionExecutionDetail =
+        serde_json::from_value(merge(base_action(), json!({"actionName": "Migrate"}))).unwrap();
+    a.status = pipedeck::engine::types::ActionStatus::Failed;
+    let log: Vec<String> = [
+        "starting migration 42",
+        "applying 0001_init ... done",
+        "zorp: the widget could not be frobnicated (state=7)",
+        "rolling back",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let found = diagnose(
+        &Input {
+            log: &log,
+            action: Some(&a),
+            ..Input::default()
+        },
+        &cat,
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].title.contains("could not be frobnicated"),
+        "{}",
+        found[0].title
+    );
+    assert!(matches!(
+        found[0].evidence[0],
+        Evidence::LogLine { line: 2, .. }
+    ));
+
+    let framed = |cmd: &str, out: &[&str], code: i32| -> Vec<String> {
+        let mut l = vec![
+            "[Container] Entering phase BUILD".to_owned(),
+            format!("[Container] Running command {cmd}"),
+        ];
+        l.extend(out.iter().map(|s| (*s).to_owned()));
+        l.push(format!(
+            "[Container] Command did not exit successfully {cmd} exit status {code}"
+        ));
+        l.push("[Container] Phase complete: BUILD State: FAILED".to_owned());
+        l
+    };
+    let log = framed("./render", &["loading 3 templates"], 139);
+    let f = &diagnose(
+        &Input {
+            log: &log,
+            ..Input::default()
+        },
+        &cat,
+    )[0];
+    assert_eq!(f.rule, "build.command_failed");
+    assert!(f.title.contains("SIGSEGV"), "{}", f.title);
+    assert!(
+        f.title.contains("last output: loading 3 templates"),
+        "{}",
+        f.title
+    );
+
+    // The test runner failed in BUILD; POST_BUILD printed alarming lines and
+    // failed too: the top finding is the first failure.
+    let mut log = framed(
+        "./run-tests.sh",
+        &[
+            "suite a ok",
+            "widget spec: expected 3 got 4 -- FAILED",
+            "1 of 9 failed",
+        ],
+        1,
+    );
+    log.extend(
+        [
+            "[Container] Entering phase POST_BUILD",
+            "[Container] Running command ./notify.sh",
+            "notify: error: webhook returned 500",
+            "[Container] Command did not exit successfully ./notify.sh exit status 2",
+            "[Container] Phase complete: POST_BUILD State: FAILED",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned()),
+    );
+    let found = diagnose(
+        &Input {
+            log: &log,
+            ..Input::default()
+        },
+        &cat,
+    );
+    assert!(
+        found[0].title.contains("widget spec"),
+        "{:?}",
+        found[0].title
+    );
+    assert!(matches!(
+        found[0].evidence[0],
+        Evidence::LogLine { line: 3, .. }
+    ));
 }

@@ -74,6 +74,7 @@ const WORDS: &[&str] = &[
     "no matching",
     "unsupported",
     "expected",
+    "problem",
     "✗",
     "✕",
     "×",
@@ -218,8 +219,10 @@ pub(crate) fn explain(lines: &[String], from: usize, to: usize, n: usize) -> Vec
     }
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
     let mut out: Vec<(usize, f32)> = Vec::new();
+    let best = scored.first().map_or(0.0, |b| b.1);
     for (i, s) in scored {
-        if out.len() >= n {
+        // Only lines nearly as telling as the best one.
+        if out.len() >= n || s < best * 0.5 {
             break;
         }
         if out.iter().any(|(j, _)| lines[*j].trim() == lines[i].trim()) {

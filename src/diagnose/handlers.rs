@@ -298,21 +298,24 @@ pub fn enrich(
                 set(vars, "_priority", "15");
             }
         }
-        "make.error" => {
-            let what = match vars.get("msg") {
-                Some(m) => m.clone(),
-                None => format!(
-                    "target `{}` failed (Error {}){}",
-                    vars.get("target").map_or("?", String::as_str),
-                    vars.get("code").map_or("?", String::as_str),
-                    match (vars.get("file"), vars.get("line")) {
-                        (Some(f), Some(l)) => format!(" at {f}:{l}"),
-                        _ => String::new(),
-                    }
-                ),
-            };
-            set(vars, "what", what);
+        "npm.lifecycle" | "yarn.error" | "make.error" if from_log => {
+            // A wrapper's summary of a failure printed above it: carry the
+            // line that says why.
+            if let Some(l) = at {
+                let from = framing
+                    .owner(l)
+                    .map_or(l.saturating_sub(200), |c| c.run + 1);
+                if let Some(&(i, s)) = fallback::explain(log, from, l, 1).first()
+                    && s >= 3.0
+                {
+                    set(vars, "why", format!(": {}", fallback::clip(&log[i], 200)));
+                }
+            }
+            if id == "make.error" {
+                make_what(vars);
+            }
         }
+        "make.error" => make_what(vars),
         "k8s.image_pull" => {
             let subject = match vars.get("pod") {
                 Some(p) => format!("Pod {p}"),
@@ -355,6 +358,22 @@ pub fn enrich(
         }
     }
     true
+}
+
+fn make_what(vars: &mut Vars) {
+    let what = match vars.get("msg") {
+        Some(m) => m.clone(),
+        None => format!(
+            "target `{}` failed (Error {}){}",
+            vars.get("target").map_or("?", String::as_str),
+            vars.get("code").map_or("?", String::as_str),
+            match (vars.get("file"), vars.get("line")) {
+                (Some(f), Some(l)) => format!(" at {f}:{l}"),
+                _ => String::new(),
+            }
+        ),
+    };
+    set(vars, "what", what);
 }
 
 /// The fallback: what the failed command printed that most likely says
@@ -403,10 +422,14 @@ fn explain_failure(
         set(vars, "_priority", "9");
     }
     let best = fallback::explain(log, from, to, 3);
-    if best.first().is_some_and(|b| b.1 >= 3.5) && !vars.contains_key("_priority") {
+    if !vars.contains_key("_priority") {
         // A line that says why: above the symptoms (make's `Error 1`, a
         // skipped phase), below every rule that names the cause.
-        set(vars, "_priority", "45");
+        match best.first() {
+            Some(b) if b.1 >= 3.5 => set(vars, "_priority", "45"),
+            Some(_) => set(vars, "_priority", "35"),
+            None => {}
+        }
     }
     let why = match best.first() {
         Some(&(i, _)) => fallback::clip_why(&log[i]),
