@@ -118,6 +118,34 @@ impl Framing {
     }
 }
 
+/// What an exit status means for this command: the documented codes of
+/// curl and wget, else [`exit_meaning`].
+pub(crate) fn exit_meaning_for(cmd: &str, code: i32) -> &'static str {
+    let prog = cmd
+        .split_whitespace()
+        .find(|w| !w.contains('=') && *w != "sudo" && *w != "timeout" && *w != "env")
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .unwrap_or_default();
+    let own = match (prog, code) {
+        ("curl", 6) => "curl: could not resolve host",
+        ("curl", 7) => "curl: failed to connect (refused or unreachable)",
+        ("curl", 22) => "curl: the server answered with an HTTP error (-f)",
+        ("curl", 28) => "curl: timed out",
+        ("curl", 35) => "curl: TLS handshake failed",
+        ("curl", 60) => "curl: the server certificate is not trusted",
+        ("wget", 4) => "wget: network failure (connection refused, DNS or timeout)",
+        ("wget", 5) => "wget: TLS verification failed",
+        ("wget", 6) => "wget: authentication failed",
+        ("wget", 8) => "wget: the server answered with an error (4xx/5xx)",
+        _ => "",
+    };
+    if own.is_empty() {
+        exit_meaning(code)
+    } else {
+        own
+    }
+}
+
 /// What an exit status means, for the title: `" (SIGKILL: killed, likely
 /// out of memory)"`, or nothing for an ordinary status.
 pub(crate) fn exit_meaning(code: i32) -> &'static str {
@@ -180,6 +208,8 @@ mod tests {
         assert_eq!(f.owner(9).map(|c| c.run), Some(8));
         assert_eq!(f.first_failed().map(|c| c.run), Some(3));
         assert_eq!(exit_meaning(137), "SIGKILL: killed, likely out of memory");
+        assert!(exit_meaning_for("FOO=1 /usr/bin/curl -f x", 22).contains("HTTP error"));
+        assert_eq!(exit_meaning_for("make", 2), "");
         // Multi-byte text right after the prefix does not split a char.
         assert_eq!(
             container("[Container] ééééééééééééééééééééééééé"),

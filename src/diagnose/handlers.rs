@@ -441,7 +441,13 @@ fn explain_failure(
     if best.first().is_some_and(|b| b.1 >= 4.0) && !vars.contains_key("_confidence") {
         set(vars, "_confidence", "0.6");
     }
-    let meaning = code.map(framing::exit_meaning).unwrap_or_default();
+    let meaning = code
+        .map(|c| framing::exit_meaning_for(&cmd_text, c))
+        .unwrap_or_default();
+    if !meaning.is_empty() && !vars.contains_key("_priority") {
+        // The status alone says something (a signal, not found, timeout).
+        set(vars, "_priority", "35");
+    }
     let meaning = if meaning.is_empty() {
         String::new()
     } else {

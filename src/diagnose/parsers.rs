@@ -36,6 +36,9 @@ static MAVEN_ARTIFACT: LazyLock<Regex> = LazyLock::new(|| {
         r"(?:the artifact|Could not find artifact|Failure to find|Could not transfer artifact) (\S+)|artifacts could not be resolved: ([^;]+?)(?:: |$)",
     )
 });
+static TF_PAIR: LazyLock<Regex> = LazyLock::new(|| re(r#""([\w-]+)" "([\w-]+)""#));
+static RUST_PANIC: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^thread '.*?'(?: \(\d+\))? panicked at (\S+?):?$"));
 static RUST_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*--> (\S+)"));
 static CLIPPY: LazyLock<Regex> = LazyLock::new(|| re(r"clippy::(\w+)|index\.html#(\w+)"));
 static NPM_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"^npm (?:ERR!|error) (.+)$"));
@@ -360,6 +363,7 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             }
             let mut on = None;
             let mut detail = String::new();
+            let mut detail_done = false;
             for (_, l) in following(log, at, 20) {
                 let t = unbox(l);
                 if t.starts_with("Error: ") || t.starts_with("Warning: ") {
@@ -375,12 +379,22 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                     ));
                     continue;
                 }
-                if detail.is_empty()
-                    && !t.is_empty()
+                if !t.is_empty()
                     && !t.starts_with(' ')
                     && !t.chars().next().is_some_and(|c| c.is_ascii_digit())
                 {
-                    detail = t.to_owned();
+                    if detail.is_empty() {
+                        detail = t.to_owned();
+                        continue;
+                    } else if !detail_done {
+                        // The paragraph goes on over the next lines.
+                        detail.push(' ');
+                        detail.push_str(t);
+                        continue;
+                    }
+                }
+                if !detail.is_empty() {
+                    detail_done = true;
                 }
             }
             if on.is_none() && !cmd_uses(cmd, &["terraform", "tofu", "terragrunt", "cdktf"]) {
@@ -402,6 +416,8 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 set(vars, "at", format!(" at {file}:{line}{block}"));
             }
             if !detail.is_empty() {
+                // `"terraform_data" "missing"` is the address terraform_data.missing.
+                let detail = TF_PAIR.replace_all(&detail, "$1.$2");
                 set(vars, "detail", format!(": {}", clip(&detail, 200)));
             }
         }
@@ -526,6 +542,35 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             }
             if !found.is_empty() {
                 set(vars, "artifacts", format!(": {}", found.join(", ")));
+            }
+        }
+        "cargo.test_failed" => {
+            // `---- name stdout ----`, then `thread '…' panicked at file:l:c:`
+            // and the message on the next line.
+            let test = get(vars, "test").to_owned();
+            let header = format!("---- {test} stdout ----");
+            if let Some(h) = log.iter().position(|l| l.trim() == header) {
+                let mut it = following(log, h, 12);
+                let mut panic = String::new();
+                while let Some((_, l)) = it.next() {
+                    if let Some(c) = RUST_PANIC.captures(l.trim()) {
+                        let msg = it
+                            .next()
+                            .map(|(_, m)| m.trim().to_owned())
+                            .unwrap_or_default();
+                        panic = format!("panicked at {}: {}", c[1].trim_end_matches(':'), msg);
+                        break;
+                    }
+                    if l.starts_with("note: ") && panic.is_empty() {
+                        panic = l.trim_start_matches("note: ").trim().to_owned();
+                    }
+                    if l.starts_with("----") || l.starts_with("failures:") {
+                        break;
+                    }
+                }
+                if !panic.is_empty() {
+                    set(vars, "panic", format!(": {}", clip(&panic, 220)));
+                }
             }
         }
         "git.auth" => {
