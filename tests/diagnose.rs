@@ -782,3 +782,62 @@ fn every_failed_build_gets_a_finding() {
         Evidence::LogLine { line: 3, .. }
     ));
 }
+
+/// Report formats the generator cannot run here (Surefire needs its plugin
+/// downloaded, Gradle is not installed): their documented shapes.
+#[test]
+fn surefire_gradle_and_junit_xml_reports() {
+    let cat = Catalogue::builtin();
+    let top = |lines: &[&str]| {
+        let log: Vec<String> = lines.iter().map(|s| (*s).to_owned()).collect();
+        diagnose(
+            &Input {
+                log: &log,
+                ..Input::default()
+            },
+            &cat,
+        )
+        .first()
+        .map(|f| (f.rule.clone(), f.title.clone()))
+    };
+    let (rule, title) = top(&[
+        "[INFO] Results:",
+        "[INFO] ",
+        "[ERROR] Failures: ",
+        "[ERROR]   CartTest.totalIncludesTax:42 expected: <11.0> but was: <10.0>",
+        "[INFO] ",
+        "[ERROR] Tests run: 3, Failures: 1, Errors: 0, Skipped: 0",
+    ])
+    .unwrap();
+    assert_eq!(rule, "maven.surefire_failures");
+    assert!(
+        title.contains("CartTest#totalIncludesTax") && title.contains("line 42"),
+        "{title}"
+    );
+    let (rule, title) = top(&[
+        "> Task :test",
+        "",
+        "com.acme.CartTest > totalIncludesTax() FAILED",
+        "    org.opentest4j.AssertionFailedError: expected: <11.0> but was: <10.0>",
+        "        at app//org.junit.jupiter.api.AssertionUtils.fail(AssertionUtils.java:151)",
+    ])
+    .unwrap();
+    assert_eq!(rule, "gradle.test_failed");
+    assert!(
+        title.contains("totalIncludesTax()") && title.contains("AssertionFailedError"),
+        "{title}"
+    );
+    let (rule, title) = top(&[
+        r#"<testsuite name="pytest" errors="0" failures="1" tests="2">"#,
+        r#"<testcase classname="tests.test_cart" name="test_ok" time="0.001" />"#,
+        r#"<testcase classname="tests.test_cart" name="test_total" time="0.002">"#,
+        r#"<failure message="assert 11.0 == 10.0">tests/test_cart.py:9: AssertionError</failure>"#,
+        "</testcase>",
+    ])
+    .unwrap();
+    assert_eq!(rule, "test.junit_xml");
+    assert!(
+        title.contains("test_total") && title.contains("assert 11.0 == 10.0"),
+        "{title}"
+    );
+}

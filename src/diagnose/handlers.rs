@@ -353,8 +353,10 @@ pub fn enrich(
             let Some(l) = at.filter(|l| *l < log.len()) else {
                 return true;
             };
-            let cmd = framing.owner(l).map_or("", |c| c.text.as_str());
-            return super::parsers::enrich(id, vars, log, l, cmd);
+            let owner = framing.owner(l);
+            let cmd = owner.map_or("", |c| c.text.as_str());
+            let seg = owner.map(|c| (c.run + 1, c.end));
+            return super::parsers::enrich(id, vars, log, l, cmd, seg);
         }
     }
     true

@@ -39,6 +39,10 @@ static MAVEN_ARTIFACT: LazyLock<Regex> = LazyLock::new(|| {
 static TF_PAIR: LazyLock<Regex> = LazyLock::new(|| re(r#""([\w-]+)" "([\w-]+)""#));
 static RUST_PANIC: LazyLock<Regex> =
     LazyLock::new(|| re(r"^thread '.*?'(?: \(\d+\))? panicked at (\S+?):?$"));
+static SUREFIRE_ENTRY: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^([\w.$]+?)[.#](\w+)(?::(\d+))?(?:\s+(.+))?$"));
+static JUNIT_FAILURE: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"<(?:failure|error)\b(?:[^>]*\bmessage="([^"]*)")?"#));
 static RUST_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*--> (\S+)"));
 static CLIPPY: LazyLock<Regex> = LazyLock::new(|| re(r"clippy::(\w+)|index\.html#(\w+)"));
 static NPM_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"^npm (?:ERR!|error) (.+)$"));
@@ -88,7 +92,14 @@ fn js_location(log: &[String], from: usize, n: usize) -> Option<String> {
     })
 }
 
-pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: &str) -> bool {
+pub(crate) fn enrich(
+    id: &str,
+    vars: &mut Vars,
+    log: &[String],
+    at: usize,
+    cmd: &str,
+    seg: Option<(usize, usize)>,
+) -> bool {
     match id {
         "test.pytest_error" => {
             let file = get(vars, "file").to_owned();
@@ -434,6 +445,18 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             }
         }
         "k8s.server_error" => {
+            let msg = get(vars, "msg");
+            if [
+                "connection refused",
+                "dial tcp",
+                "i/o timeout",
+                "no such host",
+            ]
+            .iter()
+            .any(|p| msg.contains(p))
+            {
+                set(vars, "reason", "cluster API unreachable");
+            }
             if let Some(f) = vars.get("file").cloned() {
                 set(vars, "file_part", format!(" in {f}"));
             }
@@ -521,6 +544,21 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
         }
         "net.connection" | "net.dns" => {
             set(vars, "detail", format!(": {}", clip(log[at].trim(), 200)));
+            // What the command could not do because of it, when it says so
+            // on a line of its own (pip's "No matching distribution").
+            if let Some((from, to)) = seg
+                && let Some(&(i, sc)) = super::fallback::explain(
+                    log,
+                    from.max(at.saturating_sub(200)),
+                    to.min(at + 400),
+                    1,
+                )
+                .first()
+                && i != at
+                && sc >= 3.5
+            {
+                set(vars, "then", format!(" → {}", clip(log[i].trim(), 160)));
+            }
         }
         "format.check" => {
             if let Some(l) = vars.get("line").cloned() {
@@ -572,6 +610,61 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                     set(vars, "panic", format!(": {}", clip(&panic, 220)));
                 }
             }
+        }
+        "maven.surefire_failures" => {
+            let Some((_, first)) = following(log, at, 3)
+                .find(|(_, l)| l.starts_with("[ERROR]   ") || l.starts_with("[ERROR]  "))
+            else {
+                return false;
+            };
+            let entry = first.trim_start_matches("[ERROR]").trim();
+            let Some(c) = SUREFIRE_ENTRY.captures(entry) else {
+                return false;
+            };
+            set(vars, "test", format!("{}#{}", &c[1], &c[2]));
+            if let Some(l) = c.get(3) {
+                set(vars, "at", format!(" at line {}", l.as_str()));
+            }
+            set(
+                vars,
+                "msg",
+                clip(c.get(4).map_or("failed", |m| m.as_str()), 200),
+            );
+        }
+        "gradle.test_failed" => {
+            let msg = following(log, at, 4)
+                .map(|(_, l)| l.trim())
+                .find(|t| !t.is_empty() && !t.starts_with("at "))
+                .unwrap_or("failed")
+                .to_owned();
+            set(vars, "msg", clip(&msg, 200));
+        }
+        "test.junit_xml" => {
+            // Failed only when a <failure> or <error> follows before the
+            // case ends (or on the same line).
+            let same = log[at].as_str();
+            let mut lines = std::iter::once(same).chain(following(log, at, 6).map(|x| x.1));
+            let Some(f) = lines.find_map(|l| {
+                if let Some(c) = JUNIT_FAILURE.captures(l) {
+                    return Some(Some(c.get(1).map_or("failed", |m| m.as_str()).to_owned()));
+                }
+                (l.contains("</testcase>") || (l != same && l.contains("<testcase")))
+                    .then_some(None)
+            }) else {
+                return false;
+            };
+            let Some(msg) = f else { return false };
+            set(
+                vars,
+                "msg",
+                clip(
+                    &msg.replace("&quot;", "\"")
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&amp;", "&"),
+                    200,
+                ),
+            );
         }
         "git.auth" => {
             set(vars, "detail", format!(": {}", clip(log[at].trim(), 200)));
