@@ -841,3 +841,45 @@ fn surefire_gradle_and_junit_xml_reports() {
         "{title}"
     );
 }
+
+/// helm is not installable here: its documented error shapes, only inside
+/// a helm command.
+#[test]
+fn helm_errors_inside_helm_commands() {
+    let cat = Catalogue::builtin();
+    let log: Vec<String> = [
+        "[Container] Entering phase POST_BUILD",
+        "[Container] Running command helm upgrade --install web ./chart -n prod",
+        "Error: UPGRADE FAILED: template: web/templates/deployment.yaml:21:28: executing \"web/templates/deployment.yaml\" at <.Values.image.tag>: nil pointer evaluating interface {}.tag",
+        "[Container] Command did not exit successfully helm upgrade --install web ./chart -n prod exit status 1",
+        "[Container] Phase complete: POST_BUILD State: FAILED",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let f = &diagnose(
+        &Input {
+            log: &log,
+            ..Input::default()
+        },
+        &cat,
+    )[0];
+    assert_eq!(f.rule, "helm.error");
+    assert!(
+        f.title.contains("UPGRADE FAILED") && f.title.contains(".Values.image.tag"),
+        "{}",
+        f.title
+    );
+    let other: Vec<String> = log
+        .iter()
+        .map(|l| l.replace("helm upgrade", "./deploy.sh"))
+        .collect();
+    let f = &diagnose(
+        &Input {
+            log: &other,
+            ..Input::default()
+        },
+        &cat,
+    )[0];
+    assert_ne!(f.rule, "helm.error");
+}

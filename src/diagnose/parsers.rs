@@ -666,6 +666,7 @@ pub(crate) fn enrich(
                 ),
             );
         }
+        "helm.error" if !cmd_uses(cmd, &["helm", "helmfile"]) => return false,
         "git.auth" => {
             set(vars, "detail", format!(": {}", clip(log[at].trim(), 200)));
         }
