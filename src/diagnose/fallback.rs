@@ -206,7 +206,19 @@ pub(crate) fn explain(lines: &[String], from: usize, to: usize, n: usize) -> Vec
     let from = from.min(to);
     let window_start = to.saturating_sub(WINDOW).max(from);
     let mut scored: Vec<(usize, f32)> = Vec::new();
+    // Inside a boxed warning (Terraform's `╷ │ Warning: … ╵`): not the cause.
+    let mut warning_box = false;
     for (i, line) in lines.iter().enumerate().take(to).skip(from) {
+        if line.starts_with('│') || line.starts_with('╷') {
+            if line.starts_with("│ Warning:") {
+                warning_box = true;
+            }
+            if warning_box {
+                continue;
+            }
+        } else {
+            warning_box = false;
+        }
         if i < window_start && !STRONG.is_match(line.as_bytes()) {
             continue;
         }
@@ -232,6 +244,39 @@ pub(crate) fn explain(lines: &[String], from: usize, to: usize, n: usize) -> Vec
     }
     out
 }
+
+/// A format checker (`terraform fmt -check`, `gofmt -l`, `prettier
+/// --check`, `black --check`) lists the files it would change, one a line:
+/// those files, when `cmd` is one.
+pub(crate) fn unformatted_files(
+    cmd: &str,
+    lines: &[String],
+    from: usize,
+    to: usize,
+) -> Vec<String> {
+    if !FORMAT_CMD.is_match(cmd) {
+        return Vec::new();
+    }
+    let to = to.min(lines.len());
+    lines[from.min(to)..to]
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| PATH_LINE.is_match(l))
+        .take(5)
+        .map(str::to_owned)
+        .collect()
+}
+
+static FORMAT_CMD: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(?:terraform|tofu) fmt\b.*-check|\bgofmt\b.*-l|\bprettier\b.*(?:--check|-c\b|--list-different|-l\b)|\bblack\b.*--check",
+    )
+});
+static PATH_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(?:\[warn\] )?[\w./-]+\.(?:tf|tfvars|hcl|go|js|jsx|ts|tsx|mjs|cjs|json|css|scss|md|ya?ml|py|html)$",
+    )
+});
 
 /// The last non-blank, non-framing line of `lines[from..to]`.
 pub(crate) fn last_output(lines: &[String], from: usize, to: usize) -> Option<usize> {

@@ -424,6 +424,7 @@ fn explain_failure(
         set(vars, "_priority", "9");
     }
     let best = fallback::explain(log, from, to, 3);
+    let unformatted = fallback::unformatted_files(&cmd_text, log, from, to);
     if !vars.contains_key("_priority") {
         // A line that says why: above the symptoms (make's `Error 1`, a
         // skipped phase), below every rule that names the cause.
@@ -434,6 +435,7 @@ fn explain_failure(
         }
     }
     let why = match best.first() {
+        _ if !unformatted.is_empty() => format!("not formatted: {}", unformatted.join(", ")),
         Some(&(i, _)) => fallback::clip_why(&log[i]),
         None => match fallback::last_output(log, from, to) {
             Some(i) => format!("last output: {}", fallback::clip_why(&log[i])),

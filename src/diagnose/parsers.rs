@@ -43,6 +43,7 @@ static SUREFIRE_ENTRY: LazyLock<Regex> =
     LazyLock::new(|| re(r"^([\w.$]+?)[.#](\w+)(?::(\d+))?(?:\s+(.+))?$"));
 static JUNIT_FAILURE: LazyLock<Regex> =
     LazyLock::new(|| re(r#"<(?:failure|error)\b(?:[^>]*\bmessage="([^"]*)")?"#));
+static GO_TEST_FRAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[\w./-]+\.(Test\w+)\(0x[0-9a-f]+"));
 static RUST_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*--> (\S+)"));
 static CLIPPY: LazyLock<Regex> = LazyLock::new(|| re(r"clippy::(\w+)|index\.html#(\w+)"));
 static NPM_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"^npm (?:ERR!|error) (.+)$"));
@@ -667,6 +668,30 @@ pub(crate) fn enrich(
             );
         }
         "helm.error" if !cmd_uses(cmd, &["helm", "helmfile"]) => return false,
+        "go.test_timeout" => {
+            // `running tests:` then one `\tTestName (1s)` a line.
+            let names: Vec<String> = following(log, at, 8)
+                .skip_while(|(_, l)| !l.starts_with("running tests:"))
+                .skip(1)
+                .map_while(|(_, l)| {
+                    let t = l.trim();
+                    (l.starts_with('\t') && !t.is_empty())
+                        .then(|| t.split_whitespace().next().unwrap_or(t).to_owned())
+                })
+                .collect();
+            let names = if names.is_empty() {
+                // Older Go: the test is a frame of the goroutine dump.
+                following(log, at, 120)
+                    .find_map(|(_, l)| GO_TEST_FRAME.captures(l).map(|c| c[1].to_owned()))
+                    .into_iter()
+                    .collect()
+            } else {
+                names
+            };
+            if !names.is_empty() {
+                set(vars, "test", names.join(", "));
+            }
+        }
         "git.auth" => {
             set(vars, "detail", format!(": {}", clip(log[at].trim(), 200)));
         }
