@@ -168,7 +168,11 @@ pub fn enrich(
         }
         "test.pytest" => {
             let file = vars.get("file").cloned().unwrap_or_default();
-            let mut assertion = vars.get("msg").cloned().unwrap_or_default();
+            let mut assertion = vars
+                .get("msg")
+                .filter(|m| !m.ends_with("..."))
+                .cloned()
+                .unwrap_or_default();
             let mut lineno = String::new();
             // The traceback section for this test: its `E ` lines and the
             // `file.py:N: Error` line.

@@ -45,7 +45,9 @@ static JUNIT_FAILURE: LazyLock<Regex> =
     LazyLock::new(|| re(r#"<(?:failure|error)\b(?:[^>]*\bmessage="([^"]*)")?"#));
 static GO_TEST_FRAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[\w./-]+\.(Test\w+)\(0x[0-9a-f]+"));
 static RUST_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*--> (\S+)"));
-static CLIPPY: LazyLock<Regex> = LazyLock::new(|| re(r"clippy::(\w+)|index\.html#(\w+)"));
+static CLIPPY: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"clippy::(\w+)|index\.html#(\w+)|#!?\[(?:deny|forbid)\((\w+)\)\]|`-D ([\w-]+)`")
+});
 static NPM_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"^npm (?:ERR!|error) (.+)$"));
 static JAVA_SYMBOL: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+(symbol|location):\s+(.+)$"));
 
@@ -108,7 +110,9 @@ pub(crate) fn enrich(
             if !test.is_empty() {
                 set(vars, "test_part", format!("::{test}"));
             }
-            if get(vars, "msg").is_empty() {
+            // The short summary cuts long messages with `...`: read the
+            // section's `E` lines instead.
+            if get(vars, "msg").is_empty() || get(vars, "msg").ends_with("...") {
                 let short = test.rsplit("::").next().unwrap_or(&test).to_owned();
                 let header = log.iter().position(|l| {
                     l.starts_with('_')
@@ -359,8 +363,11 @@ pub(crate) fn enrich(
                 if lint.is_empty()
                     && let Some(c) = CLIPPY.captures(l)
                 {
-                    let name = c.get(1).or(c.get(2)).map_or("", |m| m.as_str());
-                    lint = format!(" [clippy::{name}]");
+                    lint = match (c.get(1).or(c.get(2)), c.get(3).or(c.get(4))) {
+                        (Some(m), _) => format!(" [clippy::{}]", m.as_str()),
+                        (None, Some(m)) => format!(" [{}]", m.as_str().replace('-', "_")),
+                        _ => String::new(),
+                    };
                 }
             }
             if location.is_empty() && !cmd_uses(cmd, &["cargo", "rustc", "rustup", "cross"]) {
