@@ -1,7 +1,9 @@
 //! Diagnosing a 1,000,000-line build log: realistic noise (compiler
 //! progress, npm and test chatter, timestamps, words such as "error" in
 //! passing) with one failure near the end. Plain `main`: prints the time of
-//! each run and the best (goal: under 1 s).
+//! each run and the best (goal: under 1 s), beside the baseline. The
+//! fallback scoring runs here too: the failed command's output is the whole
+//! log, so every line is a candidate explanation.
 //!
 //! `cargo bench --bench diagnose`
 
@@ -100,6 +102,14 @@ fn noise(n: usize) -> Vec<String> {
     out
 }
 
+/// On-CPU time of this thread (Linux `schedstat`, ns): the machine is
+/// shared, so wall-clock time alone says as much about the neighbours.
+fn cpu_time() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
 fn main() {
     let log = noise(LINES);
     let bytes: usize = log.iter().map(|l| l.len() + 1).sum();
@@ -109,11 +119,18 @@ fn main() {
         ..Input::default()
     };
     let mut best = Duration::MAX;
+    let mut best_cpu = Duration::MAX;
     for run in 1..=5 {
+        let c0 = cpu_time();
         let t = Instant::now();
         let found = black_box(diagnose(black_box(&input), &cat));
         let el = t.elapsed();
+        let cpu = match (c0, cpu_time()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => el,
+        };
         best = best.min(el);
+        best_cpu = best_cpu.min(cpu);
         // The noise itself must not produce findings.
         for f in &found {
             for e in &f.evidence {
@@ -128,10 +145,11 @@ fn main() {
             "{found:#?}"
         );
         println!(
-            "run {run}: diagnosed {} lines ({:.1} MB) in {:.3} s, {} finding(s)",
+            "run {run}: diagnosed {} lines ({:.1} MB) in {:.3} s ({:.3} s on CPU), {} finding(s)",
             log.len(),
             bytes as f64 / 1e6,
             el.as_secs_f64(),
+            cpu.as_secs_f64(),
             found.len()
         );
     }
@@ -166,8 +184,10 @@ fn main() {
         found.first().map_or("-", |f| f.title.as_str())
     );
     println!(
-        "diagnose/1M-line log: best {:.3} s (goal < 1 s) {}",
+        "diagnose/1M-line log: best {:.3} s, {:.3} s on CPU (goal < 1 s; baseline before \
+         the fallback scoring and the parsers of issue 16: 0.11-0.14 s) {}",
         best.as_secs_f64(),
+        best_cpu.as_secs_f64(),
         if best < Duration::from_secs(1) {
             "OK"
         } else {

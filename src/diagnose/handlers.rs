@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Evidence, Input, Vars, audit_who};
+use super::framing::{self, Framing, Outcome};
+use super::{Evidence, Input, Vars, audit_who, fallback};
 use crate::api::AuditEvent;
 
 fn re(p: &str) -> Regex {
@@ -21,7 +22,6 @@ static PY_EXC: LazyLock<Regex> =
     LazyLock::new(|| re(r"^((?:\w+\.)*\w*(?:Error|Exception|Failure)\b:?.*)$"));
 static PYTEST_E: LazyLock<Regex> = LazyLock::new(|| re(r"^E\s+(.*\S)"));
 static PYTEST_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^(\S+\.py):(\d+): (\w+)"));
-static GO_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+(\S+_test\.go:\d+): (.*)"));
 static RISKY: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?i)\b(?:push|deploy|upload|publish|release|apply|promote|s3 cp|s3 sync)\b")
 });
@@ -87,7 +87,13 @@ pub fn iam_statement(action: &str, resource: &str) -> String {
 }
 
 /// Adjusts a finding's variables and evidence; `false` drops the finding.
-pub fn enrich(id: &str, vars: &mut Vars, evidence: &[Evidence], input: &Input) -> bool {
+pub fn enrich(
+    id: &str,
+    vars: &mut Vars,
+    evidence: &mut Vec<Evidence>,
+    input: &Input,
+    framing: &Framing,
+) -> bool {
     let log = input.log;
     let at = line_of(vars);
     let from_log = at.is_some_and(|l| l < log.len());
@@ -162,7 +168,11 @@ pub fn enrich(id: &str, vars: &mut Vars, evidence: &[Evidence], input: &Input) -
         }
         "test.pytest" => {
             let file = vars.get("file").cloned().unwrap_or_default();
-            let mut assertion = vars.get("msg").cloned().unwrap_or_default();
+            let mut assertion = vars
+                .get("msg")
+                .filter(|m| !m.ends_with("..."))
+                .cloned()
+                .unwrap_or_default();
             let mut lineno = String::new();
             // The traceback section for this test: its `E ` lines and the
             // `file.py:N: Error` line.
@@ -244,22 +254,6 @@ pub fn enrich(id: &str, vars: &mut Vars, evidence: &[Evidence], input: &Input) -
                 },
             );
         }
-        "go.test_fail" => {
-            let (loc, msg) = after(5)
-                .iter()
-                .find_map(|l| {
-                    GO_LOC
-                        .captures(l)
-                        .map(|c| (c[1].to_owned(), c[2].to_owned()))
-                })
-                .unwrap_or_default();
-            set(vars, "location", prefixed(" at ", &loc));
-            set(
-                vars,
-                "msg",
-                if msg.is_empty() { "failed".into() } else { msg },
-            );
-        }
         "gradle.failure" => {
             let what = after(3)
                 .iter()
@@ -308,21 +302,24 @@ pub fn enrich(id: &str, vars: &mut Vars, evidence: &[Evidence], input: &Input) -
                 set(vars, "_priority", "15");
             }
         }
-        "make.error" => {
-            let what = match vars.get("msg") {
-                Some(m) => m.clone(),
-                None => format!(
-                    "target `{}` failed (Error {}){}",
-                    vars.get("target").map_or("?", String::as_str),
-                    vars.get("code").map_or("?", String::as_str),
-                    match (vars.get("file"), vars.get("line")) {
-                        (Some(f), Some(l)) => format!(" at {f}:{l}"),
-                        _ => String::new(),
-                    }
-                ),
-            };
-            set(vars, "what", what);
+        "npm.lifecycle" | "yarn.error" | "make.error" if from_log => {
+            // A wrapper's summary of a failure printed above it: carry the
+            // line that says why.
+            if let Some(l) = at {
+                let from = framing
+                    .owner(l)
+                    .map_or(l.saturating_sub(200), |c| c.run + 1);
+                if let Some(&(i, s)) = fallback::explain(log, from, l, 1).first()
+                    && s >= 3.0
+                {
+                    set(vars, "why", format!(": {}", fallback::clip(&log[i], 200)));
+                }
+            }
+            if id == "make.error" {
+                make_what(vars);
+            }
         }
+        "make.error" => make_what(vars),
         "k8s.image_pull" => {
             let subject = match vars.get("pod") {
                 Some(p) => format!("Pod {p}"),
@@ -348,14 +345,146 @@ pub fn enrich(id: &str, vars: &mut Vars, evidence: &[Evidence], input: &Input) -
                 }
             }
         }
+        "build.command_failed" | "build.failed_summary" => {
+            explain_failure(vars, evidence, log, at.filter(|_| from_log), framing);
+        }
         "engine.approval_rejected" => default(vars, "summary", "(no summary given)"),
         "engine.stop_requested" => {
             let r = vars.get("reason").cloned().unwrap_or_default();
             set(vars, "reason", prefixed(": ", &r));
         }
-        _ => {}
+        _ => {
+            let Some(l) = at.filter(|l| *l < log.len()) else {
+                return true;
+            };
+            let owner = framing.owner(l);
+            let cmd = owner.map_or("", |c| c.text.as_str());
+            let seg = owner.map(|c| (c.run + 1, c.end));
+            return super::parsers::enrich(id, vars, log, l, cmd, seg);
+        }
     }
     true
+}
+
+fn make_what(vars: &mut Vars) {
+    let what = match vars.get("msg") {
+        Some(m) => m.clone(),
+        None => format!(
+            "target `{}` failed (Error {}){}",
+            vars.get("target").map_or("?", String::as_str),
+            vars.get("code").map_or("?", String::as_str),
+            match (vars.get("file"), vars.get("line")) {
+                (Some(f), Some(l)) => format!(" at {f}:{l}"),
+                _ => String::new(),
+            }
+        ),
+    };
+    set(vars, "what", what);
+}
+
+/// The fallback: what the failed command printed that most likely says
+/// why, and what its exit status means.
+fn explain_failure(
+    vars: &mut Vars,
+    evidence: &mut Vec<Evidence>,
+    log: &[String],
+    at: Option<usize>,
+    framing: &Framing,
+) {
+    let code: Option<i32> = vars.get("code").and_then(|c| c.parse().ok());
+    let cmd_text = vars.get("cmd").cloned().unwrap_or_default();
+    let failed = |c: &&framing::Command| matches!(c.outcome, Outcome::Failed(_));
+    // The command this failure line closes, else the failed command of that
+    // name (a status text or summary names it).
+    let cmd = match at {
+        Some(l) => framing
+            .commands
+            .iter()
+            .filter(failed)
+            .find(|c| c.end == l)
+            .or_else(|| {
+                framing
+                    .commands
+                    .iter()
+                    .filter(failed)
+                    .find(|c| c.text == cmd_text)
+            }),
+        None => framing
+            .commands
+            .iter()
+            .filter(failed)
+            .find(|c| c.text == cmd_text)
+            .or_else(|| framing.first_failed()),
+    };
+    let (from, to) = match (cmd, at) {
+        (Some(c), _) => (c.run + 1, c.end),
+        (None, Some(l)) => (l.saturating_sub(400), l),
+        (None, None) => (log.len().saturating_sub(400), log.len()),
+    };
+    let first = framing.first_failed().map(|c| c.run);
+    if cmd.is_some_and(|c| Some(c.run) != first) {
+        // A later failure (post_build after a failed build): below the first.
+        set(vars, "_confidence", "0.3");
+        set(vars, "_priority", "9");
+    }
+    let best = fallback::explain(log, from, to, 3);
+    let unformatted = fallback::unformatted_files(&cmd_text, log, from, to);
+    if !vars.contains_key("_priority") {
+        // A line that says why: above the symptoms (make's `Error 1`, a
+        // skipped phase), below every rule that names the cause.
+        match best.first() {
+            Some(b) if b.1 >= 3.5 => set(vars, "_priority", "45"),
+            Some(_) => set(vars, "_priority", "35"),
+            None => {}
+        }
+    }
+    let why = match best.first() {
+        _ if !unformatted.is_empty() => format!("not formatted: {}", unformatted.join(", ")),
+        Some(&(i, _)) => fallback::clip_why(&log[i]),
+        None => match fallback::last_output(log, from, to) {
+            Some(i) => format!("last output: {}", fallback::clip_why(&log[i])),
+            None => "it printed nothing".to_owned(),
+        },
+    };
+    if best.first().is_some_and(|b| b.1 >= 4.0) && !vars.contains_key("_confidence") {
+        set(vars, "_confidence", "0.6");
+    }
+    let meaning = code
+        .map(|c| framing::exit_meaning_for(&cmd_text, c))
+        .unwrap_or_default();
+    if !meaning.is_empty() && !vars.contains_key("_priority") {
+        // The status alone says something (a signal, not found, timeout).
+        set(vars, "_priority", "35");
+    }
+    let meaning = if meaning.is_empty() {
+        String::new()
+    } else {
+        format!(" ({meaning})")
+    };
+    set(vars, "meaning", meaning);
+    set(vars, "why", why);
+    set(vars, "cmd", fallback::clip(&cmd_text, 160));
+    let mut lines: Vec<usize> = best.iter().map(|b| b.0).collect();
+    if lines.is_empty()
+        && let Some(i) = fallback::last_output(log, from, to)
+    {
+        lines.push(i);
+    }
+    lines.sort_unstable();
+    let mut evs: Vec<Evidence> = lines
+        .into_iter()
+        .map(|i| Evidence::LogLine {
+            line: i,
+            text: log[i].clone(),
+        })
+        .collect();
+    for e in evidence.drain(..) {
+        if !evs.contains(&e) {
+            evs.push(e);
+        }
+    }
+    evs.truncate(super::MAX_EVIDENCE);
+    *evidence = evs;
 }
 
 fn fmt_num(x: Option<f64>) -> String {

@@ -9,7 +9,10 @@
 //! engine semantics) lives in [`handlers`], keyed by rule id.
 
 pub mod catalogue;
+mod fallback;
+mod framing;
 mod handlers;
+mod parsers;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -301,7 +304,22 @@ fn status_texts(input: &Input) -> Vec<(String, String)> {
 pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
     let mut acc = Acc::default();
     let mut cands = Vec::new();
+    let framing = framing::Framing::parse(input.log);
+    // The output of a command that succeeded did not fail the build: its
+    // alarming lines (a retried download, a test that checks an error
+    // path) are not diagnosed.
+    let mut quiet = vec![false; input.log.len()];
+    for c in &framing.commands {
+        if c.outcome == framing::Outcome::Succeeded {
+            for q in quiet.iter_mut().take(c.end).skip(c.run + 1) {
+                *q = true;
+            }
+        }
+    }
     for (i, line) in input.log.iter().enumerate() {
+        if quiet[i] {
+            continue;
+        }
         scan(
             catalogue,
             &mut acc,
@@ -368,11 +386,12 @@ pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
         }
     });
 
+    let first_failed = framing.first_failed().map(|c| c.run);
     let mut findings: Vec<(i32, usize, Finding)> = Vec::new();
     for mut g in acc.groups {
         let rule = &catalogue.rules[g.rule];
         g.vars.insert("count".into(), g.count.to_string());
-        if !handlers::enrich(&rule.spec.id, &mut g.vars, &g.evidence, input) {
+        if !handlers::enrich(&rule.spec.id, &mut g.vars, &mut g.evidence, input, &framing) {
             continue;
         }
         let title = render(&rule.spec.title, &g.vars)
@@ -396,11 +415,19 @@ pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
             .and_then(|c| c.parse::<f32>().ok())
             .unwrap_or(rule.spec.confidence)
             .clamp(0.0, 1.0);
-        let priority = g
+        let mut priority = g
             .vars
             .get("_priority")
             .and_then(|p| p.parse::<i32>().ok())
             .unwrap_or(rule.spec.priority);
+        // What a later command printed after the build had already failed
+        // (a post_build step, a cleanup) ranks below the first failure.
+        if let (Some(first), Some(owner)) = (first_failed, framing.owner(g.first))
+            && owner.run > first
+            && matches!(owner.outcome, framing::Outcome::Failed(_))
+        {
+            priority -= 60;
+        }
         findings.push((
             priority,
             g.first,
@@ -420,11 +447,62 @@ pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
             .then(b.2.confidence.total_cmp(&a.2.confidence))
             .then(a.1.cmp(&b.1))
     });
-    findings.into_iter().map(|(_, _, f)| f).collect()
+    let mut out: Vec<Finding> = findings.into_iter().map(|(_, _, f)| f).collect();
+    if out.is_empty()
+        && let Some(f) = unframed_failure(input, catalogue)
+    {
+        out.push(f);
+    }
+    out
+}
+
+/// A failed action whose log has no CodeBuild framing (a Lambda or
+/// Commands action, a log from elsewhere) and that no rule explains: the
+/// lines of its log that most likely say why.
+fn unframed_failure(input: &Input, catalogue: &Catalogue) -> Option<Finding> {
+    let a = input.action?;
+    if a.status != ActionStatus::Failed || input.log.is_empty() {
+        return None;
+    }
+    let rule = catalogue.rule("build.command_failed")?;
+    let log = input.log;
+    let best = fallback::explain(log, 0, log.len(), 3);
+    let why = match best.first() {
+        Some(&(i, _)) => fallback::clip_why(&log[i]),
+        None => format!(
+            "last output: {}",
+            fallback::clip_why(&log[fallback::last_output(log, 0, log.len())?])
+        ),
+    };
+    let mut lines: Vec<usize> = best.iter().map(|b| b.0).collect();
+    if lines.is_empty() {
+        lines.extend(fallback::last_output(log, 0, log.len()));
+    }
+    lines.sort_unstable();
+    let mut vars = Vars::new();
+    vars.insert("cmd".into(), a.action_name.clone());
+    vars.insert("code".into(), "a failure".into());
+    vars.insert("why".into(), why);
+    Some(Finding {
+        rule: rule.spec.id.clone(),
+        title: render(&rule.spec.title, &vars),
+        category: rule.spec.category.clone(),
+        confidence: 0.4,
+        evidence: lines
+            .into_iter()
+            .map(|i| Evidence::LogLine {
+                line: i,
+                text: log[i].clone(),
+            })
+            .collect(),
+        fix: render(&rule.spec.fix, &vars),
+        reference: rule.spec.reference.clone(),
+    })
 }
 
 /// Renders `{name}` and `{name|fallback}` placeholders; a missing variable
-/// without a fallback renders as `?`. Other braces are kept as written.
+/// without a fallback renders as `?` (an empty one as nothing). Other
+/// braces are kept as written.
 pub fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
@@ -445,9 +523,12 @@ pub fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
         });
         match placeholder {
             Some((j, name, fallback)) => {
-                match (vars.get(name).filter(|v| !v.is_empty()), fallback) {
-                    (Some(v), _) => out.push_str(v),
-                    (None, Some(f)) => out.push_str(f),
+                // An empty variable takes the fallback, else renders as
+                // nothing; only a missing one without a fallback is `?`.
+                match (vars.get(name), fallback) {
+                    (Some(v), _) if !v.is_empty() => out.push_str(v),
+                    (_, Some(f)) => out.push_str(f),
+                    (Some(_), None) => {}
                     (None, None) => out.push('?'),
                 }
                 rest = &after[j + 1..];

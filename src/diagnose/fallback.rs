@@ -1,0 +1,347 @@
+//! The finding of last resort: when no rule names the cause, the failed
+//! command's own output is scored line by line (error vocabulary, nearness
+//! to the failure, known noise skipped) and the best lines become the
+//! finding's title and evidence.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Lines before the failure that are scored in full; earlier lines count
+/// only when they look like an error on their own ([`STRONG`]).
+const WINDOW: usize = 4000;
+/// Longest explanation shown in a title, in chars.
+const MAX_WHY: usize = 240;
+
+fn re(p: &str) -> Regex {
+    #[allow(clippy::expect_used)]
+    Regex::new(p).expect("built-in fallback regex")
+}
+
+static STRONG: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+    #[allow(clippy::expect_used)]
+    regex::bytes::RegexBuilder::new(
+        r"(?i)^\s*(?:error|fatal|panic|traceback|fail|not ok \d)|\b(?:error|exception)(?:\[\w+\])?:|: error\b|\berror TS\d|^E\s{2,}",
+    )
+    .unicode(false)
+    .build()
+    .expect("built-in fallback regex")
+});
+/// `KeyError: 'x'`, `java.lang.NullPointerException: ...`, `MemoryError`.
+static EXC: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure)\b(?::|$)")
+});
+/// `file.ext:12` / `file.ext(12,3)` / `file.ext line 12`: a located message.
+static LOC: LazyLock<Regex> = LazyLock::new(|| re(r"\.\w{1,5}(?::\d+|\(\d+,\d+\)| line \d+)"));
+
+const WORDS: &[&str] = &[
+    "error",
+    "fatal",
+    "fail",
+    "exception",
+    "cannot",
+    "can't",
+    "could not",
+    "couldn't",
+    "unable",
+    "denied",
+    "not found",
+    "no such",
+    "refused",
+    "timed out",
+    "timeout",
+    "killed",
+    "segmentation",
+    "abort",
+    "assert",
+    "invalid",
+    "unauthorized",
+    "forbidden",
+    "expired",
+    "missing",
+    "undefined",
+    "unexpected",
+    "not allowed",
+    "conflict",
+    "unbound",
+    "syntax",
+    "permission",
+    "not ok",
+    "panic",
+    "traceback",
+    "unreachable",
+    "does not exist",
+    "no matching",
+    "unsupported",
+    "expected",
+    "problem",
+    "unknown",
+    "unrecognized",
+    "must be",
+    "is required",
+    "✗",
+    "✕",
+    "×",
+    "●",
+];
+
+/// Lines that look alarming and are not the cause.
+const NOISE: &[&str] = &[
+    "0 errors",
+    "0 error(s)",
+    "0 failed",
+    "0 failing",
+    "0 problems",
+    "no errors",
+    "no issues found",
+    "deprecat",
+    "a complete log of this run can be found",
+    "no matching artifact paths",
+    "error handling",
+    "retrying",
+    "will be retried",
+    "to see the full stack trace",
+    "re-run maven",
+    "for more information about the errors",
+    "-> [help 1]",
+    "[help 1]",
+    "run with --stacktrace",
+    "run with --info",
+    "get more help at",
+    "rustc --explain",
+    "for more information about this error",
+];
+
+/// Summaries of an error printed above: kept, but below the error itself.
+const SUMMARY: &[&str] = &[
+    "previous error",
+    "aborting due to",
+    "could not compile",
+    "make: ***",
+    "make[",
+    "lifecycle script",
+    "command failed",
+    "npm error path",
+    "npm error workspace",
+    "npm error location",
+    "npm err! path",
+    "elifecycle",
+    "exited with",
+    "exit code",
+    "exit status",
+    "test failed, to rerun",
+    "test result: failed",
+    "tests failed",
+    "failed tests",
+    "build failure",
+    "failed to execute goal",
+    "problems (",
+    "problem (",
+    "failures:",
+    "short test summary",
+    "errors during collection",
+    "interrupted:",
+    "failed in ",
+    "fail\t",
+    "failed (",
+    "failing",
+    "# fail",
+    "# pass",
+    "test suites:",
+    "tests:",
+    "test files",
+    "error: 1 ",
+    "warning: build failed",
+    "most recent call last",
+];
+
+const PASSING: &[&str] = &["ok ", "✓", "✔", "pass ", "pass\t", "--- pass", "# pass"];
+
+/// How much a line explains a failure (0: not at all).
+pub(crate) fn score(line: &str) -> f32 {
+    let t = line.trim();
+    if t.chars().count() < 3 || t.starts_with("[Container]") {
+        return 0.0;
+    }
+    let l = t.to_lowercase();
+    if NOISE.iter().any(|n| l.contains(n)) {
+        return 0.0;
+    }
+    if PASSING.iter().any(|p| l.starts_with(p)) || l.ends_with("... ok") || l.ends_with(" passed") {
+        return 0.0;
+    }
+    let mut s = 0.0f32;
+    if STRONG.is_match(t.as_bytes()) {
+        s += 3.0;
+    }
+    if EXC.is_match(t) {
+        s += 3.0;
+    }
+    let words = WORDS.iter().filter(|w| l.contains(*w)).count();
+    s += (words.min(3)) as f32;
+    if s > 0.0 && LOC.is_match(t) {
+        s += 1.0;
+    }
+    if s == 0.0 {
+        return 0.0;
+    }
+    if SUMMARY.iter().any(|p| l.contains(p)) || l.starts_with("found ") {
+        s *= 0.35;
+    }
+    if l.starts_with("at ") || l.starts_with("file \"") || l.starts_with("^") || l.starts_with("|")
+    {
+        s *= 0.3;
+    }
+    if l.starts_with("warn")
+        || l.starts_with("npm warn")
+        || l.starts_with("[warn")
+        || l.starts_with("[warning]")
+        || l.contains("warning:") && !l.contains("error")
+    {
+        s *= 0.2;
+    }
+    s
+}
+
+/// The lines of `lines[from..to]` that most likely explain a failure at
+/// `to`, best first, as (line index, score); at most `n`.
+pub(crate) fn explain(lines: &[String], from: usize, to: usize, n: usize) -> Vec<(usize, f32)> {
+    let to = to.min(lines.len());
+    let from = from.min(to);
+    let window_start = to.saturating_sub(WINDOW).max(from);
+    let mut scored: Vec<(usize, f32)> = Vec::new();
+    // Inside a boxed warning (Terraform's `╷ │ Warning: … ╵`): not the cause.
+    let mut warning_box = false;
+    for (i, line) in lines.iter().enumerate().take(to).skip(from) {
+        if line.starts_with('│') || line.starts_with('╷') {
+            if line.starts_with("│ Warning:") {
+                warning_box = true;
+            }
+            if warning_box {
+                continue;
+            }
+        } else {
+            warning_box = false;
+        }
+        if i < window_start && !STRONG.is_match(line.as_bytes()) {
+            continue;
+        }
+        let s = score(line);
+        if s <= 0.0 {
+            continue;
+        }
+        let d = (to - i) as f32;
+        scored.push((i, s + 1.2 / (1.0 + d / 8.0)));
+    }
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    let mut out: Vec<(usize, f32)> = Vec::new();
+    let best = scored.first().map_or(0.0, |b| b.1);
+    for (i, s) in scored {
+        // Only lines nearly as telling as the best one.
+        if out.len() >= n || s < best * 0.5 {
+            break;
+        }
+        if out.iter().any(|(j, _)| lines[*j].trim() == lines[i].trim()) {
+            continue;
+        }
+        out.push((i, s));
+    }
+    out
+}
+
+/// A format checker (`terraform fmt -check`, `gofmt -l`, `prettier
+/// --check`, `black --check`) lists the files it would change, one a line:
+/// those files, when `cmd` is one.
+pub(crate) fn unformatted_files(
+    cmd: &str,
+    lines: &[String],
+    from: usize,
+    to: usize,
+) -> Vec<String> {
+    if !FORMAT_CMD.is_match(cmd) {
+        return Vec::new();
+    }
+    let to = to.min(lines.len());
+    lines[from.min(to)..to]
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| PATH_LINE.is_match(l))
+        .take(5)
+        .map(str::to_owned)
+        .collect()
+}
+
+static FORMAT_CMD: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(?:terraform|tofu) fmt\b.*-check|\bgofmt\b.*-l|\bprettier\b.*(?:--check|-c\b|--list-different|-l\b)|\bblack\b.*--check",
+    )
+});
+static PATH_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(?:\[warn\] )?[\w./-]+\.(?:tf|tfvars|hcl|go|js|jsx|ts|tsx|mjs|cjs|json|css|scss|md|ya?ml|py|html)$",
+    )
+});
+
+/// The last non-blank, non-framing line of `lines[from..to]`.
+pub(crate) fn last_output(lines: &[String], from: usize, to: usize) -> Option<usize> {
+    let to = to.min(lines.len());
+    (from.min(to)..to)
+        .rev()
+        .find(|&i| !lines[i].trim().is_empty() && !lines[i].starts_with("[Container]"))
+}
+
+/// `s` cut to `max` chars (on a char boundary), with an ellipsis.
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+pub(crate) fn clip_why(s: &str) -> String {
+    clip(s, MAX_WHY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_errors_above_noise() {
+        assert!(score("KeyError: 'ARTIFACT_BUCKET'") > score("Traceback (most recent call last):"));
+        assert!(score("src/a.ts(2,9): error TS2322: Type 'string' is not assignable") > 4.0);
+        assert_eq!(
+            score("  src/x.rs: checked 3 items, 0 errors, 0 warnings"),
+            0.0
+        );
+        assert_eq!(score("test error_path_is_handled ... ok"), 0.0);
+        assert_eq!(
+            score("npm warn deprecated inflight@1.0.6: not supported"),
+            0.0
+        );
+        assert_eq!(
+            score("[Container] Phase complete: BUILD State: FAILED"),
+            0.0
+        );
+        assert!(
+            score("error: could not compile `app` due to 1 previous error")
+                < score("error[E0308]: mismatched types")
+        );
+        assert_eq!(score("é"), 0.0);
+    }
+
+    #[test]
+    fn explain_prefers_near_errors_and_clip_keeps_chars() {
+        let l: Vec<String> = ["a", "error: first", "x", "y", "fatal: second", "z"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let e = explain(&l, 0, 6, 2);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].0, 4);
+        assert_eq!(last_output(&l, 0, 6), Some(5));
+        assert_eq!(clip("ééé", 2), "éé…");
+        assert_eq!(clip("ab", 2), "ab");
+    }
+}
