@@ -402,15 +402,22 @@ pub async fn run(ws: Workspace, a: RunArgs) -> Result<ExitCode> {
 // ---------------------------------------------------------------- serve
 
 /// Hosts the engine (with triggers) until Ctrl-C or SIGTERM.
-pub async fn serve(ws: Workspace) -> Result<ExitCode> {
+pub async fn serve(
+    ws: Workspace,
+    aws_api: Option<crate::awsapi::cli::ServeApi>,
+) -> Result<ExitCode> {
     let s = Session::open(ws, true).await?;
-    if !s.hosted() {
+    let Session::Hosted { handle, .. } = &s else {
         eprintln!(
             "pipedeck: workspace {} already has an engine running",
             s.workspace().name
         );
         return Ok(ExitCode::FAILURE);
-    }
+    };
+    let api = match &aws_api {
+        Some(a) => Some(a.start(handle).await?),
+        None => None,
+    };
     println!(
         "engine for workspace {} is running (pid {}); Ctrl-C stops it",
         s.workspace().name,
@@ -420,6 +427,9 @@ pub async fn serve(ws: Workspace) -> Result<ExitCode> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+    if let Some(api) = api {
+        api.stop().await;
     }
     s.close().await;
     Ok(ExitCode::SUCCESS)
