@@ -543,8 +543,14 @@ pub fn action_detail(a: &ActionExecutionDetail, p: &Pipeline, version: u32) -> V
             "namespace": d.namespace,
         })
     });
+    // A running build has its id already: `<project>:<action execution id>`.
+    let external = a.external_execution_id.clone().or_else(|| {
+        def.filter(|d| d.action_type_id.provider == "CodeBuild")
+            .and_then(|d| d.configuration.get("ProjectName"))
+            .map(|p| format!("{p}:{}", a.action_execution_id))
+    });
     let result = json!({
-        "externalExecutionId": a.external_execution_id,
+        "externalExecutionId": external,
         "externalExecutionSummary": a.summary,
         "errorDetails": error_details(a),
     });

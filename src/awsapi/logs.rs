@@ -98,6 +98,14 @@ pub async fn streams(ctx: &Ctx, caller: &Caller) -> Result<Vec<Stream>, AwsError
                                     .map_or_else(String::new, |(p, _)| p.to_owned())
                             })
                     });
+                let mut a = a;
+                if let Some(pr) = &project
+                    && a.external_execution_id.is_none()
+                {
+                    // The engine names the build when it ends; it is always
+                    // `<project>:<action execution id>` (providers/codebuild.rs).
+                    a.external_execution_id = Some(format!("{pr}:{}", a.action_execution_id));
+                }
                 let group = match &project {
                     Some(pr) => format!("/aws/codebuild/{pr}"),
                     None => format!("/pipedeck/{}", p.name),
