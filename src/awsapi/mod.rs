@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cloudtrail;
 pub mod codebuild;
 pub mod codepipeline;
+pub mod codepipeline_mutate;
 pub mod credentials;
 pub mod input;
 pub mod logs;
@@ -143,6 +144,9 @@ pub struct Ctx {
     /// ApprovalAlreadyCompletedException as AWS does (the engine forgets a
     /// token once it is used).
     pub approval_tokens: Mutex<HashMap<String, (String, String)>>,
+    /// Serialises starts that carry a `clientRequestToken`, so two
+    /// concurrent retries of one request start one execution.
+    pub start_lock: tokio::sync::Mutex<()>,
 }
 
 impl Ctx {
@@ -155,6 +159,7 @@ impl Ctx {
             token_key,
             log_streams: Mutex::new(HashMap::new()),
             approval_tokens: Mutex::new(HashMap::new()),
+            start_lock: tokio::sync::Mutex::new(()),
         }
     }
 
