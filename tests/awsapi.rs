@@ -110,6 +110,36 @@ async fn approval_token_flow_and_variables() {
     api.wait_status("web", &id, ExecutionStatus::Succeeded)
         .await;
 
+    // A second answer with the used token, through a fresh server (nothing
+    // in memory: what an engine restart leaves), is ApprovalAlreadyCompleted.
+    let fresh = api.second(|_| {}).await;
+    let fresh_url = format!("http://{}", fresh.local_addr);
+    let o = api
+        .aws_at(
+            &fresh_url,
+            &[
+                "codepipeline",
+                "put-approval-result",
+                "--pipeline-name",
+                "web",
+                "--stage-name",
+                "Approve",
+                "--action-name",
+                "Ship",
+                "--token",
+                &token,
+                "--result",
+                "summary=again,status=Approved",
+            ],
+            &[],
+        )
+        .await;
+    assert!(
+        o.stderr.contains("(ApprovalAlreadyCompletedException)"),
+        "{}",
+        o.stderr
+    );
+    fresh.stop().await;
     let err = api
         .aws_err(&[
             "codepipeline",
@@ -358,6 +388,16 @@ async fn stop_and_transitions() {
         common::action_status(st, "Build", "Slow").as_deref() == Some("InProgress")
     })
     .await;
+    // A running build already names its build id.
+    let st = api
+        .aws_ok(&["codepipeline", "get-pipeline-state", "--name", "web"])
+        .await;
+    let running = &st["stageStates"][1]["actionStates"][0]["latestExecution"];
+    assert_eq!(running["status"], "InProgress");
+    assert_eq!(
+        running["externalExecutionId"],
+        format!("Slow:{}", s(&running["actionExecutionId"])).as_str()
+    );
     api.aws_ok(&[
         "codepipeline",
         "stop-pipeline-execution",

@@ -256,23 +256,45 @@ fn stage_state(s: &StageState) -> Value {
 }
 
 fn remember_tokens(ctx: &Ctx, st: &PipelineState) {
-    let Ok(mut m) = ctx.approval_tokens.lock() else {
-        return;
-    };
-    for a in st
+    let seen: Vec<(String, (String, String))> = st
         .stage_states
         .iter()
         .flat_map(|s| s.action_states.iter())
         .filter_map(|a| a.latest_execution.as_ref())
-    {
-        if let Some(t) = &a.token {
-            m.insert(
-                t.clone(),
+        .filter_map(|a| {
+            let t = a.token.clone()?;
+            Some((
+                t,
                 (
                     a.pipeline_execution_id.clone(),
                     a.action_execution_id.clone(),
                 ),
-            );
+            ))
+        })
+        .collect();
+    if !seen.is_empty() {
+        super::approval_tokens_put(ctx, seen);
+    }
+}
+
+/// A running build has its id before the engine records it:
+/// `<project>:<action execution id>` (providers/codebuild.rs).
+pub fn fill_build_ids(st: &mut PipelineState, p: &Pipeline) {
+    for s in &mut st.stage_states {
+        let Some(def) = p.stage(&s.stage_name) else {
+            continue;
+        };
+        for a in &mut s.action_states {
+            let project = def
+                .actions
+                .iter()
+                .find(|d| d.name == a.action_name && d.action_type_id.provider == "CodeBuild")
+                .and_then(|d| d.configuration.get("ProjectName"));
+            if let (Some(pr), Some(x)) = (project, a.latest_execution.as_mut())
+                && x.external_execution_id.is_none()
+            {
+                x.external_execution_id = Some(format!("{pr}:{}", x.action_execution_id));
+            }
         }
     }
 }
@@ -298,8 +320,11 @@ async fn get_pipeline_state(ctx: &Ctx, caller: &Caller, i: Input<'_>) -> AwsResu
         )
         .await?
     {
-        Reply::State { state } => {
+        Reply::State { mut state } => {
             remember_tokens(ctx, &state);
+            if let Ok((p, _)) = pipeline_def(ctx, caller, name).await {
+                fill_build_ids(&mut state, &p);
+            }
             Ok(state_json(&state, file_time(ctx, name)))
         }
         r => Err(unexpected(&r)),

@@ -14,7 +14,7 @@ use crate::api::{Reply, Request};
 /// A used token: `ApprovalAlreadyCompletedException` when it belonged to an
 /// approval that has its result now.
 async fn used_token(ctx: &Ctx, caller: &Caller, pipeline: &str, token: &str) -> Option<AwsError> {
-    let (exec, action) = ctx.approval_tokens.lock().ok()?.get(token).cloned()?;
+    let (exec, action) = super::approval_tokens_get(ctx, token)?;
     let acts = action_executions(ctx, caller, pipeline, &exec).await.ok()?;
     let a = acts.iter().find(|a| a.action_execution_id == action)?;
     let r = a.approval.as_ref()?.result.as_ref()?;

@@ -210,24 +210,42 @@ impl Ctx {
     }
 }
 
-fn client_tokens_file(ctx: &Ctx) -> std::path::PathBuf {
-    ctx.engine
-        .workspace
-        .state_dir
-        .join("aws-api-client-tokens.json")
+type PairMap = HashMap<String, (String, String)>;
+
+/// A small map kept in the state dir as JSON (written to a temporary file
+/// and renamed), so it outlives the engine.
+fn state_file(ctx: &Ctx, name: &str) -> std::path::PathBuf {
+    ctx.engine.workspace.state_dir.join(name)
 }
 
-/// The execution a `clientRequestToken` started, with the request's
-/// fingerprint; read from memory, else from the state dir (so a retry after
-/// an engine restart still gets the same execution).
-pub fn client_tokens_get(ctx: &Ctx, token: &str) -> Option<(String, String)> {
-    let mut map = ctx.client_tokens.lock().ok()?;
+fn load_pairs(ctx: &Ctx, name: &str, map: &mut PairMap) {
     if map.is_empty()
-        && let Ok(text) = std::fs::read_to_string(client_tokens_file(ctx))
-        && let Ok(m) = serde_json::from_str::<HashMap<String, (String, String)>>(&text)
+        && let Ok(text) = std::fs::read_to_string(state_file(ctx, name))
+        && let Ok(m) = serde_json::from_str::<PairMap>(&text)
     {
         *map = m;
     }
+}
+
+fn save_pairs(ctx: &Ctx, name: &str, map: &PairMap) {
+    let file = state_file(ctx, name);
+    let tmp = file.with_extension("json.tmp");
+    if let Ok(text) = serde_json::to_string(map)
+        && std::fs::write(&tmp, text).is_ok()
+    {
+        let _ = std::fs::rename(&tmp, &file);
+    }
+}
+
+const CLIENT_TOKENS: &str = "aws-api-client-tokens.json";
+const APPROVAL_TOKENS: &str = "aws-api-approval-tokens.json";
+
+/// The execution a `clientRequestToken` started, with the request's
+/// fingerprint (kept in the state dir, so a retry after an engine restart
+/// still gets the same execution).
+pub fn client_tokens_get(ctx: &Ctx, token: &str) -> Option<(String, String)> {
+    let mut map = ctx.client_tokens.lock().ok()?;
+    load_pairs(ctx, CLIENT_TOKENS, &mut map);
     map.get(token).cloned()
 }
 
@@ -235,13 +253,32 @@ pub fn client_tokens_put(ctx: &Ctx, token: &str, fingerprint: String, execution:
     let Ok(mut map) = ctx.client_tokens.lock() else {
         return;
     };
+    load_pairs(ctx, CLIENT_TOKENS, &mut map);
     map.insert(token.to_owned(), (fingerprint, execution.to_owned()));
-    let file = client_tokens_file(ctx);
-    let tmp = file.with_extension("json.tmp");
-    if let Ok(text) = serde_json::to_string(&*map)
-        && std::fs::write(&tmp, text).is_ok()
-    {
-        let _ = std::fs::rename(&tmp, &file);
+    save_pairs(ctx, CLIENT_TOKENS, &map);
+}
+
+/// Approval tokens handed out: token → (execution, action execution).
+pub fn approval_tokens_get(ctx: &Ctx, token: &str) -> Option<(String, String)> {
+    let mut map = ctx.approval_tokens.lock().ok()?;
+    load_pairs(ctx, APPROVAL_TOKENS, &mut map);
+    map.get(token).cloned()
+}
+
+pub fn approval_tokens_put(ctx: &Ctx, seen: Vec<(String, (String, String))>) {
+    let Ok(mut map) = ctx.approval_tokens.lock() else {
+        return;
+    };
+    load_pairs(ctx, APPROVAL_TOKENS, &mut map);
+    let mut changed = false;
+    for (t, v) in seen {
+        if map.get(&t) != Some(&v) {
+            map.insert(t, v);
+            changed = true;
+        }
+    }
+    if changed {
+        save_pairs(ctx, APPROVAL_TOKENS, &map);
     }
 }
 
