@@ -657,3 +657,69 @@ async fn get_pipeline_round_trips_through_validate() {
     );
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn condition_states_and_rule_executions() {
+    let cond = r##", "beforeEntry": {"conditions": [{"result": "SKIP", "rules": [{"name": "OnRelease",
+          "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "VariableCheck", "version": "1"},
+          "configuration": {"Variable": "#{SourceVariables.BranchName}", "Value": "release", "Operator": "EQ"}}]}]}"##;
+    let p = pipeline_with_variables(
+        "web",
+        "SUPERSEDED",
+        &[
+            stage("Gate", &[build_action("G", 1, "g.yml", "")], cond),
+            stage("Final", &[build_action("F", 1, "f.yml", "")], ""),
+        ],
+    );
+    let f = vec![
+        ("g.yml", buildspec(&["echo gated"])),
+        ("f.yml", buildspec(&["echo final"])),
+    ];
+    let Some(api) = Api::new(&p, &files(&f)).await else {
+        return;
+    };
+    let id = common::start(&api.engine, "web").await;
+    api.wait_status("web", &id, ExecutionStatus::Succeeded)
+        .await;
+    let st = api
+        .aws_ok(&["codepipeline", "get-pipeline-state", "--name", "web"])
+        .await;
+    let gate = &st["stageStates"][1];
+    assert_eq!(gate["latestExecution"]["status"], "Skipped", "{gate}");
+    let c = &gate["beforeEntryConditionState"];
+    assert_eq!(c["latestExecution"]["status"], "Failed", "{gate}");
+    assert_eq!(
+        c["conditionStates"][0]["ruleStates"][0]["ruleName"],
+        "OnRelease"
+    );
+    let rules = api
+        .aws_ok(&[
+            "codepipeline",
+            "list-rule-executions",
+            "--pipeline-name",
+            "web",
+            "--filter",
+            &format!("pipelineExecutionId={id}"),
+        ])
+        .await;
+    let r = &rules["ruleExecutionDetails"][0];
+    assert_eq!(r["ruleName"], "OnRelease", "{rules}");
+    assert_eq!(r["stageName"], "Gate");
+    assert_eq!(r["status"], "Failed");
+    let err = api
+        .aws_err(&[
+            "codepipeline",
+            "override-stage-condition",
+            "--pipeline-name",
+            "web",
+            "--stage-name",
+            "Gate",
+            "--pipeline-execution-id",
+            &id,
+            "--condition-type",
+            "BEFORE_ENTRY",
+        ])
+        .await;
+    assert!(err.contains("OverrideStageCondition"), "{err}");
+    api.stop().await;
+}
