@@ -280,3 +280,39 @@ pub fn check_update(ctx: &super::Ctx, op: &str, i: super::input::Input<'_>) -> s
          in the engine); nothing was written",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::load::{LoadOptions, load_bytes, load_path};
+
+    /// What get-pipeline prints reads back as the same pipeline.
+    #[test]
+    fn declarations_read_back_as_the_same_model() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in [
+            "assets/demo/pipeline.json",
+            "assets/example-pipeline.json",
+            "assets/example-pipeline.toml",
+        ] {
+            let r = load_path(&root.join(file), &LoadOptions::default());
+            assert!(r.ok(), "{file}: {:?}", r.diagnostics);
+            let p = &r.pipelines[0].pipeline;
+            let text = serde_json::json!({ "pipeline": declaration(p, 3) }).to_string();
+            let back = load_bytes(
+                "get-pipeline.json",
+                text.as_bytes(),
+                &LoadOptions::default(),
+            );
+            let errors: Vec<_> = back.errors().collect();
+            assert!(errors.is_empty(), "{file}: {errors:?}\n{text}");
+            let q = &back.pipelines[0].pipeline;
+            assert_eq!(q.stages, p.stages, "{file}");
+            assert_eq!(q.variables, p.variables, "{file}");
+            assert_eq!(q.triggers, p.triggers, "{file}");
+            assert_eq!(q.execution_mode, p.execution_mode, "{file}");
+            assert_eq!(q.effective_type(), p.effective_type(), "{file}");
+            assert_eq!(q.version, Some(3));
+        }
+    }
+}
