@@ -1150,16 +1150,24 @@ fn idle(secs: u64) -> Env {
         "  its VmRSS",
         mb(rss_wait)
     );
-    // Approve; once the execution has ended nothing runs.
+    // Approve (staging, then production); once the execution has ended
+    // nothing runs.
     env.cli(&["approve", "demo-web", "Approve", "Release"]);
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut prod_approved = false;
     while tui.text().contains("approval(s) pending") || !tui.text().contains("Succeeded") {
         assert!(
             Instant::now() < deadline,
             "the execution did not end: {}",
             tui.text()
         );
-        std::thread::sleep(Duration::from_millis(50));
+        if !prod_approved && tui.text().contains("approval(s) pending") {
+            prod_approved = env
+                .cli(&["approve", "demo-web", "Approve-Prod", "Release-Prod"])
+                .status
+                .success();
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(2));
     let (pct_done, ticks_done, bytes_done) = idle_cpu(&tui, secs, tck);

@@ -374,3 +374,53 @@ async fn without_a_way_back_the_header_keeps_saying_the_engine_is_gone() {
     let header = screen.lines().next().unwrap_or_default().to_owned();
     assert!(header.contains("engine gone"), "{screen}");
 }
+
+#[tokio::test]
+async fn a_failed_search_and_a_failed_audit_read_are_said() {
+    let fake = Arc::new(Fake::new(state()));
+    fake.with(|s| {
+        s.failures.insert(
+            "FilterLogEvents".into(),
+            ApiError::new(
+                "InvalidParameterException",
+                "invalid pattern: unclosed group",
+            ),
+        );
+        s.failures.insert(
+            "LookupEvents".into(),
+            ApiError::new("AccessDeniedException", "cloudtrail:LookupEvents denied"),
+        );
+    });
+    let r = start(fake.clone(), None);
+    until(&fake, "first refresh", |c| c.contains(&"ListEnvironments")).await;
+    settle().await;
+    // The Source action's log, then `/` and a pattern.
+    r.send(code(crossterm::event::KeyCode::Enter));
+    settle().await;
+    r.send(key('L'));
+    until(&fake, "log read", |c| c.contains(&"GetLogEvents")).await;
+    settle().await;
+    r.send(key('/'));
+    for c in "chec(".chars() {
+        r.send(key(c));
+    }
+    r.send(code(crossterm::event::KeyCode::Enter));
+    until(&fake, "search", |c| c.contains(&"FilterLogEvents")).await;
+    settle().await;
+    // The audit trail.
+    for c in ":audit".chars() {
+        r.send(key(c));
+    }
+    r.send(code(crossterm::event::KeyCode::Enter));
+    until(&fake, "audit read", |c| c.contains(&"LookupEvents")).await;
+    settle().await;
+    let screen = r.quit().await;
+    assert!(
+        screen.contains("cloudtrail:LookupEvents denied"),
+        "the audit read's error is on screen:\n{screen}"
+    );
+    assert!(
+        screen.contains("unclosed group"),
+        "the search's error is on screen (not \"no match\"):\n{screen}"
+    );
+}

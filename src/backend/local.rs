@@ -66,6 +66,10 @@ impl Backend for Hosted {
         true
     }
 
+    fn engine(&self) -> Option<&EngineHandle> {
+        Some(&self.handle)
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let hosting = self.hosting.lock().ok().and_then(|mut h| h.take());

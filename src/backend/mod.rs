@@ -50,6 +50,11 @@ pub trait Backend: Send + Sync {
     /// Stops a hosted engine cleanly (answers in flight are written first);
     /// a client just disconnects.
     fn close(&self) -> BoxFuture<'_, ()>;
+
+    /// The engine, when this process hosts it (the local AWS API serves it).
+    fn engine(&self) -> Option<&crate::engine::EngineHandle> {
+        None
+    }
 }
 
 /// A subscription's events.

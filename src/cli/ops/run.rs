@@ -86,16 +86,24 @@ pub async fn run(ws: Workspace, a: RunArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
-/// Hosts the engine (with triggers) until Ctrl-C or SIGTERM.
-pub async fn serve(ws: Workspace) -> Result<ExitCode> {
+/// Hosts the engine (with triggers) until Ctrl-C or SIGTERM, serving the
+/// local AWS API too when asked.
+pub async fn serve(
+    ws: Workspace,
+    aws_api: Option<crate::awsapi::cli::ServeApi>,
+) -> Result<ExitCode> {
     let s = open(&ws, true).await?;
-    if !s.hosted() {
+    let Some(handle) = s.engine() else {
         eprintln!(
             "pipedeck: workspace {} already has an engine running",
             ws.name
         );
         return Ok(ExitCode::FAILURE);
-    }
+    };
+    let api = match &aws_api {
+        Some(a) => Some(a.start(handle).await?),
+        None => None,
+    };
     println!(
         "engine for workspace {} is running (pid {}); Ctrl-C stops it",
         ws.name,
@@ -105,6 +113,9 @@ pub async fn serve(ws: Workspace) -> Result<ExitCode> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+    if let Some(api) = api {
+        api.stop().await;
     }
     s.close().await;
     Ok(ExitCode::SUCCESS)
