@@ -619,14 +619,50 @@ async fn get_pipeline_round_trips_through_validate() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // update-pipeline reads the same file; the engine cannot take it yet,
-    // and the answer says so instead of pretending.
+    // get-pipeline → edit → update-pipeline: a new version, written to the
+    // workspace's file, and the next execution runs it.
     let mut edited = p.clone();
     edited["pipeline"]["stages"][2]["name"] = Value::from("Release");
     if let Value::Object(m) = &mut edited {
         m.remove("metadata");
     }
     std::fs::write(&file, edited.to_string()).unwrap();
+    let updated = api
+        .aws_ok(&[
+            "codepipeline",
+            "update-pipeline",
+            "--cli-input-json",
+            &format!("file://{}", file.display()),
+        ])
+        .await;
+    assert_eq!(updated["pipeline"]["version"], 2, "{updated}");
+    assert_eq!(updated["pipeline"]["stages"][2]["name"], "Release");
+    let again = api
+        .aws_ok(&["codepipeline", "get-pipeline", "--name", "web"])
+        .await;
+    assert_eq!(again["pipeline"]["version"], 2, "{again}");
+    assert_eq!(again["pipeline"]["stages"][2]["name"], "Release");
+    let started = api
+        .aws_ok(&["codepipeline", "start-pipeline-execution", "--name", "web"])
+        .await;
+    let id = started["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let exec = api
+        .aws_ok(&[
+            "codepipeline",
+            "get-pipeline-execution",
+            "--pipeline-name",
+            "web",
+            "--pipeline-execution-id",
+            &id,
+        ])
+        .await;
+    assert_eq!(exec["pipelineExecution"]["pipelineVersion"], 2, "{exec}");
+    let state = api
+        .aws_ok(&["codepipeline", "get-pipeline-state", "--name", "web"])
+        .await;
+    assert_eq!(state["pipelineVersion"], 2, "{state}");
+    assert_eq!(state["stageStates"][2]["stageName"], "Release", "{state}");
+    // While that execution runs, another update is refused, by name.
     let err = api
         .aws_err(&[
             "codepipeline",
@@ -635,8 +671,7 @@ async fn get_pipeline_round_trips_through_validate() {
             &format!("file://{}", file.display()),
         ])
         .await;
-    assert!(err.contains("UpdatePipeline"), "{err}");
-    assert!(err.contains("definition is valid"), "{err}");
+    assert!(err.contains("ConflictException"), "{err}");
     // An invalid edit is refused with the problems named.
     edited["pipeline"]["stages"][2]["actions"][0]["actionTypeId"]["category"] =
         Value::from("Bogus");

@@ -40,6 +40,12 @@ pub enum EngineEvent {
     /// event (health, alarm, rollback): read it with ListEnvironments.
     #[serde(rename_all = "camelCase")]
     EnvironmentChanged { environment_name: String },
+    /// A pipeline's declaration changed (UpdatePipeline): read it again.
+    #[serde(rename_all = "camelCase")]
+    PipelineUpdated {
+        pipeline_name: String,
+        pipeline_version: u32,
+    },
     /// The subscriber fell behind and `missed` events were dropped: read
     /// everything again.
     #[serde(rename_all = "camelCase")]

@@ -85,6 +85,14 @@ pub enum Request {
         #[serde(default)]
         pipeline_version: Option<u32>,
     },
+    /// Replaces a pipeline's declaration (a new version; the workspace's
+    /// CodePipeline JSON file is rewritten). Refused while an execution of
+    /// it runs, and for pipelines declared in CloudFormation, Terraform or
+    /// TOML (change those through their own files).
+    #[serde(rename_all = "camelCase")]
+    UpdatePipeline {
+        pipeline: Box<crate::model::pipeline::Pipeline>,
+    },
     /// A window of a log: `start_line` `None` is the last `limit` lines.
     #[serde(rename_all = "camelCase")]
     GetLogEvents {
@@ -179,6 +187,7 @@ impl Request {
             Request::EnableStageTransition { .. } => "EnableStageTransition",
             Request::ListPipelines { .. } => "ListPipelines",
             Request::GetPipeline { .. } => "GetPipeline",
+            Request::UpdatePipeline { .. } => "UpdatePipeline",
             Request::GetLogEvents { .. } => "GetLogEvents",
             Request::FilterLogEvents { .. } => "FilterLogEvents",
             Request::GetPipelineState { .. } => "GetPipelineState",
@@ -212,6 +221,7 @@ impl Request {
                 | Request::DisableStageTransition { .. }
                 | Request::EnableStageTransition { .. }
                 | Request::RollbackEnvironment { .. }
+                | Request::UpdatePipeline { .. }
         )
     }
 }

@@ -41,7 +41,11 @@ pub async fn call(ctx: &Ctx, caller: &Caller, op: &str, body: &Value) -> AwsResu
         "EnableStageTransition" | "DisableStageTransition" => {
             mutate::transition(ctx, caller, i, op == "DisableStageTransition").await
         }
-        "CreatePipeline" | "UpdatePipeline" | "DeletePipeline" => {
+        "UpdatePipeline" => {
+            ctx.readonly_refusal(op)?;
+            super::pipeline_json::update(ctx, caller, i).await
+        }
+        "CreatePipeline" | "DeletePipeline" => {
             ctx.readonly_refusal(op)?;
             super::pipeline_json::check_update(ctx, op, i)
         }

@@ -42,7 +42,7 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:4590";
 pub const REGION: &str = "us-east-1";
 
 /// The account id in ARNs.
-pub const ACCOUNT: &str = "000000000000";
+pub const ACCOUNT: &str = crate::model::declaration::LOCAL_ACCOUNT;
 
 /// How the API server behaves.
 #[derive(Debug, Clone)]

@@ -256,6 +256,20 @@ impl Fake {
                 Request::RollbackEnvironment { environment_name } => Ok(Reply::Message {
                     message: format!("{environment_name} rolled back"),
                 }),
+                Request::UpdatePipeline { pipeline } => {
+                    s.definitions
+                        .insert(pipeline.name.clone(), (**pipeline).clone());
+                    Ok(Reply::Pipeline {
+                        pipeline: pipeline.clone(),
+                        metadata: crate::api::PipelineMetadata {
+                            pipeline_name: pipeline.name.clone(),
+                            pipeline_version: 2,
+                            current_version: 2,
+                            created: "2026-12-01T00:00:00Z".into(),
+                            updated: "2026-12-01T00:00:00Z".into(),
+                        },
+                    })
+                }
                 Request::EngineInfo => Err(ApiError::new(
                     "UnsupportedOperation",
                     "the fake backend has no engine",

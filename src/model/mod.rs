@@ -4,6 +4,7 @@
 pub mod buildspec;
 pub mod cfn;
 pub mod codepipeline;
+pub mod declaration;
 pub mod diag;
 pub mod json;
 pub mod load;

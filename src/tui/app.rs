@@ -417,7 +417,11 @@ impl App {
                 }
                 fx.push(self.refresh_of_execution(&action.pipeline_execution_id));
             }
-            Some(EngineEvent::Resync { .. }) | None => fx.push(Effect::Refresh),
+            // A new declaration: everything about it is read again (its
+            // definition comes with a full refresh).
+            Some(EngineEvent::PipelineUpdated { .. }) | Some(EngineEvent::Resync { .. }) | None => {
+                fx.push(Effect::Refresh)
+            }
         }
         if let Some((exec, _)) = &self.graph.viewed
             && let Some(p) = &self.pipeline

@@ -31,7 +31,23 @@ impl Engine {
     pub(super) fn load(&mut self) -> Result<(), EngineError> {
         self.reap_orphans();
         let now = now_rfc3339();
-        for wp in &self.ws.pipelines {
+        let ws = self.ws.clone();
+        for wp in &ws.pipelines {
+            self.load_pipeline(wp, &now)?;
+        }
+        Ok(())
+    }
+
+    /// One pipeline: its version (a new one when the definition changed),
+    /// transitions and stored executions. At start, and again for a
+    /// pipeline whose definition UpdatePipeline replaced.
+    pub(super) fn load_pipeline(
+        &mut self,
+        wp: &crate::config::workspace::WorkspacePipeline,
+        now: &str,
+    ) -> Result<(), EngineError> {
+        let now = now.to_owned();
+        {
             let def = serde_json::to_string(&wp.pipeline).unwrap_or_default();
             let hash = {
                 use sha2::{Digest, Sha256};

@@ -4,6 +4,7 @@
 //! transaction and then publishes it as an event.
 
 mod actions;
+mod define;
 mod handle;
 mod jobs;
 mod load;

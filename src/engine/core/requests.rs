@@ -187,6 +187,7 @@ impl Engine {
                 pipeline_name,
                 pipeline_version,
             } => self.get_pipeline(pipeline_name, *pipeline_version),
+            Request::UpdatePipeline { pipeline } => self.update_pipeline(pipeline),
             Request::GetLogEvents { .. } | Request::FilterLogEvents { .. } => Err(api(
                 "InternalError",
                 "log reads are answered from a blocking task",
