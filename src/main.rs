@@ -196,6 +196,11 @@ fn tui_or_report(a: &TuiArgs) -> color_eyre::Result<ExitCode> {
         protected: cfg.protected,
         bell: cfg.bell,
         start_first: created,
+        aws_api: pipedeck::awsapi::cli::ServeApi::resolve(
+            &Default::default(),
+            &a.paths,
+            a.readonly || cfg.readonly,
+        )?,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -35,7 +35,12 @@ impl Drop for Tui {
 
 impl Tui {
     fn start(extra_args: &[&str]) -> Tui {
+        Tui::start_with_config(extra_args, "")
+    }
+
+    fn start_with_config(extra_args: &[&str], config: &str) -> Tui {
         let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("config.toml"), config).unwrap();
         let data = tmp.path().join("data");
         let ws = tmp.path().join("ws");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipedeck"))
@@ -222,6 +227,76 @@ fn readonly_mode_refuses_to_approve() {
     t.keys("q");
     // Quitting with a running execution asks first.
     t.wait_for("Quit?");
+    t.keys("y");
+    assert!(t.wait_exit());
+}
+
+/// The test venv's real AWS CLI, when `scripts/test` made it.
+fn venv() -> Option<std::path::PathBuf> {
+    let v = std::env::var_os("PIPEDECK_TEST_VENV").map(std::path::PathBuf::from);
+    match v {
+        Some(v) if v.join("bin/aws").exists() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI needs the test venv (scripts/test makes it): PIPEDECK_TEST_VENV is not set"
+            );
+            eprintln!("skipped: no test venv (run scripts/test, or set PIPEDECK_TEST_VENV)");
+            None
+        }
+    }
+}
+
+#[test]
+fn the_tui_serves_the_local_aws_api_when_the_config_asks() {
+    let Some(venv) = venv() else { return };
+    let mut t = Tui::start_with_config(&[], "aws_api = \"127.0.0.1:0\"\n");
+    let screen = t.wait_for("AWS API on http://");
+    let addr: String = screen
+        .split("AWS API on http://")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+        .collect();
+    let config = t.ws.parent().unwrap().join("config.toml");
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_pipedeck"))
+        .args(["aws-credentials", "--addr", &addr])
+        .env("PIPEDECK_CONFIG", &config)
+        .env("PIPEDECK_DATA_DIR", &t.data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(printed.stdout).unwrap();
+    let (creds, conf) = text.split_once("# Add to ~/.aws/config:").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("credentials"), creds).unwrap();
+    std::fs::write(home.path().join("config"), conf).unwrap();
+    let mut c = std::process::Command::new(venv.join("bin/aws"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    let o = c
+        .args(["--profile", "pipedeck-local", "--output", "json"])
+        .args(["codepipeline", "list-pipelines"])
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", home.path().join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "the AWS CLI against the TUI's engine: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pipelines"][0]["name"], "demo-web", "{v}");
+    t.keys("q");
     t.keys("y");
     assert!(t.wait_exit());
 }

@@ -61,6 +61,20 @@ impl ServeApi {
     pub async fn start(&self, engine: &EngineHandle) -> color_eyre::Result<Server> {
         if let Some(w) = super::server::exposure_warning(&self.addr) {
             eprintln!("pipedeck: {w}");
+        }
+        let server = self.start_quiet(engine).await?;
+        println!(
+            "AWS API on http://{} (credentials: `pipedeck aws-credentials`)",
+            server.local_addr
+        );
+        Ok(server)
+    }
+
+    /// [`ServeApi::start`] printing nothing (the TUI owns the terminal):
+    /// the warning for a non-loopback address goes to the log, and the
+    /// caller says where it listens.
+    pub async fn start_quiet(&self, engine: &EngineHandle) -> color_eyre::Result<Server> {
+        if let Some(w) = super::server::exposure_warning(&self.addr) {
             tracing::warn!("{w}");
         }
         let credentials = Credentials::load_or_create(&self.credentials_file)
@@ -73,14 +87,9 @@ impl ServeApi {
             credentials,
             workspace_root: engine.workspace.root.clone(),
         };
-        let server = super::start(engine.clone(), opts)
+        super::start(engine.clone(), opts)
             .await
-            .map_err(|e| color_eyre::eyre::eyre!("AWS API on {}: {e}", self.addr))?;
-        println!(
-            "AWS API on http://{} (credentials: `pipedeck aws-credentials`)",
-            server.local_addr
-        );
-        Ok(server)
+            .map_err(|e| color_eyre::eyre::eyre!("AWS API on {}: {e}", self.addr))
     }
 }
 

@@ -38,6 +38,9 @@ pub struct Options {
     pub start_first: bool,
     /// The diagnosis rules (built-in plus the user's).
     pub catalogue: std::sync::Arc<crate::diagnose::Catalogue>,
+    /// Serve the local AWS API from the engine this TUI hosts (`aws_api`
+    /// in the config).
+    pub aws_api: Option<crate::awsapi::cli::ServeApi>,
 }
 
 /// Runs the TUI on a workspace until the user quits.
@@ -81,6 +84,26 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
     app.protected = opts.protected;
     for w in opts.warnings {
         app.toast(w, true);
+    }
+    // The local AWS API, when asked for and this process hosts the engine.
+    let mut aws_api = None;
+    if let (Some(api), Some(engine)) = (&opts.aws_api, backend.engine()) {
+        match api.start_quiet(engine).await {
+            Ok(server) => {
+                app.toast(
+                    format!(
+                        "AWS API on http://{} (credentials: `pipedeck aws-credentials`)",
+                        server.local_addr
+                    ),
+                    false,
+                );
+                if let Some(w) = crate::awsapi::server::exposure_warning(&api.addr) {
+                    app.toast(w, true);
+                }
+                aws_api = Some(server);
+            }
+            Err(e) => app.toast(format!("the AWS API did not start: {e}"), true),
+        }
     }
     let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     // Input: a plain thread, blocking on crossterm.
@@ -126,6 +149,9 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
     let (result, backend) = looped.run(&mut terminal, app, tx, rx).await;
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
+    if let Some(server) = aws_api {
+        server.stop().await;
+    }
     // A hosted engine stops cleanly: answers in flight are written, builds
     // are stopped and recorded.
     backend.close().await;
