@@ -424,3 +424,32 @@ async fn a_failed_search_and_a_failed_audit_read_are_said() {
         "the search's error is on screen (not \"no match\"):\n{screen}"
     );
 }
+
+#[tokio::test]
+async fn a_diagnosis_whose_log_cannot_be_read_says_so() {
+    let mut st = state();
+    // The Source action failed: the TUI diagnoses it on its own.
+    if let Some(a) = st
+        .states
+        .get_mut("web")
+        .and_then(|s| s.stage_states[0].action_states[0].latest_execution.as_mut())
+    {
+        a.status = pipedeck::api::types::ActionStatus::Failed;
+    }
+    st.failures.insert(
+        "GetLogEvents".into(),
+        ApiError::new("InternalError", "reading log ae-Source: Permission denied"),
+    );
+    let fake = Arc::new(Fake::new(st));
+    let r = start(fake.clone(), None);
+    until(&fake, "the diagnosis reads the log", |c| {
+        c.contains(&"LookupEvents") && c.contains(&"GetLogEvents")
+    })
+    .await;
+    settle().await;
+    let screen = r.quit().await;
+    assert!(
+        screen.contains("reading the log for the diagnosis failed"),
+        "the diagnosis says its log could not be read:\n{screen}"
+    );
+}
