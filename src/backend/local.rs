@@ -27,6 +27,9 @@ impl Hosted {
             },
         )
         .map_err(|e| e.to_string())?;
+        if super::readonly() {
+            handle.set_readonly();
+        }
         let server = crate::control::serve(&handle, &lock).map_err(|e| e.to_string())?;
         Ok(Hosted {
             handle,
@@ -44,6 +47,7 @@ impl Hosted {
 impl Backend for Hosted {
     fn call(&self, request: Request) -> BoxFuture<'_, Result<Reply, ApiError>> {
         Box::pin(async move {
+            super::refused_readonly(&request)?;
             self.handle
                 .call(Envelope {
                     identity: self.handle.workspace.identity.clone(),

@@ -49,7 +49,7 @@ pub async fn run(ws: Workspace, a: RunArgs) -> Result<ExitCode> {
         }
     };
     if !a.json {
-        println!(
+        say!(
             "started execution {id} of {pipeline}{}",
             if s.hosted() {
                 " (this process hosts the engine until the execution ends)"
@@ -96,7 +96,7 @@ pub async fn serve(ws: Workspace) -> Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    println!(
+    say!(
         "engine for workspace {} is running (pid {}); Ctrl-C stops it",
         ws.name,
         std::process::id()

@@ -1,0 +1,439 @@
+//! Nothing lost, nobody forged: real `pipedeck` processes driven from
+//! outside, as an attacker or a clumsy operator would. Tests that need root
+//! (a tmpfs, a second uid) print why they are skipped otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    ws: PathBuf,
+    data: PathBuf,
+    config: PathBuf,
+}
+
+fn env() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    env_in(tmp)
+}
+
+fn env_in(tmp: tempfile::TempDir) -> Env {
+    let ws = tmp.path().join("ws");
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("config.toml");
+    Env {
+        ws,
+        data,
+        config,
+        _tmp: tmp,
+    }
+}
+
+impl Env {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pipedeck"));
+        c.env("PIPEDECK_DATA_DIR", &self.data)
+            .env("PIPEDECK_CONFIG", &self.config)
+            .env("PIPEDECK_WORKSPACE", &self.ws)
+            .env("USER", "alice")
+            .env_remove("NO_COLOR")
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+    fn spawn(&self, args: &[&str]) -> Host {
+        Host(
+            self.cmd(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+    fn status_json(&self) -> serde_json::Value {
+        let out = self.run(&["status", "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+    fn serve(&self, extra: &[&str]) -> Host {
+        let mut args = vec!["serve"];
+        args.extend_from_slice(extra);
+        let host = self.spawn(&args);
+        wait_for("the engine socket", || {
+            glob(&self.data, "engine.sock").is_some()
+                && text(&self.run(&["status"]).stdout).contains("engine running")
+        });
+        host
+    }
+    fn socket(&self) -> PathBuf {
+        glob(&self.data, "engine.sock").unwrap()
+    }
+}
+
+/// A spawned pipedeck, stopped if a test ends early.
+struct Host(Child);
+
+impl std::ops::Deref for Host {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Host {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The first file named `name` under `dir`.
+fn glob(dir: &Path, name: &str) -> Option<PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if e.file_name() == name {
+                return Some(e.path());
+            }
+        }
+    }
+    None
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn git(repo: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?}");
+}
+
+const PIPELINE: &str = r#"{"pipeline": {"name": "p", "roleArn": "arn:aws:iam::123456789012:role/x",
+  "artifactStore": {"type": "S3", "location": "b"},
+  "stages": [
+    {"name": "Source", "actions": [{"name": "Source",
+      "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+      "configuration": {"RepositoryName": "app", "BranchName": "main"},
+      "outputArtifacts": [{"name": "Src"}]}]},
+    {"name": "Build", "actions": [{"name": "Build",
+      "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+      "configuration": {"ProjectName": "b"__EXTRA__},
+      "inputArtifacts": [{"name": "Src"}]}]}
+  ]}}"#;
+
+/// A workspace with pipeline `p` (Source → Build) building `buildspec`.
+fn workspace(e: &Env, buildspec: &str, extra_config: &str, toml: &str) {
+    let repo = e.ws.join("app");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("buildspec.yml"), buildspec).unwrap();
+    std::fs::write(
+        e.ws.join("pipeline.json"),
+        PIPELINE.replace("__EXTRA__", extra_config),
+    )
+    .unwrap();
+    std::fs::write(
+        e.ws.join("pipedeck.toml"),
+        format!("[repositories.app]\npath = \"app\"\nbranch = \"main\"\n{toml}"),
+    )
+    .unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "initial"]);
+}
+
+const QUICK: &str = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo built\n";
+
+/// One raw request on the socket, as any same-uid program could send it.
+fn raw_call(socket: &Path, envelope: serde_json::Value) -> serde_json::Value {
+    let mut s = UnixStream::connect(socket).unwrap();
+    let mut line = serde_json::json!({ "call": envelope }).to_string();
+    line.push('\n');
+    s.write_all(line.as_bytes()).unwrap();
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap()
+}
+
+fn my_user_name() -> String {
+    pipedeck::control::user_name(rustix::process::getuid().as_raw())
+}
+
+#[test]
+fn a_socket_caller_cannot_forge_who_it_is_nor_speak_as_the_engine() {
+    let e = env();
+    workspace(&e, QUICK, "", "");
+    let _host = e.serve(&[]);
+    let sock = e.socket();
+    let disable = serde_json::json!({"op": "disableStageTransition", "pipelineName": "p",
+        "stageName": "Build", "reason": "forged"});
+    // Claiming the engine's user agent: refused outright.
+    let r = raw_call(
+        &sock,
+        serde_json::json!({"identity": "forged-alice", "userAgent": "engine", "request": disable}),
+    );
+    assert_eq!(r["err"]["code"], "AccessDeniedException", "{r}");
+    // Claiming another identity: the engine records the peer's user.
+    let r = raw_call(
+        &sock,
+        serde_json::json!({"identity": "forged-alice", "userAgent": "pipedeck-cli", "request": disable}),
+    );
+    assert!(r.get("ok").is_some(), "{r}");
+    let r = raw_call(
+        &sock,
+        serde_json::json!({"identity": "x", "userAgent": "pipedeck-cli",
+            "request": {"op": "lookupEvents", "maxResults": 50}}),
+    );
+    let events = r["ok"]["events"].as_array().unwrap().clone();
+    let me = my_user_name();
+    let mut forged = 0;
+    for ev in &events {
+        let id = &ev["userIdentity"];
+        if id["principalId"] == "forged-alice"
+            || ev["userAgent"] == "engine" && ev["eventName"] == "DisableStageTransition"
+        {
+            forged += 1;
+        }
+    }
+    println!("forged identities accepted: {forged} of 2");
+    assert_eq!(forged, 0, "{events:#?}");
+    let disabled = events
+        .iter()
+        .find(|ev| ev["eventName"] == "DisableStageTransition")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(disabled["userIdentity"]["type"], "IAMUser");
+    assert_eq!(disabled["userIdentity"]["principalId"], me.as_str());
+    assert_eq!(disabled["userIdentity"]["userName"], me.as_str());
+    assert!(disabled["userIdentity"]["invokedBy"].is_null());
+}
+
+fn mutations() -> Vec<Vec<&'static str>> {
+    vec![
+        vec!["transition", "p", "Build", "--disable", "no"],
+        vec!["run"],
+        vec!["stop", "p"],
+        vec!["approve", "p", "Build", "Build"],
+        vec!["retry", "p", "Build"],
+    ]
+}
+
+#[test]
+fn read_only_refuses_every_mutation_from_the_flag_the_config_and_a_read_only_host() {
+    let e = env();
+    workspace(&e, QUICK, "", "");
+    let mut accepted = 0;
+    let mut tried = 0;
+    // The flag, with and without an engine running.
+    for args in mutations() {
+        let mut a = vec!["--readonly"];
+        a.extend(args.iter());
+        let out = e.run(&a);
+        tried += 1;
+        if out.status.success() {
+            accepted += 1;
+        }
+        assert!(
+            text(&out.stderr).contains("read-only mode"),
+            "{a:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // The config.
+    std::fs::write(&e.config, "readonly = true\n").unwrap();
+    for args in mutations() {
+        let out = e.run(&args);
+        tried += 1;
+        if out.status.success() {
+            accepted += 1;
+        }
+        assert!(
+            text(&out.stderr).contains("read-only mode"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Reads still work read-only.
+    let st = e.run(&["status", "--json"]);
+    assert!(st.status.success(), "{}", text(&st.stderr));
+    std::fs::remove_file(&e.config).unwrap();
+    // An engine hosted read-only refuses clients that are not.
+    let _host = e.serve(&["--readonly"]);
+    for args in mutations() {
+        let out = e.run(&args);
+        tried += 1;
+        if out.status.success() {
+            accepted += 1;
+        }
+        assert!(
+            text(&out.stderr).contains("read-only"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let r = raw_call(
+        &e.socket(),
+        serde_json::json!({"identity": "x", "userAgent": "script", "request":
+            {"op": "startPipelineExecution", "pipelineName": "p"}}),
+    );
+    tried += 1;
+    if r.get("ok").is_some() {
+        accepted += 1;
+    }
+    println!("mutations accepted in read-only: {accepted} of {tried}");
+    assert_eq!(accepted, 0);
+    let st = e.status_json();
+    assert!(
+        st["pipelines"][0]["latestExecution"].is_null(),
+        "nothing ran: {st}"
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let e = env();
+    workspace(&e, QUICK, "", "");
+    let mut child = e
+        .cmd(&["status", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close our end before it writes (as `| head -c 0` would).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !text(&out.stderr).contains("panicked") && !text(&out.stderr).contains("Broken pipe"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn errors_to_a_pipe_or_with_no_color_carry_no_ansi_codes() {
+    let e = env();
+    // No workspace here: the command fails with an error report.
+    std::fs::create_dir_all(&e.ws).unwrap();
+    for no_color in [false, true] {
+        let mut c = e.cmd(&["status"]);
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        let out = c.output().unwrap();
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(!err.is_empty());
+        assert!(!err.contains('\u{1b}'), "ANSI in {err:?}");
+    }
+}
+
+/// Runs `f` with a user created for the test, removed afterwards.
+fn with_second_user(f: impl FnOnce(&str)) {
+    if !is_root() {
+        println!("skipped: creating a second user needs root");
+        return;
+    }
+    let name = format!("pdtest{}", std::process::id() % 100000);
+    let made = Command::new("useradd")
+        .args(["-M", "-N", "-s", "/bin/sh", &name])
+        .status();
+    if !matches!(made, Ok(s) if s.success()) {
+        println!("skipped: useradd is not available");
+        return;
+    }
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("userdel").arg(&self.0).status();
+        }
+    }
+    let _gone = Gone(name.clone());
+    f(&name);
+}
+
+#[test]
+fn another_users_cli_is_told_it_may_not_use_the_workspace_and_does_not_panic() {
+    with_second_user(|user| {
+        let tmp = tempfile::tempdir().unwrap();
+        // The other user must be able to reach the binary and the workspace.
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let e = env_in(tmp);
+        workspace(&e, QUICK, "", "");
+        let st = e.run(&["status"]);
+        assert!(st.status.success(), "{}", text(&st.stderr));
+        let _host = e.serve(&[]);
+        for args in [vec!["approve", "p", "Build", "Build"], vec!["status"]] {
+            let out = Command::new("setpriv")
+                .args([
+                    "--reuid",
+                    user,
+                    "--regid",
+                    "nogroup",
+                    "--clear-groups",
+                    "--",
+                ])
+                .arg(env!("CARGO_BIN_EXE_pipedeck"))
+                .args(&args)
+                .env("PIPEDECK_DATA_DIR", &e.data)
+                .env("PIPEDECK_CONFIG", &e.config)
+                .env("PIPEDECK_WORKSPACE", &e.ws)
+                .env("HOME", "/nonexistent")
+                .env("USER", user)
+                .output()
+                .unwrap();
+            let err = text(&out.stderr);
+            assert!(!out.status.success(), "{args:?}: {err}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            assert!(err.contains("may not use"), "{args:?}: {err}");
+        }
+    });
+}
