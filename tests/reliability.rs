@@ -437,3 +437,98 @@ fn another_users_cli_is_told_it_may_not_use_the_workspace_and_does_not_panic() {
         }
     });
 }
+
+/// Processes whose command line contains `needle`: (pid, state, ppid).
+fn procs_with(needle: &str) -> Vec<(u32, char, u32)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let mut f = rest.split(' ');
+        let state = f.next().unwrap().chars().next().unwrap();
+        let ppid = f.next().unwrap().parse().unwrap();
+        // A zombie has no command line: match it by its name in stat.
+        if cmd.contains(needle) || (state == 'Z' && stat.contains("(sleep)") && ppid != 1) {
+            out.push((pid, state, ppid));
+        }
+    }
+    out
+}
+
+fn daemon_buildspec(tag: u32, gate: &Path) -> String {
+    format!(
+        "version: 0.2\nphases:\n  install:\n    commands:\n      - nohup sleep {a} >/dev/null 2>&1 &\n      - setsid sleep {b} >/dev/null 2>&1 &\n      - ( setsid sleep {c} >/dev/null 2>&1 & )\n  build:\n    commands:\n      - echo daemons started\n      - while [ ! -f {g} ]; do sleep 0.05; done\n      - echo after the gate\n",
+        a = tag * 10 + 1,
+        b = tag * 10 + 2,
+        c = tag * 10 + 3,
+        g = gate.display()
+    )
+}
+
+#[test]
+fn background_daemons_end_with_their_build_and_across_kill_9_restarts() {
+    let e = env();
+    let tag = 90_000 + std::process::id() % 9_000;
+    let needle = format!("sleep {tag}");
+    let gate = e._tmp.path().join("gate");
+    workspace(&e, &daemon_buildspec(tag, &gate), "", "");
+    let mut left = 0;
+    let cycles = 3;
+    for cycle in 0..cycles {
+        let mut host = e.spawn(&["run"]);
+        wait_for("the daemons", || {
+            procs_with(&needle).iter().filter(|p| p.1 != 'Z').count() == 3
+        });
+        // Double-forked away from its shell: re-parented to the engine,
+        // the child subreaper, not to init.
+        let c = format!("sleep {}", tag * 10 + 3);
+        let orphan = procs_with(&c);
+        assert_eq!(orphan.len(), 1, "{orphan:?}");
+        assert_eq!(orphan[0].2, host.id(), "cycle {cycle}: {orphan:?}");
+        host.kill().unwrap();
+        host.wait().unwrap();
+        // The next engine's restart sweep finds them, leader dead or not.
+        let st = e.run(&["status"]);
+        assert!(st.status.success(), "{}", text(&st.stderr));
+        std::thread::sleep(Duration::from_millis(500));
+        let alive: Vec<_> = procs_with(&needle)
+            .into_iter()
+            .filter(|p| p.1 != 'Z')
+            .collect();
+        left += alive.len();
+        for (pid, _, _) in &alive {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+    // A build that ends normally takes its daemons with it, and the
+    // engine reaps the ones re-parented to it.
+    std::fs::write(&gate, "open").unwrap();
+    let host = e.serve(&[]);
+    let run = e.run(&["run", "--wait"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    std::thread::sleep(Duration::from_millis(1500));
+    let rest: Vec<_> = procs_with(&needle);
+    let zombies: Vec<_> = procs_with("\u{0}never")
+        .into_iter()
+        .filter(|p| p.2 == host.id())
+        .collect();
+    left += rest.len();
+    println!(
+        "escaped processes left: {left} after {cycles} kill -9 cycles and a normal end; zombies of the engine: {}",
+        zombies.len()
+    );
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(zombies.is_empty(), "{zombies:?}");
+    assert_eq!(left, 0);
+}

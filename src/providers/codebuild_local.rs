@@ -177,6 +177,10 @@ enum Outcome {
 }
 
 struct Shell {
+    /// The shell's pid, which is its process group's id.
+    pgid: Option<u32>,
+    /// The build's pid file, whose mark every process it starts inherits.
+    mark: Option<PathBuf>,
     child: Child,
     stdin: ChildStdin,
     out: BufReader<ChildStdout>,
@@ -200,6 +204,14 @@ impl Ctx<'_> {
     fn log(&mut self, line: &str) {
         let m = self.masker.mask(line);
         self.sink.line(&m);
+    }
+}
+
+/// A shell dropped on an early return or a cancelled build takes its
+/// background processes with it.
+impl Drop for Shell {
+    fn drop(&mut self) {
+        self.kill_escapees();
     }
 }
 
@@ -238,6 +250,8 @@ impl Shell {
                 .map_or(0, |d| d.as_nanos())
         );
         let mut shell = Shell {
+            pgid: child.id(),
+            mark: req.pgid_file.clone(),
             child,
             stdin,
             out: BufReader::with_capacity(256 * 1024, stdout),
@@ -271,11 +285,19 @@ impl Shell {
     }
 
     async fn kill(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // The shell leads its own process group: take the whole tree.
-            proc::kill_group(pid);
-        }
+        self.kill_escapees();
         let _ = self.child.kill().await;
+    }
+
+    /// The shell leads its own process group: take the whole tree, and
+    /// whatever left the group but carries the build's mark (`setsid`).
+    fn kill_escapees(&self) {
+        if let Some(pgid) = self.pgid {
+            proc::kill_group(pgid);
+        }
+        if let Some(mark) = &self.mark {
+            proc::kill_marked(mark, self.pgid);
+        }
     }
 
     /// Sends one line to the shell and reads output up to its marker.

@@ -116,6 +116,11 @@ pub fn start_with(
     options: EngineOptions,
     environments: crate::env::manager::EnvFactory,
 ) -> Result<EngineHandle, EngineError> {
+    // What builds leave running in the background is re-parented here,
+    // killed with its build and reaped.
+    if !crate::proc::become_subreaper() {
+        tracing::warn!("cannot become the child subreaper; escaped build processes go to init");
+    }
     let store = Store::open(&ws.state_dir)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(4096);
