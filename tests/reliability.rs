@@ -532,3 +532,135 @@ fn background_daemons_end_with_their_build_and_across_kill_9_restarts() {
     assert!(zombies.is_empty(), "{zombies:?}");
     assert_eq!(left, 0);
 }
+
+/// A tmpfs of `size` mounted on `dir` for the test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        if !is_root() {
+            println!("skipped: mounting a small filesystem needs root");
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status();
+        if !matches!(st, Ok(s) if s.success()) {
+            println!("skipped: cannot mount a tmpfs here");
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+
+    /// Fills the filesystem up; returns the filler's path.
+    fn fill(&self) -> PathBuf {
+        let filler = self.0.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        // Whatever is left in smaller pieces.
+        let small = vec![0u8; 512];
+        while f.write_all(&small).is_ok() {}
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn disk_full_fails_the_execution_says_so_and_loses_nothing_once_space_is_back() {
+    let e = env();
+    let Some(fs) = Tmpfs::mount(&e.data, "24m") else {
+        return;
+    };
+    let gate = e._tmp.path().join("gate");
+    let buildspec = format!(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - for i in $(seq 1 200); do echo early line $i; done\n      - while [ ! -f {} ]; do sleep 0.05; done\n      - for i in $(seq 1 20000); do echo late line $i with some padding to fill a disk quickly; done\n",
+        gate.display()
+    );
+    workspace(&e, &buildspec, "", "");
+    let mut host = e.serve(&[]);
+    let run = e.run(&["run", "--json"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let id =
+        serde_json::from_slice::<serde_json::Value>(&run.stdout).unwrap()["pipelineExecutionId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    wait_for("the early lines", || {
+        text(&e.run(&["logs", "p", "Build", "Build"]).stdout).contains("early line 200")
+    });
+    let before = text(&e.run(&["logs", "p", "Build", "Build"]).stdout);
+    let filler = fs.fill();
+    std::fs::write(&gate, "open").unwrap();
+    wait_for("the execution to end", || {
+        e.status_json()["pipelines"][0]["latestExecution"]["status"] != "InProgress"
+    });
+    let st = e.status_json();
+    let exec = &st["pipelines"][0]["latestExecution"];
+    assert_eq!(exec["pipelineExecutionId"], id.as_str());
+    assert_eq!(exec["status"], "Failed", "{st}");
+    let summary = exec["statusSummary"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let action = &st["states"][0]["stageStates"][1]["actionStates"][0]["latestExecution"];
+    let said = format!("{summary} {}", action["summary"]);
+    assert!(said.contains("disk full"), "{st}");
+    // A second execution on the full disk: refused or failed, and it says why.
+    let second = e.run(&["run", "--wait"]);
+    assert!(!second.status.success());
+    let all = format!("{}{}", text(&second.stdout), text(&second.stderr));
+    assert!(all.contains("disk full"), "{all}");
+    let status = text(&e.run(&["status"]).stdout);
+    println!("status while full:\n{status}");
+    // Space comes back: the engine records what it could not.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for("the store to take writes again", || {
+        e.status_json().get("storeProblem").is_none()
+    });
+    let reported = e.status_json();
+    // Even a kill -9 now loses nothing: a fresh engine reads the same.
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let after = e.status_json();
+    let latest = |v: &serde_json::Value| {
+        let x = &v["pipelines"][0]["latestExecution"];
+        (x["pipelineExecutionId"].clone(), x["status"].clone())
+    };
+    assert_eq!(latest(&after), latest(&reported), "{after}\n{reported}");
+    let execs: serde_json::Value =
+        serde_json::from_slice(&e.run(&["executions", "p", "--json"]).stdout).unwrap();
+    let first = execs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["pipelineExecutionId"] == id.as_str())
+        .unwrap_or_else(|| panic!("the failed execution is in the store: {execs}"));
+    assert_eq!(first["status"], "Failed", "{execs}");
+    // Every line reported before the disk filled is kept, in order.
+    let log = text(
+        &e.run(&["logs", "p", "Build", "Build", "--execution", &id])
+            .stdout,
+    );
+    let lost = before
+        .lines()
+        .filter(|l| l.contains("early line"))
+        .filter(|l| !log.contains(l))
+        .count();
+    println!("log lines lost across the disk-full cycle: {lost}");
+    assert_eq!(lost, 0, "{log}");
+}

@@ -82,10 +82,18 @@ pub async fn status(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
         }
     }
     let hosted = s.hosted();
+    let store_problem = match s.call(Request::EngineInfo).await {
+        Ok(Reply::Info { info }) => info.store_problem,
+        _ => None,
+    };
     let ws_name = ws.name.clone();
     s.close().await;
     if a.json {
-        print_json(&serde_json::json!({ "pipelines": pipelines, "states": states }));
+        let mut v = serde_json::json!({ "pipelines": pipelines, "states": states });
+        if let Some(p) = &store_problem {
+            v["storeProblem"] = serde_json::Value::String(p.clone());
+        }
+        print_json(&v);
         return Ok(ExitCode::SUCCESS);
     }
     say!(
@@ -96,6 +104,9 @@ pub async fn status(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
             "running"
         }
     );
+    if let Some(p) = &store_problem {
+        say!("  ! the engine cannot write its store ({p}); it keeps trying");
+    }
     for (p, st) in pipelines.iter().zip(&states) {
         let latest = match &p.latest_execution {
             Some(e) => format!(

@@ -138,6 +138,9 @@ pub fn start_with(
         started: started.clone(),
         stopping: false,
         envs: Default::default(),
+        unsaved: Default::default(),
+        store_problem: None,
+        retry_armed: false,
     };
     engine.load()?;
     let handle = EngineHandle {

@@ -51,6 +51,7 @@ impl Engine {
                     detail,
                 } => self.source_change(&pipeline, &action, &commit, &detail),
                 Msg::TriggerProblem { message } => self.trigger_problem(&message),
+                Msg::RetrySaves => self.retry_saves(),
                 Msg::Shutdown(done) => {
                     self.shutdown().await;
                     let _ = done.send(());
@@ -243,6 +244,7 @@ impl Engine {
                     version: env!("CARGO_PKG_VERSION").to_owned(),
                     running_executions: self.execs.values().filter(|e| !e.terminal()).count()
                         as u32,
+                    store_problem: self.store_problem.clone(),
                 },
             }),
         }
