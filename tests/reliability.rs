@@ -664,3 +664,35 @@ fn disk_full_fails_the_execution_says_so_and_loses_nothing_once_space_is_back() 
     println!("log lines lost across the disk-full cycle: {lost}");
     assert_eq!(lost, 0, "{log}");
 }
+
+#[test]
+fn a_host_whose_execution_ended_stays_up_while_another_client_waits() {
+    let e = env();
+    let spec =
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 2\n      - echo built\n";
+    workspace(&e, spec, "", "");
+    let mut first = e.spawn(&["run", "--wait"]);
+    wait_for("the first host's socket", || {
+        glob(&e.data, "engine.sock").is_some()
+            && text(&e.run(&["status"]).stdout).contains("engine running")
+    });
+    let second = e.spawn(&["run", "--wait"]);
+    let second = second_output(second);
+    let first_st = first.wait().unwrap();
+    let mut first_err = String::new();
+    std::io::Read::read_to_string(first.stderr.as_mut().unwrap(), &mut first_err).unwrap();
+    assert!(first_st.success(), "{first_err}");
+    assert!(
+        second.status.success(),
+        "the second client's execution: {}\n{}",
+        text(&second.stdout),
+        text(&second.stderr)
+    );
+    assert!(text(&second.stdout).contains("Succeeded"));
+    assert!(first_err.contains("stays up"), "{first_err}");
+}
+
+fn second_output(mut h: Host) -> Output {
+    let child = std::mem::replace(&mut h.0, Command::new("true").spawn().unwrap());
+    child.wait_with_output().unwrap()
+}

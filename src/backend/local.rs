@@ -70,6 +70,42 @@ impl Backend for Hosted {
         true
     }
 
+    fn linger(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let mut told = false;
+            loop {
+                let clients = self
+                    .hosting
+                    .lock()
+                    .ok()
+                    .and_then(|h| h.as_ref().map(|(s, _)| s.clients()))
+                    .unwrap_or(0);
+                let running = match self
+                    .handle
+                    .request(self.user_agent, Request::EngineInfo)
+                    .await
+                {
+                    Ok(Reply::Info { info }) => info.running_executions,
+                    _ => 0,
+                };
+                if clients == 0 || running == 0 {
+                    return;
+                }
+                if !told {
+                    eprintln!(
+                        "pipedeck: {running} execution(s) still run for {clients} other client(s) of \
+                         this engine; it stays up until they end (Ctrl-C stops it, interrupting them)"
+                    );
+                    told = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                    _ = tokio::signal::ctrl_c() => return,
+                }
+            }
+        })
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let hosting = self.hosting.lock().ok().and_then(|mut h| h.take());

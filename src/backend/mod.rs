@@ -51,6 +51,14 @@ pub trait Backend: Send + Sync {
     /// Stops a hosted engine cleanly (answers in flight are written first);
     /// a client just disconnects.
     fn close(&self) -> BoxFuture<'_, ()>;
+
+    /// Before a hosted engine is closed at the end of a command: waits
+    /// while other clients are connected and executions run (a second
+    /// `run --wait` attached to this engine), so they are not cut off.
+    /// A client has nothing to wait for.
+    fn linger(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A subscription's events.

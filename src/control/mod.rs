@@ -114,9 +114,24 @@ fn owner_uid(p: &Path) -> Option<u32> {
 /// The socket server of a hosted engine.
 pub struct Server {
     inflight: Arc<AtomicUsize>,
+    clients: Arc<AtomicUsize>,
+}
+
+/// Counts a connection while it lives.
+struct Connected(Arc<AtomicUsize>);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Server {
+    /// Clients connected now (a `run --wait` attached, a TUI, …).
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::SeqCst)
+    }
+
     /// Waits (2 s at most) until every answer being sent has been written,
     /// so a host that is about to exit does not cut a client off mid-reply.
     pub async fn drain(&self) {
@@ -145,8 +160,10 @@ pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<Server, Con
     let owner = owner_uid(&handle.workspace.state_dir);
     let handle = handle.clone();
     let inflight = Arc::new(AtomicUsize::new(0));
+    let clients = Arc::new(AtomicUsize::new(0));
     let server = Server {
         inflight: inflight.clone(),
+        clients: clients.clone(),
     };
     tokio::spawn(async move {
         let mut failures = 0u32;
@@ -180,7 +197,10 @@ pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<Server, Con
             let h = handle.clone();
             let inflight = inflight.clone();
             let who = user_name(peer);
+            clients.fetch_add(1, Ordering::SeqCst);
+            let connected = Connected(clients.clone());
             tokio::spawn(async move {
+                let _connected = connected;
                 if let Err(e) = connection(h, stream, inflight, who).await {
                     tracing::debug!(error = %e, "client connection ended");
                 }

@@ -63,7 +63,13 @@ pub async fn follow(
                 check = true;
                 continue;
             }
-            Ok(None) => return Err(eyre!("the engine went away while execution {id} ran")),
+            Ok(None) => {
+                return Err(eyre!(
+                    "the engine went away while execution {id} ran: a next engine records it \
+                     as interrupted (Failed), and `pipedeck retry {pipeline} STAGE` runs its \
+                     failed stage again"
+                ));
+            }
             Ok(Some(ev)) => ev,
         };
         match &ev {

@@ -122,6 +122,7 @@ pub async fn mutate(ws: Workspace, request: Request) -> Result<ExitCode> {
             return Ok(ExitCode::from(130));
         }
     }
+    s.linger().await;
     s.close().await;
     Ok(code)
 }

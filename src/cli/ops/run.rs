@@ -82,6 +82,7 @@ pub async fn run(ws: Workspace, a: RunArgs) -> Result<ExitCode> {
         }
         ExitCode::SUCCESS
     };
+    s.linger().await;
     s.close().await;
     Ok(code)
 }
