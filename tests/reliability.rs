@@ -696,3 +696,91 @@ fn second_output(mut h: Host) -> Output {
     let child = std::mem::replace(&mut h.0, Command::new("true").spawn().unwrap());
     child.wait_with_output().unwrap()
 }
+
+#[test]
+fn validate_refuses_a_provider_near_miss_devices_and_pipes_with_a_message() {
+    let e = env();
+    workspace(&e, QUICK, "", "");
+    let bad = std::fs::read_to_string(e.ws.join("pipeline.json"))
+        .unwrap()
+        .replace("\"CodeBuild\"", "\"CodeBiuld\"");
+    let f = e._tmp.path().join("typo.json");
+    std::fs::write(&f, bad).unwrap();
+    let out = e.run(&["validate", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("did you mean `CodeBuild`?"),
+        "{}",
+        text(&out.stdout)
+    );
+    // /dev/zero: read up to the cap, not without limit.
+    let started = Instant::now();
+    let out = e.run(&["validate", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stdout);
+    assert!(said.contains("character device"), "{said}");
+    assert!(said.contains("16777216"), "{said}");
+    assert!(!said.contains("memory"), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // A pipe that never ends.
+    let mut v = e
+        .cmd(&["validate", "/dev/stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut w = v.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let chunk = vec![b'a'; 1 << 16];
+        while w.write_all(&chunk).is_ok() {}
+    });
+    let out = v.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("a pipe"), "{said}");
+}
+
+#[test]
+fn a_buildspec_override_is_read_inside_the_source_artifact_only() {
+    let e = env();
+    let evil = e._tmp.path().join("evil.yml");
+    std::fs::write(
+        &evil,
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo EVIL RAN\n",
+    )
+    .unwrap();
+    let extra = format!(r#", "BuildspecOverride": "{}""#, evil.display());
+    workspace(&e, QUICK, &extra, "");
+    let run = e.run(&["run", "--wait"]);
+    let all = format!("{}{}", text(&run.stdout), text(&run.stderr));
+    assert!(!run.status.success(), "{all}");
+    let logs = text(&e.run(&["logs", "p", "Build", "Build"]).stdout);
+    assert!(!logs.contains("EVIL RAN"), "{logs}");
+    // Climbing out is refused by name.
+    let e2 = env();
+    std::fs::write(
+        e2._tmp.path().join("evil.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo EVIL RAN\n",
+    )
+    .unwrap();
+    workspace(
+        &e2,
+        QUICK,
+        r#", "BuildspecOverride": "../../../evil.yml""#,
+        "",
+    );
+    let run = e2.run(&["run", "--wait"]);
+    assert!(!run.status.success());
+    let st = e2.status_json();
+    let action = &st["states"][0]["stageStates"][1]["actionStates"][0]["latestExecution"];
+    assert!(
+        action["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("leads out"),
+        "{st}"
+    );
+    let logs = text(&e2.run(&["logs", "p", "Build", "Build"]).stdout);
+    assert!(!logs.contains("EVIL RAN"), "{logs}");
+}

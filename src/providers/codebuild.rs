@@ -47,9 +47,11 @@ fn choose_buildspec(ctx: &ActionContext, src: &Path) -> Result<(Buildspec, Strin
         if v.contains('\n') {
             return from_text(v, format!("the inline buildspec of {what}"));
         }
-        let p = src.join(v);
-        match std::fs::read_to_string(&p) {
-            Ok(t) => from_text(&t, format!("{v} ({what})")),
+        let p = inside(src, v).map_err(|why| {
+            format!("CLIENT_ERROR: {what} names buildspec `{v}`, which is refused: {why}")
+        })?;
+        match crate::model::source::read_file(&p) {
+            Ok(t) => from_text(&t.text, format!("{v} ({what})")),
             Err(e) => Err(format!(
                 "{what} names buildspec `{v}`, which the primary source does not hold: {e}"
             )),
@@ -87,6 +89,33 @@ fn choose_buildspec(ctx: &ActionContext, src: &Path) -> Result<(Buildspec, Strin
          none: add buildspec.yml to the repository or [projects.{project}] buildspec = \"...\" \
          to pipedeck.toml"
     ))
+}
+
+/// `path` resolved inside the source directory `src`, as CodeBuild does
+/// (relative to `CODEBUILD_SRC_DIR`; a leading `/` too): a path that
+/// climbs out (`..`) or a symbolic link leading out is refused.
+fn inside(src: &Path, path: &str) -> Result<std::path::PathBuf, String> {
+    use std::path::Component;
+    let rel = Path::new(path.trim_start_matches('/'));
+    let mut depth = 0usize;
+    for c in rel.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            _ => return Err("it leads out of the primary source artifact".into()),
+        }
+    }
+    let p = src.join(rel);
+    if let (Ok(real), Ok(root)) = (p.canonicalize(), src.canonicalize())
+        && !real.starts_with(&root)
+    {
+        return Err(format!(
+            "it is a link to {}, outside the primary source artifact",
+            real.display()
+        ));
+    }
+    Ok(p)
 }
 
 type Pairs = Vec<(String, String)>;
