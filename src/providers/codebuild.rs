@@ -194,7 +194,32 @@ fn buildspec_secrets(
     Ok(out)
 }
 
-async fn run(mut ctx: ActionContext) -> ActionOutcome {
+/// Runs the build; what it reports (summary, error, output variables) is
+/// masked like its log, wherever it is later stored or shown (the state
+/// store, `--json`, the audit trail's responses).
+async fn run(ctx: ActionContext) -> ActionOutcome {
+    let mut secrets = Vec::new();
+    let outcome = build(ctx, &mut secrets).await;
+    mask_outcome(outcome, &codebuild_local::Masker::new(secrets))
+}
+
+fn mask_outcome(mut o: ActionOutcome, m: &codebuild_local::Masker) -> ActionOutcome {
+    if m.is_empty() {
+        return o;
+    }
+    if let Some(s) = &mut o.summary {
+        *s = m.mask(s).into_owned();
+    }
+    if let Some(e) = &mut o.error {
+        e.message = m.mask(&e.message).into_owned();
+    }
+    for v in o.output_variables.values_mut() {
+        *v = m.mask(v).into_owned();
+    }
+    o
+}
+
+async fn build(mut ctx: ActionContext, found: &mut Vec<String>) -> ActionOutcome {
     let project = ctx
         .action
         .configuration
@@ -248,6 +273,7 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
         }
     };
     secrets.extend(action_secret);
+    found.extend(secrets.iter().map(|(_, v)| v.clone()));
     let proj = ctx
         .workspace
         .projects
