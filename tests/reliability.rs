@@ -468,7 +468,7 @@ fn procs_with(needle: &str) -> Vec<(u32, char, u32)> {
 
 fn daemon_buildspec(tag: u32, gate: &Path) -> String {
     format!(
-        "version: 0.2\nphases:\n  install:\n    commands:\n      - nohup sleep {a} >/dev/null 2>&1 &\n      - setsid sleep {b} >/dev/null 2>&1 &\n      - ( setsid sleep {c} >/dev/null 2>&1 & )\n  build:\n    commands:\n      - echo daemons started\n      - while [ ! -f {g} ]; do sleep 0.05; done\n      - echo after the gate\n",
+        "version: 0.2\nphases:\n  install:\n    commands:\n      - nohup sleep {a} >/dev/null 2>&1 &\n      - setsid sleep {b} >/dev/null 2>&1 &\n      - ( setsid sleep {c} >/dev/null 2>&1 & )\n  build:\n    commands:\n      - for i in $(seq 1 100); do echo line $i; done\n      - echo daemons started\n      - while [ ! -f {g} ]; do sleep 0.05; done\n      - echo after the gate\n",
         a = tag * 10 + 1,
         b = tag * 10 + 2,
         c = tag * 10 + 3,
@@ -484,6 +484,7 @@ fn background_daemons_end_with_their_build_and_across_kill_9_restarts() {
     let gate = e._tmp.path().join("gate");
     workspace(&e, &daemon_buildspec(tag, &gate), "", "");
     let mut left = 0;
+    let mut lost_lines = 0;
     let cycles = 3;
     for cycle in 0..cycles {
         let mut host = e.spawn(&["run"]);
@@ -496,11 +497,17 @@ fn background_daemons_end_with_their_build_and_across_kill_9_restarts() {
         let orphan = procs_with(&c);
         assert_eq!(orphan.len(), 1, "{orphan:?}");
         assert_eq!(orphan[0].2, host.id(), "cycle {cycle}: {orphan:?}");
+        wait_for("the log to show the daemons", || {
+            text(&e.run(&["logs", "p", "Build", "Build"]).stdout).contains("daemons started")
+        });
+        let before = text(&e.run(&["logs", "p", "Build", "Build"]).stdout);
         host.kill().unwrap();
         host.wait().unwrap();
         // The next engine's restart sweep finds them, leader dead or not.
         let st = e.run(&["status"]);
         assert!(st.status.success(), "{}", text(&st.stderr));
+        let after = text(&e.run(&["logs", "p", "Build", "Build"]).stdout);
+        lost_lines += before.lines().filter(|l| !after.contains(l)).count();
         std::thread::sleep(Duration::from_millis(500));
         let alive: Vec<_> = procs_with(&needle)
             .into_iter()
@@ -528,6 +535,8 @@ fn background_daemons_end_with_their_build_and_across_kill_9_restarts() {
         "escaped processes left: {left} after {cycles} kill -9 cycles and a normal end; zombies of the engine: {}",
         zombies.len()
     );
+    println!("log lines lost across {cycles} kill -9 cycles: {lost_lines}");
+    assert_eq!(lost_lines, 0);
     assert!(rest.is_empty(), "{rest:?}");
     assert!(zombies.is_empty(), "{zombies:?}");
     assert_eq!(left, 0);
