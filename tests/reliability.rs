@@ -458,8 +458,11 @@ fn procs_with(needle: &str) -> Vec<(u32, char, u32)> {
         let mut f = rest.split(' ');
         let state = f.next().unwrap().chars().next().unwrap();
         let ppid = f.next().unwrap().parse().unwrap();
-        // A zombie has no command line: match it by its name in stat.
-        if cmd.contains(needle) || (state == 'Z' && stat.contains("(sleep)") && ppid != 1) {
+        // A zombie has no command line: `zombies_of` finds them by parent.
+        let zombie_of = needle
+            .strip_prefix("zombie-of:")
+            .and_then(|p| p.parse::<u32>().ok());
+        if zombie_of.map_or(cmd.contains(needle), |p| state == 'Z' && ppid == p) {
             out.push((pid, state, ppid));
         }
     }
@@ -524,12 +527,16 @@ fn background_daemons_end_with_their_build_and_across_kill_9_restarts() {
     let host = e.serve(&[]);
     let run = e.run(&["run", "--wait"]);
     assert!(run.status.success(), "{}", text(&run.stderr));
-    std::thread::sleep(Duration::from_millis(1500));
+    // The engine reaps every second: give it a few under load.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline
+        && (!procs_with(&needle).is_empty()
+            || !procs_with(&format!("zombie-of:{}", host.id())).is_empty())
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let rest: Vec<_> = procs_with(&needle);
-    let zombies: Vec<_> = procs_with("\u{0}never")
-        .into_iter()
-        .filter(|p| p.2 == host.id())
-        .collect();
+    let zombies: Vec<_> = procs_with(&format!("zombie-of:{}", host.id()));
     left += rest.len();
     println!(
         "escaped processes left: {left} after {cycles} kill -9 cycles and a normal end; zombies of the engine: {}",

@@ -81,11 +81,12 @@ pub fn kill_marked(pgid_file: &Path, leader: Option<u32>) -> usize {
         {
             kill_group(pid);
         }
-        let ours = stat(pid).is_some_and(|s| s.ppid == std::process::id());
         if rustix::process::kill_process(p, rustix::process::Signal::KILL).is_ok() {
             n += 1;
-            if ours && let Ok(mut k) = KILLED.lock() {
-                k.push(pid);
+            // It may be re-parented here only once its parent (the build
+            // shell, killed too) is gone: try to reap it a few times.
+            if let Ok(mut k) = KILLED.lock() {
+                k.push((pid, 0));
             }
         }
     }
@@ -94,7 +95,7 @@ pub fn kill_marked(pgid_file: &Path, leader: Option<u32>) -> usize {
 
 /// Escapees killed while they were this process's children: reaped by
 /// [`reap_escapees`] whatever their process group.
-static KILLED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+static KILLED: std::sync::Mutex<Vec<(u32, u8)>> = std::sync::Mutex::new(Vec::new());
 
 struct Stat {
     state: char,
@@ -149,7 +150,7 @@ pub fn reap_escapees() -> usize {
         .lock()
         .map(|mut k| std::mem::take(&mut *k))
         .unwrap_or_default();
-    for pid in killed {
+    for (pid, tries) in killed {
         let Some(p) = i32::try_from(pid)
             .ok()
             .and_then(rustix::process::Pid::from_raw)
@@ -158,13 +159,14 @@ pub fn reap_escapees() -> usize {
         };
         match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG) {
             Ok(Some(_)) => n += 1,
-            // Not dead yet: next time.
-            Ok(None) => {
+            // Not dead, or not re-parented here yet: next time (not ours
+            // after a few seconds: init's).
+            Ok(None) | Err(_) if tries < 5 => {
                 if let Ok(mut k) = KILLED.lock() {
-                    k.push(pid);
+                    k.push((pid, tries + 1));
                 }
             }
-            Err(_) => {}
+            _ => {}
         }
     }
     for pid in pids() {
