@@ -235,6 +235,9 @@ fn main() -> ExitCode {
             .readonly;
     if readonly {
         pipedeck::backend::set_readonly();
+        if matches!(args.command, Some(Command::Serve)) {
+            pipedeck::backend::set_host_readonly();
+        }
         if let Some(what) = args.command.as_ref().and_then(mutation_name) {
             eprintln!(
                 "pipedeck: {}",

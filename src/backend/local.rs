@@ -27,7 +27,7 @@ impl Hosted {
             },
         )
         .map_err(|e| e.to_string())?;
-        if super::readonly() {
+        if super::host_readonly() {
             handle.set_readonly();
         }
         let server = crate::control::serve(&handle, &lock).map_err(|e| e.to_string())?;

@@ -99,16 +99,28 @@ pub fn events_from_broadcast(mut rx: tokio::sync::broadcast::Receiver<EngineEven
 }
 
 static READONLY: AtomicBool = AtomicBool::new(false);
+static HOST_READONLY: AtomicBool = AtomicBool::new(false);
 
 /// Read-only for the rest of this process (`--readonly`, or `readonly =
-/// true` in the config): every backend opened refuses mutations, and an
-/// engine hosted here refuses them from any client.
+/// true` in the config): every backend opened refuses this process's
+/// mutations.
 pub fn set_readonly() {
     READONLY.store(true, Ordering::SeqCst);
 }
 
 pub fn readonly() -> bool {
     READONLY.load(Ordering::SeqCst)
+}
+
+/// An engine hosted by this process refuses mutations from any client
+/// (`serve --readonly`). A read-only TUI that hosts refuses only its own:
+/// other terminals may still act on the engine.
+pub fn set_host_readonly() {
+    HOST_READONLY.store(true, Ordering::SeqCst);
+}
+
+fn host_readonly() -> bool {
+    HOST_READONLY.load(Ordering::SeqCst)
 }
 
 /// The refusal of a mutation in read-only mode, worded as the TUI does.

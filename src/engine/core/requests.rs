@@ -87,6 +87,24 @@ impl Engine {
             }
             self.publish_exec(&id);
         }
+        // What the store refused (disk full) gets a last few tries: what
+        // is still refused is lost with this process, and the log says so.
+        for _ in 0..3 {
+            if self.unsaved.is_empty() {
+                break;
+            }
+            self.retry_saves();
+            if !self.unsaved.is_empty() {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        if !self.unsaved.is_empty() {
+            tracing::error!(
+                executions = ?self.unsaved,
+                problem = self.store_problem.as_deref().unwrap_or(""),
+                "the engine stops with executions the store refused to record"
+            );
+        }
         if let Some(Ok(envs)) = self.envs.get() {
             envs.shutdown().await;
         }
