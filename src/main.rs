@@ -208,14 +208,59 @@ fn tui_or_report(a: &TuiArgs) -> color_eyre::Result<ExitCode> {
     rt.block_on(pipedeck::tui::run(ws, opts))
 }
 
-fn main() -> ExitCode {
-    if let Err(e) = color_eyre::install() {
+/// The CLI name of a command that changes something (refused read-only).
+fn mutation_name(cmd: &Command) -> Option<&'static str> {
+    Some(match cmd {
+        Command::Run(_) => "run",
+        Command::Approve(_) => "approve",
+        Command::Reject(_) => "reject",
+        Command::Retry(_) => "retry",
+        Command::Stop(_) => "stop",
+        Command::Rollback(_) => "rollback",
+        Command::Transition(_) => "transition",
+        Command::RollbackEnv(_) => "rollback-env",
+        Command::Demo(_) => "demo",
+        _ => return None,
+    })
+}
+
+/// Plain error reports (no ANSI colours) unless stderr is a terminal and
+/// `NO_COLOR` is unset.
+fn install_error_reporter() {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let mut hook = color_eyre::config::HookBuilder::default();
+    if no_color || !std::io::stderr().is_terminal() {
+        hook = hook.theme(color_eyre::config::Theme::new());
+    }
+    if let Err(e) = hook.install() {
         eprintln!("pipedeck: cannot install the error reporter: {e}");
     }
+}
+
+fn main() -> ExitCode {
+    install_error_reporter();
     let args = Cli::parse();
     let paths = Paths::resolve(args.config, args.data_dir);
     let _log = pipedeck::logging::init(&paths.log_dir());
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "pipedeck starting");
+    let readonly = args.readonly
+        || pipedeck::config::UserConfig::load(&paths.config_file)
+            .0
+            .readonly;
+    if readonly {
+        pipedeck::backend::set_readonly();
+        if matches!(args.command, Some(Command::Serve(_))) {
+            pipedeck::backend::set_host_readonly();
+        }
+        if let Some(what) = args.command.as_ref().and_then(mutation_name) {
+            eprintln!(
+                "pipedeck: {}",
+                pipedeck::backend::readonly_refusal(what).message
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let code = match args.command {
         Some(Command::Validate(a)) => cli::validate::run(&a),
         Some(Command::Graph(a)) => cli::graph::run(&a),
@@ -229,7 +274,7 @@ fn main() -> ExitCode {
         None => tui_or_report(&args_tui(
             &paths,
             args.workspace.as_deref(),
-            args.readonly,
+            readonly,
             args.theme,
         )),
         Some(cmd) => engine_command(cmd, args.workspace.as_deref(), &paths, args.readonly),

@@ -104,6 +104,10 @@ pub struct EngineInfo {
     pub started: String,
     pub version: String,
     pub running_executions: u32,
+    /// Why the store refuses writes (`disk full: …`) while it does; the
+    /// engine keeps writing what it refused until the store takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_problem: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

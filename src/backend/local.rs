@@ -27,6 +27,9 @@ impl Hosted {
             },
         )
         .map_err(|e| e.to_string())?;
+        if super::host_readonly() {
+            handle.set_readonly();
+        }
         let server = crate::control::serve(&handle, &lock).map_err(|e| e.to_string())?;
         Ok(Hosted {
             handle,
@@ -44,6 +47,7 @@ impl Hosted {
 impl Backend for Hosted {
     fn call(&self, request: Request) -> BoxFuture<'_, Result<Reply, ApiError>> {
         Box::pin(async move {
+            super::refused_readonly(&request)?;
             self.handle
                 .call(Envelope {
                     identity: self.handle.workspace.identity.clone(),
@@ -68,6 +72,42 @@ impl Backend for Hosted {
 
     fn engine(&self) -> Option<&EngineHandle> {
         Some(&self.handle)
+    }
+
+    fn linger(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let mut told = false;
+            loop {
+                let clients = self
+                    .hosting
+                    .lock()
+                    .ok()
+                    .and_then(|h| h.as_ref().map(|(s, _)| s.clients()))
+                    .unwrap_or(0);
+                let running = match self
+                    .handle
+                    .request(self.user_agent, Request::EngineInfo)
+                    .await
+                {
+                    Ok(Reply::Info { info }) => info.running_executions,
+                    _ => 0,
+                };
+                if clients == 0 || running == 0 {
+                    return;
+                }
+                if !told {
+                    eprintln!(
+                        "pipedeck: {running} execution(s) still run for {clients} other client(s) of \
+                         this engine; it stays up until they end (Ctrl-C stops it, interrupting them)"
+                    );
+                    told = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                    _ = tokio::signal::ctrl_c() => return,
+                }
+            }
+        })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -18,6 +18,7 @@ pub mod remote;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -54,6 +55,14 @@ pub trait Backend: Send + Sync {
     /// The engine, when this process hosts it (the local AWS API serves it).
     fn engine(&self) -> Option<&crate::engine::EngineHandle> {
         None
+    }
+
+    /// Before a hosted engine is closed at the end of a command: waits
+    /// while other clients are connected and executions run (a second
+    /// `run --wait` attached to this engine), so they are not cut off.
+    /// A client has nothing to wait for.
+    fn linger(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 }
 
@@ -94,6 +103,48 @@ pub fn events_from_broadcast(mut rx: tokio::sync::broadcast::Receiver<EngineEven
     Events::new(out)
 }
 
+static READONLY: AtomicBool = AtomicBool::new(false);
+static HOST_READONLY: AtomicBool = AtomicBool::new(false);
+
+/// Read-only for the rest of this process (`--readonly`, or `readonly =
+/// true` in the config): every backend opened refuses this process's
+/// mutations.
+pub fn set_readonly() {
+    READONLY.store(true, Ordering::SeqCst);
+}
+
+pub fn readonly() -> bool {
+    READONLY.load(Ordering::SeqCst)
+}
+
+/// An engine hosted by this process refuses mutations from any client
+/// (`serve --readonly`). A read-only TUI that hosts refuses only its own:
+/// other terminals may still act on the engine.
+pub fn set_host_readonly() {
+    HOST_READONLY.store(true, Ordering::SeqCst);
+}
+
+fn host_readonly() -> bool {
+    HOST_READONLY.load(Ordering::SeqCst)
+}
+
+/// The refusal of a mutation in read-only mode, worded as the TUI does.
+pub fn readonly_refusal(what: &str) -> ApiError {
+    ApiError::new(
+        "AccessDeniedException",
+        format!(
+            "read-only mode: `{what}` is disabled (started with --readonly or readonly = true in the config)"
+        ),
+    )
+}
+
+fn refused_readonly(request: &Request) -> Result<(), ApiError> {
+    if request.is_mutating() && readonly() {
+        return Err(readonly_refusal(request.event_name()));
+    }
+    Ok(())
+}
+
 /// How a command or the TUI reaches the workspace's engine.
 #[derive(Debug, Clone, Copy)]
 pub struct OpenOptions {
@@ -105,6 +156,7 @@ pub struct OpenOptions {
 
 /// Attaches to the engine running for the workspace, or hosts one here.
 pub async fn open(ws: &Workspace, opts: OpenOptions) -> Result<Shared, String> {
+    not_another_users(ws)?;
     for _ in 0..50 {
         if let Some(client) = Client::connect(ws).await {
             return Ok(Arc::new(remote::Remote::new(ws, client, opts.user_agent)));
@@ -127,6 +179,30 @@ pub async fn open(ws: &Workspace, opts: OpenOptions) -> Result<Shared, String> {
         ws.name,
         ws.socket_path().display()
     ))
+}
+
+/// A workspace whose state dir belongs to another user is refused with a
+/// message saying so (its engine refuses other uids anyway).
+fn not_another_users(ws: &Workspace) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        if let Ok(m) = std::fs::metadata(&ws.state_dir)
+            && m.uid() != me
+        {
+            return Err(format!(
+                "workspace {} belongs to user {} (uid {}): you ({}, uid {me}) may not use it; \
+                 run pipedeck as {} or give it another --data-dir",
+                ws.name,
+                crate::control::user_name(m.uid()),
+                m.uid(),
+                crate::control::user_name(me),
+                crate::control::user_name(m.uid()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn unexpected(what: &str, reply: &Reply) -> ApiError {

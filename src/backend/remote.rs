@@ -55,6 +55,7 @@ impl Remote {
 impl Backend for Remote {
     fn call(&self, request: Request) -> BoxFuture<'_, Result<Reply, ApiError>> {
         Box::pin(async move {
+            super::refused_readonly(&request)?;
             let envelope = Envelope {
                 identity: self.identity.clone(),
                 user_agent: self.user_agent.into(),

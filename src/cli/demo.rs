@@ -41,7 +41,7 @@ pub fn run(data_dir: &Path) -> color_eyre::Result<ExitCode> {
             super::graph::terminal_width(),
         ));
     }
-    print!("{out}");
+    say_raw!("{out}");
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {

@@ -159,7 +159,7 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
         bail!("only `pipedeck init --demo DIR` exists so far");
     }
     create(&a.dir)?;
-    println!(
+    say!(
         "created the demo workspace in {}\n\
          - pipeline.json: Source → Build (Lint ∥ UnitTests, then Package) → Approve\n\
          - {REPO_DIR}/: the service's git repository (branch main)\n\
@@ -221,7 +221,7 @@ pub fn demo(ws: &Workspace, cmd: &DemoCommand) -> Result<ExitCode> {
         .iter()
         .all(|(f, text)| std::fs::read_to_string(repo.join(f)).ok().as_deref() == Some(*text));
     if unchanged {
-        println!("nothing to commit: {REPO_DIR} is already in that state");
+        say!("nothing to commit: {REPO_DIR} is already in that state");
         return Ok(ExitCode::SUCCESS);
     }
     for (f, text) in &files {
@@ -230,7 +230,7 @@ pub fn demo(ws: &Workspace, cmd: &DemoCommand) -> Result<ExitCode> {
     }
     git(&repo, &["commit", "-q", "-m", message])?;
     let sha = git(&repo, &["rev-parse", "--short=12", "HEAD"])?;
-    println!(
+    say!(
         "committed {sha} \"{message}\" to {REPO_DIR}: {says}.\n\
          A running engine (the TUI or `pipedeck serve`) starts an execution for it; \
          otherwise run `pipedeck run --wait`."

@@ -49,11 +49,11 @@ struct ActionReport<'a> {
 
 pub fn print_findings(findings: &[Finding], indent: &str) {
     if findings.is_empty() {
-        println!("{indent}no finding: nothing in the log or the records matches a known failure");
+        say!("{indent}no finding: nothing in the log or the records matches a known failure");
         return;
     }
     for (i, f) in findings.iter().enumerate() {
-        println!(
+        say!(
             "{indent}{}. {} [{} · {:.0}%]",
             i + 1,
             f.title,
@@ -81,13 +81,13 @@ pub fn print_findings(findings: &[Finding], indent: &str) {
                 Evidence::TestCase { name } => format!("failing test {name}"),
                 Evidence::Status { field, text } => format!("{field}: {text}"),
             };
-            println!("{indent}   · {line}");
+            say!("{indent}   · {line}");
         }
         for (k, l) in f.fix.lines().enumerate() {
-            println!("{indent}   {}{l}", if k == 0 { "fix: " } else { "     " });
+            say!("{indent}   {}{l}", if k == 0 { "fix: " } else { "     " });
         }
         if let Some(r) = &f.reference {
-            println!("{indent}   see {r}");
+            say!("{indent}   see {r}");
         }
     }
 }
@@ -117,9 +117,9 @@ pub fn run_log(a: &DiagnoseArgs, config_file: &Path) -> Result<ExitCode> {
         &cat,
     );
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&findings)?);
+        say!("{}", serde_json::to_string_pretty(&findings)?);
     } else {
-        println!("{}: {} lines", path.display(), log.len());
+        say!("{}: {} lines", path.display(), log.len());
         print_findings(&findings, "  ");
     }
     Ok(ExitCode::SUCCESS)
@@ -162,7 +162,7 @@ pub async fn run(
     .cloned();
     let Some(exec) = exec else {
         s.close().await;
-        println!(
+        say!(
             "{pipeline}: no {} to diagnose",
             a.execution
                 .as_deref()
@@ -244,7 +244,7 @@ pub async fn run(
             &cat,
         );
         if a.json {
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
                     "pipelineExecutionId": exec.pipeline_execution_id,
@@ -253,7 +253,7 @@ pub async fn run(
                 }))?
             );
         } else {
-            println!(
+            say!(
                 "execution {} {}",
                 exec.pipeline_execution_id,
                 exec.status.as_str()
@@ -263,7 +263,7 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     if a.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "pipelineExecutionId": exec.pipeline_execution_id,
@@ -272,7 +272,7 @@ pub async fn run(
             }))?
         );
     } else {
-        println!(
+        say!(
             "execution {} {}{}",
             exec.pipeline_execution_id,
             exec.status.as_str(),
@@ -282,7 +282,7 @@ pub async fn run(
                 .unwrap_or_default()
         );
         for r in &reports {
-            println!("\n{}/{} — {}", r.stage, r.action, r.summary.unwrap_or(""));
+            say!("\n{}/{} — {}", r.stage, r.action, r.summary.unwrap_or(""));
             print_findings(&r.findings, "  ");
         }
     }

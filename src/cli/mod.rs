@@ -1,5 +1,25 @@
 //! Headless commands: each is a client of the library, printing for humans
-//! or (`--json`) for scripts.
+//! or (`--json`) for scripts. They print with [`say!`] and [`say_raw!`]:
+//! a stdout closed under them (`status --json | head -c 10`) ends the
+//! output quietly instead of panicking as `println!` does.
+
+/// `println!` that ignores a closed stdout (broken pipe).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout (broken pipe).
+macro_rules! say_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, $($t)*);
+        let _ = out.flush();
+    }};
+}
 
 pub mod demo;
 pub mod demo_ws;

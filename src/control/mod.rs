@@ -9,6 +9,11 @@
 //!   `{"ok": Reply}` or `{"err": ApiError}`; `{"subscribe": true}` turns the
 //!   connection into a stream of `{"event": EngineEvent}` lines.
 //! - [`Client`]: the other end.
+//!
+//! Who a caller is comes from the socket's peer credentials (uid → user
+//! name), never from what the request claims: the envelope's `identity` is
+//! replaced, and a caller claiming to be the engine (`userAgent: engine`)
+//! is refused — only the engine itself records engine events.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -109,9 +114,24 @@ fn owner_uid(p: &Path) -> Option<u32> {
 /// The socket server of a hosted engine.
 pub struct Server {
     inflight: Arc<AtomicUsize>,
+    clients: Arc<AtomicUsize>,
+}
+
+/// Counts a connection while it lives.
+struct Connected(Arc<AtomicUsize>);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Server {
+    /// Clients connected now (a `run --wait` attached, a TUI, …).
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::SeqCst)
+    }
+
     /// Waits (2 s at most) until every answer being sent has been written,
     /// so a host that is about to exit does not cut a client off mid-reply.
     pub async fn drain(&self) {
@@ -140,8 +160,10 @@ pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<Server, Con
     let owner = owner_uid(&handle.workspace.state_dir);
     let handle = handle.clone();
     let inflight = Arc::new(AtomicUsize::new(0));
+    let clients = Arc::new(AtomicUsize::new(0));
     let server = Server {
         inflight: inflight.clone(),
+        clients: clients.clone(),
     };
     tokio::spawn(async move {
         let mut failures = 0u32;
@@ -161,16 +183,25 @@ pub fn serve(handle: &EngineHandle, _lock: &WorkspaceLock) -> Result<Server, Con
                     continue;
                 }
             };
-            if let Ok(cred) = stream.peer_cred()
-                && owner.is_some_and(|o| o != cred.uid())
-            {
-                tracing::warn!(uid = cred.uid(), "refused a connection from another user");
+            let peer = match stream.peer_cred() {
+                Ok(cred) => cred.uid(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "refused a connection without peer credentials");
+                    continue;
+                }
+            };
+            if owner.is_some_and(|o| o != peer) {
+                tracing::warn!(uid = peer, "refused a connection from another user");
                 continue;
             }
             let h = handle.clone();
             let inflight = inflight.clone();
+            let who = user_name(peer);
+            clients.fetch_add(1, Ordering::SeqCst);
+            let connected = Connected(clients.clone());
             tokio::spawn(async move {
-                if let Err(e) = connection(h, stream, inflight).await {
+                let _connected = connected;
+                if let Err(e) = connection(h, stream, inflight, who).await {
                     tracing::debug!(error = %e, "client connection ended");
                 }
             });
@@ -191,10 +222,53 @@ async fn send<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, m: &ServerMsg) -> std
     w.write_all(line.as_bytes()).await
 }
 
+/// The user name of `uid` from `/etc/passwd`, or `uid-N` when it has none.
+pub fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string() && !f[0].is_empty())
+                    .then(|| f[0].to_owned())
+            })
+        })
+        .unwrap_or_else(|| format!("uid-{uid}"))
+}
+
+/// A socket caller's envelope as the engine sees it: the identity is the
+/// peer's (whatever the request claimed); a caller may not speak as the
+/// engine.
+fn as_peer(mut env: Envelope, who: &str) -> Result<Envelope, ApiError> {
+    if env.user_agent.trim().eq_ignore_ascii_case("engine")
+        || env.user_agent.contains("amazonaws.com")
+    {
+        return Err(ApiError::new(
+            "AccessDeniedException",
+            format!(
+                "user agent {:?} is the engine's own; a client (user {who}) may not claim it",
+                env.user_agent
+            ),
+        ));
+    }
+    if env.identity != who {
+        if !env.identity.is_empty() {
+            tracing::debug!(
+                claimed = env.identity,
+                peer = who,
+                "identity taken from the peer"
+            );
+        }
+        env.identity = who.to_owned();
+    }
+    Ok(env)
+}
+
 async fn connection(
     h: EngineHandle,
     stream: UnixStream,
     inflight: Arc<AtomicUsize>,
+    who: String,
 ) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
@@ -216,8 +290,11 @@ async fn connection(
         match msg {
             ClientMsg::Call(env) => {
                 inflight.fetch_add(1, Ordering::SeqCst);
-                let r = match h.call(env).await {
-                    Ok(r) => ServerMsg::Ok(r),
+                let r = match as_peer(env, &who) {
+                    Ok(env) => match h.call(env).await {
+                        Ok(r) => ServerMsg::Ok(r),
+                        Err(e) => ServerMsg::Err(e),
+                    },
                     Err(e) => ServerMsg::Err(e),
                 };
                 let sent = send(&mut w, &r).await;

@@ -36,6 +36,11 @@ pub enum SourceError {
     Io(String),
     #[error("the file is {size} bytes; definitions larger than {max} bytes are refused")]
     TooLarge { size: u64, max: usize },
+    #[error(
+        "it is {kind}, not a regular file, and gave more than {max} bytes; definitions larger \
+         than that are refused"
+    )]
+    Unbounded { kind: &'static str, max: usize },
     #[error("the file is not valid {encoding} text (at byte {offset})")]
     Encoding {
         encoding: &'static str,
@@ -53,16 +58,61 @@ impl SourceError {
     }
 }
 
+/// Reads a definition: at most [`MAX_FILE_BYTES`] are read, whatever the
+/// file says its size is (`/dev/zero`, a pipe, a file growing meanwhile).
 pub fn read_file(path: &Path) -> Result<SourceText, SourceError> {
+    use std::io::Read;
     let meta = std::fs::metadata(path).map_err(|e| SourceError::Io(e.to_string()))?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
+    let kind = file_kind(&meta);
+    if meta.is_file() && meta.len() > MAX_FILE_BYTES as u64 {
         return Err(SourceError::TooLarge {
             size: meta.len(),
             max: MAX_FILE_BYTES,
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| SourceError::Io(e.to_string()))?;
+    if meta.is_dir() {
+        return Err(SourceError::Io("it is a directory, not a file".into()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| SourceError::Io(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| SourceError::Io(e.to_string()))?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(match kind {
+            Some(kind) => SourceError::Unbounded {
+                kind,
+                max: MAX_FILE_BYTES,
+            },
+            None => SourceError::TooLarge {
+                size: bytes.len() as u64,
+                max: MAX_FILE_BYTES,
+            },
+        });
+    }
     decode(&bytes)
+}
+
+/// What a path that is not a regular file is (`None` for a regular file).
+fn file_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_char_device() {
+            return Some("a character device");
+        }
+        if t.is_block_device() {
+            return Some("a block device");
+        }
+        if t.is_fifo() {
+            return Some("a pipe");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+    }
+    (!meta.is_file()).then_some("not a regular file")
 }
 
 /// Decodes bytes as UTF-8 (with or without BOM) or UTF-16 (LE/BE with BOM,

@@ -9,6 +9,38 @@ use super::pipeline::{Category, ExecutionMode, Pipeline, PipelineType};
 
 /// Providers the local engine runs, by category. Everything else loads and
 /// validates, but gets a warning that it cannot run locally yet.
+/// Every provider AWS CodePipeline offers with owner `AWS` (any category):
+/// a provider that is none of these but close to one is a typo.
+const AWS_PROVIDERS: &[&str] = &[
+    "CodeCommit",
+    "CodeStarSourceConnection",
+    "GitHub",
+    "Bitbucket",
+    "S3",
+    "ECR",
+    "CodeBuild",
+    "Commands",
+    "Manual",
+    "CodeDeploy",
+    "CodeDeployToECS",
+    "CloudFormation",
+    "CloudFormationStackSet",
+    "CloudFormationStackInstances",
+    "ECS",
+    "EKS",
+    "ElasticBeanstalk",
+    "Lambda",
+    "StepFunctions",
+    "ServiceCatalog",
+    "AppConfig",
+    "AlexaSkillsKit",
+    "OpsWorks",
+    "DeviceFarm",
+    "Inspector",
+    "InspectorScan",
+    "EC2",
+];
+
 const LOCAL_PROVIDERS: &[(Category, &[&str])] = &[
     (
         Category::Source,
@@ -369,7 +401,20 @@ fn action_type_rules(a: &super::pipeline::Action, si: usize, ap: &str, c: &mut C
         .iter()
         .find(|(k, _)| *k == cat)
         .is_some_and(|(_, ps)| ps.contains(&t.provider.as_str()));
-    if !local && !t.provider.is_empty() {
+    if !local
+        && t.owner == "AWS"
+        && !AWS_PROVIDERS.contains(&t.provider.as_str())
+        && let Some(near) = suggest(&t.provider, AWS_PROVIDERS)
+    {
+        c.error(
+            &format!("{ap}.actionTypeId.provider"),
+            format!(
+                "provider `{}` ({} action `{}`) is not an AWS provider",
+                t.provider, t.category, a.name
+            ),
+            Some(format!("did you mean `{near}`?")),
+        );
+    } else if !local && !t.provider.is_empty() {
         c.warn(
             &format!("{ap}.actionTypeId.provider"),
             format!(

@@ -25,23 +25,165 @@ pub fn record(pid_file: &Path, pid: Option<u32>) {
 
 /// Kills a process group left running by an engine that died (`kill -9`),
 /// if `/proc` confirms the process is the one that was marked with
-/// `pgid_file` (a recycled pid is left alone).
+/// `pgid_file` (a recycled pid is left alone), and every other process
+/// that still carries the mark: what the build started in the background
+/// (`nohup dockerd &`, `setsid …`) outlives its shell, and is found even
+/// when the group's leader is gone.
 pub fn kill_orphan(pgid_file: &Path) -> bool {
-    let Ok(pid) = std::fs::read_to_string(pgid_file) else {
-        return false;
-    };
-    let pid = pid.trim();
-    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+    let leader = std::fs::read_to_string(pgid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok());
+    let mut killed = false;
+    if let Some(pid) = leader
+        && marked_with(pid, pgid_file)
+    {
+        killed |= kill_group(pid);
     }
+    killed |= kill_marked(pgid_file, leader) > 0;
+    killed
+}
+
+/// True if process `pid` carries the mark of `pgid_file`.
+fn marked_with(pid: u32, pgid_file: &Path) -> bool {
     let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
         return false;
     };
     let marker = format!("{PGID_ENV}={}", pgid_file.display());
-    if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
-        return false;
+    environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes())
+}
+
+fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+}
+
+/// Kills every live process marked with `pgid_file` (and its group), but
+/// `leader`'s process, whose waiting is its owner's; returns how many.
+/// Those that were re-parented to this process (see [`become_subreaper`])
+/// are reaped by [`reap_escapees`].
+pub fn kill_marked(pgid_file: &Path, leader: Option<u32>) -> usize {
+    let mut n = 0;
+    for pid in pids() {
+        if Some(pid) == leader || pid == std::process::id() || !marked_with(pid, pgid_file) {
+            continue;
+        }
+        let Some(p) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        if let Some(st) = stat(pid)
+            && st.pgrp == pid
+        {
+            kill_group(pid);
+        }
+        if rustix::process::kill_process(p, rustix::process::Signal::KILL).is_ok() {
+            n += 1;
+            // It may be re-parented here only once its parent (the build
+            // shell, killed too) is gone: try to reap it a few times.
+            if let Ok(mut k) = KILLED.lock() {
+                k.push((pid, 0));
+            }
+        }
     }
-    pid.parse::<u32>().is_ok_and(kill_group)
+    n
+}
+
+/// Escapees killed while they were this process's children: reaped by
+/// [`reap_escapees`] whatever their process group.
+static KILLED: std::sync::Mutex<Vec<(u32, u8)>> = std::sync::Mutex::new(Vec::new());
+
+struct Stat {
+    state: char,
+    ppid: u32,
+    pgrp: u32,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(") ")?;
+    let mut f = rest.split(' ');
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgrp = f.next()?.parse().ok()?;
+    Some(Stat { state, ppid, pgrp })
+}
+
+/// Makes this process the child subreaper of everything it starts
+/// (`PR_SET_CHILD_SUBREAPER`): a build's background process whose shell
+/// ended is re-parented here, not to init, so it can be killed with its
+/// build and reaped ([`reap_escapees`], called every second from a task
+/// started here). Best effort: false where the kernel refuses.
+pub fn become_subreaper() -> bool {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    #[cfg(target_os = "linux")]
+    let ok = rustix::process::set_child_subreaper(Some(rustix::process::getpid())).is_ok();
+    #[cfg(not(target_os = "linux"))]
+    let ok = false;
+    if ok && let Ok(rt) = tokio::runtime::Handle::try_current() {
+        ONCE.call_once(|| {
+            rt.spawn(async {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    reap_escapees();
+                }
+            });
+        });
+    }
+    ok
+}
+
+/// Reaps the zombies of processes re-parented to this one that no one
+/// else waits for: a zombie child whose process group is neither its own
+/// (every process pipedeck spawns and waits for leads its group or stays
+/// in pipedeck's) nor this process's. Returns how many.
+pub fn reap_escapees() -> usize {
+    let me = std::process::id();
+    let my_pgrp = stat(me).map_or(0, |s| s.pgrp);
+    let mut n = 0;
+    let killed = KILLED
+        .lock()
+        .map(|mut k| std::mem::take(&mut *k))
+        .unwrap_or_default();
+    for (pid, tries) in killed {
+        let Some(p) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG) {
+            Ok(Some(_)) => n += 1,
+            // Not dead, or not re-parented here yet: next time (not ours
+            // after a few seconds: init's).
+            Ok(None) | Err(_) if tries < 5 => {
+                if let Ok(mut k) = KILLED.lock() {
+                    k.push((pid, tries + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    for pid in pids() {
+        let Some(st) = stat(pid) else { continue };
+        if st.ppid != me || st.state != 'Z' || st.pgrp == pid || st.pgrp == my_pgrp {
+            continue;
+        }
+        if let Some(p) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            && let Ok(Some(_)) =
+                rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG)
+        {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Kills the orphans of every `*.pid` file in `dir` and removes the files;

@@ -47,9 +47,11 @@ fn choose_buildspec(ctx: &ActionContext, src: &Path) -> Result<(Buildspec, Strin
         if v.contains('\n') {
             return from_text(v, format!("the inline buildspec of {what}"));
         }
-        let p = src.join(v);
-        match std::fs::read_to_string(&p) {
-            Ok(t) => from_text(&t, format!("{v} ({what})")),
+        let p = inside(src, v).map_err(|why| {
+            format!("CLIENT_ERROR: {what} names buildspec `{v}`, which is refused: {why}")
+        })?;
+        match crate::model::source::read_file(&p) {
+            Ok(t) => from_text(&t.text, format!("{v} ({what})")),
             Err(e) => Err(format!(
                 "{what} names buildspec `{v}`, which the primary source does not hold: {e}"
             )),
@@ -87,6 +89,33 @@ fn choose_buildspec(ctx: &ActionContext, src: &Path) -> Result<(Buildspec, Strin
          none: add buildspec.yml to the repository or [projects.{project}] buildspec = \"...\" \
          to pipedeck.toml"
     ))
+}
+
+/// `path` resolved inside the source directory `src`, as CodeBuild does
+/// (relative to `CODEBUILD_SRC_DIR`; a leading `/` too): a path that
+/// climbs out (`..`) or a symbolic link leading out is refused.
+fn inside(src: &Path, path: &str) -> Result<std::path::PathBuf, String> {
+    use std::path::Component;
+    let rel = Path::new(path.trim_start_matches('/'));
+    let mut depth = 0usize;
+    for c in rel.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            _ => return Err("it leads out of the primary source artifact".into()),
+        }
+    }
+    let p = src.join(rel);
+    if let (Ok(real), Ok(root)) = (p.canonicalize(), src.canonicalize())
+        && !real.starts_with(&root)
+    {
+        return Err(format!(
+            "it is a link to {}, outside the primary source artifact",
+            real.display()
+        ));
+    }
+    Ok(p)
 }
 
 type Pairs = Vec<(String, String)>;
@@ -165,7 +194,32 @@ fn buildspec_secrets(
     Ok(out)
 }
 
-async fn run(mut ctx: ActionContext) -> ActionOutcome {
+/// Runs the build; what it reports (summary, error, output variables) is
+/// masked like its log, wherever it is later stored or shown (the state
+/// store, `--json`, the audit trail's responses).
+async fn run(ctx: ActionContext) -> ActionOutcome {
+    let mut secrets = Vec::new();
+    let outcome = build(ctx, &mut secrets).await;
+    mask_outcome(outcome, &codebuild_local::Masker::new(secrets))
+}
+
+fn mask_outcome(mut o: ActionOutcome, m: &codebuild_local::Masker) -> ActionOutcome {
+    if m.is_empty() {
+        return o;
+    }
+    if let Some(s) = &mut o.summary {
+        *s = m.mask(s).into_owned();
+    }
+    if let Some(e) = &mut o.error {
+        e.message = m.mask(&e.message).into_owned();
+    }
+    for v in o.output_variables.values_mut() {
+        *v = m.mask(v).into_owned();
+    }
+    o
+}
+
+async fn build(mut ctx: ActionContext, found: &mut Vec<String>) -> ActionOutcome {
     let project = ctx
         .action
         .configuration
@@ -219,6 +273,7 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
         }
     };
     secrets.extend(action_secret);
+    found.extend(secrets.iter().map(|(_, v)| v.clone()));
     let proj = ctx
         .workspace
         .projects

@@ -111,22 +111,72 @@ pub enum RunnerError {
     Io(std::io::Error),
 }
 
-/// Replaces secret values in a line with `***`.
+/// Replaces secret values in a line with `***`. A multi-line secret (a PEM
+/// key) is masked whole and line by line, since a log holds it a line at
+/// a time (lines of fewer than 4 characters excepted: they would mask
+/// every `}`). Transformed forms (base64, hex) are not masked, as on AWS.
 #[derive(Debug, Clone)]
 pub struct Masker {
     secrets: Vec<String>,
 }
 
+/// The shortest line of a multi-line secret that is masked on its own.
+const MIN_SECRET_LINE: usize = 4;
+
 impl Masker {
     pub fn new(values: impl IntoIterator<Item = String>) -> Self {
-        let mut secrets: Vec<String> = values.into_iter().filter(|s| !s.is_empty()).collect();
+        let mut secrets: Vec<String> = Vec::new();
+        for v in values.into_iter().filter(|s| !s.is_empty()) {
+            if v.contains('\n') {
+                for l in v.lines() {
+                    let l = l.trim_end_matches('\r');
+                    if l.trim().len() >= MIN_SECRET_LINE {
+                        secrets.push(l.to_owned());
+                        if l.trim() != l {
+                            secrets.push(l.trim().to_owned());
+                        }
+                    }
+                }
+            }
+            secrets.push(v);
+        }
         // Longest first, so a secret containing another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
         Masker { secrets }
     }
 
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
+    }
+
+    /// The length in bytes of the longest secret.
+    pub fn longest(&self) -> usize {
+        self.secrets.first().map_or(0, String::len)
+    }
+
+    /// [`mask`](Self::mask) on bytes (a line cut before its end).
+    pub fn mask_bytes(&self, data: &[u8]) -> Vec<u8> {
+        let mut out = data.to_vec();
+        for s in &self.secrets {
+            let f = memchr::memmem::Finder::new(s.as_bytes());
+            if f.find(&out).is_none() {
+                continue;
+            }
+            let mut next = Vec::with_capacity(out.len());
+            let mut at = 0;
+            for i in f.find_iter(&out) {
+                if i < at {
+                    continue;
+                }
+                next.extend_from_slice(&out[at..i]);
+                next.extend_from_slice(b"***");
+                at = i + s.len();
+            }
+            next.extend_from_slice(&out[at..]);
+            out = next;
+        }
+        out
     }
 
     pub fn mask<'a>(&self, line: &'a str) -> std::borrow::Cow<'a, str> {
@@ -177,6 +227,10 @@ enum Outcome {
 }
 
 struct Shell {
+    /// The shell's pid, which is its process group's id.
+    pgid: Option<u32>,
+    /// The build's pid file, whose mark every process it starts inherits.
+    mark: Option<PathBuf>,
     child: Child,
     stdin: ChildStdin,
     out: BufReader<ChildStdout>,
@@ -200,6 +254,14 @@ impl Ctx<'_> {
     fn log(&mut self, line: &str) {
         let m = self.masker.mask(line);
         self.sink.line(&m);
+    }
+}
+
+/// A shell dropped on an early return or a cancelled build takes its
+/// background processes with it.
+impl Drop for Shell {
+    fn drop(&mut self) {
+        self.kill_escapees();
     }
 }
 
@@ -238,6 +300,8 @@ impl Shell {
                 .map_or(0, |d| d.as_nanos())
         );
         let mut shell = Shell {
+            pgid: child.id(),
+            mark: req.pgid_file.clone(),
             child,
             stdin,
             out: BufReader::with_capacity(256 * 1024, stdout),
@@ -271,11 +335,19 @@ impl Shell {
     }
 
     async fn kill(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // The shell leads its own process group: take the whole tree.
-            proc::kill_group(pid);
-        }
+        self.kill_escapees();
         let _ = self.child.kill().await;
+    }
+
+    /// The shell leads its own process group: take the whole tree, and
+    /// whatever left the group but carries the build's mark (`setsid`).
+    fn kill_escapees(&self) {
+        if let Some(pgid) = self.pgid {
+            proc::kill_group(pgid);
+        }
+        if let Some(mark) = &self.mark {
+            proc::kill_marked(mark, self.pgid);
+        }
     }
 
     /// Sends one line to the shell and reads output up to its marker.
@@ -392,8 +464,16 @@ impl Shell {
                         self.partial.extend_from_slice(&data[consumed..]);
                         consumed = data.len();
                         if self.partial.len() > 1 << 20 {
-                            let long = std::mem::take(&mut self.partial);
-                            ctx.log(&String::from_utf8_lossy(&long));
+                            // Masked before it is cut, and the cut keeps
+                            // back what could be the start of a secret
+                            // that the next piece ends.
+                            let long = ctx.masker.mask_bytes(&std::mem::take(&mut self.partial));
+                            let mut cut = long.len().saturating_sub(ctx.masker.longest().saturating_sub(1));
+                            while cut > 0 && cut < long.len() && (long[cut] & 0xC0) == 0x80 {
+                                cut -= 1;
+                            }
+                            self.partial = long[cut..].to_vec();
+                            ctx.log(&String::from_utf8_lossy(&long[..cut]));
                         }
                     }
                     self.out.consume(consumed);
@@ -586,7 +666,9 @@ pub async fn run(
                 .send(&format!("__pd_export {name}\n"), &mut ctx, &mut quiet)
                 .await;
             if let (Outcome::Exit(_), Some(hex)) = (outcome, rest.strip_prefix('X')) {
-                exported.push((name.clone(), hex_decode(hex.trim())));
+                // A variable that copies a secret is exported masked.
+                let value = hex_decode(hex.trim());
+                exported.push((name.clone(), ctx.masker.mask(&value).into_owned()));
             }
         }
     }

@@ -73,7 +73,7 @@ pub fn short(id: &str) -> &str {
 
 pub fn print_json<T: serde::Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => say!("{s}"),
         Err(e) => eprintln!("pipedeck: cannot encode JSON: {e}"),
     }
 }

@@ -24,7 +24,7 @@ pub async fn follow(
     let mut events = s.subscribe().await.map_err(|e| eyre!("{e}"))?;
     let done = |e: ExecutionSummary| {
         if !quiet {
-            println!(
+            say!(
                 "{} execution {} {}{}",
                 glyph_exec(e.status),
                 short(id),
@@ -63,7 +63,13 @@ pub async fn follow(
                 check = true;
                 continue;
             }
-            Ok(None) => return Err(eyre!("the engine went away while execution {id} ran")),
+            Ok(None) => {
+                return Err(eyre!(
+                    "the engine went away while execution {id} ran: a next engine records it \
+                     as interrupted (Failed), and `pipedeck retry {pipeline} STAGE` runs its \
+                     failed stage again"
+                ));
+            }
             Ok(Some(ev)) => ev,
         };
         match &ev {
@@ -86,15 +92,15 @@ pub async fn follow(
                 ..
             } if pipeline_execution_id == id => {
                 if status != StageStatus::InProgress {
-                    println!("  stage {stage_name}: {}", status.as_str());
+                    say!("  stage {stage_name}: {}", status.as_str());
                 } else {
-                    println!("  stage {stage_name}: entered");
+                    say!("  stage {stage_name}: entered");
                 }
             }
             EngineEvent::ActionChanged { action }
                 if action.pipeline_execution_id == id && action.token.is_none() =>
             {
-                println!(
+                say!(
                     "    {} {}/{}{}",
                     glyph_action(action.status),
                     action.stage_name,
@@ -107,7 +113,7 @@ pub async fn follow(
                 );
             }
             EngineEvent::ApprovalPending { action } if action.pipeline_execution_id == id => {
-                println!(
+                say!(
                     "    ⏸ {}/{} waits for approval{}: run `pipedeck approve {pipeline} {} {}` (or reject)",
                     action.stage_name,
                     action.action_name,

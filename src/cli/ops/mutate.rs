@@ -89,18 +89,18 @@ pub async fn mutate(ws: Workspace, request: Request) -> Result<ExitCode> {
     let code = match &r {
         Ok(reply) => {
             match reply {
-                Reply::ApprovalRecorded { approved_at } => println!("recorded at {approved_at}"),
+                Reply::ApprovalRecorded { approved_at } => say!("recorded at {approved_at}"),
                 Reply::Retried {
                     pipeline_execution_id,
-                } => println!("retrying in execution {pipeline_execution_id}"),
+                } => say!("retrying in execution {pipeline_execution_id}"),
                 Reply::Stopped {
                     pipeline_execution_id,
-                } => println!("stopping execution {pipeline_execution_id}"),
+                } => say!("stopping execution {pipeline_execution_id}"),
                 Reply::RolledBack {
                     pipeline_execution_id,
-                } => println!("rollback execution {pipeline_execution_id} started"),
-                Reply::Message { message } => println!("{message}"),
-                _ => println!("done"),
+                } => say!("rollback execution {pipeline_execution_id} started"),
+                Reply::Message { message } => say!("{message}"),
+                _ => say!("done"),
             }
             ExitCode::SUCCESS
         }
@@ -116,12 +116,13 @@ pub async fn mutate(ws: Workspace, request: Request) -> Result<ExitCode> {
             },
         ) = &r
     {
-        println!("(this process hosts the engine until the execution ends)");
+        say!("(this process hosts the engine until the execution ends)");
         if follow(&*s, &pipeline, id, false).await.is_err() {
             s.close().await;
             return Ok(ExitCode::from(130));
         }
     }
+    s.linger().await;
     s.close().await;
     Ok(code)
 }

@@ -49,7 +49,7 @@ pub async fn run(ws: Workspace, a: RunArgs) -> Result<ExitCode> {
         }
     };
     if !a.json {
-        println!(
+        say!(
             "started execution {id} of {pipeline}{}",
             if s.hosted() {
                 " (this process hosts the engine until the execution ends)"
@@ -82,6 +82,7 @@ pub async fn run(ws: Workspace, a: RunArgs) -> Result<ExitCode> {
         }
         ExitCode::SUCCESS
     };
+    s.linger().await;
     s.close().await;
     Ok(code)
 }
@@ -104,7 +105,7 @@ pub async fn serve(
         Some(a) => Some(a.start(handle).await?),
         None => None,
     };
-    println!(
+    say!(
         "engine for workspace {} is running (pid {}); Ctrl-C stops it",
         ws.name,
         std::process::id()

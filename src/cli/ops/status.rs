@@ -82,13 +82,21 @@ pub async fn status(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
         }
     }
     let hosted = s.hosted();
+    let store_problem = match s.call(Request::EngineInfo).await {
+        Ok(Reply::Info { info }) => info.store_problem,
+        _ => None,
+    };
     let ws_name = ws.name.clone();
     s.close().await;
     if a.json {
-        print_json(&serde_json::json!({ "pipelines": pipelines, "states": states }));
+        let mut v = serde_json::json!({ "pipelines": pipelines, "states": states });
+        if let Some(p) = &store_problem {
+            v["storeProblem"] = serde_json::Value::String(p.clone());
+        }
+        print_json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    say!(
         "workspace {ws_name} — engine {}",
         if hosted {
             "not running (state read from the store)"
@@ -96,6 +104,9 @@ pub async fn status(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
             "running"
         }
     );
+    if let Some(p) = &store_problem {
+        say!("  ! the engine cannot write its store ({p}); it keeps trying");
+    }
     for (p, st) in pipelines.iter().zip(&states) {
         let latest = match &p.latest_execution {
             Some(e) => format!(
@@ -111,7 +122,7 @@ pub async fn status(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
             ),
             None => "no executions yet".into(),
         };
-        println!(
+        say!(
             "\n{}  ({}, v{})  {latest}{}",
             p.name,
             p.execution_mode,
@@ -124,7 +135,7 @@ pub async fn status(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
         );
         let mut out = String::new();
         render_state(st, &mut out);
-        print!("{out}");
+        say_raw!("{out}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -158,9 +169,13 @@ pub async fn executions(ws: Workspace, a: ExecutionsArgs) -> Result<ExitCode> {
         print_json(&list);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    say!(
         "{:<36}  {:<11} {:<8} {:<22} {:<24} REVISION",
-        "EXECUTION", "STATUS", "TYPE", "TRIGGER", "STARTED"
+        "EXECUTION",
+        "STATUS",
+        "TYPE",
+        "TRIGGER",
+        "STARTED"
     );
     for e in list {
         let rev = e
@@ -174,7 +189,7 @@ pub async fn executions(ws: Workspace, a: ExecutionsArgs) -> Result<ExitCode> {
                 )
             })
             .unwrap_or_default();
-        println!(
+        say!(
             "{:<36}  {} {:<9} {:<8} {:<22} {:<24} {rev}",
             e.pipeline_execution_id,
             glyph_exec(e.status),
@@ -215,7 +230,7 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        println!("no environments: declare them as [environments.NAME] in pipedeck.toml");
+        say!("no environments: declare them as [environments.NAME] in pipedeck.toml");
     }
     for e in list {
         let live = e.live.clone().unwrap_or_else(|| "split".to_owned());
@@ -224,7 +239,7 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
             error_rate: 0.0,
             p99_ms: 0.0,
         });
-        println!(
+        say!(
             "{:<10} {:<28} live {live:<6} release {:<14} {} · {:.1} req/s · {:.1}% 5xx · p99 {:.0} ms",
             e.name,
             e.location,
@@ -235,7 +250,7 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
             m.p99_ms
         );
         if let Some(d) = &e.deployment {
-            println!(
+            say!(
                 "           deployment {} {:?} {} {}% on {}{}",
                 d.id,
                 d.status,

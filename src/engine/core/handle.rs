@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -30,11 +31,31 @@ pub struct EngineHandle {
     events: broadcast::Sender<EngineEvent>,
     pub workspace: Arc<Workspace>,
     pub started: String,
+    /// Hosted read-only: every mutation is refused, from any client.
+    readonly: Arc<AtomicBool>,
 }
 
 impl EngineHandle {
     /// Sends a request and waits for its answer.
+    /// A caller claiming the engine's own user agent is refused: only the
+    /// engine records engine events (it does so without this door).
     pub async fn call(&self, envelope: Envelope) -> Result<Reply, ApiError> {
+        if envelope.user_agent.trim().eq_ignore_ascii_case("engine") {
+            return Err(ApiError::new(
+                "AccessDeniedException",
+                "user agent \"engine\" is the engine's own; a client may not claim it",
+            ));
+        }
+        if envelope.request.is_mutating() && self.readonly() {
+            return Err(ApiError::new(
+                "AccessDeniedException",
+                format!(
+                    "read-only mode: `{}` is refused (the engine of workspace {} is hosted read-only)",
+                    envelope.request.event_name(),
+                    self.workspace.name
+                ),
+            ));
+        }
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::Call(envelope, tx))
@@ -51,6 +72,15 @@ impl EngineHandle {
             request,
         })
         .await
+    }
+
+    /// From now on, refuse every mutation (an engine hosted read-only).
+    pub fn set_readonly(&self) {
+        self.readonly.store(true, Ordering::SeqCst);
+    }
+
+    pub fn readonly(&self) -> bool {
+        self.readonly.load(Ordering::SeqCst)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
@@ -86,6 +116,11 @@ pub fn start_with(
     options: EngineOptions,
     environments: crate::env::manager::EnvFactory,
 ) -> Result<EngineHandle, EngineError> {
+    // What builds leave running in the background is re-parented here,
+    // killed with its build and reaped.
+    if !crate::proc::become_subreaper() {
+        tracing::warn!("cannot become the child subreaper; escaped build processes go to init");
+    }
     let store = Store::open(&ws.state_dir)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(4096);
@@ -103,6 +138,9 @@ pub fn start_with(
         started: started.clone(),
         stopping: false,
         envs: Default::default(),
+        unsaved: Default::default(),
+        store_problem: None,
+        retry_armed: false,
     };
     engine.load()?;
     let handle = EngineHandle {
@@ -110,6 +148,7 @@ pub fn start_with(
         events,
         workspace: ws.clone(),
         started,
+        readonly: Arc::default(),
     };
     if options.triggers && ws.triggers {
         crate::engine::triggers::spawn(&handle, &engine.trigger_specs());

@@ -191,7 +191,10 @@ pub(super) async fn run_job(
         // A cut log is not a success: the action fails with the cause.
         outcome = ActionOutcome::failed(
             "JobFailed",
-            format!("the action's log could not be written, so the action fails: {cause}"),
+            format!(
+                "the action's log could not be written, so the action fails: {}",
+                super::name_disk_full(&cause.to_string())
+            ),
         );
     }
     if outcome.status == OutcomeStatus::Succeeded {

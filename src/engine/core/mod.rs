@@ -67,6 +67,8 @@ pub(crate) enum Msg {
     TriggerProblem {
         message: String,
     },
+    /// Write again what the store refused.
+    RetrySaves,
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -102,6 +104,29 @@ struct Engine {
     started: String,
     stopping: bool,
     envs: providers::deploy::EnvCell,
+    /// Executions whose last write the store refused: written again every
+    /// second until it takes them (disk full), so once space is back the
+    /// store holds what was reported.
+    unsaved: std::collections::BTreeSet<String>,
+    /// Why the store refuses writes ("disk full: …"), while it does.
+    store_problem: Option<String>,
+    /// A [`Msg::RetrySaves`] is on its way.
+    retry_armed: bool,
+}
+
+/// True when an error's text says the filesystem is full.
+pub fn is_disk_full(cause: &str) -> bool {
+    let c = cause.to_ascii_lowercase();
+    c.contains("no space left") || c.contains("disk is full") || c.contains("os error 28")
+}
+
+/// `cause`, prefixed with "disk full" when that is what it is.
+pub fn name_disk_full(cause: &str) -> String {
+    if is_disk_full(cause) && !cause.starts_with("disk full") {
+        format!("disk full: {cause}")
+    } else {
+        cause.to_owned()
+    }
 }
 
 fn api(code: &str, msg: impl Into<String>) -> ApiError {
@@ -110,7 +135,10 @@ fn api(code: &str, msg: impl Into<String>) -> ApiError {
 
 /// The reply to a request whose step the store refused to record.
 fn store_error(cause: String) -> ApiError {
-    ApiError::new("InternalError", format!("{STORE_FAILED}: {cause}"))
+    ApiError::new(
+        "InternalError",
+        format!("{STORE_FAILED}: {}", name_disk_full(&cause)),
+    )
 }
 
 fn short(id: &str) -> &str {

@@ -20,7 +20,11 @@ impl Engine {
             Position::Done => None,
         };
         let rec = rec.clone();
-        self.store
+        // Actions too when an earlier write was refused: what it lost is
+        // written now.
+        let include_actions = include_actions || self.unsaved.contains(id);
+        let r = self
+            .store
             .batch(|b| {
                 write_exec(b, &rec)?;
                 if include_actions {
@@ -30,7 +34,57 @@ impl Engine {
                 }
                 Ok(())
             })
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        match &r {
+            Ok(()) => {
+                if self.unsaved.remove(id) && self.unsaved.is_empty() {
+                    tracing::info!("the store takes writes again");
+                    self.store_problem = None;
+                }
+            }
+            Err(cause) => {
+                if self.store_problem.is_none() {
+                    tracing::error!(error = cause, "the store refuses writes");
+                }
+                self.store_problem = Some(super::name_disk_full(cause));
+                self.unsaved.insert(id.to_owned());
+                self.arm_retry();
+            }
+        }
+        r
+    }
+
+    /// Schedules [`retry_saves`](Self::retry_saves) in a second.
+    fn arm_retry(&mut self) {
+        if self.retry_armed {
+            return;
+        }
+        self.retry_armed = true;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let _ = tx.send(super::Msg::RetrySaves);
+        });
+    }
+
+    /// Writes again every execution whose last write was refused (whole,
+    /// with its actions); what is still refused is tried again later.
+    pub(super) fn retry_saves(&mut self) {
+        self.retry_armed = false;
+        let ids: Vec<String> = self.unsaved.iter().cloned().collect();
+        for id in ids {
+            if !self.execs.contains_key(&id) {
+                self.unsaved.remove(&id);
+                continue;
+            }
+            if self.save(&id, true).is_ok() {
+                tracing::info!(execution = id, "recorded what the store refused before");
+                self.publish_exec(&id);
+            }
+        }
+        if self.unsaved.is_empty() {
+            self.store_problem = None;
+        }
     }
 
     /// Saves a new execution. When the store refuses it, the execution is
@@ -51,7 +105,10 @@ impl Engine {
         }
         Err(ApiError::new(
             "InternalError",
-            format!("the execution could not be recorded, so it did not start: {cause}"),
+            format!(
+                "the execution could not be recorded, so it did not start: {}",
+                super::name_disk_full(&cause)
+            ),
         ))
     }
 
@@ -75,7 +132,7 @@ impl Engine {
             error = cause,
             "cannot store an execution: it fails"
         );
-        let why = format!("{STORE_FAILED}: {cause}");
+        let why = format!("{STORE_FAILED}: {}", super::name_disk_full(cause));
         let now = now_rfc3339();
         let Some(e) = self.execs.get_mut(id) else {
             return;

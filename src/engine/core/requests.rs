@@ -51,6 +51,7 @@ impl Engine {
                     detail,
                 } => self.source_change(&pipeline, &action, &commit, &detail),
                 Msg::TriggerProblem { message } => self.trigger_problem(&message),
+                Msg::RetrySaves => self.retry_saves(),
                 Msg::Shutdown(done) => {
                     self.shutdown().await;
                     let _ = done.send(());
@@ -85,6 +86,24 @@ impl Engine {
                 );
             }
             self.publish_exec(&id);
+        }
+        // What the store refused (disk full) gets a last few tries: what
+        // is still refused is lost with this process, and the log says so.
+        for _ in 0..3 {
+            if self.unsaved.is_empty() {
+                break;
+            }
+            self.retry_saves();
+            if !self.unsaved.is_empty() {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        if !self.unsaved.is_empty() {
+            tracing::error!(
+                executions = ?self.unsaved,
+                problem = self.store_problem.as_deref().unwrap_or(""),
+                "the engine stops with executions the store refused to record"
+            );
         }
         if let Some(Ok(envs)) = self.envs.get() {
             envs.shutdown().await;
@@ -244,6 +263,7 @@ impl Engine {
                     version: env!("CARGO_PKG_VERSION").to_owned(),
                     running_executions: self.execs.values().filter(|e| !e.terminal()).count()
                         as u32,
+                    store_problem: self.store_problem.clone(),
                 },
             }),
         }
