@@ -13,6 +13,9 @@ pub mod health;
 mod summary;
 
 use std::collections::{HashMap, VecDeque};
+
+/// The watchers an environment runs (all answered = synced).
+pub const WATCHED: usize = 5;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -49,6 +52,8 @@ pub struct State {
     /// Why the cluster cannot be read now, per source (`connect`,
     /// `deployments`…); cleared when it answers again.
     pub errors: HashMap<&'static str, String>,
+    /// The watchers that have answered at least once.
+    pub synced: std::collections::HashSet<&'static str>,
     /// pipedeck's own events (deploys, rollbacks), newest first.
     pub own_events: VecDeque<EnvEvent>,
     pub deployment: Option<DeploymentProgress>,
@@ -196,6 +201,7 @@ impl KubeEnvironment {
                     while let Some(ev) = stream.next().await {
                         match ev {
                             Ok(_) => {
+                                lock(&me.state).synced.insert($source);
                                 me.set_error($source, None);
                                 me.changed();
                             }

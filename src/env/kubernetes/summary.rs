@@ -90,7 +90,7 @@ fn restarts(pods: &[Arc<Pod>]) -> u32 {
 }
 
 pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
-    let (stores, errors, own, deployment, release, sync, crash) = {
+    let (stores, errors, own, deployment, release, sync, crash, synced) = {
         let s = lock(&env.state);
         let mut errors: Vec<String> = s
             .errors
@@ -112,6 +112,7 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
             s.release.clone(),
             s.sync.clone(),
             s.crash_lines.clone(),
+            s.synced.len() >= super::WATCHED,
         )
     };
     let mut sum = EnvironmentSummary {
@@ -141,10 +142,17 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
             });
         }
     }
+    if errors.is_empty() && !synced {
+        problems.push(EnvEvent {
+            at: now,
+            kind: "connecting".into(),
+            message: format!("reading cluster `{}`…", env.spec.context),
+        });
+    }
     let mut names: Vec<String> = Vec::new();
     if let Some(stores) = &stores {
         let deployments = workload(env, stores);
-        if deployments.is_empty() && errors.is_empty() {
+        if deployments.is_empty() && errors.is_empty() && synced {
             problems.push(EnvEvent {
                 at: now,
                 kind: "health".into(),
