@@ -7,9 +7,10 @@
 //! others. Summaries are computed from the reflectors' stores on demand.
 
 pub mod client;
-mod deploy;
+pub mod deploy;
 pub mod flux;
 pub mod health;
+pub mod manifests;
 mod summary;
 
 use std::collections::{HashMap, VecDeque};
