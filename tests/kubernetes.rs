@@ -651,3 +651,38 @@ async fn a_410_gone_during_a_watch_makes_the_watcher_relist() {
     assert_eq!(s.live.as_deref(), Some("rev1"));
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_cluster_gets_a_tls_client_with_the_one_crypto_provider() {
+    // Something on loopback that accepts and hangs up: the TLS handshake
+    // fails, so the panel says so. Two rustls providers in the process
+    // would panic when the client is built instead.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            drop(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("https://127.0.0.1:{port}");
+    let kc = kubeconfig(dir.path(), &[("tls", &url)], &[]);
+    let text = std::fs::read_to_string(&kc).unwrap().replace(
+        &format!("\"server\": \"{url}\""),
+        &format!("\"server\": \"{url}\", \"insecure-skip-tls-verify\": true"),
+    );
+    std::fs::write(&kc, text).unwrap();
+    let spec = spec(&kc, "tls", json!({}));
+    assert!(
+        pipedeck::env::kubernetes::client::connect(&spec)
+            .await
+            .is_ok()
+    );
+    let env = KubeEnvironment::start("tls", spec, false, quiet());
+    let s = wait_summary(&env, "the TLS error", |s| {
+        s.events.iter().any(|e| e.kind == "error")
+    })
+    .await;
+    assert!(s.location.ends_with("· unreachable"), "{}", s.location);
+    env.shutdown().await;
+}

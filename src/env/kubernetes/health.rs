@@ -230,3 +230,83 @@ pub fn pod(p: &Pod) -> PodHealth {
         crashing,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dep(generation: i64, status: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "generation": generation},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+            "status": status,
+        }))
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn rollout_follows_kubectl_in_its_order() {
+        let r = |g, s| rollout(&dep(g, s)).message;
+        assert_eq!(
+            r(2, json!({"observedGeneration": 1})),
+            "Waiting for deployment spec update to be observed..."
+        );
+        assert_eq!(
+            r(
+                2,
+                json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1})
+            ),
+            "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated..."
+        );
+        assert_eq!(
+            r(
+                2,
+                json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3})
+            ),
+            "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination..."
+        );
+        assert_eq!(
+            r(
+                2,
+                json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2})
+            ),
+            "Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available..."
+        );
+        let done = rollout(&dep(
+            2,
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+        ));
+        assert!(done.done && done.message == "deployment \"web\" successfully rolled out");
+        let stuck = rollout(&dep(
+            2,
+            json!({"observedGeneration": 2, "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+        ));
+        assert_eq!(
+            stuck.failed.as_deref(),
+            Some("deployment \"web\" exceeded its progress deadline")
+        );
+    }
+
+    #[test]
+    fn pod_problems_are_named_as_k9s_shows_them() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web-1"},
+            "spec": {"containers": [{"name": "web", "resources": {"limits": {"memory": "64Mi"}}}]},
+            "status": {"phase": "Running", "containerStatuses": [{
+                "name": "web", "image": "shop/web:v2", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]},
+        }))
+        .unwrap_or_default();
+        let h = pod(&p);
+        assert_eq!(h.status, "OOMKilled");
+        assert_eq!(
+            h.problem.as_deref(),
+            Some("pod web-1: OOMKilled: container web (memory limit 64Mi)")
+        );
+        assert_eq!(image_tag("shop/web:v2"), "v2");
+        assert_eq!(image_tag("localhost:5000/web"), "latest");
+        assert_eq!(image_repo("localhost:5000/web:v3"), "localhost:5000/web");
+    }
+}

@@ -227,11 +227,12 @@ mod tests {
     #[test]
     fn documents_and_lists_are_objects() {
         let docs =
-            parse("a: 1\nkind: X\n---\n---\nkind: List\nitems:\n- kind: Y\n- kind: Z\n").unwrap();
+            parse("a: 1\nkind: X\n---\n---\nkind: List\nitems:\n- kind: Pod\n- kind: Service\n")
+                .unwrap();
         let kinds: Vec<&str> = docs
             .iter()
             .map(|d| d["kind"].as_str().unwrap_or(""))
             .collect();
-        assert_eq!(kinds, ["X", "Y", "Z"]);
+        assert_eq!(kinds, ["X", "Pod", "Service"]);
     }
 }
