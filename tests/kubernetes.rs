@@ -686,3 +686,67 @@ async fn an_https_cluster_gets_a_tls_client_with_the_one_crypto_provider() {
     assert!(s.location.ends_with("· unreachable"), "{}", s.location);
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_reconcile_waits_for_the_controller_and_is_refused_when_suspended() {
+    use pipedeck::env::kubernetes::flux;
+    let fake = FakeCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), &[("prod", &fake.url)], &[]);
+    let c = client(&kc, "prod").await;
+    let ar = flux::resource("HelmRelease").unwrap();
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(c.clone(), "shop", &ar);
+    let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "web", "namespace": "shop"}, "spec": {"interval": "5m"}}))
+    .unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+    // The helm-controller's part: echo the request, report the upgrade.
+    let ctl = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            loop {
+                let o = api.get("web").await.unwrap();
+                let asked = o
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("reconcile.fluxcd.io/requestedAt").cloned());
+                if let Some(t) = asked
+                    && o.data["status"]["lastHandledReconcileAt"].as_str() != Some(t.as_str())
+                {
+                    api.patch_status("web", &PatchParams::default(), &Patch::Merge(json!({"status": {
+                        "lastHandledReconcileAt": t,
+                        "history": [{"chartVersion": "6.3.5", "status": "deployed"}],
+                        "conditions": [{"type": "Ready", "status": "True", "reason": "UpgradeSucceeded",
+                                        "message": "Helm upgrade succeeded for release shop/web.v2 with chart podinfo@6.3.5"}]}})))
+                        .await
+                        .unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let msg = flux::reconcile(&c, "HelmRelease", "shop", "web", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(msg.contains("Helm upgrade succeeded"), "{msg}");
+    let s = flux::status_of("HelmRelease", &api.get("web").await.unwrap());
+    assert_eq!(
+        (s.revision.as_deref(), s.ready),
+        (Some("6.3.5"), Some(true))
+    );
+    flux::set_suspended(&c, "HelmRelease", "shop", "web", true)
+        .await
+        .unwrap();
+    let err = flux::reconcile(&c, "HelmRelease", "shop", "web", Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(err.contains("resource is suspended"), "{err}");
+    assert!(flux::status_of("HelmRelease", &api.get("web").await.unwrap()).suspended);
+    flux::set_suspended(&c, "HelmRelease", "shop", "web", false)
+        .await
+        .unwrap();
+    assert!(!flux::status_of("HelmRelease", &api.get("web").await.unwrap()).suspended);
+    ctl.abort();
+}

@@ -186,6 +186,93 @@ pub async fn poll(env: Arc<KubeEnvironment>) {
     }
 }
 
+fn flux_api(client: &kube::Client, kind: &str, ns: &str) -> Result<Api<DynamicObject>, String> {
+    let ar = resource(kind).ok_or_else(|| format!("`{kind}` is not a Flux kind pipedeck knows"))?;
+    Ok(Api::namespaced_with(client.clone(), ns, &ar))
+}
+
+/// `flux suspend` / `flux resume`: a merge patch of `spec.suspend`.
+pub async fn set_suspended(
+    client: &kube::Client,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    suspend: bool,
+) -> Result<String, String> {
+    let api = flux_api(client, kind, ns)?;
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": {"suspend": suspend}})),
+    )
+    .await
+    .map_err(|e| super::client::describe(&e))?;
+    Ok(format!(
+        "{kind} {ns}/{name} {}",
+        if suspend { "suspended" } else { "resumed" }
+    ))
+}
+
+/// `flux reconcile`: refused on a suspended object; sets
+/// `reconcile.fluxcd.io/requestedAt`, waits until the controller echoes it
+/// in `lastHandledReconcileAt`, then reports the Ready condition.
+pub async fn reconcile(
+    client: &kube::Client,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let api = flux_api(client, kind, ns)?;
+    let obj = api
+        .get(name)
+        .await
+        .map_err(|e| super::client::describe(&e))?;
+    if obj.data["spec"]["suspend"].as_bool() == Some(true) {
+        return Err(format!("{kind} {ns}/{name}: resource is suspended"));
+    }
+    let token = jiff::Timestamp::now().to_string();
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+            "reconcile.fluxcd.io/requestedAt": token}}})),
+    )
+    .await
+    .map_err(|e| super::client::describe(&e))?;
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        let obj = api
+            .get(name)
+            .await
+            .map_err(|e| super::client::describe(&e))?;
+        if obj.data["status"]["lastHandledReconcileAt"].as_str() == Some(token.as_str()) {
+            let s = status_of(kind, &obj);
+            return match s.ready {
+                Some(true) => Ok(format!("{kind} {ns}/{name} reconciled: {}", s.message)),
+                _ if obj.data["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Reconciling" && c["status"] == "True")
+                    }) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                _ => Err(format!("{kind} reconciliation failed: {}", s.message)),
+            };
+        }
+        if std::time::Instant::now() > end {
+            return Err(format!(
+                "{kind} {ns}/{name}: the controller did not handle the request within {} s",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
