@@ -247,7 +247,11 @@ fn controller(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let api: Api<KDeployment> = Api::namespaced(c.clone(), "shop");
-        let mut seen = 0;
+        // Only generations after this one: the current one is done already.
+        let mut seen = api
+            .get(name)
+            .await
+            .map_or(0, |d| d.metadata.generation.unwrap_or(0));
         loop {
             if let Ok(d) = api.get(name).await {
                 let g = d.metadata.generation.unwrap_or(0);
@@ -441,7 +445,10 @@ async fn blue_green_flips_the_service_and_b_flips_it_back_fast() {
         true,
         quiet(),
     );
-    wait_summary(&env, "blue live", |s| s.live.as_deref() == Some("blue")).await;
+    wait_summary(&env, "blue live", |s| {
+        s.live.as_deref() == Some("blue") && s.variants.len() == 2
+    })
+    .await;
     let mut d = env.deploy(release("v2")).await.unwrap();
     // Until Baking: traffic moved, blue still up.
     loop {
@@ -749,4 +756,38 @@ async fn flux_reconcile_waits_for_the_controller_and_is_refused_when_suspended()
         .unwrap();
     assert!(!flux::status_of("HelmRelease", &api.get("web").await.unwrap()).suspended);
     ctl.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_crash_looping_past_the_threshold_roll_the_deploy_back() {
+    let fake = FakeCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), &[("dev", &fake.url)], &[]);
+    let c = client(&kc, "dev").await;
+    create_deployment(&c, deployment("web", "web", "shop/web:v1", 2, json!({}))).await;
+    controller_step(&c, "web", 2, None).await;
+    let crash = json!({"restartCount": 5, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                       "lastState": {"terminated": {"reason": "Error", "exitCode": 3}}});
+    let ctl = controller(c.clone(), "web", 0, Some(crash));
+    let env = KubeEnvironment::start(
+        "dev",
+        spec(
+            &kc,
+            "dev",
+            json!({"auto_rollback": ["DEPLOYMENT_FAILURE"], "crashloop_restarts": 3}),
+        ),
+        false,
+        quiet(),
+    );
+    wait_summary(&env, "the first revision", |s| s.variants.len() == 1).await;
+    let (_, last) = follow(env.deploy(release("v4")).await.unwrap()).await;
+    assert_eq!(last.status, DeploymentStatus::Failed);
+    let reason = last.reason.unwrap();
+    assert!(
+        reason.contains("CrashLoopBackOff: container web restarted 5 times, last exit code 3 (past the threshold of 3 restarts)")
+            && reason.contains("rolled back to revision 1"),
+        "{reason}"
+    );
+    ctl.abort();
+    env.shutdown().await;
 }

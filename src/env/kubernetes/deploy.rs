@@ -111,7 +111,16 @@ pub async fn deploy(
             message: format!("cluster `{}` cannot be reached: {why}", env.spec.context),
         });
     };
-    let deployments = workload(env, &stores);
+    // Right after start the Deployments may not have been read yet.
+    let mut deployments = workload(env, &stores);
+    let until = Instant::now() + Duration::from_secs(5);
+    while deployments.is_empty()
+        && !lock(&env.state).synced.contains("deployments")
+        && Instant::now() < until
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        deployments = workload(env, &stores);
+    }
     if deployments.is_empty() {
         return Err(refuse(format!(
             "no Deployment {} in namespace {} of context {}",

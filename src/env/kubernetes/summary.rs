@@ -71,6 +71,31 @@ pub fn pods_of(stores: &Stores, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
     p
 }
 
+/// Every pod by the uid of its owner, in one pass over the store.
+type ByOwner = std::collections::HashMap<String, Vec<Arc<Pod>>>;
+
+fn pods_by_owner(stores: &Stores) -> ByOwner {
+    let mut m = ByOwner::new();
+    for p in stores.pods.state() {
+        for o in p.metadata.owner_references.iter().flatten() {
+            m.entry(o.uid.clone()).or_default().push(p.clone());
+        }
+    }
+    for v in m.values_mut() {
+        v.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    }
+    m
+}
+
+fn owned_pods(by: &ByOwner, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
+    rs.metadata
+        .uid
+        .as_ref()
+        .and_then(|u| by.get(u))
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The image of the container a release sets.
 pub fn image_of(
     spec: &crate::config::workspace::KubernetesSpec,
@@ -151,6 +176,7 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
     }
     let mut names: Vec<String> = Vec::new();
     if let Some(stores) = &stores {
+        let by_owner = pods_by_owner(stores);
         let deployments = workload(env, stores);
         if deployments.is_empty() && errors.is_empty() && synced {
             problems.push(EnvEvent {
@@ -186,7 +212,7 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
                     .to_owned();
                 let pods: Vec<Arc<Pod>> = replicasets(stores, d)
                     .iter()
-                    .flat_map(|rs| pods_of(stores, rs))
+                    .flat_map(|rs| owned_pods(&by_owner, rs))
                     .collect();
                 let st = d.status.clone().unwrap_or_default();
                 sum.variants.push(Variant {
@@ -206,7 +232,7 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
                     },
                     label,
                 });
-                collect(stores, d, &mut names, &mut problems, &crash, now);
+                collect(stores, &by_owner, d, &mut names, &mut problems, &crash, now);
             }
             sum.live = live;
         } else {
@@ -232,7 +258,7 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
                         .as_ref()
                         .and_then(|s| s.ready_replicas)
                         .unwrap_or(0);
-                    let pods = pods_of(stores, rs);
+                    let pods = owned_pods(&by_owner, rs);
                     let label = format!("rev{}", health::revision_of(rs).unwrap_or(0));
                     sum.variants.push(Variant {
                         label: if deployments.len() > 1 {
@@ -256,7 +282,7 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
                         },
                     });
                 }
-                collect(stores, d, &mut names, &mut problems, &crash, now);
+                collect(stores, &by_owner, d, &mut names, &mut problems, &crash, now);
             }
             sum.live = sum
                 .variants
@@ -315,6 +341,7 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
 /// The rollout and pod problems of one Deployment, as events.
 fn collect(
     stores: &Stores,
+    by_owner: &ByOwner,
     d: &Deployment,
     names: &mut Vec<String>,
     problems: &mut Vec<EnvEvent>,
@@ -337,7 +364,7 @@ fn collect(
     }
     for rs in replicasets(stores, d) {
         names.extend(rs.metadata.name.clone());
-        for p in pods_of(stores, &rs) {
+        for p in owned_pods(by_owner, &rs) {
             names.extend(p.metadata.name.clone());
             let h = health::pod(&p);
             if let Some(mut msg) = h.problem {
