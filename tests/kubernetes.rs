@@ -791,3 +791,22 @@ async fn pods_crash_looping_past_the_threshold_roll_the_deploy_back() {
     ctl.abort();
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthorized_cluster_says_to_check_the_eks_access_entry() {
+    let fake = FakeCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), &[("prod-expired", &fake.url)], &[]);
+    let env = KubeEnvironment::start("prod", spec(&kc, "prod-expired", json!({})), false, quiet());
+    let s = wait_summary(&env, "the 401", |s| {
+        s.events.iter().any(|e| e.kind == "error")
+    })
+    .await;
+    let ev = events(&s);
+    assert!(
+        ev.contains("Unauthorized: the API server refused the credentials")
+            && ev.contains("access entry"),
+        "{ev}"
+    );
+    env.shutdown().await;
+}

@@ -91,6 +91,8 @@ pub fn kubeconfig(dir: &Path, contexts: &[(&str, &str)], exec: &[(&str, &str)]) 
                 "apiVersion": "client.authentication.k8s.io/v1beta1",
                 "command": cmd, "args": ["eks", "get-token", "--cluster-name", name],
             }}}),
+            // A context named `*expired*` has a token the server refuses.
+            None if name.contains("expired") => json!({"name": name, "user": {"token": "expired"}}),
             None => json!({"name": name, "user": {"token": "test-token"}}),
         };
         users.push(user);
