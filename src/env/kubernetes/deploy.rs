@@ -99,6 +99,14 @@ pub async fn deploy(
     env: &KubeEnvironment,
     release: ReleaseRequest,
 ) -> Result<Deployment, DeployError> {
+    // Right after start the client may still be being built.
+    let until = Instant::now() + Duration::from_secs(10);
+    while (env.client().is_none() || env.stores().is_none())
+        && lock(&env.state).errors.is_empty()
+        && Instant::now() < until
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (Some(client), Some(stores)) = (env.client(), env.stores()) else {
         let why = lock(&env.state)
             .errors
@@ -113,7 +121,7 @@ pub async fn deploy(
     };
     // Right after start the Deployments may not have been read yet.
     let mut deployments = workload(env, &stores);
-    let until = Instant::now() + Duration::from_secs(5);
+    let until = Instant::now() + Duration::from_secs(10);
     while deployments.is_empty()
         && !lock(&env.state).synced.contains("deployments")
         && Instant::now() < until

@@ -201,8 +201,11 @@ impl KubeEnvironment {
                     let mut stream = std::pin::pin!(stream);
                     while let Some(ev) = stream.next().await {
                         match ev {
-                            Ok(_) => {
-                                lock(&me.state).synced.insert($source);
+                            Ok(ev) => {
+                                // The store holds the list once InitDone is applied.
+                                if matches!(ev, watcher::Event::InitDone) {
+                                    lock(&me.state).synced.insert($source);
+                                }
                                 me.set_error($source, None);
                                 me.changed();
                             }
