@@ -213,7 +213,9 @@ fn an_environment_is_read_by_its_kind_and_local_is_the_default() {
     assert_eq!((a.kind(), b.kind()), ("local", "local"));
     assert!(a.protected && a.actions.is_empty());
     assert!(!b.protected && b.actions == ["D"]);
-    let EnvSpec::Local(spec) = &b.spec;
+    let EnvSpec::Local(spec) = &b.spec else {
+        panic!("b is local")
+    };
     assert_eq!((spec.command.as_str(), spec.replicas), ("true", 1));
 }
 
@@ -233,19 +235,44 @@ fn an_unknown_or_unbuilt_kind_is_refused_at_its_position_with_the_kinds_that_exi
             .to_string()
     };
 
+    // kubernetes is built: its own keys are checked, each at its position.
     let ws = workspace(
         &p,
-        "[environments.prod]\nkind = \"kubernetes\"\ncluster = \"eks-prod\"\n",
+        "[environments.prod]\nkind = \"kubernetes\"\ncontext = \"eks-prod\"\nworkload = \"web\"\nstrategy = \"Blue\"\n",
         &[("VERSION", "v1")],
     );
     let err = load_error(&ws);
     assert_eq!(
         err,
         format!(
-            "{}:{}: environments.prod: kind `kubernetes` is not built yet; the kinds that exist: local",
+            "{}:{}: environments.prod: unknown strategy `Blue`; one of RollingUpdate, BlueGreen, Canary",
             file(&ws),
-            position_of(&ws, "\"kubernetes\"")
+            position_of(&ws, "\"Blue\"")
         )
+    );
+    let ws = workspace(
+        &p,
+        "[environments.prod]\nkind = \"kubernetes\"\ncontext = \"eks-prod\"\nworkload = \"web\"\nstrategy = \"BlueGreen\"\n",
+        &[("VERSION", "v1")],
+    );
+    let err = load_error(&ws);
+    assert_eq!(
+        err,
+        format!(
+            "{}:{}: environments.prod: strategy `BlueGreen` needs `service`, the Service whose selector names the live slot",
+            file(&ws),
+            position_of(&ws, "\"BlueGreen\"")
+        )
+    );
+    let ws = workspace(
+        &p,
+        "[environments.prod]\nkind = \"kubernetes\"\ncluster = \"eks-prod\"\n",
+        &[("VERSION", "v1")],
+    );
+    let err = load_error(&ws);
+    assert!(
+        err.starts_with(&format!("{}:", file(&ws))) && err.contains("unknown field `cluster`"),
+        "{err}"
     );
 
     let ws = workspace(
@@ -257,7 +284,7 @@ fn an_unknown_or_unbuilt_kind_is_refused_at_its_position_with_the_kinds_that_exi
     assert_eq!(
         err,
         format!(
-            "{}:{}: environments.dev: unknown kind `lokal` (did you mean `local`?); the kinds that exist: local",
+            "{}:{}: environments.dev: unknown kind `lokal` (did you mean `local`?); the kinds that exist: local, kubernetes",
             file(&ws),
             position_of(&ws, "\"lokal\"")
         )

@@ -117,6 +117,23 @@ impl Environments {
                     locals.push(local.clone());
                     envs.push(local);
                 }
+                EnvSpec::Kubernetes(spec) => {
+                    let tx = events.clone();
+                    let n = name.clone();
+                    let on_change: super::kubernetes::OnChange = Arc::new(move || {
+                        if let Some(tx) = &tx {
+                            let _ = tx.send(crate::api::EngineEvent::EnvironmentChanged {
+                                environment_name: n.clone(),
+                            });
+                        }
+                    });
+                    envs.push(super::kubernetes::KubeEnvironment::start(
+                        name,
+                        spec.clone(),
+                        e.protected,
+                        on_change,
+                    ));
+                }
             }
         }
         for l in &locals {

@@ -9,6 +9,7 @@ pub mod codebuild;
 pub mod codebuild_local;
 pub mod commands;
 pub mod deploy;
+pub mod eks;
 pub mod source_git;
 
 use std::collections::BTreeMap;
@@ -148,6 +149,7 @@ pub fn for_action(
         ("Build" | "Test", "CodeBuild") => Ok(Arc::new(codebuild::CodeBuild)),
         ("Invoke", "Lambda") => Ok(Arc::new(commands::LambdaCommand)),
         ("Compute", "Commands") => Ok(Arc::new(commands::Commands)),
+        ("Deploy", "EKS") if eks::has_mode(&action.configuration) => Ok(Arc::new(eks::Eks)),
         ("Deploy", _) => Ok(
             match ws
                 .environments

@@ -210,7 +210,11 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
     for _ in 0..50 {
         match s.call(Request::ListEnvironments).await {
             Ok(Reply::Environments { environments }) => {
-                let done = environments.len() == ws.environments.len();
+                // A cluster's first read (or its error) comes in the background.
+                let done = environments.len() == ws.environments.len()
+                    && !environments
+                        .iter()
+                        .any(|e| e.events.iter().any(|ev| ev.kind == "connecting"));
                 list = environments;
                 if done {
                     break;
@@ -249,6 +253,37 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
             m.error_rate,
             m.p99_ms
         );
+        if e.kind == "kubernetes" {
+            // A cluster's panel in text: its variants, Flux, and what is wrong.
+            for v in &e.variants {
+                println!(
+                    "           {:<10} {}/{} ready · {} restarts · {} · {}% traffic",
+                    v.label, v.ready, v.total, v.restarts, v.revision, v.weight_percent
+                );
+            }
+            if let Some(f) = &e.sync {
+                println!(
+                    "           {} ready {} · revision {} · suspended {} · {}",
+                    f.object,
+                    f.ready.map_or("Unknown".to_owned(), |r| if r {
+                        "True".into()
+                    } else {
+                        "False".into()
+                    }),
+                    f.revision.as_deref().unwrap_or("-"),
+                    if f.suspended { "True" } else { "False" },
+                    f.message
+                );
+            }
+            for ev in e
+                .events
+                .iter()
+                .filter(|ev| matches!(ev.kind.as_str(), "error" | "health" | "alarm"))
+                .take(5)
+            {
+                println!("           {}: {}", ev.kind, ev.message);
+            }
+        }
         if let Some(d) = &e.deployment {
             say!(
                 "           deployment {} {:?} {} {}% on {}{}",
