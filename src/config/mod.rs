@@ -2,6 +2,7 @@
 //! from the `directories` crate, overridable by flags and environment
 //! variables (`PIPEDECK_CONFIG`, `PIPEDECK_DATA_DIR`) so runs can be isolated.
 
+pub mod aws;
 pub mod workspace;
 
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ pub struct UserConfig {
     pub protected: Vec<String>,
     /// `[keys.<screen>] "key" = "command"`.
     pub keys: Option<toml::Table>,
+    /// `[aws]`: accounts shown at once and polling (see `config::aws`).
+    pub aws: aws::AwsConfig,
 }
 
 impl UserConfig {
@@ -113,8 +116,9 @@ impl UserConfig {
                     toml::Value::Table(t) => cfg.keys = Some(t),
                     _ => bad(&mut warnings, "a table"),
                 },
+                "aws" => cfg.aws = aws::parse(&v, &mut warnings),
                 other => {
-                    let known = ["theme", "readonly", "bell", "protected", "keys"];
+                    let known = ["theme", "readonly", "bell", "protected", "keys", "aws"];
                     let hint = known
                         .iter()
                         .min_by_key(|k| strsim::levenshtein(k, other))
