@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod awsapi;
 pub mod backend;
 pub mod cli;
 pub mod config;

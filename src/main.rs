@@ -93,7 +93,9 @@ enum Command {
     /// Start an execution (hosting the engine until it ends if none runs)
     Run(ops::RunArgs),
     /// Host the workspace's engine, with triggers, until Ctrl-C
-    Serve,
+    Serve(pipedeck::awsapi::cli::ServeArgs),
+    /// Print the local AWS API's key pair as AWS CLI profile snippets
+    AwsCredentials(pipedeck::awsapi::cli::CredentialsArgs),
     /// Pipelines, their latest execution and every stage's state
     Status(ops::StatusArgs),
     /// A pipeline's executions, newest first
@@ -132,8 +134,13 @@ fn engine_command(
     cmd: Command,
     workspace: Option<&std::path::Path>,
     paths: &Paths,
+    readonly: bool,
 ) -> color_eyre::Result<ExitCode> {
     let ws = ops::find_workspace(workspace, &paths.data_dir)?;
+    let aws_api = match &cmd {
+        Command::Serve(a) => pipedeck::awsapi::cli::ServeApi::resolve(a, paths, readonly)?,
+        _ => None,
+    };
     let config_file = paths.config_file.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -141,7 +148,7 @@ fn engine_command(
     rt.block_on(async move {
         match cmd {
             Command::Run(a) => ops::run(ws, a).await,
-            Command::Serve => ops::serve(ws).await,
+            Command::Serve(_) => ops::serve(ws, aws_api).await,
             Command::Status(a) => ops::status(ws, a).await,
             Command::Executions(a) => ops::executions(ws, a).await,
             Command::Logs(a) => ops::logs(ws, a).await,
@@ -158,7 +165,10 @@ fn engine_command(
             Command::Envs(a) => ops::envs(ws, a).await,
             Command::Diagnose(a) => cli::diagnose::run(ws, a, &config_file).await,
             Command::RollbackEnv(a) => ops::mutate(ws, ops::rollback_env_request(a)).await,
-            Command::Validate(_) | Command::Graph(_) | Command::Init(_) => {
+            Command::Validate(_)
+            | Command::Graph(_)
+            | Command::Init(_)
+            | Command::AwsCredentials(_) => {
                 unreachable!("handled before")
             }
         }
@@ -264,6 +274,9 @@ fn main() -> ExitCode {
         Some(Command::Validate(a)) => cli::validate::run(&a),
         Some(Command::Graph(a)) => cli::graph::run(&a),
         Some(Command::Init(a)) => demo_ws::init(&a),
+        Some(Command::AwsCredentials(a)) => {
+            pipedeck::awsapi::cli::print_credentials(&a, &paths.config_file)
+        }
         Some(Command::Diagnose(a)) if a.log.is_some() => {
             cli::diagnose::run_log(&a, &paths.config_file)
         }
@@ -273,7 +286,7 @@ fn main() -> ExitCode {
             args.readonly,
             args.theme,
         )),
-        Some(cmd) => engine_command(cmd, args.workspace.as_deref(), &paths),
+        Some(cmd) => engine_command(cmd, args.workspace.as_deref(), &paths, args.readonly),
     };
     match code {
         Ok(code) => code,

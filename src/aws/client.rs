@@ -81,9 +81,25 @@ impl Clients {
     /// A shared config for tests and the local AWS API: static dummy
     /// credentials, one endpoint, no retries.
     pub async fn static_conf(endpoint_url: &str, region: &str) -> aws_config::SdkConfig {
-        let creds = aws_sdk_codepipeline::config::Credentials::new(
+        Clients::conf_with_keys(
+            endpoint_url,
+            region,
             "AKIDPIPEDECKTEST",
             "pipedeck-test-secret",
+        )
+        .await
+    }
+
+    /// The same with given keys (the local AWS API's key pair).
+    pub async fn conf_with_keys(
+        endpoint_url: &str,
+        region: &str,
+        key: &str,
+        secret: &str,
+    ) -> aws_config::SdkConfig {
+        let creds = aws_sdk_codepipeline::config::Credentials::new(
+            key,
+            secret,
             None,
             None,
             "pipedeck-static",

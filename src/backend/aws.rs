@@ -38,6 +38,26 @@ pub struct AwsBackend {
     started: String,
 }
 
+/// The workspace of `--aws` outside a workspace: only its state dir is
+/// used (the log mirror and the local audit trail of AWS operations).
+pub fn workspace(data_dir: &std::path::Path) -> crate::config::workspace::Workspace {
+    crate::config::workspace::Workspace {
+        root: data_dir.join("aws"),
+        name: "aws".into(),
+        state_dir: data_dir.join("aws"),
+        pipelines: Vec::new(),
+        repositories: Default::default(),
+        projects: Default::default(),
+        functions: Default::default(),
+        secrets: Default::default(),
+        identity: std::env::var("USER").unwrap_or_else(|_| "pipedeck".into()),
+        approval_timeout: std::time::Duration::from_secs(7 * 24 * 3600),
+        poll_interval: std::time::Duration::from_secs(2),
+        triggers: false,
+        environments: Default::default(),
+    }
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -58,6 +58,10 @@ pub struct UserConfig {
     pub keys: Option<toml::Table>,
     /// `[aws]`: accounts shown at once and polling (see `config::aws`).
     pub aws: aws::AwsConfig,
+    /// `aws_api = "127.0.0.1:4590"`: serve the local AWS API there.
+    pub aws_api: Option<String>,
+    /// Let the AWS API approve, retry and roll back protected stages.
+    pub protected_via_api: bool,
 }
 
 impl UserConfig {
@@ -112,13 +116,30 @@ impl UserConfig {
                     }
                     None => bad(&mut warnings, "a list of stage names"),
                 },
+                "aws_api" => match v.as_str() {
+                    Some(s) => cfg.aws_api = Some(s.to_owned()),
+                    None => bad(&mut warnings, "an address such as \"127.0.0.1:4590\""),
+                },
+                "protected_via_api" => match v.as_bool() {
+                    Some(b) => cfg.protected_via_api = b,
+                    None => bad(&mut warnings, "true or false"),
+                },
                 "keys" => match v {
                     toml::Value::Table(t) => cfg.keys = Some(t),
                     _ => bad(&mut warnings, "a table"),
                 },
                 "aws" => cfg.aws = aws::parse(&v, &mut warnings),
                 other => {
-                    let known = ["theme", "readonly", "bell", "protected", "keys", "aws"];
+                    let known = [
+                        "theme",
+                        "readonly",
+                        "bell",
+                        "protected",
+                        "keys",
+                        "aws",
+                        "aws_api",
+                        "protected_via_api",
+                    ];
                     let hint = known
                         .iter()
                         .min_by_key(|k| strsim::levenshtein(k, other))

@@ -28,28 +28,8 @@ pub fn find_workspace(flag: Option<&Path>, data_dir: &Path) -> Result<Workspace>
     match Workspace::load(&dir, data_dir) {
         Ok(ws) => Ok(ws),
         // `--aws` needs no pipeline file: the pipelines are AWS's.
-        Err(_) if backend::aws_selected() => Ok(aws_workspace(data_dir)),
+        Err(_) if backend::aws_selected() => Ok(backend::aws::workspace(data_dir)),
         Err(e) => Err(eyre!("{e}")),
-    }
-}
-
-/// The workspace of `--aws` outside a workspace: only its state dir is
-/// used (the log mirror and the local audit trail of AWS operations).
-pub fn aws_workspace(data_dir: &Path) -> Workspace {
-    Workspace {
-        root: data_dir.join("aws"),
-        name: "aws".into(),
-        state_dir: data_dir.join("aws"),
-        pipelines: Vec::new(),
-        repositories: Default::default(),
-        projects: Default::default(),
-        functions: Default::default(),
-        secrets: Default::default(),
-        identity: std::env::var("USER").unwrap_or_else(|_| "pipedeck".into()),
-        approval_timeout: std::time::Duration::from_secs(7 * 24 * 3600),
-        poll_interval: std::time::Duration::from_secs(2),
-        triggers: false,
-        environments: Default::default(),
     }
 }
 

@@ -87,15 +87,49 @@ pub async fn run(ws: Workspace, a: RunArgs) -> Result<ExitCode> {
 }
 
 /// Hosts the engine (with triggers) until Ctrl-C or SIGTERM.
-pub async fn serve(ws: Workspace) -> Result<ExitCode> {
-    let s = open(&ws, true).await?;
-    if !s.hosted() {
+pub async fn serve(
+    ws: Workspace,
+    aws_api: Option<crate::awsapi::cli::ServeApi>,
+) -> Result<ExitCode> {
+    // Hosted here (not attached): the local AWS API needs the engine. A
+    // command that holds the lock for a moment (a `status` hosting the
+    // engine to read the store) is waited for, as `backend::open` does.
+    let mut lock = None;
+    for _ in 0..50 {
+        if crate::control::Client::connect(&ws).await.is_some() {
+            break;
+        }
+        match crate::control::WorkspaceLock::acquire(&ws) {
+            Ok(l) => {
+                lock = Some(l);
+                break;
+            }
+            Err(crate::control::ControlError::Locked { .. }) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(color_eyre::eyre::eyre!("{e}")),
+        }
+    }
+    let Some(lock) = lock else {
         eprintln!(
             "pipedeck: workspace {} already has an engine running",
             ws.name
         );
         return Ok(ExitCode::FAILURE);
-    }
+    };
+    let hosted = crate::backend::local::Hosted::start(
+        ws.clone(),
+        lock,
+        crate::backend::OpenOptions {
+            triggers: true,
+            user_agent: "pipedeck-cli",
+        },
+    )
+    .map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+    let api = match &aws_api {
+        Some(a) => Some(a.start(hosted.handle()).await?),
+        None => None,
+    };
     println!(
         "engine for workspace {} is running (pid {}); Ctrl-C stops it",
         ws.name,
@@ -106,6 +140,9 @@ pub async fn serve(ws: Workspace) -> Result<ExitCode> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    s.close().await;
+    if let Some(api) = api {
+        api.stop().await;
+    }
+    crate::backend::Backend::close(&hosted).await;
     Ok(ExitCode::SUCCESS)
 }
