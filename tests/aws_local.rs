@@ -233,3 +233,173 @@ async fn a_release_over_the_local_aws_api() {
     aws.close().await;
     api.stop().await;
 }
+
+/// The benchmark against the local AWS API: calls per minute for one
+/// running pipeline on screen among 50 idle ones (the screen's refresh
+/// every second, answered by the backend), beside a naive console's
+/// polling measured in the same run, and the time from a stage's change in
+/// the engine to the backend's event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchmark_one_running_among_fifty_idle_over_the_local_aws_api() {
+    let Some(_venv) = awsapi_common::venv() else {
+        return;
+    };
+    let build = |name: &str| {
+        common::pipeline(
+            name,
+            "SUPERSEDED",
+            &[stage(
+                "Build",
+                &[build_action("Build", 1, "slow.yml", "")],
+                "",
+            )],
+        )
+    };
+    let slow = buildspec(&["sleep 20", "echo done"]);
+    let ws = common::workspace(&build("svc-00"), "", &[("slow.yml", &slow)]);
+    let mut files = vec!["pipeline.json".to_owned()];
+    for i in 1..51 {
+        let f = format!("p{i:02}.json");
+        std::fs::write(ws.root.join(&f), build(&format!("svc-{i:02}"))).unwrap();
+        files.push(f);
+    }
+    let toml = std::fs::read_to_string(ws.root.join("pipedeck.toml")).unwrap();
+    let list = files
+        .iter()
+        .map(|f| format!("\"{f}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    std::fs::write(
+        ws.root.join("pipedeck.toml"),
+        toml.replacen(
+            "[workspace]\n",
+            &format!("[workspace]\npipelines = [{list}]\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let engine = ws.engine();
+    let creds = pipedeck::awsapi::Credentials::generate();
+    let server = pipedeck::awsapi::start(engine.clone(), awsapi_common::options(&creds, &ws.root))
+        .await
+        .unwrap();
+    let endpoint = format!("http://{}", server.local_addr);
+    let conf = Clients::conf_with_keys(
+        &endpoint,
+        "us-east-1",
+        &creds.access_key_id,
+        &creds.secret_access_key,
+    )
+    .await;
+    let cp = aws_sdk_codepipeline::Client::new(&conf);
+    let window = Duration::from_secs(12);
+    let per_minute = |n: u64| n as f64 * 60.0 / window.as_secs_f64();
+
+    // Baseline: ListPipelines + GetPipeline + GetPipelineState of every
+    // pipeline every 3 s.
+    let mut naive = 0u64;
+    let t0 = Instant::now();
+    while t0.elapsed() < window {
+        let l = cp.list_pipelines().send().await.unwrap();
+        naive += 1;
+        for p in l.pipelines() {
+            let n = p.name().unwrap();
+            cp.get_pipeline().name(n).send().await.unwrap();
+            cp.get_pipeline_state().name(n).send().await.unwrap();
+            naive += 2;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+
+    let target = AwsTarget {
+        label: "local".into(),
+        region: Some("us-east-1".into()),
+        no_retries: true,
+        ..AwsTarget::default()
+    };
+    let state_dir = tempfile::tempdir().unwrap();
+    let aws = AwsBackend::with_clients(
+        vec![(target, Clients::from_conf(&conf, None))],
+        Intervals {
+            rate: 50.0,
+            burst: 60.0,
+            ..Intervals::default()
+        },
+        state_dir.path().to_path_buf(),
+        "bench",
+    );
+    let b: &dyn Backend = &aws;
+    let mut events = b.subscribe().await.unwrap();
+    let id = common::start(&engine, "svc-00").await;
+    let mut engine_events = engine.subscribe();
+    let refresh = || async {
+        let mut asked = 0u64;
+        if let Ok(Reply::Pipelines { pipelines, .. }) = b.call(Request::list_pipelines()).await {
+            asked += 1;
+            for p in pipelines {
+                let _ = b
+                    .call(Request::GetPipelineState {
+                        pipeline_name: p.name.clone(),
+                    })
+                    .await;
+                let _ = b.call(Request::list_executions(&p.name, 50)).await;
+                asked += 2;
+            }
+        }
+        asked
+    };
+    // Warm-up: the first read of everything.
+    refresh().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let warmup = aws.calls();
+    let t0 = Instant::now();
+    let mut asked = 0u64;
+    while t0.elapsed() < window {
+        asked += refresh().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let ours = per_minute(aws.calls() - warmup);
+    // The build ends: the engine's StageChanged, then the backend's.
+    let changed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Ok(EngineEvent::StageChanged {
+                status, stage_name, ..
+            }) = engine_events.recv().await
+                && stage_name == "Build"
+                && status != pipedeck::api::types::StageStatus::InProgress
+            {
+                return Instant::now();
+            }
+        }
+    })
+    .await
+    .expect("the build ended");
+    let seen = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(e) = events.next().await {
+            if let EngineEvent::StageChanged {
+                status, stage_name, ..
+            } = e
+                && stage_name == "Build"
+                && status != pipedeck::api::types::StageStatus::InProgress
+            {
+                return Instant::now();
+            }
+        }
+        panic!("events ended")
+    })
+    .await
+    .expect("the backend saw it");
+    let latency = seen.saturating_duration_since(changed);
+    println!(
+        "local AWS API, 1 running among 50 idle, {}s window: pipedeck {ours:.0} calls/min (+{warmup} once at start; the screen asked {:.0}/min) vs naive console {:.0} calls/min; stage change to event {latency:?} (running interval 3 s)",
+        window.as_secs(),
+        per_minute(asked),
+        per_minute(naive)
+    );
+    assert!(ours < per_minute(naive) / 3.0);
+    assert!(latency <= Duration::from_secs(5), "{latency:?}");
+    let _ = id;
+    aws.close().await;
+    server.stop().await;
+    engine.shutdown().await;
+}
