@@ -91,7 +91,18 @@ impl AwsBackend {
             let clients = Clients::load(t).await;
             accounts.push((t.clone(), clients));
         }
-        AwsBackend::with_clients(accounts, intervals, state_dir, user_agent)
+        let b = AwsBackend::with_clients(accounts, intervals, state_dir, user_agent);
+        // The header's account ids (STS GetCallerIdentity), all accounts at
+        // once, never waiting more than 3 s for one that does not answer.
+        let mut set = tokio::task::JoinSet::new();
+        for a in b.accounts() {
+            let a = a.clone();
+            set.spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(3), a.whoami()).await;
+            });
+        }
+        while set.join_next().await.is_some() {}
+        b
     }
 
     /// Built from ready clients (tests: mocks, moto, the local AWS API).
