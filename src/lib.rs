@@ -4,6 +4,7 @@
 //! `ARCHITECTURE.md` for the map of modules.
 
 pub mod api;
+pub mod aws;
 pub mod awsapi;
 pub mod backend;
 pub mod cli;

@@ -40,8 +40,48 @@ struct Cli {
     /// Colour theme: default, light, high-contrast, catppuccin-mocha, or a file name in the config dir's themes/
     #[arg(long, global = true, value_name = "NAME")]
     theme: Option<String>,
+    /// Show the pipelines of AWS accounts instead of the workspace's engine
+    /// (one account with --profile/--region, else the config's [[aws.accounts]])
+    #[arg(long, global = true)]
+    aws: bool,
+    /// With --aws: the AWS profile (default: AWS_PROFILE, else `default`)
+    #[arg(long, global = true, value_name = "NAME", requires = "aws")]
+    profile: Option<String>,
+    /// With --aws: the region (default: AWS_REGION, else the profile's)
+    #[arg(long, global = true, value_name = "REGION", requires = "aws")]
+    region: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// `--aws`: every backend this process opens is the AWS one.
+fn select_aws(args: &Cli, paths: &Paths) {
+    if !args.aws {
+        return;
+    }
+    let (cfg, _) = pipedeck::config::UserConfig::load(&paths.config_file);
+    let mut targets =
+        if args.profile.is_some() || args.region.is_some() || cfg.aws.accounts.is_empty() {
+            vec![pipedeck::aws::AwsTarget {
+                label: args
+                    .profile
+                    .clone()
+                    .or_else(|| std::env::var("AWS_PROFILE").ok())
+                    .unwrap_or_else(|| "default".into()),
+                profile: args.profile.clone(),
+                region: args.region.clone(),
+                ..Default::default()
+            }]
+        } else {
+            cfg.aws.accounts.clone()
+        };
+    for t in &mut targets {
+        t.readonly |= args.readonly || cfg.readonly;
+    }
+    pipedeck::backend::select_aws(pipedeck::backend::AwsSelection {
+        targets,
+        intervals: cfg.aws.intervals.unwrap_or_default(),
+    });
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +120,8 @@ enum Command {
     Envs(ops::StatusArgs),
     /// Roll an environment back (a traffic flip during a deployment, else the previous release)
     RollbackEnv(ops::RollbackEnvArgs),
+    /// Create or update the workspace's pipeline on AWS CodePipeline (with --aws)
+    Push(pipedeck::aws::push::PushArgs),
     /// Create a workspace (`init --demo DIR`)
     Init(demo_ws::InitArgs),
     /// Change the demo workspace's service: `demo break` / `demo fix`
@@ -117,6 +159,9 @@ fn engine_command(
             Command::Rollback(a) => ops::mutate(ws, ops::rollback_request(a)).await,
             Command::Transition(a) => ops::mutate(ws, ops::transition_request(a)).await,
             Command::Demo(d) => demo_ws::demo(&ws, &d),
+            Command::Push(a) => pipedeck::aws::push::run_cli(&ws, &a)
+                .await
+                .map_err(|e| color_eyre::eyre::eyre!("{e}")),
             Command::Envs(a) => ops::envs(ws, a).await,
             Command::Diagnose(a) => cli::diagnose::run(ws, a, &config_file).await,
             Command::RollbackEnv(a) => ops::mutate(ws, ops::rollback_env_request(a)).await,
@@ -159,7 +204,10 @@ fn tui_or_report(a: &TuiArgs) -> color_eyre::Result<ExitCode> {
     }
     let demo = ops::demo_dir(&a.paths.data_dir);
     let mut created = false;
-    if a.workspace.is_none() && !demo.join("pipedeck.toml").is_file() {
+    if a.workspace.is_none()
+        && !demo.join("pipedeck.toml").is_file()
+        && !pipedeck::backend::aws_selected()
+    {
         let cwd_ws = ["pipedeck.toml", "pipeline.json", "pipeline.toml"]
             .iter()
             .any(|f| std::path::Path::new(f).is_file());
@@ -193,7 +241,17 @@ fn tui_or_report(a: &TuiArgs) -> color_eyre::Result<ExitCode> {
         theme,
         keymap,
         warnings,
-        protected: cfg.protected,
+        // AWS accounts' protected stages are protected in the TUI too.
+        protected: cfg
+            .protected
+            .iter()
+            .cloned()
+            .chain(
+                pipedeck::backend::aws_selection()
+                    .into_iter()
+                    .flat_map(|s| s.targets.iter().flat_map(|t| t.protected.clone())),
+            )
+            .collect(),
         bell: cfg.bell,
         start_first: created,
         aws_api: pipedeck::awsapi::cli::ServeApi::resolve(
@@ -241,8 +299,9 @@ fn install_error_reporter() {
 fn main() -> ExitCode {
     install_error_reporter();
     let args = Cli::parse();
-    let paths = Paths::resolve(args.config, args.data_dir);
+    let paths = Paths::resolve(args.config.clone(), args.data_dir.clone());
     let _log = pipedeck::logging::init(&paths.log_dir());
+    select_aws(&args, &paths);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "pipedeck starting");
     let readonly = args.readonly
         || pipedeck::config::UserConfig::load(&paths.config_file)

@@ -397,7 +397,7 @@ pub(super) async fn action_executions(
             Request::ListActionExecutions {
                 pipeline_name: name.to_owned(),
                 pipeline_execution_id: exec.to_owned(),
-                max_results: None,
+                max_results: Some(1000),
                 next_token: None,
             },
         )

@@ -76,7 +76,7 @@ pub async fn streams(ctx: &Ctx, caller: &Caller) -> Result<Vec<Stream>, AwsError
                     Request::ListActionExecutions {
                         pipeline_name: p.name.clone(),
                         pipeline_execution_id: e.pipeline_execution_id.clone(),
-                        max_results: None,
+                        max_results: Some(1000),
                         next_token: None,
                     },
                 )

@@ -11,6 +11,7 @@
 //! file: they ask the backend. Dynamic dispatch (`Arc<dyn Backend>`) keeps
 //! one instantiation of every caller, whatever the backend.
 
+pub mod aws;
 pub mod fake;
 pub mod local;
 pub mod remote;
@@ -154,9 +155,44 @@ pub struct OpenOptions {
     pub user_agent: &'static str,
 }
 
-/// Attaches to the engine running for the workspace, or hosts one here.
+/// The AWS accounts every [`open`] of this process reaches instead of the
+/// workspace's engine (`--aws`).
+#[derive(Debug, Clone)]
+pub struct AwsSelection {
+    pub targets: Vec<crate::aws::AwsTarget>,
+    pub intervals: crate::aws::account::Intervals,
+}
+
+static AWS: std::sync::OnceLock<AwsSelection> = std::sync::OnceLock::new();
+
+/// Chooses AWS for this process (once, before the first [`open`]).
+pub fn select_aws(sel: AwsSelection) {
+    let _ = AWS.set(sel);
+}
+
+pub fn aws_selected() -> bool {
+    AWS.get().is_some()
+}
+
+pub fn aws_selection() -> Option<&'static AwsSelection> {
+    AWS.get()
+}
+
+/// Attaches to the engine running for the workspace, or hosts one here;
+/// with [`select_aws`], the AWS backend (its state dir holds the log
+/// mirror and the local audit trail of AWS operations).
 pub async fn open(ws: &Workspace, opts: OpenOptions) -> Result<Shared, String> {
     not_another_users(ws)?;
+    if let Some(sel) = AWS.get() {
+        let b = aws::AwsBackend::connect(
+            &sel.targets,
+            sel.intervals,
+            ws.state_dir.clone(),
+            opts.user_agent,
+        )
+        .await;
+        return Ok(Arc::new(b));
+    }
     for _ in 0..50 {
         if let Some(client) = Client::connect(ws).await {
             return Ok(Arc::new(remote::Remote::new(ws, client, opts.user_agent)));

@@ -2,6 +2,7 @@
 //! from the `directories` crate, overridable by flags and environment
 //! variables (`PIPEDECK_CONFIG`, `PIPEDECK_DATA_DIR`) so runs can be isolated.
 
+pub mod aws;
 pub mod workspace;
 
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ pub struct UserConfig {
     pub protected: Vec<String>,
     /// `[keys.<screen>] "key" = "command"`.
     pub keys: Option<toml::Table>,
+    /// `[aws]`: accounts shown at once and polling (see `config::aws`).
+    pub aws: aws::AwsConfig,
     /// `aws_api = "127.0.0.1:4590"`: serve the local AWS API there.
     pub aws_api: Option<String>,
     /// Let the AWS API approve, retry and roll back protected stages.
@@ -125,6 +128,7 @@ impl UserConfig {
                     toml::Value::Table(t) => cfg.keys = Some(t),
                     _ => bad(&mut warnings, "a table"),
                 },
+                "aws" => cfg.aws = aws::parse(&v, &mut warnings),
                 other => {
                     let known = [
                         "theme",
@@ -132,6 +136,7 @@ impl UserConfig {
                         "bell",
                         "protected",
                         "keys",
+                        "aws",
                         "aws_api",
                         "protected_via_api",
                     ];

@@ -25,7 +25,12 @@ pub fn find_workspace(flag: Option<&Path>, data_dir: &Path) -> Result<Workspace>
             if is_ws || !demo.is_dir() { cwd } else { demo }
         }
     };
-    Workspace::load(&dir, data_dir).map_err(|e| eyre!("{e}"))
+    match Workspace::load(&dir, data_dir) {
+        Ok(ws) => Ok(ws),
+        // `--aws` needs no pipeline file: the pipelines are AWS's.
+        Err(_) if backend::aws_selected() => Ok(backend::aws::workspace(data_dir)),
+        Err(e) => Err(eyre!("{e}")),
+    }
 }
 
 /// The workspace's engine: attached over its socket, or hosted here (with
