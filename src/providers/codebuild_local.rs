@@ -203,6 +203,25 @@ impl Ctx<'_> {
     }
 }
 
+/// The environment variable that carries the build shell's setup script.
+const SETUP_VAR: &str = "__PIPEDECK_SETUP";
+/// Below Linux's limit for one environment string (`MAX_ARG_STRLEN`).
+const SETUP_IN_ENV_MAX: usize = 120 * 1024;
+
+/// What the build shell runs first: stderr into stdout, the build's
+/// variables, and the two functions of the marker protocol.
+fn setup_script(env: &[(String, String)], n: &str) -> String {
+    let mut setup = String::from("exec 2>&1\n");
+    for (k, v) in env {
+        setup.push_str(&format!("export {k}={}\n", quote(v)));
+    }
+    setup.push_str(&format!(
+        "__pd_run() {{ eval \"$1\" </dev/null; printf '%s %s\\n' '{n}' \"$?\"; }}\n\
+         __pd_export() {{ printf '%s X %s\\n' '{n}' \"$(printf '%s' \"${{!1-}}\" | od -An -tx1 | tr -d ' \\n')\"; }}\n"
+    ));
+    setup
+}
+
 impl Shell {
     async fn start(req: &BuildRequest, env: &[(String, String)]) -> Result<Shell, RunnerError> {
         let mut cmd = Command::new("bash");
@@ -210,6 +229,26 @@ impl Shell {
             // Marks the process so a later engine can tell it is ours.
             proc::mark(&mut cmd, f);
         }
+        let nonce = format!(
+            "__pipedeck_{}_{}__",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let setup = setup_script(env, &nonce);
+        // bash reads a script on a pipe one byte at a time (it must not read
+        // past a command that might read stdin itself). The setup is most
+        // of what it would read, so it travels in the environment and one
+        // short `eval` line on stdin runs it: same text, same line numbers,
+        // same `main` source name in bash's messages. A setup too large for
+        // one environment string (128 KiB on Linux) still goes on stdin.
+        let first_line = if setup.len() < SETUP_IN_ENV_MAX {
+            cmd.env(SETUP_VAR, &setup);
+            format!("eval \"${SETUP_VAR}\"; unset {SETUP_VAR}\n")
+        } else {
+            setup
+        };
         let mut child = cmd
             .args(["--noprofile", "--norc", "-s"])
             .current_dir(&req.src_dir)
@@ -230,13 +269,6 @@ impl Shell {
         // best effort: the default 64 KiB still works).
         #[cfg(target_os = "linux")]
         let _ = rustix::pipe::fcntl_setpipe_size(&stdout, 1 << 20);
-        let nonce = format!(
-            "__pipedeck_{}_{}__",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
         let mut shell = Shell {
             child,
             stdin,
@@ -245,18 +277,9 @@ impl Shell {
             finder: memchr::memmem::Finder::new(nonce.as_bytes()).into_owned(),
             nonce,
         };
-        let mut setup = String::from("exec 2>&1\n");
-        for (k, v) in env {
-            setup.push_str(&format!("export {k}={}\n", quote(v)));
-        }
-        let n = &shell.nonce;
-        setup.push_str(&format!(
-            "__pd_run() {{ eval \"$1\" </dev/null; printf '%s %s\\n' '{n}' \"$?\"; }}\n\
-             __pd_export() {{ printf '%s X %s\\n' '{n}' \"$(printf '%s' \"${{!1-}}\" | od -An -tx1 | tr -d ' \\n')\"; }}\n"
-        ));
         shell
             .stdin
-            .write_all(setup.as_bytes())
+            .write_all(first_line.as_bytes())
             .await
             .map_err(RunnerError::Io)?;
         Ok(shell)
