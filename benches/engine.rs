@@ -216,6 +216,20 @@ fn time_cmd(program: &str, args: &[&str]) -> Duration {
     t.elapsed()
 }
 
+/// On-CPU seconds of this process and its waited-for children so far
+/// (`/proc/self/stat` utime + stime + cutime + cstime, clock ticks of 10 ms).
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() * 10.0
+}
+
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
@@ -334,11 +348,12 @@ async fn transitions(fig: &mut Figures) {
 
     for _ in 0..RUNS {
         // Baseline: 20 sequential `sh -c true`.
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_ms());
         for _ in 0..20 {
             time_cmd("sh", &["-c", "true"]);
         }
         let baseline = t.elapsed();
+        let baseline_cpu = cpu_ms() - c;
 
         // The provider's process work alone, 20 times.
         let mut floor = Vec::new();
@@ -358,6 +373,7 @@ async fn transitions(fig: &mut Figures) {
         let ws1 = workspace(&one, "", &[("t.yml", &spec)]);
         let h1 = ws1.engine();
         let (mut w1, mut src1, mut a1) = (Vec::new(), Vec::new(), Vec::new());
+        let c1 = cpu_ms();
         for _ in 0..5 {
             let r1 = run_pipeline(&h1, "one").await;
             let d1 = r1.action_durations();
@@ -365,13 +381,16 @@ async fn transitions(fig: &mut Figures) {
             src1.push(ms(d1.iter().find(|d| d.0 == "Source").unwrap().2));
             a1.push(ms(d1.iter().find(|d| d.0 == "Build").unwrap().2));
         }
+        let cpu1 = (cpu_ms() - c1) / 5.0;
         h1.shutdown().await;
         let (w1, src1, a1) = (median(&w1), median(&src1), median(&a1));
 
         // The 20-stage pipeline.
         let ws = workspace(&twenty, "", &[("t.yml", &spec)]);
         let h = ws.engine();
+        let c20 = cpu_ms();
         let r = run_pipeline(&h, "twenty").await;
+        let cpu20 = cpu_ms() - c20;
         h.shutdown().await;
         assert_eq!(r.actions.len(), 20);
         let durs = r.action_durations();
@@ -418,6 +437,21 @@ async fn transitions(fig: &mut Figures) {
             "(pipeline - single pipeline)/18  [marginal stage]",
             "ms",
             (w - w1) / 18.0,
+        );
+        fig.add(
+            "CPU: (T20 - T1)/18 per marginal stage  [asked figure]",
+            "ms",
+            (cpu20 - cpu1) / 18.0,
+        );
+        fig.add(
+            "CPU: one `sh -c true` (baseline, /20)",
+            "ms",
+            baseline_cpu / 20.0,
+        );
+        fig.add(
+            "wall: marginal stage / one `sh -c true`  [ratio]",
+            "x",
+            ((w - w1) / 18.0) / (b / 20.0),
         );
         fig.add("20-stage: Source action", "ms", ms(source));
         fig.add(

@@ -6,7 +6,6 @@
 //! - `pipedeck diagnose --log FILE [--json]` (`-` for standard input): any
 //!   build log at hand, without a workspace.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -92,19 +91,39 @@ pub fn print_findings(findings: &[Finding], indent: &str) {
     }
 }
 
+/// The lines of a log as `str::lines` splits its lossy UTF-8 text (`\n`,
+/// or `\r\n`), read a line at a time so the whole file is never held
+/// beside its lines. Same lines: an invalid sequence never spans a `\n`.
+fn read_lines(mut r: impl std::io::BufRead) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(out);
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        }
+        out.push(String::from_utf8_lossy(&buf).into_owned());
+    }
+}
+
 /// `--log FILE`: no workspace needed.
 pub fn run_log(a: &DiagnoseArgs, config_file: &Path) -> Result<ExitCode> {
     let Some(path) = &a.log else {
         return Err(eyre!("--log FILE is required here"));
     };
-    let mut bytes = Vec::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut bytes)?;
+    let log = if path.as_os_str() == "-" {
+        read_lines(std::io::stdin().lock())?
     } else {
-        bytes = std::fs::read(path).map_err(|e| eyre!("{}: {e}", path.display()))?;
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let log: Vec<String> = text.lines().map(str::to_owned).collect();
+        let f = std::fs::File::open(path).map_err(|e| eyre!("{}: {e}", path.display()))?;
+        read_lines(std::io::BufReader::with_capacity(1 << 20, f))
+            .map_err(|e| eyre!("{}: {e}", path.display()))?
+    };
     let (cat, warnings) = catalogue(config_file);
     for w in warnings {
         eprintln!("pipedeck: {w}");
