@@ -661,14 +661,17 @@ async fn run_phase(
                         failed.get_or_insert((cmd.text.clone(), code));
                     }
                     Outcome::ShellDied => {
-                        // `exit N` ends the shared shell: its status is the command's.
+                        // `exit N` ends the shared shell: its status is the
+                        // command's, and only a non-zero one fails it.
                         let code = shell.exit_code().await;
-                        ctx.log(&format!(
-                            "[Container] Command did not exit successfully {} exit status {code}",
-                            cmd.text
-                        ));
+                        if code != 0 {
+                            ctx.log(&format!(
+                                "[Container] Command did not exit successfully {} exit status {code}",
+                                cmd.text
+                            ));
+                            failed.get_or_insert((cmd.text.clone(), code));
+                        }
                         ctx.log("[Container] The build shell ended; starting a new one");
-                        failed.get_or_insert((cmd.text.clone(), code));
                         *shell = Shell::start(req, env).await?;
                     }
                     outcome @ (Outcome::TimedOut | Outcome::Stopped) => {
