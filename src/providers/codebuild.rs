@@ -277,7 +277,7 @@ async fn run(mut ctx: ActionContext) -> ActionOutcome {
         builtins,
         overrides,
         secrets,
-        timeout: Some(ctx.timeout),
+        timeout: Some(ctx.remaining()),
         pgid_file: Some(ctx.work_dir.with_file_name("pgid")),
     };
     let report = match codebuild_local::run(&req, &mut *ctx.log, &mut ctx.stop).await {

@@ -168,6 +168,17 @@ fn hex_decode(h: &str) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// `TimedOut` when `deadline` has come (within the few milliseconds
+/// between the engine's timer and this build's), else `other`.
+fn timed_out_or(deadline: Option<Instant>, other: Outcome) -> Outcome {
+    const SLACK: Duration = Duration::from_millis(250);
+    if deadline.is_some_and(|d| Instant::now() + SLACK >= d) {
+        Outcome::TimedOut
+    } else {
+        other
+    }
+}
+
 enum Outcome {
     Exit(i32),
     /// The shell itself ended (a command ran `exit`).
@@ -414,7 +425,7 @@ impl Shell {
                         if *ctx.stop.borrow() {
                             ctx.sink.flush();
                             self.kill().await;
-                            return (Outcome::Stopped, String::new());
+                            return (timed_out_or(deadline, Outcome::Stopped), String::new());
                         }
                         if deadline.is_some_and(|d| Instant::now() >= d) {
                             ctx.sink.flush();
@@ -426,7 +437,9 @@ impl Shell {
                 () = &mut stopped => {
                     ctx.sink.flush();
                     self.kill().await;
-                    return (Outcome::Stopped, String::new());
+                    // The engine stops the action at the same deadline: that
+                    // stop is the timeout, not an operator's stop.
+                    return (timed_out_or(deadline, Outcome::Stopped), String::new());
                 }
                 () = &mut timeout => {
                     ctx.sink.flush();

@@ -124,7 +124,7 @@ impl Provider for LambdaCommand {
                 ],
                 overrides: Vec::new(),
                 secrets: Vec::new(),
-                timeout: Some(ctx.timeout),
+                timeout: Some(ctx.remaining()),
                 pgid_file: Some(ctx.work_dir.with_file_name("pgid")),
             };
             ctx.log
@@ -186,7 +186,7 @@ impl Provider for Commands {
                 )],
                 overrides: Vec::new(),
                 secrets: Vec::new(),
-                timeout: Some(ctx.timeout),
+                timeout: Some(ctx.remaining()),
                 pgid_file: Some(ctx.work_dir.with_file_name("pgid")),
             };
             let report = match codebuild_local::run(&req, &mut *ctx.log, &mut ctx.stop).await {
