@@ -110,16 +110,25 @@ fn engine_command(
             Command::Status(a) => ops::status(ws, a).await,
             Command::Executions(a) => ops::executions(ws, a).await,
             Command::Logs(a) => ops::logs(ws, a).await,
-            Command::Approve(a) => ops::mutate(ws, ops::approval_request(a, true)).await,
-            Command::Reject(a) => ops::mutate(ws, ops::approval_request(a, false)).await,
-            Command::Retry(a) => ops::mutate(ws, ops::retry_request(a)).await,
-            Command::Stop(a) => ops::mutate(ws, ops::stop_request(a)).await,
-            Command::Rollback(a) => ops::mutate(ws, ops::rollback_request(a)).await,
-            Command::Transition(a) => ops::mutate(ws, ops::transition_request(a)).await,
+            Command::Approve(a) => ops::mutate(ws, ops::approval_request(a, true), false).await,
+            Command::Reject(a) => ops::mutate(ws, ops::approval_request(a, false), false).await,
+            Command::Retry(a) => {
+                let wait = a.wait;
+                ops::mutate(ws, ops::retry_request(a), wait).await
+            }
+            Command::Stop(a) => {
+                let wait = a.wait;
+                ops::mutate(ws, ops::stop_request(a), wait).await
+            }
+            Command::Rollback(a) => {
+                let wait = a.wait;
+                ops::mutate(ws, ops::rollback_request(a), wait).await
+            }
+            Command::Transition(a) => ops::mutate(ws, ops::transition_request(a), false).await,
             Command::Demo(d) => demo_ws::demo(&ws, &d),
             Command::Envs(a) => ops::envs(ws, a).await,
             Command::Diagnose(a) => cli::diagnose::run(ws, a, &config_file).await,
-            Command::RollbackEnv(a) => ops::mutate(ws, ops::rollback_env_request(a)).await,
+            Command::RollbackEnv(a) => ops::mutate(ws, ops::rollback_env_request(a), false).await,
             Command::Validate(_)
             | Command::Graph(_)
             | Command::Init(_)

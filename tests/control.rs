@@ -390,7 +390,7 @@ fn errors_name_the_aws_reason_and_exit_non_zero() {
 }
 
 #[test]
-fn demo_break_makes_the_unit_tests_fail_and_demo_fix_recovers_with_a_retry() {
+fn demo_break_makes_the_unit_tests_fail_and_demo_fix_recovers_with_a_new_run() {
     let e = env();
     assert!(
         e.run(&["init", "--demo", e.ws.to_str().unwrap()])
@@ -413,6 +413,16 @@ fn demo_break_makes_the_unit_tests_fail_and_demo_fix_recovers_with_a_retry() {
     // Package (runOrder 2) never started.
     assert!(status["states"][0]["stageStates"][1]["actionStates"][2]["latestExecution"].is_null());
     assert!(e.run(&["demo", "fix"]).status.success());
+    // A retry re-runs the execution's revision (as on AWS): it says so,
+    // and with --wait it exits non-zero when that execution fails again.
+    let retry = e.run(&["retry", "demo-web", "Build", "--wait"]);
+    let out = text(&retry.stdout);
+    assert!(!retry.status.success(), "{out}");
+    assert!(
+        out.contains("a retry re-runs the execution's revision"),
+        "{out}"
+    );
+    assert!(out.contains("`pipedeck run` releases it"), "{out}");
     let mut host = e.spawn(&["run", "--wait"]);
     wait_for("the approval after the fix", || {
         e.status_json()["pipelines"][0]["pendingApprovals"] == 1

@@ -104,3 +104,56 @@ pub fn pipeline_name(ws: &Workspace, given: Option<String>) -> Result<String> {
 pub fn demo_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("demo")
 }
+
+/// A source revision of an execution whose repository has moved on: the
+/// source action, the execution's commit and the branch's newer head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewerCommit {
+    pub action: String,
+    pub revision: String,
+    pub head: String,
+}
+
+/// The execution's source revisions whose mapped repository has a newer
+/// commit on its branch. A retry re-runs the execution's own revisions
+/// (as on AWS); these are what a new execution would release instead.
+pub fn newer_commits(
+    ws: &Workspace,
+    revisions: &[crate::api::types::SourceRevision],
+) -> Vec<NewerCommit> {
+    let git = |repo: &Path, args: &[&str]| -> Option<String> {
+        let o = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let mut out = Vec::new();
+    for rev in revisions {
+        for repo in ws.repositories.values() {
+            let dir = ws.root.join(&repo.path);
+            let wanted = format!("{}^{{commit}}", rev.revision_id);
+            let Some(full) = git(&dir, &["rev-parse", "--verify", "--quiet", &wanted]) else {
+                continue;
+            };
+            let branch = repo.branch.as_deref().unwrap_or("HEAD");
+            if let Some(head) = git(&dir, &["rev-parse", "--verify", "--quiet", branch])
+                && head != full
+            {
+                out.push(NewerCommit {
+                    action: rev.action_name.clone(),
+                    revision: full,
+                    head,
+                });
+            }
+            break;
+        }
+    }
+    out
+}

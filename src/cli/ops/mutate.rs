@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::Args;
 use color_eyre::eyre::Result;
 
-use super::common::{api_failure, open};
+use super::common::{api_failure, newer_commits, open};
 use super::follow::follow;
+use crate::api::types::ExecutionStatus;
 use crate::api::{Reply, Request};
 use crate::config::workspace::Workspace;
 
@@ -31,6 +32,9 @@ pub struct RetryArgs {
     /// The execution (default: the latest in the stage)
     #[arg(long)]
     pub execution: Option<String>,
+    /// Wait for the execution to end; exit 0 only if it succeeded
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Args, Debug)]
@@ -44,6 +48,9 @@ pub struct StopArgs {
     pub abandon: bool,
     #[arg(long)]
     pub reason: Option<String>,
+    /// Wait for the execution to end; exit non-zero if it failed
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Args, Debug)]
@@ -53,6 +60,9 @@ pub struct RollbackArgs {
     /// The execution to roll back to (default: the latest success before the current one)
     #[arg(long = "to")]
     pub to: Option<String>,
+    /// Wait for the execution to end; exit 0 only if it succeeded
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Args, Debug)]
@@ -73,8 +83,10 @@ pub struct TransitionArgs {
 }
 
 /// Sends one mutating request; when this process hosts the engine and the
-/// request started work, it stays until that execution ends.
-pub async fn mutate(ws: Workspace, request: Request) -> Result<ExitCode> {
+/// request started work, it stays until that execution ends. With `wait`
+/// it follows the execution to its end and exits non-zero unless it
+/// succeeded (or, for a stop, stopped).
+pub async fn mutate(ws: Workspace, request: Request, wait: bool) -> Result<ExitCode> {
     let pipeline = match &request {
         Request::PutApprovalResult { pipeline_name, .. }
         | Request::RetryStageExecution { pipeline_name, .. }
@@ -106,20 +118,51 @@ pub async fn mutate(ws: Workspace, request: Request) -> Result<ExitCode> {
         }
         Err(e) => api_failure(e),
     };
-    if s.hosted()
-        && let Ok(
+    let started = match &r {
+        Ok(
             Reply::Retried {
                 pipeline_execution_id: id,
             }
             | Reply::RolledBack {
                 pipeline_execution_id: id,
             },
-        ) = &r
+        ) if wait || s.hosted() => Some((id.clone(), false)),
+        Ok(Reply::Stopped {
+            pipeline_execution_id: id,
+        }) if wait => Some((id.clone(), true)),
+        _ => None,
+    };
+    let mut code = code;
+    if let Ok(Reply::Retried {
+        pipeline_execution_id: id,
+    }) = &r
+        && let Ok(e) = s.execution(&pipeline, id).await
     {
-        println!("(this process hosts the engine until the execution ends)");
-        if follow(&*s, &pipeline, id, false).await.is_err() {
-            s.close().await;
-            return Ok(ExitCode::from(130));
+        for n in newer_commits(&ws, &e.source_revisions) {
+            println!(
+                "note: a retry re-runs the execution's revision {} ({}); the branch has a newer commit {}: `pipedeck run` releases it",
+                short_rev(&n.revision),
+                n.action,
+                short_rev(&n.head),
+            );
+        }
+    }
+    if let Some((id, stopping)) = started {
+        if s.hosted() {
+            println!("(this process hosts the engine until the execution ends)");
+        }
+        match follow(&*s, &pipeline, &id, false).await {
+            Ok(e) => {
+                let ok = e.status == ExecutionStatus::Succeeded
+                    || (stopping && e.status == ExecutionStatus::Stopped);
+                if wait && !ok {
+                    code = ExitCode::FAILURE;
+                }
+            }
+            Err(_) => {
+                s.close().await;
+                return Ok(ExitCode::from(130));
+            }
         }
     }
     s.close().await;
@@ -192,4 +235,8 @@ pub fn rollback_env_request(a: RollbackEnvArgs) -> Request {
     Request::RollbackEnvironment {
         environment_name: a.environment,
     }
+}
+
+fn short_rev(r: &str) -> &str {
+    r.get(..8).unwrap_or(r)
 }
