@@ -164,7 +164,19 @@ fn args_tui(
 fn tui_or_report(a: &TuiArgs) -> color_eyre::Result<ExitCode> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        return cli::demo::run(&a.paths.data_dir);
+        // No terminal: the workspace's status report (`--workspace`, or the
+        // current directory when it is one); else the demo's report.
+        let cwd_ws = ["pipedeck.toml", "pipeline.json", "pipeline.toml"]
+            .iter()
+            .any(|f| std::path::Path::new(f).is_file());
+        if a.workspace.is_none() && !cwd_ws {
+            return cli::demo::run(&a.paths.data_dir);
+        }
+        let ws = ops::find_workspace(a.workspace.as_deref(), &a.paths.data_dir)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(ops::status(ws, ops::StatusArgs { json: false }));
     }
     let demo = ops::demo_dir(&a.paths.data_dir);
     let mut created = false;

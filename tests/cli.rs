@@ -108,6 +108,6 @@ fn no_subcommand_creates_the_demo_workspace_and_prints_its_report() {
     let out = stdout(&o);
     assert!(out.contains("Created the demo workspace in"), "{out}");
     assert!(out.contains("pipedeck run --wait"), "{out}");
-    assert!(out.contains("the terminal UI is not built yet"));
+    assert!(out.contains("no terminal here, so no terminal UI"), "{out}");
     assert!(out.contains("assets/demo/pipeline.json: ok"));
 }

@@ -561,3 +561,25 @@ fn a_release_that_answers_5xx_is_rolled_back_by_the_staging_alarm() {
     let bad = staging["externalExecutionId"].as_str().unwrap();
     assert_ne!(staging_env["release"]["id"], bad, "{staging_env}");
 }
+
+#[test]
+fn without_a_terminal_pipedeck_workspace_prints_that_workspaces_status() {
+    let e = env();
+    assert!(
+        e.run(&["init", "--demo", e.ws.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // stdin is /dev/null and stdout a pipe: no TUI.
+    let out = e
+        .cmd(&["--workspace", e.ws.to_str().unwrap()])
+        .env_remove("PIPEDECK_WORKSPACE")
+        .output()
+        .unwrap();
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{o}\n{}", text(&out.stderr));
+    assert!(!o.contains("not built yet"), "{o}");
+    assert!(!o.contains("assets/demo/pipeline.json"), "{o}");
+    let status = text(&e.run(&["status"]).stdout);
+    assert_eq!(o, status);
+}
