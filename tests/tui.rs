@@ -523,3 +523,50 @@ fn diagnosis_marks_the_failed_action_and_d_opens_findings_that_jump_to_the_log()
         "{fx:?}"
     );
 }
+
+fn click(col: u16, row: u16) -> Msg {
+    Msg::Mouse(crossterm::event::MouseEvent {
+        kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        column: col,
+        row,
+        modifiers: crossterm::event::KeyModifiers::NONE,
+    })
+}
+
+/// Where `text` is drawn on screen: (column, row) of its first character.
+fn find(screen: &str, text: &str) -> (u16, u16) {
+    for (y, line) in screen.lines().enumerate() {
+        let line = line.trim_matches('"');
+        if let Some(i) = line.find(text) {
+            let x = line[..i].chars().count();
+            return (x as u16, y as u16);
+        }
+    }
+    panic!("{text} not on screen:\n{screen}")
+}
+
+#[test]
+fn a_click_selects_the_clicked_execution_row_and_the_clicked_action() {
+    let mut fx = running();
+    fx.build = "Failed";
+    fx.build_summary = Some("Build failed in BUILD: `pytest` exited with 1");
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    let screen = render(&mut a, 120, 30);
+    // The second execution row, clicked: that row is selected.
+    let (x, y) = find(&screen, "e1000000");
+    a.update(click(x, y));
+    assert_eq!(a.graph.pane, pipedeck::tui::app::Pane::Executions);
+    assert_eq!(a.graph.sel_exec, 1);
+    let (x, y) = find(&screen, "e2000000");
+    a.update(click(x, y));
+    assert_eq!(a.graph.sel_exec, 0);
+    // An action in the graph, below a failed one and its failure line.
+    let (x, y) = find(&screen, "Package");
+    a.update(click(x, y));
+    assert_eq!(a.graph.pane, pipedeck::tui::app::Pane::Graph);
+    assert_eq!((a.sel_stage, a.sel_action), (1, 2));
+    let (x, y) = find(&screen, "Source  ");
+    a.update(click(x, y));
+    assert_eq!((a.sel_stage, a.sel_action), (0, 0));
+}
