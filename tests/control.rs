@@ -583,3 +583,28 @@ fn without_a_terminal_pipedeck_workspace_prints_that_workspaces_status() {
     let status = text(&e.run(&["status"]).stdout);
     assert_eq!(o, status);
 }
+
+#[test]
+fn init_demo_picks_free_ports_and_prints_them_and_the_whole_pipeline() {
+    let e = env();
+    // Hold dev's shipped port (or find it already taken).
+    let _held = std::net::TcpListener::bind(("127.0.0.1", 8081));
+    let out = e.run(&["init", "--demo", e.ws.to_str().unwrap()]);
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{o}");
+    assert!(o.contains("→ Staging → Approve-Prod → Prod"), "{o}");
+    let line = o.lines().find(|l| l.contains("environments on")).unwrap();
+    let dev: u16 = line
+        .split("dev :")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(dev, 8081, "{o}");
+    let toml = std::fs::read_to_string(e.ws.join("pipedeck.toml")).unwrap();
+    assert!(toml.contains(&format!("port = {dev}\n")), "{toml}");
+    let json = std::fs::read_to_string(e.ws.join("pipeline.json")).unwrap();
+    assert!(json.contains(&format!("127.0.0.1:{dev}/")), "{json}");
+    assert!(std::net::TcpListener::bind(("127.0.0.1", dev)).is_ok());
+}
