@@ -570,3 +570,46 @@ fn a_click_selects_the_clicked_execution_row_and_the_clicked_action() {
     a.update(click(x, y));
     assert_eq!((a.sel_stage, a.sel_action), (0, 0));
 }
+
+#[test]
+fn a_diagnosis_reads_the_execution_the_action_ran_in_not_the_latest() {
+    let mut fx = running();
+    fx.build = "Failed";
+    fx.build_summary = Some("Build failed in BUILD: `pytest` exited with 1");
+    // The failed Build ran in e2000000; a later execution was interrupted.
+    let later = exec(
+        "e3000000-0000",
+        "Failed",
+        "STANDARD",
+        "StartPipelineExecution",
+        None,
+    );
+    fx.history[0] = exec(
+        "e2000000-0000",
+        "Failed",
+        "STANDARD",
+        "StartPipelineExecution",
+        None,
+    );
+    fx.history.insert(0, later.clone());
+    fx.latest = later;
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    a.diagnosing.clear();
+    let own = |fx: &[pipedeck::tui::app::Effect]| {
+        fx.iter()
+            .filter_map(|e| match e {
+                pipedeck::tui::app::Effect::Diagnose { execution, .. } => {
+                    Some(execution.as_ref().map(|x| x.pipeline_execution_id.clone()))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(own(&a.auto_diagnose()), vec![Some("e2000000-0000".into())]);
+    a.diagnosing.clear();
+    a.update(key('l'));
+    a.update(key('j'));
+    let fx = a.update(key('d'));
+    assert_eq!(own(&fx), vec![Some("e2000000-0000".into())]);
+}

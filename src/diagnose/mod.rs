@@ -234,15 +234,21 @@ fn in_window(input: &Input, t: &str) -> bool {
 }
 
 /// Who an audit event names: the user name, else the ARN's last part.
+/// Never empty: the principal id, else "an unknown identity".
 pub(crate) fn audit_who(e: &AuditEvent) -> String {
-    e.user_identity.user_name.clone().unwrap_or_else(|| {
-        e.user_identity
-            .arn
+    let u = &e.user_identity;
+    [
+        u.user_name.clone().unwrap_or_default(),
+        u.arn
             .rsplit(['/', ':'])
             .next()
             .unwrap_or_default()
-            .to_owned()
-    })
+            .to_owned(),
+        u.principal_id.clone(),
+    ]
+    .into_iter()
+    .find(|w| !w.trim().is_empty())
+    .unwrap_or_else(|| "an unknown identity".to_owned())
 }
 
 fn audit_evidence(e: &AuditEvent) -> Evidence {

@@ -172,7 +172,6 @@ impl App {
         let Some(st) = self.state() else {
             return Vec::new();
         };
-        let exec = self.executions().first().cloned();
         let failed: Vec<ActionExecutionDetail> = st
             .stage_states
             .iter()
@@ -192,8 +191,8 @@ impl App {
             .map(|a| {
                 self.diagnosing.insert(a.action_execution_id.clone());
                 Effect::Diagnose {
+                    execution: self.execution_of(&a).map(Box::new),
                     action: Box::new(a),
-                    execution: exec.clone().map(Box::new),
                 }
             })
             .collect()
@@ -231,9 +230,18 @@ impl App {
         }
         self.diagnosing.insert(aeid);
         vec![Effect::Diagnose {
+            execution: self.execution_of(&d).map(Box::new),
             action: Box::new(d),
-            execution: self.executions().first().cloned().map(Box::new),
         }]
+    }
+
+    /// The execution an action ran in (not the latest one: after a restart
+    /// or a newer run they differ, and the finding belongs to its own).
+    fn execution_of(&self, a: &ActionExecutionDetail) -> Option<crate::api::ExecutionSummary> {
+        self.executions()
+            .iter()
+            .find(|e| e.pipeline_execution_id == a.pipeline_execution_id)
+            .cloned()
     }
 
     /// Rows of the Diagnosis screen: (finding index, evidence index).

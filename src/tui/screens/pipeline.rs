@@ -447,9 +447,11 @@ fn failure_line<'a>(app: &'a App, d: &'a crate::api::ActionExecutionDetail) -> O
     if d.status != ActionStatus::Failed {
         return None;
     }
+    // Supporting evidence (the audit trail) is not a cause: when no rule
+    // matched, the action's own error is.
     app.diagnoses
         .get(&d.action_execution_id)
-        .and_then(|f| f.first())
+        .and_then(|f| f.iter().find(|f| f.rule != "audit.trail"))
         .map(|f| &f.title)
         .or(d.summary.as_ref())
 }
