@@ -613,3 +613,25 @@ fn a_diagnosis_reads_the_execution_the_action_ran_in_not_the_latest() {
     let fx = a.update(key('d'));
     assert_eq!(own(&fx), vec![Some("e2000000-0000".into())]);
 }
+
+#[test]
+fn the_graph_shows_the_actions_own_error_when_only_the_audit_trail_matched() {
+    let mut fx = running();
+    fx.build = "Failed";
+    fx.build_summary = Some("Build failed in BUILD: `pytest` exited with 1");
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    let trail: pipedeck::diagnose::Finding = serde_json::from_value(json!({
+        "rule": "audit.trail", "title": "1 audit event(s) around the failure, by alice",
+        "category": "audit", "confidence": 0.3, "evidence": [],
+        "fix": "Supporting evidence.", "reference": null
+    }))
+    .unwrap();
+    a.update(Msg::Diagnosis {
+        aeid: "ae-UnitTests".into(),
+        findings: vec![trail],
+    });
+    let screen = render(&mut a, 120, 30);
+    assert!(screen.contains("Build failed in BUILD"), "{screen}");
+    assert!(!screen.contains("audit event"), "{screen}");
+}
