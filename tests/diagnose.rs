@@ -388,7 +388,7 @@ fn iam_statement_grants_exactly_the_missing_action() {
     assert_eq!(
         f.evidence[0],
         Evidence::LogLine {
-            line: 1,
+            line: 2,
             text: log[1].clone()
         }
     );
@@ -670,8 +670,9 @@ fn never_panics_on_mangled_logs() {
         for f in &found {
             for e in &f.evidence {
                 if let Evidence::LogLine { line, text } = e {
-                    assert!(*line < log.len(), "{f:?}");
-                    assert_eq!(&log[*line], text);
+                    // 1-based.
+                    assert!(*line >= 1 && *line <= log.len(), "{f:?}");
+                    assert_eq!(&log[*line - 1], text);
                 }
             }
         }
@@ -712,7 +713,7 @@ fn every_failed_build_gets_a_finding() {
     );
     assert!(matches!(
         found[0].evidence[0],
-        Evidence::LogLine { line: 2, .. }
+        Evidence::LogLine { line: 3, .. }
     ));
 
     let framed = |cmd: &str, out: &[&str], code: i32| -> Vec<String> {
@@ -779,7 +780,7 @@ fn every_failed_build_gets_a_finding() {
     );
     assert!(matches!(
         found[0].evidence[0],
-        Evidence::LogLine { line: 3, .. }
+        Evidence::LogLine { line: 4, .. }
     ));
 }
 

@@ -494,7 +494,7 @@ fn diagnosis_marks_the_failed_action_and_d_opens_findings_that_jump_to_the_log()
     let finding: pipedeck::diagnose::Finding = serde_json::from_value(json!({
         "rule": "test.pytest", "title": "pytest test_greet failed: assert 'Hello' == 'Hello, Ada!'",
         "category": "test", "confidence": 0.9,
-        "evidence": [{"type": "logLine", "line": 17, "text": "E   AssertionError: assert 'Hello' == 'Hello, Ada!'"}],
+        "evidence": [{"type": "logLine", "line": 18, "text": "E   AssertionError: assert 'Hello' == 'Hello, Ada!'"}],
         "fix": "Run `python3 -m pytest tests/test_greet.py::test_greet` locally.", "reference": null
     }))
     .unwrap();

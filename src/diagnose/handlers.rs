@@ -487,7 +487,7 @@ fn explain_failure(
     let mut evs: Vec<Evidence> = lines
         .into_iter()
         .map(|i| Evidence::LogLine {
-            line: i,
+            line: i + 1,
             text: log[i].clone(),
         })
         .collect();

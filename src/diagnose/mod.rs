@@ -72,7 +72,8 @@ pub struct Input<'a> {
     rename_all_fields = "camelCase"
 )]
 pub enum Evidence {
-    /// A log line, 0-based.
+    /// A log line, 1-based (the first line of the log is 1), in the JSON and
+    /// in every text that names it.
     LogLine {
         line: usize,
         text: String,
@@ -332,7 +333,7 @@ pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
             line,
             i,
             || Evidence::LogLine {
-                line: i,
+                line: i + 1,
                 text: line.clone(),
             },
             &mut cands,
@@ -497,7 +498,7 @@ fn unframed_failure(input: &Input, catalogue: &Catalogue) -> Option<Finding> {
         evidence: lines
             .into_iter()
             .map(|i| Evidence::LogLine {
-                line: i,
+                line: i + 1,
                 text: log[i].clone(),
             })
             .collect(),

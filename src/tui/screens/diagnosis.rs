@@ -42,7 +42,10 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
             let line = rows.get(app.diagnosis.sel).and_then(|(i, j)| {
                 let f = app.diagnoses.get(&a.action_execution_id)?.get(*i)?;
                 match f.evidence.get((*j)?)? {
-                    crate::diagnose::Evidence::LogLine { line, .. } => Some(*line as u64),
+                    // 1-based evidence; the log view counts from 0.
+                    crate::diagnose::Evidence::LogLine { line, .. } => {
+                        Some((*line as u64).saturating_sub(1))
+                    }
                     _ => None,
                 }
             });
@@ -115,7 +118,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     Some(j) => {
                         let text = match &f.evidence[*j] {
                             crate::diagnose::Evidence::LogLine { line, text } => {
-                                format!("   ▸ log line {}: {}", line + 1, strip_ansi(text))
+                                format!("   ▸ log line {line}: {}", strip_ansi(text))
                             }
                             crate::diagnose::Evidence::Audit {
                                 event_time,
