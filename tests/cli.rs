@@ -111,3 +111,14 @@ fn no_subcommand_creates_the_demo_workspace_and_prints_its_report() {
     assert!(out.contains("no terminal here, so no terminal UI"), "{out}");
     assert!(out.contains("assets/demo/pipeline.json: ok"));
 }
+
+#[test]
+fn validate_of_a_workspace_file_validates_the_pipelines_it_names() {
+    let o = pipedeck(&["validate", "assets/demo/pipedeck.toml"]);
+    let out = stdout(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(err.contains("is a workspace file"), "{err}");
+    assert!(out.contains("assets/demo/pipeline.json: ok"), "{out}");
+    assert!(!out.contains("pipedeck.toml"), "{out}");
+}
