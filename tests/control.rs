@@ -608,3 +608,24 @@ fn init_demo_picks_free_ports_and_prints_them_and_the_whole_pipeline() {
     assert!(json.contains(&format!("127.0.0.1:{dev}/")), "{json}");
     assert!(std::net::TcpListener::bind(("127.0.0.1", dev)).is_ok());
 }
+
+#[test]
+fn renaming_the_workspace_keeps_its_state_and_history() {
+    let e = env();
+    assert!(
+        e.run(&["init", "--demo", e.ws.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let before = pipedeck::config::workspace::Workspace::load(&e.ws, &e.data).unwrap();
+    std::fs::create_dir_all(&before.state_dir).unwrap();
+    let toml = std::fs::read_to_string(e.ws.join("pipedeck.toml")).unwrap();
+    std::fs::write(
+        e.ws.join("pipedeck.toml"),
+        toml.replace("name = \"demo\"", "name = \"renamed\""),
+    )
+    .unwrap();
+    let after = pipedeck::config::workspace::Workspace::load(&e.ws, &e.data).unwrap();
+    assert_eq!(after.name, "renamed");
+    assert_eq!(after.state_dir, before.state_dir);
+}
