@@ -413,9 +413,30 @@ fn demo_break_makes_the_unit_tests_fail_and_demo_fix_recovers_with_a_new_run() {
     // Package (runOrder 2) never started.
     assert!(status["states"][0]["stageStates"][1]["actionStates"][2]["latestExecution"].is_null());
     assert!(e.run(&["demo", "fix"]).status.success());
+    // Execution ids are accepted by a unique prefix (the TUI shows 8).
+    let id = status["pipelines"][0]["latestExecution"]["pipelineExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logs = e.run(&[
+        "logs",
+        "demo-web",
+        "Build",
+        "UnitTests",
+        "--execution",
+        &id[..8],
+    ]);
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
     // A retry re-runs the execution's revision (as on AWS): it says so,
     // and with --wait it exits non-zero when that execution fails again.
-    let retry = e.run(&["retry", "demo-web", "Build", "--wait"]);
+    let retry = e.run(&[
+        "retry",
+        "demo-web",
+        "Build",
+        "--execution",
+        &id[..8],
+        "--wait",
+    ]);
     let out = text(&retry.stdout);
     assert!(!retry.status.success(), "{out}");
     assert!(

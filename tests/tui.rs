@@ -635,3 +635,65 @@ fn the_graph_shows_the_actions_own_error_when_only_the_audit_trail_matched() {
     assert!(screen.contains("Build failed in BUILD"), "{screen}");
     assert!(!screen.contains("audit event"), "{screen}");
 }
+
+#[test]
+fn r_on_a_failed_stage_with_a_newer_commit_says_what_retry_reruns_and_offers_the_release() {
+    let mut fx = running();
+    fx.build = "Failed";
+    fx.build_summary = Some("Build failed in BUILD: `pytest` exited with 1");
+    // The Build failed in e2000000 on 01234567…; a trigger then started
+    // e3000000 with the fix.
+    fx.history[0] = exec(
+        "e2000000-0000",
+        "Failed",
+        "STANDARD",
+        "StartPipelineExecution",
+        None,
+    );
+    let mut newer = exec(
+        "e3000000-0000",
+        "InProgress",
+        "STANDARD",
+        "Webhook",
+        Some("Source"),
+    );
+    newer.source_revisions[0].revision_id = "fedcba9876543210".into();
+    fx.history.insert(0, newer.clone());
+    fx.latest = newer;
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    a.update(key('l'));
+    let fx1 = a.update(key('r'));
+    assert!(fx1.is_empty(), "{fx1:?}");
+    let screen = render(&mut a, 120, 30);
+    assert!(
+        screen.contains("Retry re-runs revision 01234567"),
+        "{screen}"
+    );
+    assert!(screen.contains("fedcba98"), "{screen}");
+    // y: release the new commit (a new execution).
+    let fx2 = a.update(key('y'));
+    assert!(
+        matches!(
+            fx2.as_slice(),
+            [pipedeck::tui::app::Effect::Op {
+                request: pipedeck::api::Request::StartPipelineExecution { .. },
+                ..
+            }]
+        ),
+        "{fx2:?}"
+    );
+    // r in the prompt: retry the old revision anyway.
+    a.update(key('r'));
+    let fx3 = a.update(key('r'));
+    assert!(
+        matches!(
+            fx3.as_slice(),
+            [pipedeck::tui::app::Effect::Op {
+                request: pipedeck::api::Request::RetryStageExecution { .. },
+                ..
+            }]
+        ),
+        "{fx3:?}"
+    );
+}

@@ -157,3 +157,40 @@ pub fn newer_commits(
     }
     out
 }
+
+/// An execution id as typed: the whole id, or any prefix of one that only
+/// one of the pipeline's executions has (the TUI shows 8 characters).
+/// Unknown or ambiguous prefixes are returned as typed, so the engine's own
+/// error (`PipelineExecutionNotFoundException`) names them.
+pub async fn resolve_execution(
+    s: &dyn crate::backend::Backend,
+    pipeline: &str,
+    id: &str,
+) -> String {
+    let Ok(crate::api::Reply::Executions { executions, .. }) = s
+        .call(crate::api::Request::ListPipelineExecutions {
+            pipeline_name: pipeline.to_owned(),
+            max_results: Some(1000),
+            next_token: None,
+        })
+        .await
+    else {
+        return id.to_owned();
+    };
+    if executions.iter().any(|e| e.pipeline_execution_id == id) {
+        return id.to_owned();
+    }
+    let mut hits = executions
+        .iter()
+        .filter(|e| e.pipeline_execution_id.starts_with(id));
+    match (hits.next(), hits.next()) {
+        (Some(e), None) if !id.is_empty() => e.pipeline_execution_id.clone(),
+        (Some(_), Some(_)) => {
+            eprintln!(
+                "pipedeck: execution id prefix {id} is ambiguous in {pipeline}; type more of it"
+            );
+            id.to_owned()
+        }
+        _ => id.to_owned(),
+    }
+}

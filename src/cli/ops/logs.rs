@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use color_eyre::eyre::{Result, eyre};
 
-use super::common::{api_failure, open};
+use super::common::{api_failure, open, resolve_execution};
 use crate::api::types::ActionStatus;
 use crate::api::{EngineEvent, Reply, Request};
 use crate::config::workspace::Workspace;
@@ -26,6 +26,10 @@ pub struct LogsArgs {
 
 pub async fn logs(ws: Workspace, a: LogsArgs) -> Result<ExitCode> {
     let s = open(&ws, false).await?;
+    let mut a = a;
+    if let Some(id) = &a.execution {
+        a.execution = Some(resolve_execution(&*s, &a.pipeline, id).await);
+    }
     let detail = match &a.execution {
         Some(id) => match s
             .call(Request::ListActionExecutions {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use color_eyre::eyre::Result;
 
-use super::common::{api_failure, newer_commits, open};
+use super::common::{api_failure, newer_commits, open, resolve_execution};
 use super::follow::follow;
 use crate::api::types::ExecutionStatus;
 use crate::api::{Reply, Request};
@@ -97,6 +97,22 @@ pub async fn mutate(ws: Workspace, request: Request, wait: bool) -> Result<ExitC
         _ => String::new(),
     };
     let s = open(&ws, false).await?;
+    let mut request = request;
+    match &mut request {
+        Request::RetryStageExecution {
+            pipeline_execution_id: Some(id),
+            ..
+        }
+        | Request::StopPipelineExecution {
+            pipeline_execution_id: Some(id),
+            ..
+        }
+        | Request::RollbackStage {
+            target_pipeline_execution_id: Some(id),
+            ..
+        } => *id = resolve_execution(&*s, &pipeline, id).await,
+        _ => {}
+    }
     let r = s.call(request).await;
     let code = match &r {
         Ok(reply) => {

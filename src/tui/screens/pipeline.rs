@@ -137,20 +137,23 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
             }
         }
         (Command::Retry | Command::RetryAll, _) => {
-            return vec![Effect::Op {
-                label: format!("retry {stage}"),
-                request: Request::RetryStageExecution {
-                    pipeline_name: pipeline,
-                    stage_name: stage,
-                    pipeline_execution_id: None,
-                    retry_mode: if c == Command::Retry {
-                        "FAILED_ACTIONS"
-                    } else {
-                        "ALL_ACTIONS"
-                    }
-                    .into(),
-                },
-            }];
+            let retry_mode = if c == Command::Retry {
+                "FAILED_ACTIONS"
+            } else {
+                "ALL_ACTIONS"
+            }
+            .to_owned();
+            if let Some((revision, newer)) = app.newer_revision(app.sel_stage) {
+                app.confirm(Pending::Release {
+                    pipeline,
+                    stage,
+                    retry_mode,
+                    revision,
+                    newer,
+                });
+                return Vec::new();
+            }
+            return vec![crate::tui::app::modals::retry(pipeline, stage, retry_mode)];
         }
         (Command::Rollback, _) => app.confirm(Pending::Rollback { pipeline, stage }),
         (Command::Transition, _) => {
@@ -504,6 +507,29 @@ pub(crate) fn hit(app: &App, body: Rect, col: u16, row: u16) -> Option<Hit> {
 }
 
 impl App {
+    /// For a stage whose latest execution failed: its source revision and a
+    /// newer commit of the branch, when a later execution carries one (a
+    /// trigger started it). A retry re-runs the old one.
+    pub(crate) fn newer_revision(&self, stage: usize) -> Option<(String, String)> {
+        let st = self.state()?;
+        let latest = st.stage_states.get(stage)?.latest_execution.as_ref()?;
+        if latest.status != crate::api::types::StageStatus::Failed {
+            return None;
+        }
+        let execs = self.executions();
+        let at = execs
+            .iter()
+            .position(|e| e.pipeline_execution_id == latest.pipeline_execution_id)?;
+        let revision = execs[at].source_revisions.first()?.revision_id.clone();
+        // Newest first: the executions before it started later.
+        execs[..at]
+            .iter()
+            .filter_map(|e| e.source_revisions.first())
+            .map(|r| r.revision_id.clone())
+            .find(|r| *r != revision)
+            .map(|newer| (revision, newer))
+    }
+
     pub(crate) fn selected(&self) -> Option<(String, String, String)> {
         let st = self.state()?;
         let s = st.stage_states.get(self.sel_stage)?;
