@@ -61,18 +61,29 @@ enum Command {
     /// A pipeline's executions, newest first
     Executions(ops::ExecutionsArgs),
     /// Print an action's log (--follow to keep printing)
+    #[command(after_help = "Example: pipedeck logs demo-web Build UnitTests --execution 7088eebb")]
     Logs(ops::LogsArgs),
     /// Approve a pending manual approval
+    #[command(
+        after_help = "Example: pipedeck approve demo-web Approve Release --summary \"ship it\""
+    )]
     Approve(ops::ApprovalArgs),
     /// Reject a pending manual approval (the stage fails)
+    #[command(
+        after_help = "Example: pipedeck reject demo-web Approve Release --summary \"not on a Friday\""
+    )]
     Reject(ops::ApprovalArgs),
     /// Retry a failed stage (its failed actions, or --all)
+    #[command(after_help = "Example: pipedeck retry demo-web Build --wait")]
     Retry(ops::RetryArgs),
     /// Stop an execution (let running actions finish, or --abandon them)
+    #[command(after_help = "Example: pipedeck stop demo-web --abandon --wait")]
     Stop(ops::StopArgs),
     /// Roll a stage back to an earlier successful execution
+    #[command(after_help = "Example: pipedeck rollback demo-web Prod --wait")]
     Rollback(ops::RollbackArgs),
     /// Disable or enable a stage's inbound transition
+    #[command(after_help = "Example: pipedeck transition demo-web Prod --disable \"freeze\"")]
     Transition(ops::TransitionArgs),
     /// Why a stage failed: ranked findings with evidence and a fix
     Diagnose(cli::diagnose::DiagnoseArgs),

@@ -122,3 +122,25 @@ fn validate_of_a_workspace_file_validates_the_pipelines_it_names() {
     assert!(out.contains("assets/demo/pipeline.json: ok"), "{out}");
     assert!(!out.contains("pipedeck.toml"), "{out}");
 }
+
+#[test]
+fn mutation_and_logs_help_explains_every_argument_with_an_example() {
+    for cmd in [
+        "logs",
+        "approve",
+        "reject",
+        "retry",
+        "stop",
+        "rollback",
+        "transition",
+    ] {
+        let o = pipedeck(&[cmd, "--help"]);
+        let out = stdout(&o);
+        assert!(out.contains("Example: pipedeck "), "{cmd}:\n{out}");
+        let args = out.split("Arguments:").nth(1).unwrap_or("");
+        let args = args.split("Options:").next().unwrap_or("");
+        for l in args.lines().filter(|l| l.trim_start().starts_with('<')) {
+            assert!(l.trim().contains(' '), "{cmd}: no help for {l:?}\n{out}");
+        }
+    }
+}

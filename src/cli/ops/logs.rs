@@ -13,10 +13,13 @@ use crate::config::workspace::Workspace;
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
+    /// The stage, as the pipeline names it (e.g. Build)
     pub stage: String,
+    /// The action in that stage (e.g. UnitTests, Release)
     pub action: String,
-    /// An execution id (default: the action's latest run)
+    /// An execution id, or a unique prefix of one (default: the action's latest run)
     #[arg(long)]
     pub execution: Option<String>,
     /// Keep printing new lines until the action ends

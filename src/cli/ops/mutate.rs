@@ -14,8 +14,11 @@ use crate::config::workspace::Workspace;
 
 #[derive(Args, Debug)]
 pub struct ApprovalArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
+    /// The stage, as the pipeline names it (e.g. Build)
     pub stage: String,
+    /// The action in that stage (e.g. UnitTests, Release)
     pub action: String,
     /// What the approver says (≤ 512 characters)
     #[arg(long, default_value = "")]
@@ -24,12 +27,14 @@ pub struct ApprovalArgs {
 
 #[derive(Args, Debug)]
 pub struct RetryArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
+    /// The stage, as the pipeline names it (e.g. Build)
     pub stage: String,
     /// Re-run every action of the stage (ALL_ACTIONS), not only the failed ones
     #[arg(long)]
     pub all: bool,
-    /// The execution (default: the latest in the stage)
+    /// The execution id, or a unique prefix of one (default: the latest in the stage)
     #[arg(long)]
     pub execution: Option<String>,
     /// Wait for the execution to end; exit 0 only if it succeeded
@@ -39,8 +44,9 @@ pub struct RetryArgs {
 
 #[derive(Args, Debug)]
 pub struct StopArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
-    /// The execution (default: the latest in progress)
+    /// The execution id, or a unique prefix of one (default: the latest in progress)
     #[arg(long)]
     pub execution: Option<String>,
     /// Abandon running actions instead of letting them finish
@@ -55,7 +61,9 @@ pub struct StopArgs {
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
+    /// The stage, as the pipeline names it (e.g. Build)
     pub stage: String,
     /// The execution to roll back to (default: the latest success before the current one)
     #[arg(long = "to")]
@@ -67,7 +75,9 @@ pub struct RollbackArgs {
 
 #[derive(Args, Debug)]
 pub struct TransitionArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
+    /// The stage, as the pipeline names it (e.g. Build)
     pub stage: String,
     /// Disable the stage's inbound transition, with a reason
     #[arg(
