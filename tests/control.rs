@@ -375,6 +375,29 @@ fn errors_name_the_aws_reason_and_exit_non_zero() {
             text(&out.stderr)
         );
     }
+    // Near-miss names get a "did you mean".
+    for (args, hint) in [
+        (
+            &["retry", "demo-web", "build"][..],
+            "did you mean stage Build?",
+        ),
+        (
+            &["retry", "demo-wep", "Build"][..],
+            "did you mean pipeline demo-web?",
+        ),
+        (
+            &["logs", "demo-web", "Build", "UnitTest"][..],
+            "did you mean action UnitTests",
+        ),
+    ] {
+        let out = e.run(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            text(&out.stderr).contains(hint),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
     // Not a workspace: the message says what is wrong and how to fix it.
     let out = e
         .cmd(&["status"])

@@ -194,3 +194,56 @@ pub async fn resolve_execution(
         _ => id.to_owned(),
     }
 }
+
+/// "did you mean …" for a pipeline, stage or action name the engine did not
+/// find (`Build UnitTest` → UnitTests), from the names it has.
+pub async fn did_you_mean(
+    s: &dyn crate::backend::Backend,
+    code: &str,
+    pipeline: &str,
+    stage: Option<&str>,
+    action: Option<&str>,
+) -> Option<String> {
+    use crate::api::{Reply, Request};
+    use crate::model::diag::suggest;
+    if !code.ends_with("NotFound") || code == "PipelineExecutionNotFound" {
+        return None;
+    }
+    let names = match s.call(Request::list_pipelines()).await {
+        Ok(Reply::Pipelines { pipelines, .. }) => {
+            pipelines.into_iter().map(|p| p.name).collect::<Vec<_>>()
+        }
+        _ => return None,
+    };
+    if !names.iter().any(|n| n == pipeline) {
+        let c: Vec<&str> = names.iter().map(String::as_str).collect();
+        return suggest(pipeline, &c).map(|m| format!("did you mean pipeline {m}?"));
+    }
+    let Ok(Reply::State { state }) = s
+        .call(Request::GetPipelineState {
+            pipeline_name: pipeline.to_owned(),
+        })
+        .await
+    else {
+        return None;
+    };
+    let stage = stage?;
+    let Some(st) = state.stage_states.iter().find(|x| x.stage_name == stage) else {
+        let c: Vec<&str> = state
+            .stage_states
+            .iter()
+            .map(|x| x.stage_name.as_str())
+            .collect();
+        return suggest(stage, &c).map(|m| format!("did you mean stage {m}?"));
+    };
+    let action = action?;
+    let c: Vec<&str> = st
+        .action_states
+        .iter()
+        .map(|x| x.action_name.as_str())
+        .collect();
+    if c.contains(&action) {
+        return None;
+    }
+    suggest(action, &c).map(|m| format!("did you mean action {m} (in {stage})?"))
+}

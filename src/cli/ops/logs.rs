@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use color_eyre::eyre::{Result, eyre};
 
-use super::common::{api_failure, open, resolve_execution};
+use super::common::{api_failure, did_you_mean, open, resolve_execution};
 use crate::api::types::ActionStatus;
 use crate::api::{EngineEvent, Reply, Request};
 use crate::config::workspace::Workspace;
@@ -76,7 +76,18 @@ pub async fn logs(ws: Workspace, a: LogsArgs) -> Result<ExitCode> {
         },
     };
     let Some(detail) = detail else {
+        let hint = did_you_mean(
+            &*s,
+            "ActionNotFound",
+            &a.pipeline,
+            Some(&a.stage),
+            Some(&a.action),
+        )
+        .await;
         s.close().await;
+        if let Some(h) = hint {
+            eprintln!("pipedeck: {h}");
+        }
         eprintln!(
             "pipedeck: ActionExecutionNotFound: {}/{} of {} has not run{}",
             a.stage,

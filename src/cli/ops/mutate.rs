@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use color_eyre::eyre::Result;
 
-use super::common::{api_failure, newer_commits, open, resolve_execution};
+use super::common::{api_failure, did_you_mean, newer_commits, open, resolve_execution};
 use super::follow::follow;
 use crate::api::types::ExecutionStatus;
 use crate::api::{Reply, Request};
@@ -123,7 +123,25 @@ pub async fn mutate(ws: Workspace, request: Request, wait: bool) -> Result<ExitC
         } => *id = resolve_execution(&*s, &pipeline, id).await,
         _ => {}
     }
+    let (stage, action) = match &request {
+        Request::PutApprovalResult {
+            stage_name,
+            action_name,
+            ..
+        } => (Some(stage_name.clone()), Some(action_name.clone())),
+        Request::RetryStageExecution { stage_name, .. }
+        | Request::RollbackStage { stage_name, .. }
+        | Request::DisableStageTransition { stage_name, .. }
+        | Request::EnableStageTransition { stage_name, .. } => (Some(stage_name.clone()), None),
+        _ => (None, None),
+    };
     let r = s.call(request).await;
+    if let Err(e) = &r
+        && let Some(h) =
+            did_you_mean(&*s, &e.code, &pipeline, stage.as_deref(), action.as_deref()).await
+    {
+        eprintln!("pipedeck: {h}");
+    }
     let code = match &r {
         Ok(reply) => {
             match reply {
