@@ -121,25 +121,35 @@ fn engine_command(
             Command::Status(a) => ops::status(ws, a).await,
             Command::Executions(a) => ops::executions(ws, a).await,
             Command::Logs(a) => ops::logs(ws, a).await,
-            Command::Approve(a) => ops::mutate(ws, ops::approval_request(a, true), false).await,
-            Command::Reject(a) => ops::mutate(ws, ops::approval_request(a, false), false).await,
+            Command::Approve(a) => {
+                let json = a.json;
+                ops::mutate(ws, ops::approval_request(a, true), false, json).await
+            }
+            Command::Reject(a) => {
+                let json = a.json;
+                ops::mutate(ws, ops::approval_request(a, false), false, json).await
+            }
             Command::Retry(a) => {
-                let wait = a.wait;
-                ops::mutate(ws, ops::retry_request(a), wait).await
+                let (wait, json) = (a.wait, a.json);
+                ops::mutate(ws, ops::retry_request(a), wait, json).await
             }
             Command::Stop(a) => {
-                let wait = a.wait;
-                ops::mutate(ws, ops::stop_request(a), wait).await
+                let (wait, json) = (a.wait, a.json);
+                ops::mutate(ws, ops::stop_request(a), wait, json).await
             }
             Command::Rollback(a) => {
-                let wait = a.wait;
-                ops::mutate(ws, ops::rollback_request(a), wait).await
+                let (wait, json) = (a.wait, a.json);
+                ops::mutate(ws, ops::rollback_request(a), wait, json).await
             }
-            Command::Transition(a) => ops::mutate(ws, ops::transition_request(a), false).await,
+            Command::Transition(a) => {
+                ops::mutate(ws, ops::transition_request(a), false, false).await
+            }
             Command::Demo(d) => demo_ws::demo(&ws, &d),
             Command::Envs(a) => ops::envs(ws, a).await,
             Command::Diagnose(a) => cli::diagnose::run(ws, a, &config_file).await,
-            Command::RollbackEnv(a) => ops::mutate(ws, ops::rollback_env_request(a), false).await,
+            Command::RollbackEnv(a) => {
+                ops::mutate(ws, ops::rollback_env_request(a), false, false).await
+            }
             Command::Validate(_)
             | Command::Graph(_)
             | Command::Init(_)

@@ -375,6 +375,14 @@ fn errors_name_the_aws_reason_and_exit_non_zero() {
             text(&out.stderr)
         );
     }
+    // --json on a mutation: the error as JSON, still exit 1.
+    let out = e.run(&["retry", "demo-web", "Build", "--json"]);
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "StageNotRetryable", "{v}");
+    let out = e.run(&["approve", "demo-web", "Approve", "Release", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "InvalidApprovalToken", "{v}");
     // Near-miss names get a "did you mean".
     for (args, hint) in [
         (

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::Args;
 use color_eyre::eyre::Result;
 
-use super::common::{api_failure, did_you_mean, newer_commits, open, resolve_execution};
+use super::common::{
+    api_failure, did_you_mean, newer_commits, open, print_json, resolve_execution,
+};
 use super::follow::follow;
 use crate::api::types::ExecutionStatus;
 use crate::api::{Reply, Request};
@@ -23,6 +25,9 @@ pub struct ApprovalArgs {
     /// What the approver says (≤ 512 characters)
     #[arg(long, default_value = "")]
     pub summary: String,
+    /// Print the reply (and, with --wait, the finished execution) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -40,6 +45,9 @@ pub struct RetryArgs {
     /// Wait for the execution to end; exit 0 only if it succeeded
     #[arg(long)]
     pub wait: bool,
+    /// Print the reply (and, with --wait, the finished execution) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -57,6 +65,9 @@ pub struct StopArgs {
     /// Wait for the execution to end; exit non-zero if it failed
     #[arg(long)]
     pub wait: bool,
+    /// Print the reply (and, with --wait, the finished execution) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -71,6 +82,9 @@ pub struct RollbackArgs {
     /// Wait for the execution to end; exit 0 only if it succeeded
     #[arg(long)]
     pub wait: bool,
+    /// Print the reply (and, with --wait, the finished execution) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -96,7 +110,7 @@ pub struct TransitionArgs {
 /// request started work, it stays until that execution ends. With `wait`
 /// it follows the execution to its end and exits non-zero unless it
 /// succeeded (or, for a stop, stopped).
-pub async fn mutate(ws: Workspace, request: Request, wait: bool) -> Result<ExitCode> {
+pub async fn mutate(ws: Workspace, request: Request, wait: bool, json: bool) -> Result<ExitCode> {
     let pipeline = match &request {
         Request::PutApprovalResult { pipeline_name, .. }
         | Request::RetryStageExecution { pipeline_name, .. }
@@ -143,6 +157,14 @@ pub async fn mutate(ws: Workspace, request: Request, wait: bool) -> Result<ExitC
         eprintln!("pipedeck: {h}");
     }
     let code = match &r {
+        Ok(reply) if json => {
+            print_json(reply);
+            ExitCode::SUCCESS
+        }
+        Err(e) if json => {
+            print_json(&serde_json::json!({"error": {"code": e.code, "message": e.message}}));
+            ExitCode::FAILURE
+        }
         Ok(reply) => {
             match reply {
                 Reply::ApprovalRecorded { approved_at } => println!("recorded at {approved_at}"),
@@ -183,20 +205,28 @@ pub async fn mutate(ws: Workspace, request: Request, wait: bool) -> Result<ExitC
         && let Ok(e) = s.execution(&pipeline, id).await
     {
         for n in newer_commits(&ws, &e.source_revisions) {
-            println!(
+            let line = format!(
                 "note: a retry re-runs the execution's revision {} ({}); the branch has a newer commit {}: `pipedeck run` releases it",
                 short_rev(&n.revision),
                 n.action,
                 short_rev(&n.head),
             );
+            if json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
         }
     }
     if let Some((id, stopping)) = started {
-        if s.hosted() {
+        if s.hosted() && !json {
             println!("(this process hosts the engine until the execution ends)");
         }
-        match follow(&*s, &pipeline, &id, false).await {
+        match follow(&*s, &pipeline, &id, json).await {
             Ok(e) => {
+                if json && wait {
+                    print_json(&e);
+                }
                 let ok = e.status == ExecutionStatus::Succeeded
                     || (stopping && e.status == ExecutionStatus::Stopped);
                 if wait && !ok {
