@@ -101,18 +101,29 @@ enum Command {
     /// A pipeline's executions, newest first
     Executions(ops::ExecutionsArgs),
     /// Print an action's log (--follow to keep printing)
+    #[command(after_help = "Example: pipedeck logs demo-web Build UnitTests --execution 7088eebb")]
     Logs(ops::LogsArgs),
     /// Approve a pending manual approval
+    #[command(
+        after_help = "Example: pipedeck approve demo-web Approve Release --summary \"ship it\""
+    )]
     Approve(ops::ApprovalArgs),
     /// Reject a pending manual approval (the stage fails)
+    #[command(
+        after_help = "Example: pipedeck reject demo-web Approve Release --summary \"not on a Friday\""
+    )]
     Reject(ops::ApprovalArgs),
     /// Retry a failed stage (its failed actions, or --all)
+    #[command(after_help = "Example: pipedeck retry demo-web Build --wait")]
     Retry(ops::RetryArgs),
     /// Stop an execution (let running actions finish, or --abandon them)
+    #[command(after_help = "Example: pipedeck stop demo-web --abandon --wait")]
     Stop(ops::StopArgs),
     /// Roll a stage back to an earlier successful execution
+    #[command(after_help = "Example: pipedeck rollback demo-web Prod --wait")]
     Rollback(ops::RollbackArgs),
     /// Disable or enable a stage's inbound transition
+    #[command(after_help = "Example: pipedeck transition demo-web Prod --disable \"freeze\"")]
     Transition(ops::TransitionArgs),
     /// Why a stage failed: ranked findings with evidence and a fix
     Diagnose(cli::diagnose::DiagnoseArgs),
@@ -152,19 +163,38 @@ fn engine_command(
             Command::Status(a) => ops::status(ws, a).await,
             Command::Executions(a) => ops::executions(ws, a).await,
             Command::Logs(a) => ops::logs(ws, a).await,
-            Command::Approve(a) => ops::mutate(ws, ops::approval_request(a, true)).await,
-            Command::Reject(a) => ops::mutate(ws, ops::approval_request(a, false)).await,
-            Command::Retry(a) => ops::mutate(ws, ops::retry_request(a)).await,
-            Command::Stop(a) => ops::mutate(ws, ops::stop_request(a)).await,
-            Command::Rollback(a) => ops::mutate(ws, ops::rollback_request(a)).await,
-            Command::Transition(a) => ops::mutate(ws, ops::transition_request(a)).await,
+            Command::Approve(a) => {
+                let json = a.json;
+                ops::mutate(ws, ops::approval_request(a, true), false, json).await
+            }
+            Command::Reject(a) => {
+                let json = a.json;
+                ops::mutate(ws, ops::approval_request(a, false), false, json).await
+            }
+            Command::Retry(a) => {
+                let (wait, json) = (a.wait, a.json);
+                ops::mutate(ws, ops::retry_request(a), wait, json).await
+            }
+            Command::Stop(a) => {
+                let (wait, json) = (a.wait, a.json);
+                ops::mutate(ws, ops::stop_request(a), wait, json).await
+            }
+            Command::Rollback(a) => {
+                let (wait, json) = (a.wait, a.json);
+                ops::mutate(ws, ops::rollback_request(a), wait, json).await
+            }
+            Command::Transition(a) => {
+                ops::mutate(ws, ops::transition_request(a), false, false).await
+            }
             Command::Demo(d) => demo_ws::demo(&ws, &d),
             Command::Push(a) => pipedeck::aws::push::run_cli(&ws, &a)
                 .await
                 .map_err(|e| color_eyre::eyre::eyre!("{e}")),
             Command::Envs(a) => ops::envs(ws, a).await,
             Command::Diagnose(a) => cli::diagnose::run(ws, a, &config_file).await,
-            Command::RollbackEnv(a) => ops::mutate(ws, ops::rollback_env_request(a)).await,
+            Command::RollbackEnv(a) => {
+                ops::mutate(ws, ops::rollback_env_request(a), false, false).await
+            }
             Command::Validate(_)
             | Command::Graph(_)
             | Command::Init(_)
@@ -200,7 +230,19 @@ fn args_tui(
 fn tui_or_report(a: &TuiArgs) -> color_eyre::Result<ExitCode> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        return cli::demo::run(&a.paths.data_dir);
+        // No terminal: the workspace's status report (`--workspace`, or the
+        // current directory when it is one); else the demo's report.
+        let cwd_ws = ["pipedeck.toml", "pipeline.json", "pipeline.toml"]
+            .iter()
+            .any(|f| std::path::Path::new(f).is_file());
+        if a.workspace.is_none() && !cwd_ws {
+            return cli::demo::run(&a.paths.data_dir);
+        }
+        let ws = ops::find_workspace(a.workspace.as_deref(), &a.paths.data_dir)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(ops::status(ws, ops::StatusArgs { json: false }));
     }
     let demo = ops::demo_dir(&a.paths.data_dir);
     let mut created = false;

@@ -108,6 +108,39 @@ fn no_subcommand_creates_the_demo_workspace_and_prints_its_report() {
     let out = stdout(&o);
     assert!(out.contains("Created the demo workspace in"), "{out}");
     assert!(out.contains("pipedeck run --wait"), "{out}");
-    assert!(out.contains("the terminal UI is not built yet"));
+    assert!(out.contains("no terminal here, so no terminal UI"), "{out}");
     assert!(out.contains("assets/demo/pipeline.json: ok"));
+}
+
+#[test]
+fn validate_of_a_workspace_file_validates_the_pipelines_it_names() {
+    let o = pipedeck(&["validate", "assets/demo/pipedeck.toml"]);
+    let out = stdout(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(err.contains("is a workspace file"), "{err}");
+    assert!(out.contains("assets/demo/pipeline.json: ok"), "{out}");
+    assert!(!out.contains("pipedeck.toml"), "{out}");
+}
+
+#[test]
+fn mutation_and_logs_help_explains_every_argument_with_an_example() {
+    for cmd in [
+        "logs",
+        "approve",
+        "reject",
+        "retry",
+        "stop",
+        "rollback",
+        "transition",
+    ] {
+        let o = pipedeck(&[cmd, "--help"]);
+        let out = stdout(&o);
+        assert!(out.contains("Example: pipedeck "), "{cmd}:\n{out}");
+        let args = out.split("Arguments:").nth(1).unwrap_or("");
+        let args = args.split("Options:").next().unwrap_or("");
+        for l in args.lines().filter(|l| l.trim_start().starts_with('<')) {
+            assert!(l.trim().contains(' '), "{cmd}: no help for {l:?}\n{out}");
+        }
+    }
 }

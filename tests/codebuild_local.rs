@@ -266,6 +266,22 @@ async fn a_command_that_exits_the_shell_fails_the_phase_and_the_build_goes_on() 
 }
 
 #[tokio::test]
+async fn exit_0_ends_the_shell_but_does_not_fail_the_command() {
+    let r = build(
+        "version: 0.2\nphases:\n  build:\n    commands: [\"echo A\", \"exit 0\", \"echo B\"]\n",
+    )
+    .await;
+    assert_eq!(r.phase("build"), Some(Status::Succeeded), "{:#?}", r.log);
+    assert_eq!(r.report.status, Status::Succeeded);
+    assert!(r.has("B"), "{:#?}", r.log);
+    assert!(
+        !r.log
+            .iter()
+            .any(|l| l.contains("did not exit successfully"))
+    );
+}
+
+#[tokio::test]
 async fn the_log_carries_codebuild_style_phase_lines() {
     let r = build("version: 0.2\nphases:\n  build:\n    commands: [\"false\"]\n").await;
     assert!(r.has("[Container] Entering phase BUILD"));

@@ -375,6 +375,37 @@ fn errors_name_the_aws_reason_and_exit_non_zero() {
             text(&out.stderr)
         );
     }
+    // --json on a mutation: the error as JSON, still exit 1.
+    let out = e.run(&["retry", "demo-web", "Build", "--json"]);
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "StageNotRetryable", "{v}");
+    let out = e.run(&["approve", "demo-web", "Approve", "Release", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "InvalidApprovalToken", "{v}");
+    // Near-miss names get a "did you mean".
+    for (args, hint) in [
+        (
+            &["retry", "demo-web", "build"][..],
+            "did you mean stage Build?",
+        ),
+        (
+            &["retry", "demo-wep", "Build"][..],
+            "did you mean pipeline demo-web?",
+        ),
+        (
+            &["logs", "demo-web", "Build", "UnitTest"][..],
+            "did you mean action UnitTests",
+        ),
+    ] {
+        let out = e.run(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            text(&out.stderr).contains(hint),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
     // Not a workspace: the message says what is wrong and how to fix it.
     let out = e
         .cmd(&["status"])
@@ -390,7 +421,7 @@ fn errors_name_the_aws_reason_and_exit_non_zero() {
 }
 
 #[test]
-fn demo_break_makes_the_unit_tests_fail_and_demo_fix_recovers_with_a_retry() {
+fn demo_break_makes_the_unit_tests_fail_and_demo_fix_recovers_with_a_new_run() {
     let e = env();
     assert!(
         e.run(&["init", "--demo", e.ws.to_str().unwrap()])
@@ -413,6 +444,37 @@ fn demo_break_makes_the_unit_tests_fail_and_demo_fix_recovers_with_a_retry() {
     // Package (runOrder 2) never started.
     assert!(status["states"][0]["stageStates"][1]["actionStates"][2]["latestExecution"].is_null());
     assert!(e.run(&["demo", "fix"]).status.success());
+    // Execution ids are accepted by a unique prefix (the TUI shows 8).
+    let id = status["pipelines"][0]["latestExecution"]["pipelineExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logs = e.run(&[
+        "logs",
+        "demo-web",
+        "Build",
+        "UnitTests",
+        "--execution",
+        &id[..8],
+    ]);
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+    // A retry re-runs the execution's revision (as on AWS): it says so,
+    // and with --wait it exits non-zero when that execution fails again.
+    let retry = e.run(&[
+        "retry",
+        "demo-web",
+        "Build",
+        "--execution",
+        &id[..8],
+        "--wait",
+    ]);
+    let out = text(&retry.stdout);
+    assert!(!retry.status.success(), "{out}");
+    assert!(
+        out.contains("a retry re-runs the execution's revision"),
+        "{out}"
+    );
+    assert!(out.contains("`pipedeck run` releases it"), "{out}");
     let mut host = e.spawn(&["run", "--wait"]);
     wait_for("the approval after the fix", || {
         e.status_json()["pipelines"][0]["pendingApprovals"] == 1
@@ -552,4 +614,72 @@ fn a_release_that_answers_5xx_is_rolled_back_by_the_staging_alarm() {
         .unwrap();
     let bad = staging["externalExecutionId"].as_str().unwrap();
     assert_ne!(staging_env["release"]["id"], bad, "{staging_env}");
+}
+
+#[test]
+fn without_a_terminal_pipedeck_workspace_prints_that_workspaces_status() {
+    let e = env();
+    assert!(
+        e.run(&["init", "--demo", e.ws.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // stdin is /dev/null and stdout a pipe: no TUI.
+    let out = e
+        .cmd(&["--workspace", e.ws.to_str().unwrap()])
+        .env_remove("PIPEDECK_WORKSPACE")
+        .output()
+        .unwrap();
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{o}\n{}", text(&out.stderr));
+    assert!(!o.contains("not built yet"), "{o}");
+    assert!(!o.contains("assets/demo/pipeline.json"), "{o}");
+    let status = text(&e.run(&["status"]).stdout);
+    assert_eq!(o, status);
+}
+
+#[test]
+fn init_demo_picks_free_ports_and_prints_them_and_the_whole_pipeline() {
+    let e = env();
+    // Hold dev's shipped port (or find it already taken).
+    let _held = std::net::TcpListener::bind(("127.0.0.1", 8081));
+    let out = e.run(&["init", "--demo", e.ws.to_str().unwrap()]);
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{o}");
+    assert!(o.contains("→ Staging → Approve-Prod → Prod"), "{o}");
+    let line = o.lines().find(|l| l.contains("environments on")).unwrap();
+    let dev: u16 = line
+        .split("dev :")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(dev, 8081, "{o}");
+    let toml = std::fs::read_to_string(e.ws.join("pipedeck.toml")).unwrap();
+    assert!(toml.contains(&format!("port = {dev}\n")), "{toml}");
+    let json = std::fs::read_to_string(e.ws.join("pipeline.json")).unwrap();
+    assert!(json.contains(&format!("127.0.0.1:{dev}/")), "{json}");
+    assert!(std::net::TcpListener::bind(("127.0.0.1", dev)).is_ok());
+}
+
+#[test]
+fn renaming_the_workspace_keeps_its_state_and_history() {
+    let e = env();
+    assert!(
+        e.run(&["init", "--demo", e.ws.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let before = pipedeck::config::workspace::Workspace::load(&e.ws, &e.data).unwrap();
+    std::fs::create_dir_all(&before.state_dir).unwrap();
+    let toml = std::fs::read_to_string(e.ws.join("pipedeck.toml")).unwrap();
+    std::fs::write(
+        e.ws.join("pipedeck.toml"),
+        toml.replace("name = \"demo\"", "name = \"renamed\""),
+    )
+    .unwrap();
+    let after = pipedeck::config::workspace::Workspace::load(&e.ws, &e.data).unwrap();
+    assert_eq!(after.name, "renamed");
+    assert_eq!(after.state_dir, before.state_dir);
 }

@@ -388,7 +388,7 @@ fn iam_statement_grants_exactly_the_missing_action() {
     assert_eq!(
         f.evidence[0],
         Evidence::LogLine {
-            line: 1,
+            line: 2,
             text: log[1].clone()
         }
     );
@@ -670,8 +670,9 @@ fn never_panics_on_mangled_logs() {
         for f in &found {
             for e in &f.evidence {
                 if let Evidence::LogLine { line, text } = e {
-                    assert!(*line < log.len(), "{f:?}");
-                    assert_eq!(&log[*line], text);
+                    // 1-based.
+                    assert!(*line >= 1 && *line <= log.len(), "{f:?}");
+                    assert_eq!(&log[*line - 1], text);
                 }
             }
         }
@@ -712,7 +713,7 @@ fn every_failed_build_gets_a_finding() {
     );
     assert!(matches!(
         found[0].evidence[0],
-        Evidence::LogLine { line: 2, .. }
+        Evidence::LogLine { line: 3, .. }
     ));
 
     let framed = |cmd: &str, out: &[&str], code: i32| -> Vec<String> {
@@ -779,7 +780,7 @@ fn every_failed_build_gets_a_finding() {
     );
     assert!(matches!(
         found[0].evidence[0],
-        Evidence::LogLine { line: 3, .. }
+        Evidence::LogLine { line: 4, .. }
     ));
 }
 
@@ -882,4 +883,81 @@ fn helm_errors_inside_helm_commands() {
         &cat,
     )[0];
     assert_ne!(f.rule, "helm.error");
+}
+
+#[test]
+fn the_5xx_fix_names_the_group_the_bad_release_ran_on() {
+    let cat = Catalogue::builtin();
+    let log: Vec<String> = [
+        "[Deploy] canary: 10% of traffic on blue (rev-2)",
+        "[Deploy] deployment d-1 to staging failed: alarm staging-5xx: 5xx rate 40.0% over 5 s (threshold 5%)",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let action: ActionExecutionDetail = serde_json::from_value(base_action()).unwrap();
+    let found = diagnose(
+        &Input {
+            log: &log,
+            action: Some(&action),
+            ..Input::default()
+        },
+        &cat,
+    );
+    let f = found.iter().find(|f| f.rule == "deploy.alarm_log").unwrap();
+    assert!(f.fix.contains("the blue replicas of staging"), "{}", f.fix);
+    assert!(!f.fix.contains("green"), "{}", f.fix);
+}
+
+#[test]
+fn audit_evidence_is_nearest_the_failure_and_always_names_someone() {
+    let cat = Catalogue::builtin();
+    let action: ActionExecutionDetail = serde_json::from_value(base_action()).unwrap();
+    // Newest first, as LookupEvents answers; the failure is at 20:10.
+    let audit: Vec<AuditEvent> = (0..10)
+        .rev()
+        .map(|i| {
+            serde_json::from_value(merge(
+                base_audit(),
+                json!({"eventTime": format!("2026-11-26T20:{:02}:00Z", i), "eventName": "StartPipelineExecution",
+                       "userIdentity": {"type": "IAMUser", "principalId": "", "arn": "",
+                                        "accountId": "123456789012", "userName": null, "invokedBy": null}}),
+            ))
+            .unwrap()
+        })
+        .collect();
+    let found = diagnose(
+        &Input {
+            log: &[],
+            action: Some(&action),
+            audit: &audit,
+            ..Input::default()
+        },
+        &cat,
+    );
+    let trail = found.iter().find(|f| f.rule == "audit.trail").unwrap();
+    let times: Vec<String> = trail
+        .evidence
+        .iter()
+        .filter_map(|e| match e {
+            pipedeck::diagnose::Evidence::Audit {
+                event_time, who, ..
+            } => {
+                assert!(!who.trim().is_empty());
+                Some(event_time.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!times.is_empty());
+    // The latest events (nearest 20:10), not the oldest of the day.
+    assert!(
+        times.contains(&"2026-11-26T20:09:00Z".to_owned()),
+        "{times:?}"
+    );
+    assert!(
+        !times.contains(&"2026-11-26T20:00:00Z".to_owned()),
+        "{times:?}"
+    );
+    assert!(!trail.title.ends_with("by "), "{}", trail.title);
 }

@@ -271,6 +271,22 @@ async fn an_action_timeout_fails_the_action_and_kills_its_process_tree() {
         "{:?}",
         slow.summary
     );
+    // One timer: the build itself says TIMED_OUT, with the phases that ran.
+    assert!(
+        slow.summary
+            .as_deref()
+            .unwrap()
+            .starts_with("Build timed out"),
+        "{:?}",
+        slow.summary
+    );
+    let build = slow.phases.iter().find(|p| p.phase_type == "BUILD");
+    assert_eq!(
+        build.and_then(|p| p.phase_status.as_deref()),
+        Some("TIMED_OUT"),
+        "{:?}",
+        slow.phases
+    );
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert!(
         !marker.exists(),

@@ -494,7 +494,7 @@ fn diagnosis_marks_the_failed_action_and_d_opens_findings_that_jump_to_the_log()
     let finding: pipedeck::diagnose::Finding = serde_json::from_value(json!({
         "rule": "test.pytest", "title": "pytest test_greet failed: assert 'Hello' == 'Hello, Ada!'",
         "category": "test", "confidence": 0.9,
-        "evidence": [{"type": "logLine", "line": 17, "text": "E   AssertionError: assert 'Hello' == 'Hello, Ada!'"}],
+        "evidence": [{"type": "logLine", "line": 18, "text": "E   AssertionError: assert 'Hello' == 'Hello, Ada!'"}],
         "fix": "Run `python3 -m pytest tests/test_greet.py::test_greet` locally.", "reference": null
     }))
     .unwrap();
@@ -521,5 +521,179 @@ fn diagnosis_marks_the_failed_action_and_d_opens_findings_that_jump_to_the_log()
     assert!(
         matches!(fx.as_slice(), [pipedeck::tui::app::Effect::ReadLog { .. }]),
         "{fx:?}"
+    );
+}
+
+fn click(col: u16, row: u16) -> Msg {
+    Msg::Mouse(crossterm::event::MouseEvent {
+        kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        column: col,
+        row,
+        modifiers: crossterm::event::KeyModifiers::NONE,
+    })
+}
+
+/// Where `text` is drawn on screen: (column, row) of its first character.
+fn find(screen: &str, text: &str) -> (u16, u16) {
+    for (y, line) in screen.lines().enumerate() {
+        let line = line.trim_matches('"');
+        if let Some(i) = line.find(text) {
+            let x = line[..i].chars().count();
+            return (x as u16, y as u16);
+        }
+    }
+    panic!("{text} not on screen:\n{screen}")
+}
+
+#[test]
+fn a_click_selects_the_clicked_execution_row_and_the_clicked_action() {
+    let mut fx = running();
+    fx.build = "Failed";
+    fx.build_summary = Some("Build failed in BUILD: `pytest` exited with 1");
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    let screen = render(&mut a, 120, 30);
+    // The second execution row, clicked: that row is selected.
+    let (x, y) = find(&screen, "e1000000");
+    a.update(click(x, y));
+    assert_eq!(a.graph.pane, pipedeck::tui::app::Pane::Executions);
+    assert_eq!(a.graph.sel_exec, 1);
+    let (x, y) = find(&screen, "e2000000");
+    a.update(click(x, y));
+    assert_eq!(a.graph.sel_exec, 0);
+    // An action in the graph, below a failed one and its failure line.
+    let (x, y) = find(&screen, "Package");
+    a.update(click(x, y));
+    assert_eq!(a.graph.pane, pipedeck::tui::app::Pane::Graph);
+    assert_eq!((a.sel_stage, a.sel_action), (1, 2));
+    let (x, y) = find(&screen, "Source  ");
+    a.update(click(x, y));
+    assert_eq!((a.sel_stage, a.sel_action), (0, 0));
+}
+
+#[test]
+fn a_diagnosis_reads_the_execution_the_action_ran_in_not_the_latest() {
+    let mut fx = running();
+    fx.build = "Failed";
+    fx.build_summary = Some("Build failed in BUILD: `pytest` exited with 1");
+    // The failed Build ran in e2000000; a later execution was interrupted.
+    let later = exec(
+        "e3000000-0000",
+        "Failed",
+        "STANDARD",
+        "StartPipelineExecution",
+        None,
+    );
+    fx.history[0] = exec(
+        "e2000000-0000",
+        "Failed",
+        "STANDARD",
+        "StartPipelineExecution",
+        None,
+    );
+    fx.history.insert(0, later.clone());
+    fx.latest = later;
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    a.diagnosing.clear();
+    let own = |fx: &[pipedeck::tui::app::Effect]| {
+        fx.iter()
+            .filter_map(|e| match e {
+                pipedeck::tui::app::Effect::Diagnose { execution, .. } => {
+                    Some(execution.as_ref().map(|x| x.pipeline_execution_id.clone()))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(own(&a.auto_diagnose()), vec![Some("e2000000-0000".into())]);
+    a.diagnosing.clear();
+    a.update(key('l'));
+    a.update(key('j'));
+    let fx = a.update(key('d'));
+    assert_eq!(own(&fx), vec![Some("e2000000-0000".into())]);
+}
+
+#[test]
+fn the_graph_shows_the_actions_own_error_when_only_the_audit_trail_matched() {
+    let mut fx = running();
+    fx.build = "Failed";
+    fx.build_summary = Some("Build failed in BUILD: `pytest` exited with 1");
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    let trail: pipedeck::diagnose::Finding = serde_json::from_value(json!({
+        "rule": "audit.trail", "title": "1 audit event(s) around the failure, by alice",
+        "category": "audit", "confidence": 0.3, "evidence": [],
+        "fix": "Supporting evidence.", "reference": null
+    }))
+    .unwrap();
+    a.update(Msg::Diagnosis {
+        aeid: "ae-UnitTests".into(),
+        findings: vec![trail],
+    });
+    let screen = render(&mut a, 120, 30);
+    assert!(screen.contains("Build failed in BUILD"), "{screen}");
+    assert!(!screen.contains("audit event"), "{screen}");
+}
+
+#[test]
+fn r_on_a_failed_stage_with_a_newer_commit_says_what_retry_reruns_and_offers_the_release() {
+    let mut fx = running();
+    fx.build = "Failed";
+    fx.build_summary = Some("Build failed in BUILD: `pytest` exited with 1");
+    // The Build failed in e2000000 on 01234567…; a trigger then started
+    // e3000000 with the fix.
+    fx.history[0] = exec(
+        "e2000000-0000",
+        "Failed",
+        "STANDARD",
+        "StartPipelineExecution",
+        None,
+    );
+    let mut newer = exec(
+        "e3000000-0000",
+        "InProgress",
+        "STANDARD",
+        "Webhook",
+        Some("Source"),
+    );
+    newer.source_revisions[0].revision_id = "fedcba9876543210".into();
+    fx.history.insert(0, newer.clone());
+    fx.latest = newer;
+    let mut a = app(&fx);
+    a.screen = Screen::Pipeline;
+    a.update(key('l'));
+    let fx1 = a.update(key('r'));
+    assert!(fx1.is_empty(), "{fx1:?}");
+    let screen = render(&mut a, 120, 30);
+    assert!(
+        screen.contains("Retry re-runs revision 01234567"),
+        "{screen}"
+    );
+    assert!(screen.contains("fedcba98"), "{screen}");
+    // y: release the new commit (a new execution).
+    let fx2 = a.update(key('y'));
+    assert!(
+        matches!(
+            fx2.as_slice(),
+            [pipedeck::tui::app::Effect::Op {
+                request: pipedeck::api::Request::StartPipelineExecution { .. },
+                ..
+            }]
+        ),
+        "{fx2:?}"
+    );
+    // r in the prompt: retry the old revision anyway.
+    a.update(key('r'));
+    let fx3 = a.update(key('r'));
+    assert!(
+        matches!(
+            fx3.as_slice(),
+            [pipedeck::tui::app::Effect::Op {
+                request: pipedeck::api::Request::RetryStageExecution { .. },
+                ..
+            }]
+        ),
+        "{fx3:?}"
     );
 }

@@ -1,4 +1,4 @@
-//! What `pipedeck` does without a subcommand until the TUI exists: create
+//! What `pipedeck` does without a subcommand and without a terminal: create
 //! the demo workspace in the data dir on first run, then validate and draw
 //! its pipeline and say how to run it.
 
@@ -26,7 +26,7 @@ pub fn run(data_dir: &Path) -> color_eyre::Result<ExitCode> {
         &LoadOptions::default(),
     );
     out.push_str(
-        "pipedeck: the terminal UI is not built yet; the engine and its commands are.\n\
+        "pipedeck: no terminal here, so no terminal UI; this is the demo workspace.\n\
          Run the demo pipeline with `pipedeck run --wait` (it waits for an approval:\n\
          `pipedeck approve demo-web Approve Release` in another terminal), see it with\n\
          `pipedeck status`, break it with `pipedeck demo break`. `pipedeck --help` lists\n\

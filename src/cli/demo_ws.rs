@@ -109,7 +109,34 @@ fn git(dir: &Path, args: &[&str]) -> Result<String> {
 }
 
 /// Creates the demo workspace in `dir` (which must be absent or empty).
-pub fn create(dir: &Path) -> Result<()> {
+/// The demo's environment ports (dev, staging, prod, prod's test port),
+/// as shipped.
+const DEMO_PORTS: [u16; 4] = [8081, 8082, 8083, 9083];
+
+/// The demo's ports: each shipped one if it is free now, else a free one
+/// the system picks (a port taken later gives the deploy's own message).
+fn free_ports() -> [u16; 4] {
+    let mut out = DEMO_PORTS;
+    let mut held = Vec::new();
+    for p in &mut out {
+        match std::net::TcpListener::bind(("127.0.0.1", *p)) {
+            Ok(l) => held.push(l),
+            Err(_) => {
+                if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", 0))
+                    && let Ok(a) = l.local_addr()
+                {
+                    *p = a.port();
+                    held.push(l);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Creates the demo workspace in `dir` (which must be empty or absent);
+/// returns the environment ports it chose: dev, staging, prod, prod's test.
+pub fn create(dir: &Path) -> Result<[u16; 4]> {
     if dir.exists()
         && std::fs::read_dir(dir)
             .map_err(|e| eyre!("{}: {e}", dir.display()))?
@@ -129,8 +156,15 @@ pub fn create(dir: &Path) -> Result<()> {
         }
         std::fs::write(&p, text).map_err(|e| eyre!("{}: {e}", p.display()))?;
     }
-    std::fs::write(dir.join("pipeline.json"), PIPELINE)?;
-    std::fs::write(dir.join("pipedeck.toml"), CONFIG)?;
+    let ports = free_ports();
+    let mut pipeline = PIPELINE.to_owned();
+    let mut config = CONFIG.to_owned();
+    for (from, to) in DEMO_PORTS.iter().zip(ports) {
+        pipeline = pipeline.replace(&format!("127.0.0.1:{from}/"), &format!("127.0.0.1:{to}/"));
+        config = config.replace(&format!("port = {from}\n"), &format!("port = {to}\n"));
+    }
+    std::fs::write(dir.join("pipeline.json"), pipeline)?;
+    std::fs::write(dir.join("pipedeck.toml"), config)?;
     git(&repo, &["init", "-q", "-b", "main"])?;
     git(&repo, &["add", "-A"])?;
     git(
@@ -142,7 +176,7 @@ pub fn create(dir: &Path) -> Result<()> {
             "demo-web: a greeting service with tests",
         ],
     )?;
-    Ok(())
+    Ok(ports)
 }
 
 #[derive(Args, Debug)]
@@ -158,10 +192,12 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
     if !a.demo {
         bail!("only `pipedeck init --demo DIR` exists so far");
     }
-    create(&a.dir)?;
+    let [dev, staging, prod, prod_test] = create(&a.dir)?;
     say!(
         "created the demo workspace in {}\n\
-         - pipeline.json: Source → Build (Lint ∥ UnitTests, then Package) → Approve\n\
+         - pipeline.json: Source → Build (Lint ∥ UnitTests, then Package) → Dev → Approve → \
+         Staging → Approve-Prod → Prod\n\
+         - environments on 127.0.0.1: dev :{dev}, staging :{staging}, prod :{prod} (test :{prod_test})\n\
          - {REPO_DIR}/: the service's git repository (branch main)\n\
          next: pipedeck --workspace {} run",
         a.dir.display(),

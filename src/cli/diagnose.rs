@@ -61,7 +61,7 @@ pub fn print_findings(findings: &[Finding], indent: &str) {
         );
         for e in f.evidence.iter().take(6) {
             let line = match e {
-                Evidence::LogLine { line, text } => format!("log line {}: {text}", line + 1),
+                Evidence::LogLine { line, text } => format!("log line {line}: {text}"),
                 Evidence::Audit {
                     event_time,
                     event_name,

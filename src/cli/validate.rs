@@ -34,7 +34,11 @@ pub fn run(args: &Args) -> color_eyre::Result<ExitCode> {
         params: super::params(&args.params),
         terraform: crate::model::terraform::TfOptions::new(&args.vars, &args.var_files),
     };
-    let reports: Vec<FileReport> = args.files.iter().map(|f| load_path(f, &opts)).collect();
+    let files: Vec<PathBuf> = args.files.iter().flat_map(|f| expand(f)).collect();
+    if files.is_empty() {
+        return Ok(ExitCode::FAILURE);
+    }
+    let reports: Vec<FileReport> = files.iter().map(|f| load_path(f, &opts)).collect();
     let out = if args.json {
         serde_json::to_string_pretty(&json_reports(&reports))? + "\n"
     } else {
@@ -48,6 +52,55 @@ pub fn run(args: &Args) -> color_eyre::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A workspace file (`pipedeck.toml`) is not a pipeline: it stands for the
+/// pipeline files it names (said on stderr, so `--json` stays one array).
+fn expand(f: &std::path::Path) -> Vec<PathBuf> {
+    use crate::config::workspace::WORKSPACE_FILE;
+    if f.file_name().and_then(|n| n.to_str()) != Some(WORKSPACE_FILE) {
+        return vec![f.to_path_buf()];
+    }
+    let Some(table) = std::fs::read_to_string(f)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+    else {
+        return vec![f.to_path_buf()];
+    };
+    let dir = f.parent().unwrap_or(std::path::Path::new(""));
+    let mut named: Vec<PathBuf> = table
+        .get("workspace")
+        .and_then(|w| w.get("pipelines"))
+        .and_then(|p| p.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .map(|p| dir.join(p))
+                .collect()
+        })
+        .unwrap_or_default();
+    if named.is_empty() {
+        named.extend(
+            ["pipeline.json", "pipeline.toml"]
+                .iter()
+                .map(|c| dir.join(c))
+                .find(|p| p.is_file()),
+        );
+    }
+    eprintln!(
+        "pipedeck: {} is a workspace file; validating the pipelines it names: {}",
+        f.display(),
+        if named.is_empty() {
+            "none".to_owned()
+        } else {
+            named
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    named
 }
 
 #[derive(Serialize)]

@@ -542,7 +542,8 @@ pub struct WorkspacePipeline {
 pub struct Workspace {
     pub root: PathBuf,
     pub name: String,
-    /// `<data dir>/workspaces/<name>-<hash>`.
+    /// `<data dir>/workspaces/<name>-<hash>`, keyed on the path's hash (a
+    /// renamed workspace keeps the dir it had).
     pub state_dir: PathBuf,
     pub pipelines: Vec<WorkspacePipeline>,
     pub repositories: BTreeMap<String, Repository>,
@@ -619,10 +620,30 @@ impl Workspace {
                 |n| n.to_string_lossy().into_owned(),
             )
         });
-        let state_dir =
-            data_dir
-                .join("workspaces")
-                .join(format!("{}-{}", sanitize(&name), short_hash(&root)));
+        // The state is keyed on the workspace's path: after a rename of
+        // `[workspace] name` the state dir already there (same path hash)
+        // is kept, so the history does not seem gone.
+        let hash = short_hash(&root);
+        let states = data_dir.join("workspaces");
+        let wanted = states.join(format!("{}-{hash}", sanitize(&name)));
+        let state_dir = if wanted.exists() {
+            wanted
+        } else {
+            let suffix = format!("-{hash}");
+            std::fs::read_dir(&states)
+                .ok()
+                .and_then(|rd| {
+                    rd.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .find(|p| {
+                            p.file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| n.ends_with(&suffix))
+                        })
+                })
+                .unwrap_or(wanted)
+        };
         let mut repositories = raw.repositories;
         for repo in repositories.values_mut() {
             if repo.path.is_relative() {

@@ -151,6 +151,19 @@ pub fn enrich(
                 },
             );
         }
+        "deploy.alarm_log" => {
+            // The group the bad release ran on: the deploy's own progress
+            // lines name it (`… 10% of traffic on blue (rev)`).
+            let end = at.unwrap_or(log.len()).min(log.len());
+            let color = log[..end].iter().rev().find_map(|l| {
+                let rest = l.strip_prefix("[Deploy] ")?;
+                let (_, after) = rest.split_once("% of traffic on ")?;
+                after.split_whitespace().next().map(str::to_owned)
+            });
+            if let Some(c) = color {
+                set(vars, "color", c);
+            }
+        }
         "aws.access_denied_op" => {
             // Only when no finding names the action: the full message beats
             // the bare error code.
@@ -474,7 +487,7 @@ fn explain_failure(
     let mut evs: Vec<Evidence> = lines
         .into_iter()
         .map(|i| Evidence::LogLine {
-            line: i,
+            line: i + 1,
             text: log[i].clone(),
         })
         .collect();
@@ -588,13 +601,23 @@ pub fn synthetic(
         let mut v = Vars::new();
         v.insert("events".into(), window.len().to_string());
         v.insert("who".into(), who.join(", "));
-        let ev = window
-            .iter()
-            .rev()
-            .take(super::MAX_EVIDENCE)
-            .rev()
-            .map(|e| super::audit_evidence(e))
-            .collect();
+        // The events nearest the failure (the action's end), in time order.
+        let failed_at = input
+            .action
+            .and_then(|a| super::parse_time(&a.last_status_change));
+        let mut near: Vec<&AuditEvent> = window.to_vec();
+        if let Some(f) = failed_at {
+            near.sort_by_key(|e| {
+                super::parse_time(&e.event_time).map_or(u128::MAX, |t| {
+                    t.duration_since(f)
+                        .or_else(|_| f.duration_since(t))
+                        .map_or(u128::MAX, |d| d.as_millis())
+                })
+            });
+        }
+        near.truncate(super::MAX_EVIDENCE);
+        near.sort_by(|a, b| a.event_time.cmp(&b.event_time));
+        let ev = near.iter().map(|e| super::audit_evidence(e)).collect();
         emit("audit.trail", v, ev);
     }
 }

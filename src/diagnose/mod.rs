@@ -72,7 +72,8 @@ pub struct Input<'a> {
     rename_all_fields = "camelCase"
 )]
 pub enum Evidence {
-    /// A log line, 0-based.
+    /// A log line, 1-based (the first line of the log is 1), in the JSON and
+    /// in every text that names it.
     LogLine {
         line: usize,
         text: String,
@@ -234,15 +235,21 @@ fn in_window(input: &Input, t: &str) -> bool {
 }
 
 /// Who an audit event names: the user name, else the ARN's last part.
+/// Never empty: the principal id, else "an unknown identity".
 pub(crate) fn audit_who(e: &AuditEvent) -> String {
-    e.user_identity.user_name.clone().unwrap_or_else(|| {
-        e.user_identity
-            .arn
+    let u = &e.user_identity;
+    [
+        u.user_name.clone().unwrap_or_default(),
+        u.arn
             .rsplit(['/', ':'])
             .next()
             .unwrap_or_default()
-            .to_owned()
-    })
+            .to_owned(),
+        u.principal_id.clone(),
+    ]
+    .into_iter()
+    .find(|w| !w.trim().is_empty())
+    .unwrap_or_else(|| "an unknown identity".to_owned())
 }
 
 fn audit_evidence(e: &AuditEvent) -> Evidence {
@@ -326,7 +333,7 @@ pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
             line,
             i,
             || Evidence::LogLine {
-                line: i,
+                line: i + 1,
                 text: line.clone(),
             },
             &mut cands,
@@ -491,7 +498,7 @@ fn unframed_failure(input: &Input, catalogue: &Catalogue) -> Option<Finding> {
         evidence: lines
             .into_iter()
             .map(|i| Evidence::LogLine {
-                line: i,
+                line: i + 1,
                 text: log[i].clone(),
             })
             .collect(),

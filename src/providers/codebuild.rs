@@ -332,7 +332,7 @@ async fn build(mut ctx: ActionContext, found: &mut Vec<String>) -> ActionOutcome
         builtins,
         overrides,
         secrets,
-        timeout: Some(ctx.timeout),
+        timeout: Some(ctx.remaining()),
         pgid_file: Some(ctx.work_dir.with_file_name("pgid")),
     };
     let report = match codebuild_local::run(&req, &mut *ctx.log, &mut ctx.stop).await {

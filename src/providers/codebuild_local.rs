@@ -218,6 +218,17 @@ fn hex_decode(h: &str) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// `TimedOut` when `deadline` has come (within the few milliseconds
+/// between the engine's timer and this build's), else `other`.
+fn timed_out_or(deadline: Option<Instant>, other: Outcome) -> Outcome {
+    const SLACK: Duration = Duration::from_millis(250);
+    if deadline.is_some_and(|d| Instant::now() + SLACK >= d) {
+        Outcome::TimedOut
+    } else {
+        other
+    }
+}
+
 enum Outcome {
     Exit(i32),
     /// The shell itself ended (a command ran `exit`).
@@ -494,7 +505,7 @@ impl Shell {
                         if *ctx.stop.borrow() {
                             ctx.sink.flush();
                             self.kill().await;
-                            return (Outcome::Stopped, String::new());
+                            return (timed_out_or(deadline, Outcome::Stopped), String::new());
                         }
                         if deadline.is_some_and(|d| Instant::now() >= d) {
                             ctx.sink.flush();
@@ -506,7 +517,9 @@ impl Shell {
                 () = &mut stopped => {
                     ctx.sink.flush();
                     self.kill().await;
-                    return (Outcome::Stopped, String::new());
+                    // The engine stops the action at the same deadline: that
+                    // stop is the timeout, not an operator's stop.
+                    return (timed_out_or(deadline, Outcome::Stopped), String::new());
                 }
                 () = &mut timeout => {
                     ctx.sink.flush();
@@ -743,14 +756,17 @@ async fn run_phase(
                         failed.get_or_insert((cmd.text.clone(), code));
                     }
                     Outcome::ShellDied => {
-                        // `exit N` ends the shared shell: its status is the command's.
+                        // `exit N` ends the shared shell: its status is the
+                        // command's, and only a non-zero one fails it.
                         let code = shell.exit_code().await;
-                        ctx.log(&format!(
-                            "[Container] Command did not exit successfully {} exit status {code}",
-                            cmd.text
-                        ));
+                        if code != 0 {
+                            ctx.log(&format!(
+                                "[Container] Command did not exit successfully {} exit status {code}",
+                                cmd.text
+                            ));
+                            failed.get_or_insert((cmd.text.clone(), code));
+                        }
                         ctx.log("[Container] The build shell ended; starting a new one");
-                        failed.get_or_insert((cmd.text.clone(), code));
                         *shell = Shell::start(req, env).await?;
                     }
                     outcome @ (Outcome::TimedOut | Outcome::Stopped) => {

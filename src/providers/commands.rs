@@ -95,7 +95,10 @@ impl Provider for LambdaCommand {
             let _ = tokio::fs::create_dir_all(&dir).await;
             let vars_file = ctx.work_dir.join("output-variables");
             let req = BuildRequest {
-                spec: spec(vec![f.command.clone()], Vec::new()),
+                spec: spec(
+                    vec![workspace_relative(&f.command, &ctx.workspace.root)],
+                    Vec::new(),
+                ),
                 src_dir: dir,
                 secondary_sources: ctx
                     .inputs
@@ -124,7 +127,7 @@ impl Provider for LambdaCommand {
                 ],
                 overrides: Vec::new(),
                 secrets: Vec::new(),
-                timeout: Some(ctx.timeout),
+                timeout: Some(ctx.remaining()),
                 pgid_file: Some(ctx.work_dir.with_file_name("pgid")),
             };
             ctx.log
@@ -186,7 +189,7 @@ impl Provider for Commands {
                 )],
                 overrides: Vec::new(),
                 secrets: Vec::new(),
-                timeout: Some(ctx.timeout),
+                timeout: Some(ctx.remaining()),
                 pgid_file: Some(ctx.work_dir.with_file_name("pgid")),
             };
             let report = match codebuild_local::run(&req, &mut *ctx.log, &mut ctx.stop).await {
@@ -213,5 +216,46 @@ impl Provider for Commands {
                 ..ActionOutcome::succeeded()
             }
         })
+    }
+}
+
+/// A `[functions]` command that starts with a relative path
+/// (`./scripts/deploy.sh`, `scripts/x`) names a file of the workspace, as a
+/// user writing pipedeck.toml means: it runs by its absolute path (in the
+/// artifact's folder, as before). Anything else is left to the shell.
+fn workspace_relative(command: &str, root: &std::path::Path) -> String {
+    let trimmed = command.trim_start();
+    let first = trimmed.split_whitespace().next().unwrap_or("");
+    if first.is_empty() || first.starts_with('/') || !first.contains('/') {
+        return command.to_owned();
+    }
+    let path = root.join(first);
+    if !path.exists() {
+        return command.to_owned();
+    }
+    let rest = &trimmed[first.len()..];
+    let p = path.to_string_lossy();
+    format!("'{}'{rest}", p.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::workspace_relative;
+
+    #[test]
+    fn a_relative_command_is_resolved_against_the_workspace() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("scripts")).unwrap();
+        std::fs::write(d.path().join("scripts/deploy.sh"), "echo hi").unwrap();
+        let got = workspace_relative("./scripts/deploy.sh --fast", d.path());
+        assert_eq!(
+            got,
+            format!(
+                "'{}' --fast",
+                d.path().join("./scripts/deploy.sh").display()
+            )
+        );
+        assert_eq!(workspace_relative("echo ./x", d.path()), "echo ./x");
+        assert_eq!(workspace_relative("./missing.sh", d.path()), "./missing.sh");
     }
 }

@@ -64,9 +64,21 @@ pub struct ActionContext {
     /// engine shutdown): kill the work, return promptly.
     pub stop: watch::Receiver<bool>,
     pub timeout: Duration,
+    /// When the action times out: the one timer. The engine stops the
+    /// action then; a provider that runs a build gives it this deadline so
+    /// the build itself says TIMED_OUT with the phases that ran.
+    pub deadline: std::time::Instant,
     /// Every line of output goes here (masked by the provider where it
     /// knows secrets); the engine stores it and tells subscribers.
     pub log: Box<dyn LogSink>,
+}
+
+impl ActionContext {
+    /// The time left before [`ActionContext::deadline`].
+    pub fn remaining(&self) -> Duration {
+        self.deadline
+            .saturating_duration_since(std::time::Instant::now())
+    }
 }
 
 /// `Succeeded` or `Failed`; timeouts and stops are failures with a summary.

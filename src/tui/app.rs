@@ -513,9 +513,26 @@ impl App {
                     Screen::Pipelines => self.pipelines.sel = row,
                     Screen::Approvals => self.approvals.sel = row,
                     Screen::Audit => self.audit.sel = row,
-                    Screen::Pipeline if self.graph.pane == Pane::Executions => {
-                        let top = usize::from(self.size.1 / 2 + 2);
-                        self.graph.sel_exec = usize::from(m.row).saturating_sub(top);
+                    Screen::Pipeline => {
+                        // The body lies between the header and the footer.
+                        let body = ratatui::layout::Rect::new(
+                            0,
+                            1,
+                            self.size.0,
+                            self.size.1.saturating_sub(2),
+                        );
+                        match screens::pipeline::hit(self, body, m.column, m.row) {
+                            Some(screens::pipeline::Hit::Execution(i)) => {
+                                self.graph.pane = Pane::Executions;
+                                self.graph.sel_exec = i;
+                            }
+                            Some(screens::pipeline::Hit::Action(i, j)) => {
+                                self.graph.pane = Pane::Graph;
+                                self.sel_stage = i;
+                                self.sel_action = j;
+                            }
+                            None => {}
+                        }
                     }
                     _ => {}
                 }

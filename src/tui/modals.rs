@@ -44,6 +44,15 @@ pub enum Pending {
         stage: String,
         reason: String,
     },
+    /// `r` on a failed stage whose branch has moved on: a retry re-runs the
+    /// execution's revision, so releasing the newer commit is offered.
+    Release {
+        pipeline: String,
+        stage: String,
+        retry_mode: String,
+        revision: String,
+        newer: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -305,6 +314,15 @@ impl App {
                 match (k.code, &op) {
                     (KeyCode::Char('y') | KeyCode::Enter, _) => vec![self.effect_of(op)],
                     (
+                        KeyCode::Char('r'),
+                        Pending::Release {
+                            pipeline,
+                            stage,
+                            retry_mode,
+                            ..
+                        },
+                    ) => vec![retry(pipeline.clone(), stage.clone(), retry_mode.clone())],
+                    (
                         KeyCode::Char('A'),
                         Pending::Stop {
                             pipeline,
@@ -356,6 +374,23 @@ impl App {
             Pending::Disable { stage, .. } => {
                 (format!("Disable the transition into {stage}?"), stage)
             }
+            Pending::Release {
+                stage,
+                revision,
+                newer,
+                ..
+            } => (
+                format!(
+                    "Retry re-runs revision {} in {stage} (the execution's own source, as on AWS); \
+                     the branch has a newer commit {}. y: release {} in a new execution · \
+                     r: retry {} anyway · n: cancel",
+                    short_rev(revision),
+                    short_rev(newer),
+                    short_rev(newer),
+                    short_rev(revision)
+                ),
+                &String::new(),
+            ),
             Pending::RollbackEnv { env } => (
                 format!(
                     "Roll back environment {env}? During a deployment this flips traffic back; \
@@ -430,6 +465,9 @@ impl App {
                     target_pipeline_execution_id: None,
                 },
             },
+            Pending::Release { pipeline, .. } => {
+                crate::tui::app::screens::pipelines::start(pipeline)
+            }
             Pending::Disable {
                 pipeline,
                 stage,
@@ -466,5 +504,23 @@ impl App {
             ),
         }
         Vec::new()
+    }
+}
+
+fn short_rev(r: &str) -> &str {
+    r.get(..8).unwrap_or(r)
+}
+
+/// A stage retry (`FAILED_ACTIONS` or `ALL_ACTIONS`) of the latest
+/// execution in the stage.
+pub(crate) fn retry(pipeline: String, stage: String, retry_mode: String) -> Effect {
+    Effect::Op {
+        label: format!("retry {stage}"),
+        request: Request::RetryStageExecution {
+            pipeline_name: pipeline,
+            stage_name: stage,
+            pipeline_execution_id: None,
+            retry_mode,
+        },
     }
 }

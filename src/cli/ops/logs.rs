@@ -6,17 +6,20 @@ use std::time::Duration;
 use clap::Args;
 use color_eyre::eyre::{Result, eyre};
 
-use super::common::{api_failure, open};
+use super::common::{api_failure, did_you_mean, open, resolve_execution};
 use crate::api::types::ActionStatus;
 use crate::api::{EngineEvent, Reply, Request};
 use crate::config::workspace::Workspace;
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
+    /// The stage, as the pipeline names it (e.g. Build)
     pub stage: String,
+    /// The action in that stage (e.g. UnitTests, Release)
     pub action: String,
-    /// An execution id (default: the action's latest run)
+    /// An execution id, or a unique prefix of one (default: the action's latest run)
     #[arg(long)]
     pub execution: Option<String>,
     /// Keep printing new lines until the action ends
@@ -26,6 +29,10 @@ pub struct LogsArgs {
 
 pub async fn logs(ws: Workspace, a: LogsArgs) -> Result<ExitCode> {
     let s = open(&ws, false).await?;
+    let mut a = a;
+    if let Some(id) = &a.execution {
+        a.execution = Some(resolve_execution(&*s, &a.pipeline, id).await);
+    }
     let detail = match &a.execution {
         Some(id) => match s
             .call(Request::ListActionExecutions {
@@ -69,7 +76,18 @@ pub async fn logs(ws: Workspace, a: LogsArgs) -> Result<ExitCode> {
         },
     };
     let Some(detail) = detail else {
+        let hint = did_you_mean(
+            &*s,
+            "ActionNotFound",
+            &a.pipeline,
+            Some(&a.stage),
+            Some(&a.action),
+        )
+        .await;
         s.close().await;
+        if let Some(h) = hint {
+            eprintln!("pipedeck: {h}");
+        }
         eprintln!(
             "pipedeck: ActionExecutionNotFound: {}/{} of {} has not run{}",
             a.stage,

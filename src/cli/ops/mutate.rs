@@ -6,37 +6,55 @@ use std::process::ExitCode;
 use clap::Args;
 use color_eyre::eyre::Result;
 
-use super::common::{api_failure, open};
+use super::common::{
+    api_failure, did_you_mean, newer_commits, open, print_json, resolve_execution,
+};
 use super::follow::follow;
+use crate::api::types::ExecutionStatus;
 use crate::api::{Reply, Request};
 use crate::config::workspace::Workspace;
 
 #[derive(Args, Debug)]
 pub struct ApprovalArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
+    /// The stage, as the pipeline names it (e.g. Build)
     pub stage: String,
+    /// The action in that stage (e.g. UnitTests, Release)
     pub action: String,
     /// What the approver says (≤ 512 characters)
     #[arg(long, default_value = "")]
     pub summary: String,
+    /// Print the reply (and, with --wait, the finished execution) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct RetryArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
+    /// The stage, as the pipeline names it (e.g. Build)
     pub stage: String,
     /// Re-run every action of the stage (ALL_ACTIONS), not only the failed ones
     #[arg(long)]
     pub all: bool,
-    /// The execution (default: the latest in the stage)
+    /// The execution id, or a unique prefix of one (default: the latest in the stage)
     #[arg(long)]
     pub execution: Option<String>,
+    /// Wait for the execution to end; exit 0 only if it succeeded
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the reply (and, with --wait, the finished execution) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct StopArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
-    /// The execution (default: the latest in progress)
+    /// The execution id, or a unique prefix of one (default: the latest in progress)
     #[arg(long)]
     pub execution: Option<String>,
     /// Abandon running actions instead of letting them finish
@@ -44,20 +62,36 @@ pub struct StopArgs {
     pub abandon: bool,
     #[arg(long)]
     pub reason: Option<String>,
+    /// Wait for the execution to end; exit non-zero if it failed
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the reply (and, with --wait, the finished execution) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
+    /// The stage, as the pipeline names it (e.g. Build)
     pub stage: String,
     /// The execution to roll back to (default: the latest success before the current one)
     #[arg(long = "to")]
     pub to: Option<String>,
+    /// Wait for the execution to end; exit 0 only if it succeeded
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the reply (and, with --wait, the finished execution) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct TransitionArgs {
+    /// The pipeline, as `pipedeck status` names it
     pub pipeline: String,
+    /// The stage, as the pipeline names it (e.g. Build)
     pub stage: String,
     /// Disable the stage's inbound transition, with a reason
     #[arg(
@@ -73,8 +107,10 @@ pub struct TransitionArgs {
 }
 
 /// Sends one mutating request; when this process hosts the engine and the
-/// request started work, it stays until that execution ends.
-pub async fn mutate(ws: Workspace, request: Request) -> Result<ExitCode> {
+/// request started work, it stays until that execution ends. With `wait`
+/// it follows the execution to its end and exits non-zero unless it
+/// succeeded (or, for a stop, stopped).
+pub async fn mutate(ws: Workspace, request: Request, wait: bool, json: bool) -> Result<ExitCode> {
     let pipeline = match &request {
         Request::PutApprovalResult { pipeline_name, .. }
         | Request::RetryStageExecution { pipeline_name, .. }
@@ -85,8 +121,50 @@ pub async fn mutate(ws: Workspace, request: Request) -> Result<ExitCode> {
         _ => String::new(),
     };
     let s = open(&ws, false).await?;
+    let mut request = request;
+    match &mut request {
+        Request::RetryStageExecution {
+            pipeline_execution_id: Some(id),
+            ..
+        }
+        | Request::StopPipelineExecution {
+            pipeline_execution_id: Some(id),
+            ..
+        }
+        | Request::RollbackStage {
+            target_pipeline_execution_id: Some(id),
+            ..
+        } => *id = resolve_execution(&*s, &pipeline, id).await,
+        _ => {}
+    }
+    let (stage, action) = match &request {
+        Request::PutApprovalResult {
+            stage_name,
+            action_name,
+            ..
+        } => (Some(stage_name.clone()), Some(action_name.clone())),
+        Request::RetryStageExecution { stage_name, .. }
+        | Request::RollbackStage { stage_name, .. }
+        | Request::DisableStageTransition { stage_name, .. }
+        | Request::EnableStageTransition { stage_name, .. } => (Some(stage_name.clone()), None),
+        _ => (None, None),
+    };
     let r = s.call(request).await;
+    if let Err(e) = &r
+        && let Some(h) =
+            did_you_mean(&*s, &e.code, &pipeline, stage.as_deref(), action.as_deref()).await
+    {
+        eprintln!("pipedeck: {h}");
+    }
     let code = match &r {
+        Ok(reply) if json => {
+            print_json(reply);
+            ExitCode::SUCCESS
+        }
+        Err(e) if json => {
+            print_json(&serde_json::json!({"error": {"code": e.code, "message": e.message}}));
+            ExitCode::FAILURE
+        }
         Ok(reply) => {
             match reply {
                 Reply::ApprovalRecorded { approved_at } => say!("recorded at {approved_at}"),
@@ -106,20 +184,59 @@ pub async fn mutate(ws: Workspace, request: Request) -> Result<ExitCode> {
         }
         Err(e) => api_failure(e),
     };
-    if s.hosted()
-        && let Ok(
+    let started = match &r {
+        Ok(
             Reply::Retried {
                 pipeline_execution_id: id,
             }
             | Reply::RolledBack {
                 pipeline_execution_id: id,
             },
-        ) = &r
+        ) if wait || s.hosted() => Some((id.clone(), false)),
+        Ok(Reply::Stopped {
+            pipeline_execution_id: id,
+        }) if wait => Some((id.clone(), true)),
+        _ => None,
+    };
+    let mut code = code;
+    if let Ok(Reply::Retried {
+        pipeline_execution_id: id,
+    }) = &r
+        && let Ok(e) = s.execution(&pipeline, id).await
     {
-        say!("(this process hosts the engine until the execution ends)");
-        if follow(&*s, &pipeline, id, false).await.is_err() {
-            s.close().await;
-            return Ok(ExitCode::from(130));
+        for n in newer_commits(&ws, &e.source_revisions) {
+            let line = format!(
+                "note: a retry re-runs the execution's revision {} ({}); the branch has a newer commit {}: `pipedeck run` releases it",
+                short_rev(&n.revision),
+                n.action,
+                short_rev(&n.head),
+            );
+            if json {
+                eprintln!("{line}");
+            } else {
+                say!("{line}");
+            }
+        }
+    }
+    if let Some((id, stopping)) = started {
+        if s.hosted() && !json {
+            say!("(this process hosts the engine until the execution ends)");
+        }
+        match follow(&*s, &pipeline, &id, json).await {
+            Ok(e) => {
+                if json && wait {
+                    print_json(&e);
+                }
+                let ok = e.status == ExecutionStatus::Succeeded
+                    || (stopping && e.status == ExecutionStatus::Stopped);
+                if wait && !ok {
+                    code = ExitCode::FAILURE;
+                }
+            }
+            Err(_) => {
+                s.close().await;
+                return Ok(ExitCode::from(130));
+            }
         }
     }
     s.linger().await;
@@ -193,4 +310,8 @@ pub fn rollback_env_request(a: RollbackEnvArgs) -> Request {
     Request::RollbackEnvironment {
         environment_name: a.environment,
     }
+}
+
+fn short_rev(r: &str) -> &str {
+    r.get(..8).unwrap_or(r)
 }

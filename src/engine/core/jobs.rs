@@ -153,6 +153,7 @@ pub(super) async fn run_job(
     }
     let _ = tokio::fs::create_dir_all(&cache_dir).await;
     let timeout = base.timeout;
+    let deadline = std::time::Instant::now() + timeout;
     let ctx = ActionContext {
         pipeline: base.pipeline,
         execution_id: base.execution_id,
@@ -166,6 +167,7 @@ pub(super) async fn run_job(
         source_revision: base.source_revision,
         stop: stop_rx,
         timeout,
+        deadline,
         log: Box::new(log),
     };
     let outcome = {
@@ -174,13 +176,20 @@ pub(super) async fn run_job(
         let mut fut = provider.run(ctx);
         tokio::select! {
             o = &mut fut => o,
-            () = tokio::time::sleep(timeout) => {
+            () = tokio::time::sleep_until(deadline.into()) => {
+                // The one timer: the provider is stopped at the deadline it
+                // was given. A build that reports its phases keeps them (it
+                // says TIMED_OUT itself); anything else gets the timeout.
                 let _ = stop_tx.send(true);
-                let _ = fut.await;
-                ActionOutcome::failed(
-                    "JobFailed",
-                    format!("the action timed out after {}", humantime::format_duration(timeout)),
-                )
+                let o = fut.await;
+                if o.status == OutcomeStatus::Failed && !o.phases.is_empty() {
+                    o
+                } else {
+                    ActionOutcome::failed(
+                        "JobFailed",
+                        format!("the action timed out after {}", humantime::format_duration(timeout)),
+                    )
+                }
             }
         }
     };

@@ -42,7 +42,10 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
             let line = rows.get(app.diagnosis.sel).and_then(|(i, j)| {
                 let f = app.diagnoses.get(&a.action_execution_id)?.get(*i)?;
                 match f.evidence.get((*j)?)? {
-                    crate::diagnose::Evidence::LogLine { line, .. } => Some(*line as u64),
+                    // 1-based evidence; the log view counts from 0.
+                    crate::diagnose::Evidence::LogLine { line, .. } => {
+                        Some((*line as u64).saturating_sub(1))
+                    }
                     _ => None,
                 }
             });
@@ -115,7 +118,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     Some(j) => {
                         let text = match &f.evidence[*j] {
                             crate::diagnose::Evidence::LogLine { line, text } => {
-                                format!("   ▸ log line {}: {}", line + 1, strip_ansi(text))
+                                format!("   ▸ log line {line}: {}", strip_ansi(text))
                             }
                             crate::diagnose::Evidence::Audit {
                                 event_time,
@@ -172,7 +175,6 @@ impl App {
         let Some(st) = self.state() else {
             return Vec::new();
         };
-        let exec = self.executions().first().cloned();
         let failed: Vec<ActionExecutionDetail> = st
             .stage_states
             .iter()
@@ -192,8 +194,8 @@ impl App {
             .map(|a| {
                 self.diagnosing.insert(a.action_execution_id.clone());
                 Effect::Diagnose {
+                    execution: self.execution_of(&a).map(Box::new),
                     action: Box::new(a),
-                    execution: exec.clone().map(Box::new),
                 }
             })
             .collect()
@@ -231,9 +233,18 @@ impl App {
         }
         self.diagnosing.insert(aeid);
         vec![Effect::Diagnose {
+            execution: self.execution_of(&d).map(Box::new),
             action: Box::new(d),
-            execution: self.executions().first().cloned().map(Box::new),
         }]
+    }
+
+    /// The execution an action ran in (not the latest one: after a restart
+    /// or a newer run they differ, and the finding belongs to its own).
+    fn execution_of(&self, a: &ActionExecutionDetail) -> Option<crate::api::ExecutionSummary> {
+        self.executions()
+            .iter()
+            .find(|e| e.pipeline_execution_id == a.pipeline_execution_id)
+            .cloned()
     }
 
     /// Rows of the Diagnosis screen: (finding index, evidence index).

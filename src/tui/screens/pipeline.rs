@@ -137,20 +137,23 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
             }
         }
         (Command::Retry | Command::RetryAll, _) => {
-            return vec![Effect::Op {
-                label: format!("retry {stage}"),
-                request: Request::RetryStageExecution {
-                    pipeline_name: pipeline,
-                    stage_name: stage,
-                    pipeline_execution_id: None,
-                    retry_mode: if c == Command::Retry {
-                        "FAILED_ACTIONS"
-                    } else {
-                        "ALL_ACTIONS"
-                    }
-                    .into(),
-                },
-            }];
+            let retry_mode = if c == Command::Retry {
+                "FAILED_ACTIONS"
+            } else {
+                "ALL_ACTIONS"
+            }
+            .to_owned();
+            if let Some((revision, newer)) = app.newer_revision(app.sel_stage) {
+                app.confirm(Pending::Release {
+                    pipeline,
+                    stage,
+                    retry_mode,
+                    revision,
+                    newer,
+                });
+                return Vec::new();
+            }
+            return vec![crate::tui::app::modals::retry(pipeline, stage, retry_mode)];
         }
         (Command::Rollback, _) => app.confirm(Pending::Rollback { pipeline, stage }),
         (Command::Transition, _) => {
@@ -191,8 +194,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         );
         return;
     };
-    let [graph, execs] =
-        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+    let [graph, execs] = areas(area);
     let viewing = match &app.graph.viewed {
         Some((id, _)) => format!(
             " — execution {} (Esc: current state)",
@@ -297,15 +299,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
                 Span::styled(format!("{:<12}", truncate(&a.action_name, 12)), name_style),
                 Span::styled(format!(" {dur:>6}"), app.theme.muted),
             ]));
-            if let Some(d) = &detail
-                && d.status == ActionStatus::Failed
-                && let Some(sum) = app
-                    .diagnoses
-                    .get(&d.action_execution_id)
-                    .and_then(|f| f.first())
-                    .map(|f| &f.title)
-                    .or(d.summary.as_ref())
-            {
+            if let Some(sum) = detail.as_ref().and_then(|d| failure_line(app, d)) {
                 body.push(Line::from(Span::styled(
                     format!("     {}", truncate(sum, 24)),
                     app.theme.failed,
@@ -444,7 +438,98 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     f.render_widget(table, execs);
 }
 
+/// The graph above, the executions below (the same split for drawing and
+/// for mouse clicks).
+fn areas(body: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body)
+}
+
+/// The line under a failed action in its stage box: its finding, else its
+/// own summary.
+fn failure_line<'a>(app: &'a App, d: &'a crate::api::ActionExecutionDetail) -> Option<&'a String> {
+    if d.status != ActionStatus::Failed {
+        return None;
+    }
+    // Supporting evidence (the audit trail) is not a cause: when no rule
+    // matched, the action's own error is.
+    app.diagnoses
+        .get(&d.action_execution_id)
+        .and_then(|f| f.iter().find(|f| f.rule != "audit.trail"))
+        .map(|f| &f.title)
+        .or(d.summary.as_ref())
+}
+
+/// What a click at (`col`, `row`) hits on this screen, laid out in `body`.
+pub(crate) enum Hit {
+    Action(usize, usize),
+    Execution(usize),
+}
+
+pub(crate) fn hit(app: &App, body: Rect, col: u16, row: u16) -> Option<Hit> {
+    let [graph, execs] = areas(body);
+    let pos = ratatui::layout::Position::new(col, row);
+    if execs.contains(pos) {
+        // The border and the table's header come first.
+        let first = execs.y + 2;
+        return (row >= first && row + 1 < execs.bottom())
+            .then(|| Hit::Execution(usize::from(row - first)));
+    }
+    if !graph.contains(pos) {
+        return None;
+    }
+    let st = app.state()?;
+    let inner = Block::default().borders(Borders::ALL).inner(graph);
+    if col < inner.x {
+        return None;
+    }
+    let slot = usize::from((col - inner.x) / (BOX_W + GAP));
+    if (col - inner.x) % (BOX_W + GAP) >= BOX_W {
+        return None;
+    }
+    let i = app.graph.scroll + slot;
+    let s = st.stage_states.get(i)?;
+    // Two lines above the box, then its top border: actions from there,
+    // a failed one followed by its failure line.
+    let mut y = inner.y + 3;
+    for j in 0..s.action_states.len() {
+        let lines = 1 + u16::from(
+            app.action_detail(i, j)
+                .as_ref()
+                .and_then(|d| failure_line(app, d))
+                .is_some(),
+        );
+        if row >= y && row < y + lines {
+            return Some(Hit::Action(i, j));
+        }
+        y += lines;
+    }
+    None
+}
+
 impl App {
+    /// For a stage whose latest execution failed: its source revision and a
+    /// newer commit of the branch, when a later execution carries one (a
+    /// trigger started it). A retry re-runs the old one.
+    pub(crate) fn newer_revision(&self, stage: usize) -> Option<(String, String)> {
+        let st = self.state()?;
+        let latest = st.stage_states.get(stage)?.latest_execution.as_ref()?;
+        if latest.status != crate::api::types::StageStatus::Failed {
+            return None;
+        }
+        let execs = self.executions();
+        let at = execs
+            .iter()
+            .position(|e| e.pipeline_execution_id == latest.pipeline_execution_id)?;
+        let revision = execs[at].source_revisions.first()?.revision_id.clone();
+        // Newest first: the executions before it started later.
+        execs[..at]
+            .iter()
+            .filter_map(|e| e.source_revisions.first())
+            .map(|r| r.revision_id.clone())
+            .find(|r| *r != revision)
+            .map(|newer| (revision, newer))
+    }
+
     pub(crate) fn selected(&self) -> Option<(String, String, String)> {
         let st = self.state()?;
         let s = st.stage_states.get(self.sel_stage)?;
