@@ -116,7 +116,8 @@ fn glob_one(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Generous: a build and a deploy on two cores shared with other builds.
+    let deadline = Instant::now() + Duration::from_secs(180);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));

@@ -453,3 +453,16 @@ async fn a_diagnosis_whose_log_cannot_be_read_says_so() {
         "the diagnosis says its log could not be read:\n{screen}"
     );
 }
+
+#[tokio::test]
+async fn a_store_the_engine_cannot_write_is_said_in_the_header() {
+    let mut st = state();
+    st.store_problem = Some("disk full: 2 writes wait (No space left on device)".into());
+    let fake = Arc::new(Fake::new(st));
+    let r = start(fake.clone(), None);
+    until(&fake, "engine info", |c| c.contains(&"EngineInfo")).await;
+    settle().await;
+    let screen = r.quit().await;
+    let header = screen.lines().next().unwrap_or_default().to_owned();
+    assert!(header.contains("STORE: disk full"), "{screen}");
+}

@@ -36,6 +36,8 @@ pub struct FakeState {
     pub calls: Vec<Request>,
     /// Gone: every call fails as a vanished engine's would.
     pub gone: bool,
+    /// What EngineInfo says the engine could not write.
+    pub store_problem: Option<String>,
 }
 
 pub struct Fake {
@@ -270,10 +272,17 @@ impl Fake {
                         },
                     })
                 }
-                Request::EngineInfo => Err(ApiError::new(
-                    "UnsupportedOperation",
-                    "the fake backend has no engine",
-                )),
+                Request::EngineInfo => Ok(Reply::Info {
+                    info: crate::api::EngineInfo {
+                        workspace: "fake".into(),
+                        workspace_root: String::new(),
+                        pid: std::process::id(),
+                        started: "2026-12-01T00:00:00Z".into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        running_executions: 0,
+                        store_problem: s.store_problem.clone(),
+                    },
+                }),
             }
         })
     }

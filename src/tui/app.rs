@@ -175,6 +175,9 @@ pub struct App {
     /// The last refresh failed: what is on screen is older than it looks
     /// (the header says so until a refresh succeeds).
     pub stale: Option<String>,
+    /// The engine could not write to its store (disk full): said in the
+    /// header until it has recorded everything again.
+    pub store_problem: Option<String>,
 }
 
 impl App {
@@ -220,6 +223,7 @@ impl App {
             quit: false,
             needs_redraw: true,
             stale: None,
+            store_problem: None,
         }
     }
 
@@ -396,10 +400,17 @@ impl App {
                 return vec![Effect::RefreshEnvironments];
             }
             Some(EngineEvent::ExecutionChanged { execution }) => {
-                if self.bell && execution.status == crate::api::types::ExecutionStatus::Failed {
+                let failed = execution.status == crate::api::types::ExecutionStatus::Failed;
+                if self.bell && failed {
                     fx.push(Effect::Bell);
                 }
-                fx.push(Effect::RefreshPipeline(execution.pipeline_name));
+                // A failure reads everything again, the engine's own
+                // health too (a full disk fails executions).
+                fx.push(if failed || self.store_problem.is_some() {
+                    Effect::Refresh
+                } else {
+                    Effect::RefreshPipeline(execution.pipeline_name)
+                });
             }
             Some(EngineEvent::StageChanged { pipeline_name, .. })
             | Some(EngineEvent::TransitionChanged { pipeline_name, .. }) => {

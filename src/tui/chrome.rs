@@ -45,6 +45,9 @@ pub(crate) fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     if app.readonly {
         spans.push(Span::styled("· READ-ONLY ", app.theme.failed));
     }
+    if let Some(p) = &app.store_problem {
+        spans.push(Span::styled(format!("· STORE: {p} "), app.theme.failed));
+    }
     if let Some(why) = &app.stale {
         spans.push(Span::styled(format!("· STALE: {why} "), app.theme.failed));
     }

@@ -173,6 +173,9 @@ pub(crate) enum Ctl {
     Reconnected(Shared),
     /// Pipeline declarations, as the backend has them.
     Defs(Vec<(String, crate::model::pipeline::Pipeline)>),
+    /// What the engine says it could not write to its store (`None`: all
+    /// recorded).
+    StoreProblem(Option<String>),
     /// A read failed: say so (the screen keeps what it had).
     Failed {
         what: String,
@@ -370,6 +373,7 @@ impl Loop {
                 runner.run(Effect::Refresh);
             }
             Ctl::Defs(defs) => app.defs.extend(defs),
+            Ctl::StoreProblem(p) => app.store_problem = p,
             Ctl::Failed { what, error } => {
                 if what.starts_with("refresh") {
                     app.stale = Some(format!("{what} failed ({})", error.code));

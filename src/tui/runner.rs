@@ -88,6 +88,10 @@ impl Runner {
                 Ok(s) => {
                     self.fetch_definitions(&*b, &s).await;
                     let _ = self.tx.send(Msg::Snapshot(s));
+                    // What the engine could not write (a full disk, say).
+                    if let Ok(Reply::Info { info }) = b.call(Request::EngineInfo).await {
+                        let _ = self.ctl.send(Ctl::StoreProblem(info.store_problem));
+                    }
                 }
                 Err(e) => self.failed("refresh", e),
             }
