@@ -10,6 +10,7 @@ pub mod codebuild_local;
 pub mod commands;
 pub mod deploy;
 pub mod eks;
+pub mod mask;
 pub mod source_git;
 
 use std::collections::BTreeMap;
