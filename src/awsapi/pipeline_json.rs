@@ -55,20 +55,10 @@ fn read_declaration(
         text.as_bytes(),
         &crate::model::load::LoadOptions::default(),
     );
-    let errors: Vec<String> = report
-        .errors()
-        .map(|d| {
-            if d.path.is_empty() {
-                d.message.clone()
-            } else {
-                format!("{}: {}", d.path, d.message)
-            }
-        })
-        .collect();
-    if !errors.is_empty() {
+    if let Some(errors) = report.error_summary() {
         return Err(AwsError::new(
             "InvalidStructureException",
-            format!("the pipeline is not valid: {}", errors.join("; ")),
+            format!("the pipeline is not valid: {errors}"),
         ));
     }
     report

@@ -40,6 +40,17 @@ pub struct FakeState {
     pub store_problem: Option<String>,
 }
 
+/// GetPipeline's metadata for a fake pipeline at `version`.
+fn metadata(name: &str, version: u32) -> crate::api::PipelineMetadata {
+    crate::api::PipelineMetadata {
+        pipeline_name: name.to_owned(),
+        pipeline_version: version,
+        current_version: version,
+        created: "2026-12-01T00:00:00Z".into(),
+        updated: "2026-12-01T00:00:00Z".into(),
+    }
+}
+
 pub struct Fake {
     pub state: Mutex<FakeState>,
     /// Dropped when the fake goes away, which ends every subscription.
@@ -115,13 +126,7 @@ impl Fake {
                             .cloned()
                             .ok_or_else(|| not_found(pipeline_name))?,
                     ),
-                    metadata: crate::api::PipelineMetadata {
-                        pipeline_name: pipeline_name.clone(),
-                        pipeline_version: 1,
-                        current_version: 1,
-                        created: "2026-12-01T00:00:00Z".into(),
-                        updated: "2026-12-01T00:00:00Z".into(),
-                    },
+                    metadata: metadata(pipeline_name, 1),
                 }),
                 Request::GetPipelineState { pipeline_name } => Ok(Reply::State {
                     state: s
@@ -263,13 +268,7 @@ impl Fake {
                         .insert(pipeline.name.clone(), (**pipeline).clone());
                     Ok(Reply::Pipeline {
                         pipeline: pipeline.clone(),
-                        metadata: crate::api::PipelineMetadata {
-                            pipeline_name: pipeline.name.clone(),
-                            pipeline_version: 2,
-                            current_version: 2,
-                            created: "2026-12-01T00:00:00Z".into(),
-                            updated: "2026-12-01T00:00:00Z".into(),
-                        },
+                        metadata: metadata(&pipeline.name, 2),
                     })
                 }
                 Request::EngineInfo => Ok(Reply::Info {

@@ -94,6 +94,22 @@ impl FileReport {
         self.diagnostics.iter().filter(|d| d.is_error())
     }
 
+    /// The errors as one line, `path: message; …` (what an API answer
+    /// says of an invalid declaration); `None` when there are none.
+    pub fn error_summary(&self) -> Option<String> {
+        let errors: Vec<String> = self
+            .errors()
+            .map(|d| {
+                if d.path.is_empty() {
+                    d.message.clone()
+                } else {
+                    format!("{}: {}", d.path, d.message)
+                }
+            })
+            .collect();
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
+
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics.iter().filter(|d| !d.is_error())
     }

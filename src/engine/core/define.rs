@@ -53,20 +53,10 @@ impl Engine {
             text.as_bytes(),
             &LoadOptions::default(),
         );
-        let errors: Vec<String> = report
-            .errors()
-            .map(|d| {
-                if d.path.is_empty() {
-                    d.message.clone()
-                } else {
-                    format!("{}: {}", d.path, d.message)
-                }
-            })
-            .collect();
-        if !errors.is_empty() {
+        if let Some(errors) = report.error_summary() {
             return Err(api(
                 "InvalidStructureException",
-                format!("the pipeline is not valid: {}", errors.join("; ")),
+                format!("the pipeline is not valid: {errors}"),
             ));
         }
         let Some(loaded) = report
