@@ -144,3 +144,16 @@ fn mutation_and_logs_help_explains_every_argument_with_an_example() {
         }
     }
 }
+
+#[test]
+fn serve_with_aws_says_there_is_nothing_to_host() {
+    let o = pipedeck(&["--aws", "--region", "us-east-1", "serve"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the pipelines run in AWS CodePipeline")
+            && err.contains("Drop --aws")
+            && !err.contains("already has an engine"),
+        "{err}"
+    );
+}

@@ -93,10 +93,21 @@ pub async fn serve(
     ws: Workspace,
     aws_api: Option<crate::awsapi::cli::ServeApi>,
 ) -> Result<ExitCode> {
+    if crate::backend::aws_selected() {
+        // Nothing to host: AWS CodePipeline runs the pipelines.
+        eprintln!(
+            "pipedeck: `serve` hosts the local engine, and with --aws (or AWS accounts in the \
+             workspace or config) the pipelines run in AWS CodePipeline: there is nothing to \
+             serve. Drop --aws to host workspace {}'s engine, or run `pipedeck --aws` for the TUI.",
+            ws.name
+        );
+        return Ok(ExitCode::from(2));
+    }
     let s = open(&ws, true).await?;
     let Some(handle) = s.engine() else {
         eprintln!(
-            "pipedeck: workspace {} already has an engine running",
+            "pipedeck: workspace {} already has an engine running (another `pipedeck serve` or \
+             TUI hosts it); stop that one first",
             ws.name
         );
         return Ok(ExitCode::FAILURE);
