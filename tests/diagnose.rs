@@ -91,6 +91,9 @@ fn split_of(name: &str) -> Split {
 struct Case {
     name: String,
     split: Split,
+    /// `batch = 5` (FRESH_BATCH): written without seeing the rules, always
+    /// held out and scored on a line of its own.
+    fresh: bool,
     tool: Option<String>,
     top: String,
     title_contains: Option<String>,
@@ -137,8 +140,16 @@ fn load(dir: &Path) -> Case {
         (stage, t)
     });
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let fresh = expected.get("batch").and_then(|v| v.as_integer()) == Some(FRESH_BATCH);
     let split = match expected.get("split").and_then(|v| v.as_str()) {
         None => Split::Legacy,
+        Some(recorded) if fresh => {
+            assert_eq!(
+                recorded, "heldout",
+                "{name}: batch {FRESH_BATCH} is held out"
+            );
+            Split::Heldout
+        }
         Some(recorded) => {
             let s = split_of(&name);
             let want = if s == Split::Heldout {
@@ -161,6 +172,7 @@ fn load(dir: &Path) -> Case {
             .and_then(|v| v.as_str())
             .map(str::to_owned),
         split,
+        fresh,
         name,
         top: expected["top"].as_str().unwrap().to_owned(),
         title_contains: expected
@@ -267,8 +279,11 @@ fn score(cases: &[&Case], cat: &Catalogue, show: bool) -> Score {
 
 /// Top-1 accuracy on the cases the rules were written with (legacy +
 /// train), and separately on the held-out cases; clean logs must give no
-/// finding at all. `PIPEDECK_SHOW_HELDOUT=1` prints each held-out top
-/// finding (off by default: they are not for writing rules against).
+/// finding at all. Batch 5 (written without seeing the rules) is scored on
+/// a line of its own, without a floor; its clean logs' findings are
+/// reported, not asserted. `PIPEDECK_SHOW_HELDOUT=1` prints each held-out
+/// top finding and the batch-5 misses (off by default: they are not for
+/// writing rules against).
 #[test]
 fn fixtures_top1_accuracy() {
     let cat = Catalogue::builtin();
@@ -276,13 +291,24 @@ fn fixtures_top1_accuracy() {
     let failing = |s: Split| -> Vec<&Case> {
         cases
             .iter()
-            .filter(|c| c.split == s && c.top != "none")
+            .filter(|c| c.split == s && c.top != "none" && !c.fresh)
             .collect()
     };
     let legacy = failing(Split::Legacy);
     let train = failing(Split::Train);
     let heldout = failing(Split::Heldout);
-    let clean: Vec<&Case> = cases.iter().filter(|c| c.top == "none").collect();
+    let fresh: Vec<&Case> = cases
+        .iter()
+        .filter(|c| c.fresh && c.top != "none")
+        .collect();
+    let clean: Vec<&Case> = cases
+        .iter()
+        .filter(|c| c.top == "none" && !c.fresh)
+        .collect();
+    let fresh_clean: Vec<&Case> = cases
+        .iter()
+        .filter(|c| c.fresh && c.top == "none")
+        .collect();
     let generated: Vec<&Case> = cases.iter().filter(|c| c.split != Split::Legacy).collect();
     let mut tools: Vec<&str> = generated.iter().filter_map(|c| c.tool.as_deref()).collect();
     tools.sort_unstable();
@@ -305,27 +331,53 @@ fn fixtures_top1_accuracy() {
     let l = score(&legacy, &cat, true);
     let t = score(&train, &cat, true);
     let h = score(&heldout, &cat, show_heldout);
-    let mut clean_findings = Vec::new();
-    for c in &clean {
-        for f in run(c, &cat) {
-            clean_findings.push(format!("{}: [{}] {}", c.name, f.rule, f.title));
+    let fr = score(&fresh, &cat, show_heldout);
+    let clean_findings_of = |cases: &[&Case]| -> Vec<String> {
+        let mut out = Vec::new();
+        for c in cases {
+            for f in run(c, &cat) {
+                out.push(format!("{}: [{}] {}", c.name, f.rule, f.title));
+            }
         }
-    }
+        out
+    };
+    let clean_findings = clean_findings_of(&clean);
+    let fresh_clean_findings = clean_findings_of(&fresh_clean);
     println!("top-1 legacy:   {}/{} = {:.1}%", l.hits, l.total, l.pct());
     println!("top-1 train:    {}/{} = {:.1}%", t.hits, t.total, t.pct());
     println!("top-1 held-out: {}/{} = {:.1}%", h.hits, h.total, h.pct());
     println!(
+        "fresh held-out (batch {FRESH_BATCH}): {}/{} = {:.1}%",
+        fr.hits,
+        fr.total,
+        fr.pct()
+    );
+    println!(
         "clean logs: {} findings on {} logs",
         clean_findings.len(),
         clean.len()
+    );
+    println!(
+        "fresh clean logs (batch {FRESH_BATCH}): {} findings on {} logs",
+        fresh_clean_findings.len(),
+        fresh_clean.len()
     );
     for (what, s) in [("legacy", &l), ("train", &t), ("held-out", &h)] {
         for m in &s.misses {
             println!("  {what} miss: {m}");
         }
     }
+    if show_heldout {
+        for m in &fr.misses {
+            println!("  fresh held-out miss: {m}");
+        }
+    }
     for f in &clean_findings {
         println!("  clean-log finding: {f}");
+    }
+    // Reported, not asserted: the lead decides what the batch-5 figures mean.
+    for f in &fresh_clean_findings {
+        println!("  fresh clean-log finding: {f}");
     }
     assert!(clean_findings.is_empty(), "{clean_findings:#?}");
     // Floors actually reached (see the README of the fixtures for figures).
@@ -346,6 +398,9 @@ fn fixtures_top1_accuracy() {
     );
 }
 
+/// The batch written without seeing the rules (issue 16): always held out,
+/// scored apart from the other held-out cases, never a floor.
+const FRESH_BATCH: i64 = 5;
 const LEGACY_FLOOR: f64 = 97.0;
 const TRAIN_FLOOR: f64 = 95.0;
 const HELDOUT_FLOOR: f64 = 87.0;
