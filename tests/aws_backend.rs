@@ -204,6 +204,65 @@ async fn throttling_backs_off_with_jitter_and_recovers() {
     assert!(b.describe().contains("updates slowed"), "{}", b.describe());
 }
 
+/// The header and footer learn it live: a `BackendStatus` event when the
+/// poller's calls are throttled, another when updates are normal again.
+#[tokio::test]
+async fn throttled_polling_is_announced_and_so_is_the_recovery() {
+    let state = mock!(aws_sdk_codepipeline::Client::get_pipeline_state)
+        .sequence()
+        .http_status(400, Some(json_err("ThrottlingException", "Rate exceeded")))
+        .times(2)
+        .http_status(200, Some(STATE_RUNNING.into()))
+        .repeatedly()
+        .build();
+    let list = mock!(aws_sdk_codepipeline::Client::list_pipelines)
+        .sequence()
+        .http_status(
+            200,
+            Some(r#"{"pipelines":[{"name":"web","version":3,"pipelineType":"V2","executionMode":"QUEUED"}]}"#.into()),
+        )
+        .repeatedly()
+        .build();
+    let cp = mock_client!(
+        aws_sdk_codepipeline,
+        RuleMode::MatchAny,
+        &[&state, &list],
+        no_retry_cp
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let b = backend(clients(Some(cp), None, None).await, dir.path());
+    assert!(!b.describe().contains("slowed"), "{}", b.describe());
+    let mut ev = b.subscribe().await.unwrap();
+    let mut notes = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(5), ev.next()).await else {
+            continue;
+        };
+        if let EngineEvent::BackendStatus { description, note } = e {
+            let normal = note.is_none();
+            notes.push((description, note));
+            if normal && notes.iter().any(|(_, n)| n.is_some()) {
+                break;
+            }
+        }
+    }
+    let slowed = notes
+        .iter()
+        .position(|(d, n)| {
+            n.as_deref() == Some("updates slowed (throttled)") && d.contains("updates slowed")
+        })
+        .unwrap_or_else(|| panic!("a slowed status: {notes:?}"));
+    let normal = notes
+        .iter()
+        .rposition(|(d, n)| n.is_none() && !d.contains("slowed"))
+        .unwrap_or_else(|| panic!("back to normal: {notes:?}"));
+    assert!(slowed < normal, "{notes:?}");
+    assert!(notes[normal].0.starts_with("AWS prod"), "{notes:?}");
+    assert!(state.num_calls() >= 4, "{} calls", state.num_calls());
+    b.close().await;
+}
+
 #[tokio::test]
 async fn expired_token_and_access_denied_say_what_to_do() {
     let expired = mock!(aws_sdk_codepipeline::Client::list_pipelines)
