@@ -1,8 +1,8 @@
 //! The real binary in a pseudo-terminal over the AWS backend: `pipedeck
 //! serve --aws-api` hosts the demo workspace's engine as the local AWS API;
 //! `pipedeck --aws` (another data dir, no workspace) shows its pipelines,
-//! approves a release by keypress and reads a build's log through CodeBuild
-//! and CloudWatch Logs; with two `[[aws.accounts]]`, one of them on a port
+//! reads a running build's log live through CodeBuild and CloudWatch Logs
+//! and approves the release by keypress; with two `[[aws.accounts]]`, one of them on a port
 //! that refuses connections, it shows that account's error while the other
 //! fails a broken build, retries it after the fix (re-running the
 //! execution's own revision, as AWS does) and releases the fix, and finds
@@ -116,6 +116,33 @@ impl LocalApi {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+fn git(repo: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@pipedeck.invalid",
+        ])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn free_port() -> u16 {
@@ -260,7 +287,7 @@ impl Drop for Tui {
 const INTERVALS: &str = "[aws]\nrunning_interval_seconds = 1\nidle_interval_seconds = 2\n";
 
 #[test]
-fn approve_and_read_a_log_over_the_local_aws_api() {
+fn read_a_running_builds_log_live_and_approve_over_the_local_aws_api() {
     let tmp = tempfile::tempdir().unwrap();
     let api = LocalApi::start(tmp.path());
     let mut t = Tui::start(
@@ -274,22 +301,41 @@ fn approve_and_read_a_log_over_the_local_aws_api() {
         first.contains("AWS pipedeck-local"),
         "the header names the account:\n{first}"
     );
-    // A release started from another terminal, through the engine.
-    api.engine(&["run"]);
-    t.wait("approval(s) pending");
     t.keys("\r"); // open the pipeline
     t.wait("Executions");
-    t.keys("lll"); // Source, Build, Dev, Approve
+    // A commit whose unit tests take a few seconds, printing as they go;
+    // the engine's trigger starts its release.
+    let repo = api.ws.join("demo-web");
+    let spec = repo.join("buildspec-test.yml");
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "      - python3 --version\n",
+        "      - python3 --version\n      - 'for i in 1 2 3 4 5 6 7 8; do echo \"live tick $i\"; sleep 1; done'\n",
+    );
+    assert!(text.contains("live tick"), "{text}");
+    std::fs::write(&spec, text).unwrap();
+    git(&repo, &["commit", "-qam", "Slower tests"]);
+    // Its log read while the build runs: the lines written after the view
+    // opened arrive in it (CloudWatch Logs followed; Live Tail cannot
+    // reach a loopback endpoint, so GetLogEvents is polled).
+    t.wait("Build InProgress");
+    t.keys("lj"); // Build / UnitTests
+    t.keys("L");
+    let early = t.wait("live tick 1");
+    assert!(
+        !early.contains("Ran 4 tests"),
+        "opened after the end:\n{early}"
+    );
+    let logs = t.wait("Ran 4 tests");
+    assert!(logs.contains("live tick 8"), "{logs}");
+    assert!(logs.contains("tests: 4 passed, 0 failed"), "{logs}");
+    t.keys("\x1b");
+    t.wait("approval(s) pending");
+    t.keys("ll"); // Dev, Approve
     t.keys("a");
     t.wait("Approve Approve/Release?");
     t.keys("y");
     let after = t.wait("Approve Succeeded");
     assert!(after.contains("✔ Release"), "{after}");
-    // A build's log, from CodeBuild's stream.
-    t.keys("hhj"); // Build / UnitTests
-    t.keys("L");
-    let logs = t.wait("Ran 4 tests");
-    assert!(logs.contains("tests: 4 passed, 0 failed"), "{logs}");
     t.keys("\x1b");
     t.quit();
 }
