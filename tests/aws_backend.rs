@@ -1,124 +1,27 @@
 //! The AWS backend against recorded responses (aws-smithy-mocks answering
 //! with HTTP bodies shaped as the AWS API reference shows them, so the
-//! SDK's real deserializer and error parser run) and against moto's server
-//! (`moto_server` from the test venv, `PIPEDECK_TEST_VENV`, on a free
-//! loopback port). Nothing here reaches AWS: endpoints are 127.0.0.1,
-//! credentials are static dummies, retries are off.
+//! SDK's real deserializer and error parser run): throttling, errors,
+//! approvals, the poller's events, CloudTrail findings, the token rule of
+//! GetLogEvents, several accounts, the benchmark. Nothing here reaches
+//! AWS: endpoints are 127.0.0.1, credentials are static dummies, retries
+//! are off. moto's server: tests/aws_moto.rs; GetPipeline's V2 conditions
+//! and triggers: tests/aws_model.rs.
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+mod aws_mocks;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use aws_mocks::*;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use pipedeck::api::types::StageStatus;
 use pipedeck::api::{EngineEvent, LogRef, Reply, Request};
 use pipedeck::aws::account::Intervals;
-use pipedeck::aws::{AwsTarget, Clients};
 use pipedeck::backend::Backend;
 use pipedeck::backend::aws::AwsBackend;
-
-// ------------------------------------------------------------ helpers
-
-fn target(label: &str) -> AwsTarget {
-    AwsTarget {
-        label: label.into(),
-        profile: Some(label.into()),
-        region: Some("eu-west-1".into()),
-        no_retries: true,
-        ..AwsTarget::default()
-    }
-}
-
-/// Clients for the services a test mocks; the others go to a port that
-/// refuses connections.
-async fn clients(
-    cp: Option<aws_sdk_codepipeline::Client>,
-    logs: Option<aws_sdk_cloudwatchlogs::Client>,
-    ct: Option<aws_sdk_cloudtrail::Client>,
-) -> Clients {
-    let conf = Clients::static_conf("http://127.0.0.1:1", "eu-west-1").await;
-    let mut c = Clients::from_conf(&conf, Some("prod".into()));
-    if let Some(cp) = cp {
-        c.codepipeline = cp;
-    }
-    if let Some(l) = logs {
-        c.logs = l;
-    }
-    if let Some(t) = ct {
-        c.cloudtrail = t;
-    }
-    c
-}
-
-fn dynb(b: &AwsBackend) -> &dyn Backend {
-    b
-}
-
-fn resp<O, E>(body: String) -> aws_smithy_mocks::MockResponse<O, E> {
-    aws_smithy_mocks::MockResponse::Http(aws_smithy_runtime_api::http::Response::new(
-        200.try_into().unwrap(),
-        aws_smithy_types::body::SdkBody::from(body),
-    ))
-}
-
-fn no_retry_cp(b: aws_sdk_codepipeline::config::Builder) -> aws_sdk_codepipeline::config::Builder {
-    b.retry_config(aws_sdk_codepipeline::config::retry::RetryConfig::disabled())
-}
-
-fn fast() -> Intervals {
-    Intervals {
-        running: Duration::from_secs(1),
-        idle: Duration::from_secs(60),
-        list: Duration::from_secs(300),
-        rate: 50.0,
-        burst: 50.0,
-    }
-}
-
-fn backend(c: Clients, dir: &Path) -> AwsBackend {
-    AwsBackend::with_clients(
-        vec![(target("prod"), c)],
-        fast(),
-        dir.to_path_buf(),
-        "pipedeck-test",
-    )
-}
-
-const STATE_RUNNING: &str = r#"{
-  "pipelineName": "web", "pipelineVersion": 3,
-  "stageStates": [
-    {"stageName": "Source",
-     "inboundTransitionState": {"enabled": true},
-     "latestExecution": {"pipelineExecutionId": "e-1", "status": "Succeeded"},
-     "actionStates": [{"actionName": "Src", "latestExecution": {"actionExecutionId": "a-1", "status": "Succeeded", "lastStatusChange": 1764583200}}]},
-    {"stageName": "Approve",
-     "inboundTransitionState": {"enabled": true},
-     "latestExecution": {"pipelineExecutionId": "e-1", "status": "InProgress"},
-     "actionStates": [{"actionName": "Manual", "latestExecution": {"actionExecutionId": "a-2", "status": "InProgress", "token": "tok-123", "lastStatusChange": 1764583260}}]}
-  ]
-}"#;
-
-const STATE_DONE: &str = r#"{
-  "pipelineName": "web", "pipelineVersion": 3,
-  "stageStates": [
-    {"stageName": "Source",
-     "inboundTransitionState": {"enabled": true},
-     "latestExecution": {"pipelineExecutionId": "e-1", "status": "Succeeded"},
-     "actionStates": [{"actionName": "Src", "latestExecution": {"actionExecutionId": "a-1", "status": "Succeeded"}}]},
-    {"stageName": "Approve",
-     "inboundTransitionState": {"enabled": false, "disabledReason": "freeze", "lastChangedBy": "alice"},
-     "latestExecution": {"pipelineExecutionId": "e-1", "status": "Succeeded"},
-     "actionStates": [{"actionName": "Manual", "latestExecution": {"actionExecutionId": "a-2", "status": "Succeeded", "summary": "ok"}}]}
-  ]
-}"#;
-
-fn json_err(kind: &str, msg: &str) -> String {
-    format!(r#"{{"__type":"{kind}","message":"{msg}"}}"#)
-}
 
 // ------------------------------------------------------------ recorded
 
@@ -202,6 +105,65 @@ async fn throttling_backs_off_with_jitter_and_recovers() {
     assert!(waited >= Duration::from_millis(700), "{waited:?}");
     assert!(waited <= Duration::from_millis(2500), "{waited:?}");
     assert!(b.describe().contains("updates slowed"), "{}", b.describe());
+}
+
+/// The header and footer learn it live: a `BackendStatus` event when the
+/// poller's calls are throttled, another when updates are normal again.
+#[tokio::test]
+async fn throttled_polling_is_announced_and_so_is_the_recovery() {
+    let state = mock!(aws_sdk_codepipeline::Client::get_pipeline_state)
+        .sequence()
+        .http_status(400, Some(json_err("ThrottlingException", "Rate exceeded")))
+        .times(2)
+        .http_status(200, Some(STATE_RUNNING.into()))
+        .repeatedly()
+        .build();
+    let list = mock!(aws_sdk_codepipeline::Client::list_pipelines)
+        .sequence()
+        .http_status(
+            200,
+            Some(r#"{"pipelines":[{"name":"web","version":3,"pipelineType":"V2","executionMode":"QUEUED"}]}"#.into()),
+        )
+        .repeatedly()
+        .build();
+    let cp = mock_client!(
+        aws_sdk_codepipeline,
+        RuleMode::MatchAny,
+        &[&state, &list],
+        no_retry_cp
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let b = backend(clients(Some(cp), None, None).await, dir.path());
+    assert!(!b.describe().contains("slowed"), "{}", b.describe());
+    let mut ev = b.subscribe().await.unwrap();
+    let mut notes = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(5), ev.next()).await else {
+            continue;
+        };
+        if let EngineEvent::BackendStatus { description, note } = e {
+            let normal = note.is_none();
+            notes.push((description, note));
+            if normal && notes.iter().any(|(_, n)| n.is_some()) {
+                break;
+            }
+        }
+    }
+    let slowed = notes
+        .iter()
+        .position(|(d, n)| {
+            n.as_deref() == Some("updates slowed (throttled)") && d.contains("updates slowed")
+        })
+        .unwrap_or_else(|| panic!("a slowed status: {notes:?}"));
+    let normal = notes
+        .iter()
+        .rposition(|(d, n)| n.is_none() && !d.contains("slowed"))
+        .unwrap_or_else(|| panic!("back to normal: {notes:?}"));
+    assert!(slowed < normal, "{notes:?}");
+    assert!(notes[normal].0.starts_with("AWS prod"), "{notes:?}");
+    assert!(state.num_calls() >= 4, "{} calls", state.num_calls());
+    b.close().await;
 }
 
 #[tokio::test]
@@ -753,238 +715,6 @@ async fn benchmark_calls_per_minute_one_running_among_fifty_idle() {
     b.close().await;
 }
 
-// ------------------------------------------------------------ moto
-
-struct Moto {
-    child: Child,
-    url: String,
-    venv: PathBuf,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn venv() -> Option<PathBuf> {
-    let v = std::env::var_os("PIPEDECK_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-test"));
-    v.join("bin/moto_server").is_file().then_some(v)
-}
-
-fn moto() -> Option<Moto> {
-    let Some(venv) = venv() else {
-        eprintln!("SKIPPED: no moto_server (set PIPEDECK_TEST_VENV; scripts/test makes the venv)");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(venv.join("bin/moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let m = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        venv,
-    };
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "moto did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(m)
-}
-
-impl Moto {
-    /// The real AWS CLI against moto, never against AWS.
-    fn aws(&self, args: &[&str]) -> String {
-        let tmp = tempfile::tempdir().unwrap();
-        let out = Command::new(self.venv.join("bin/aws"))
-            .arg("--endpoint-url")
-            .arg(&self.url)
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_DEFAULT_REGION", "eu-west-1")
-            .env("AWS_CONFIG_FILE", tmp.path().join("config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                tmp.path().join("credentials"),
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    async fn backend(&self, dir: &Path) -> AwsBackend {
-        let conf = Clients::static_conf(&self.url, "eu-west-1").await;
-        AwsBackend::with_clients(
-            vec![(
-                target("moto"),
-                Clients::from_conf(&conf, Some("moto".into())),
-            )],
-            fast(),
-            dir.to_path_buf(),
-            "pipedeck-test",
-        )
-    }
-}
-
-const MOTO_PIPELINE: &str = r#"{"pipeline":{"name":"web","roleArn":"arn:aws:iam::123456789012:role/cp","artifactStore":{"type":"S3","location":"bucket"},"stages":[
- {"name":"Source","actions":[{"name":"Src","actionTypeId":{"category":"Source","owner":"AWS","provider":"S3","version":"1"},"configuration":{"S3Bucket":"b","S3ObjectKey":"k"},"outputArtifacts":[{"name":"src"}]}]},
- {"name":"Build","actions":[{"name":"Build","actionTypeId":{"category":"Build","owner":"AWS","provider":"CodeBuild","version":"1"},"configuration":{"ProjectName":"web"},"inputArtifacts":[{"name":"src"}]}]}]}}"#;
-
-#[tokio::test]
-async fn moto_pipelines_appear_with_their_executions() {
-    let Some(m) = moto() else { return };
-    m.aws(&[
-        "iam", "create-role", "--role-name", "cp",
-        "--assume-role-policy-document",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"codepipeline.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-    ]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("p.json");
-    std::fs::write(&file, MOTO_PIPELINE).unwrap();
-    m.aws(&[
-        "codepipeline",
-        "create-pipeline",
-        "--cli-input-json",
-        &format!("file://{}", file.display()),
-    ]);
-    let started = m.aws(&[
-        "codepipeline",
-        "start-pipeline-execution",
-        "--name",
-        "web",
-        "--query",
-        "pipelineExecutionId",
-        "--output",
-        "text",
-    ]);
-    let id = started.trim().to_owned();
-    let b = m.backend(dir.path()).await;
-    let Reply::Pipelines { pipelines, .. } = b.call(Request::list_pipelines()).await.unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!(pipelines.len(), 1);
-    assert_eq!(pipelines[0].name, "web");
-    assert_eq!(pipelines[0].version, 1);
-    let latest = pipelines[0]
-        .latest_execution
-        .as_ref()
-        .expect("its execution");
-    assert_eq!(latest.pipeline_execution_id, id);
-    let Reply::Pipeline { pipeline, metadata } = b
-        .call(Request::GetPipeline {
-            pipeline_name: "web".into(),
-            pipeline_version: None,
-        })
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!(metadata.pipeline_version, 1);
-    let stages: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(stages, ["Source", "Build"]);
-    assert_eq!(pipeline.stages[1].actions[0].provider(), "CodeBuild");
-    assert_eq!(
-        pipeline.stages[1].actions[0]
-            .configuration
-            .get("ProjectName")
-            .map(String::as_str),
-        Some("web")
-    );
-    let e = dynb(&b).execution("web", &id).await.unwrap();
-    assert_eq!(e.pipeline_execution_id, id);
-    assert_eq!(e.pipeline_name, "web");
-    // What moto lacks answers an HTML 500: an error that says so.
-    let err = b
-        .call(Request::GetPipelineState {
-            pipeline_name: "web".into(),
-        })
-        .await
-        .unwrap_err();
-    assert!(!err.code.is_empty() && !err.message.is_empty(), "{err}");
-}
-
-#[tokio::test]
-async fn moto_a_log_stream_is_backfilled_and_followed_by_the_token_rule() {
-    let Some(m) = moto() else { return };
-    m.aws(&[
-        "logs",
-        "create-log-group",
-        "--log-group-name",
-        "/aws/codebuild/web",
-    ]);
-    m.aws(&[
-        "logs",
-        "create-log-stream",
-        "--log-group-name",
-        "/aws/codebuild/web",
-        "--log-stream-name",
-        "0f3c",
-    ]);
-    // CloudWatch Logs refuses events older than 14 days.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let put = |from: usize, to: usize| {
-        let events: Vec<serde_json::Value> = (from..to)
-            .map(|i| serde_json::json!({"timestamp": now_ms + i as u64, "message": format!("line {i}")}))
-            .collect();
-        m.aws(&[
-            "logs",
-            "put-log-events",
-            "--log-group-name",
-            "/aws/codebuild/web",
-            "--log-stream-name",
-            "0f3c",
-            "--log-events",
-            &serde_json::to_string(&events).unwrap(),
-        ]);
-    };
-    put(0, 3);
-    let dir = tempfile::tempdir().unwrap();
-    let b = m.backend(dir.path()).await;
-    let log = LogRef::Stream {
-        log_group_name: "/aws/codebuild/web".into(),
-        log_stream_name: "0f3c".into(),
-    };
-    let page = dynb(&b).read_log(&log, Some(0), 100).await.unwrap();
-    assert_eq!(page.lines, ["line 0", "line 1", "line 2"]);
-    put(3, 5);
-    let page = dynb(&b).read_log(&log, Some(0), 100).await.unwrap();
-    assert_eq!(page.total, 5, "{:?}", page.lines);
-    assert_eq!(
-        page.lines[3..],
-        ["line 3", "line 4"],
-        "followed, no line twice"
-    );
-    // A reopened log starts from the mirror and its token.
-    let b2 = m.backend(dir.path()).await;
-    let page = dynb(&b2).read_log(&log, None, 2).await.unwrap();
-    assert_eq!((page.total, page.start), (5, 3));
-    assert_eq!(page.lines, ["line 3", "line 4"]);
-}
-
 #[tokio::test]
 async fn an_unreachable_account_never_blocks_the_others() {
     let list = mock!(aws_sdk_codepipeline::Client::list_pipelines)
@@ -1054,99 +784,4 @@ async fn an_unreachable_account_never_blocks_the_others() {
         .await
         .unwrap_err();
     assert_eq!(e.code, "EndpointUnreachable");
-}
-
-fn load_model(dir: &Path, json: &str) -> pipedeck::model::pipeline::Pipeline {
-    let file = dir.join("pipeline.json");
-    std::fs::write(&file, json).unwrap();
-    let report = pipedeck::model::load::load_path(&file, &Default::default());
-    assert!(report.ok(), "{report:?}");
-    report.pipelines[0].pipeline.clone()
-}
-
-#[tokio::test]
-async fn moto_push_creates_then_updates_the_pipeline() {
-    let Some(m) = moto() else { return };
-    m.aws(&[
-        "iam", "create-role", "--role-name", "cp",
-        "--assume-role-policy-document",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"codepipeline.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-    ]);
-    let dir = tempfile::tempdir().unwrap();
-    let b = m.backend(dir.path()).await;
-    let a = b.accounts().next().unwrap();
-    let p = load_model(dir.path(), MOTO_PIPELINE);
-    let mut asked = Vec::new();
-    let pushed = a
-        .push(&p, &mut |changes, protected| {
-            asked.push((changes.len(), protected));
-            true
-        })
-        .await
-        .unwrap();
-    assert_eq!(pushed, pipedeck::aws::push::Pushed::Created { version: 1 });
-    assert!(asked[0].0 > 10, "the whole definition is shown as added");
-    // The same definition again: nothing to do.
-    let again = a
-        .push(&p, &mut |_, _| panic!("nothing to confirm"))
-        .await
-        .unwrap();
-    assert_eq!(again, pipedeck::aws::push::Pushed::Unchanged);
-    // A change: the diff names it, and the version goes up.
-    let changed = load_model(
-        dir.path(),
-        &MOTO_PIPELINE.replace(r#""ProjectName":"web""#, r#""ProjectName":"web-v2""#),
-    );
-    let mut diff = Vec::new();
-    let pushed = a
-        .push(&changed, &mut |changes, _| {
-            diff = changes.to_vec();
-            true
-        })
-        .await
-        .unwrap();
-    assert_eq!(pushed, pipedeck::aws::push::Pushed::Updated { version: 2 });
-    assert!(
-        diff.iter()
-            .any(|l| l.starts_with('+') && l.contains("web-v2")),
-        "{diff:?}"
-    );
-    assert!(
-        diff.iter()
-            .any(|l| l.starts_with('-') && l.contains("\"web\"")),
-        "{diff:?}"
-    );
-    let got = m.aws(&[
-        "codepipeline",
-        "get-pipeline",
-        "--name",
-        "web",
-        "--query",
-        "pipeline.version",
-    ]);
-    assert_eq!(got.trim(), "2");
-}
-
-#[tokio::test]
-async fn push_refuses_import_placeholders() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = backend(clients(None, None, None).await, dir.path());
-    let mut p = load_model(dir.path(), MOTO_PIPELINE);
-    p.role_arn = Some("«ImportValue:SharedPipelineRole»".into());
-    p.stages[1].actions[0]
-        .configuration
-        .insert("ProjectName".into(), "«Ref:BuildProject»".into());
-    let e = b
-        .accounts()
-        .next()
-        .unwrap()
-        .push(&p, &mut |_, _| panic!("never asked"))
-        .await
-        .unwrap_err();
-    assert!(
-        e.message.contains("«ImportValue:SharedPipelineRole»"),
-        "{e}"
-    );
-    assert!(e.message.contains("«Ref:BuildProject»"), "{e}");
-    assert!(e.message.contains("template"), "{e}");
 }

@@ -1,13 +1,17 @@
 //! The real binary in a pseudo-terminal over the AWS backend: `pipedeck
 //! serve --aws-api` hosts the demo workspace's engine as the local AWS API;
-//! `pipedeck --aws --profile pipedeck-local` (another data dir, no
-//! workspace) shows its pipelines, approves a release by keypress and reads
-//! a build's log through CodeBuild and CloudWatch Logs. Nothing reaches
-//! AWS: the profile's endpoint is 127.0.0.1 and its files are temp files.
+//! `pipedeck --aws` (another data dir, no workspace) shows its pipelines,
+//! reads a running build's log live through CodeBuild and CloudWatch Logs
+//! and approves the release by keypress; with two `[[aws.accounts]]`, one of them on a port
+//! that refuses connections, it shows that account's error while the other
+//! fails a broken build, retries it after the fix (re-running the
+//! execution's own revision, as AWS does) and releases the fix, and finds
+//! the refused operation in the Audit screen. Nothing reaches AWS: the
+//! profiles' endpoints are 127.0.0.1 and their files are temp files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,169 +47,403 @@ fn pipedeck(data: &Path, ws: &Path) -> Command {
     c
 }
 
-fn screen_wait(screen: &Arc<Mutex<vt100::Parser>>, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let t = screen.lock().unwrap().screen().contents();
-        if t.contains(what) {
-            return t;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what:?}; screen:\n{t}"
+/// The demo workspace's engine served as the local AWS API, and the AWS
+/// CLI files of its `pipedeck-local` profile.
+struct LocalApi {
+    data: PathBuf,
+    ws: PathBuf,
+    aws: PathBuf,
+    _host: Killed,
+}
+
+impl LocalApi {
+    fn start(tmp: &Path) -> LocalApi {
+        let (data, ws) = (tmp.join("data"), tmp.join("ws"));
+        let out = pipedeck(&data, &ws)
+            .args(["init", "--demo", ws.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let host = Killed(
+            pipedeck(&data, &ws)
+                .args(["serve", "--aws-api", &addr])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
         );
-        std::thread::sleep(Duration::from_millis(50));
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "no AWS API on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The profile snippet `pipedeck aws-credentials` prints, as the two
+        // AWS files.
+        let snippet = pipedeck(&data, &ws)
+            .args(["aws-credentials", "--addr", &addr])
+            .output()
+            .unwrap();
+        let snippet = String::from_utf8_lossy(&snippet.stdout).into_owned();
+        let (creds, config) = snippet
+            .split_once("# Add to ~/.aws/config:")
+            .expect("both parts");
+        let aws = tmp.join("aws");
+        std::fs::create_dir_all(&aws).unwrap();
+        std::fs::write(aws.join("credentials"), creds).unwrap();
+        std::fs::write(aws.join("config"), config).unwrap();
+        LocalApi {
+            data,
+            ws,
+            aws,
+            _host: host,
+        }
+    }
+
+    /// A command of the engine's workspace ("another terminal"); it must
+    /// succeed.
+    fn engine(&self, args: &[&str]) -> String {
+        let out = pipedeck(&self.data, &self.ws).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
-#[test]
-fn approve_and_read_a_log_over_the_local_aws_api() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data, ws) = (tmp.path().join("data"), tmp.path().join("ws"));
-    let out = pipedeck(&data, &ws)
-        .args(["init", "--demo", ws.to_str().unwrap()])
+fn git(repo: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@pipedeck.invalid",
+        ])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let _host = Killed(
-        pipedeck(&data, &ws)
-            .args(["serve", "--aws-api", &addr])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no AWS API on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // The profile snippet `pipedeck aws-credentials` prints, as the two
-    // AWS files.
-    let snippet = pipedeck(&data, &ws)
-        .args(["aws-credentials", "--addr", &addr])
-        .output()
-        .unwrap();
-    let snippet = String::from_utf8_lossy(&snippet.stdout).into_owned();
-    let (creds, config) = snippet
-        .split_once("# Add to ~/.aws/config:")
-        .expect("both parts");
-    let aws = tmp.path().join("aws");
-    std::fs::create_dir_all(&aws).unwrap();
-    std::fs::write(aws.join("credentials"), creds).unwrap();
-    std::fs::write(aws.join("config"), config).unwrap();
-    // The TUI's own data dir and config: idle pipelines polled every 2 s.
-    let tui_data = tmp.path().join("tui-data");
-    std::fs::create_dir_all(&tui_data).unwrap();
-    std::fs::write(
-        tui_data.join("config.toml"),
-        "[aws]\nrunning_interval_seconds = 1\nidle_interval_seconds = 2\n",
-    )
-    .unwrap();
-    let elsewhere = tmp.path().join("elsewhere");
-    std::fs::create_dir_all(&elsewhere).unwrap();
+        .port()
+}
 
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 40,
-            cols: 140,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_pipedeck"));
-    cmd.args(["--aws", "--profile", "pipedeck-local"]);
-    cmd.cwd(&elsewhere);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") || k.starts_with("PIPEDECK_") {
-            cmd.env_remove(k);
+/// `pipedeck --aws ARGS` in a 40×140 pseudo-terminal, with its own data
+/// dir and `config` as its config file.
+struct Tui {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    screen: Arc<Mutex<vt100::Parser>>,
+    writer: Box<dyn Write + Send>,
+    master: Option<Box<dyn portable_pty::MasterPty + Send>>,
+}
+
+impl Tui {
+    fn start(tmp: &Path, api: &LocalApi, args: &[&str], config: &str) -> Tui {
+        let tui_data = tmp.join("tui-data");
+        std::fs::create_dir_all(&tui_data).unwrap();
+        std::fs::write(tui_data.join("config.toml"), config).unwrap();
+        let elsewhere = tmp.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: 40,
+                cols: 140,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_pipedeck"));
+        cmd.args(args);
+        cmd.cwd(&elsewhere);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") || k.starts_with("PIPEDECK_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("PIPEDECK_DATA_DIR", &tui_data);
+        cmd.env("PIPEDECK_CONFIG", tui_data.join("config.toml"));
+        cmd.env("AWS_CONFIG_FILE", api.aws.join("config"));
+        cmd.env("AWS_SHARED_CREDENTIALS_FILE", api.aws.join("credentials"));
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd.env("HOME", tmp);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("USER", "alice");
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let writer = pair.master.take_writer().unwrap();
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(
+            std::num::NonZeroU16::new(40).unwrap(),
+            std::num::NonZeroU16::new(140).unwrap(),
+            0,
+        )));
+        {
+            let screen = screen.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    screen.lock().unwrap().process(&buf[..n]);
+                }
+            });
+        }
+        Tui {
+            child,
+            screen,
+            writer,
+            master: Some(pair.master),
         }
     }
-    cmd.env("PIPEDECK_DATA_DIR", &tui_data);
-    cmd.env("PIPEDECK_CONFIG", tui_data.join("config.toml"));
-    cmd.env("AWS_CONFIG_FILE", aws.join("config"));
-    cmd.env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"));
-    cmd.env("AWS_EC2_METADATA_DISABLED", "true");
-    cmd.env("HOME", tmp.path());
-    cmd.env("TERM", "xterm-256color");
-    cmd.env("USER", "alice");
-    let mut child = pair.slave.spawn_command(cmd).unwrap();
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().unwrap();
-    let mut writer = pair.master.take_writer().unwrap();
-    let screen = Arc::new(Mutex::new(vt100::Parser::new(
-        std::num::NonZeroU16::new(40).unwrap(),
-        std::num::NonZeroU16::new(140).unwrap(),
-        0,
-    )));
-    {
-        let screen = screen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                screen.lock().unwrap().process(&buf[..n]);
-            }
-        });
+
+    fn text(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
     }
-    let mut keys = |s: &str| {
-        writer.write_all(s.as_bytes()).unwrap();
-        writer.flush().unwrap();
+
+    /// The screen once it shows `what` (up to 180 s: builds on a loaded
+    /// machine).
+    fn wait(&self, what: &str) -> String {
+        self.wait_until(what, |t| t.contains(what))
+    }
+
+    fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let t = self.text();
+            if ok(&t) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what:?}; screen:\n{t}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn keys(&mut self, s: &str) {
+        self.writer.write_all(s.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
         std::thread::sleep(Duration::from_millis(150));
-    };
-    let first = screen_wait(&screen, "demo-web");
+    }
+
+    /// `q` (answering its question) and a clean exit.
+    fn quit(mut self) {
+        self.keys("q");
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success());
+                break;
+            }
+            if self.text().contains("Quit?") {
+                self.keys("y");
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "pipedeck did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::mem::forget(self.master.take());
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+    }
+}
+
+/// Idle pipelines polled every 2 s, running ones every second.
+const INTERVALS: &str = "[aws]\nrunning_interval_seconds = 1\nidle_interval_seconds = 2\n";
+
+#[test]
+fn read_a_running_builds_log_live_and_approve_over_the_local_aws_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(tmp.path());
+    let mut t = Tui::start(
+        tmp.path(),
+        &api,
+        &["--aws", "--profile", "pipedeck-local"],
+        INTERVALS,
+    );
+    let first = t.wait("demo-web");
     assert!(
         first.contains("AWS pipedeck-local"),
         "the header names the account:\n{first}"
     );
-    // A release started from another terminal, through the engine.
-    let run = pipedeck(&data, &ws).args(["run"]).output().unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    t.keys("\r"); // open the pipeline
+    t.wait("Executions");
+    // A commit whose unit tests take a few seconds, printing as they go;
+    // the engine's trigger starts its release.
+    let repo = api.ws.join("demo-web");
+    let spec = repo.join("buildspec-test.yml");
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "      - python3 --version\n",
+        "      - python3 --version\n      - 'for i in 1 2 3 4 5 6 7 8; do echo \"live tick $i\"; sleep 1; done'\n",
     );
-    screen_wait(&screen, "approval(s) pending");
-    keys("\r"); // open the pipeline
-    screen_wait(&screen, "Executions");
-    keys("lll"); // Source, Build, Dev, Approve
-    keys("a");
-    screen_wait(&screen, "Approve Approve/Release?");
-    keys("y");
-    let after = screen_wait(&screen, "Approve Succeeded");
-    assert!(after.contains("✔ Release"), "{after}");
-    // A build's log, from CodeBuild's stream.
-    keys("hhj"); // Build / UnitTests
-    keys("L");
-    let logs = screen_wait(&screen, "Ran 4 tests");
+    assert!(text.contains("live tick"), "{text}");
+    std::fs::write(&spec, text).unwrap();
+    git(&repo, &["commit", "-qam", "Slower tests"]);
+    // Its log read while the build runs: the lines written after the view
+    // opened arrive in it (CloudWatch Logs followed; Live Tail cannot
+    // reach a loopback endpoint, so GetLogEvents is polled).
+    t.wait("Build InProgress");
+    t.keys("lj"); // Build / UnitTests
+    t.keys("L");
+    let early = t.wait("live tick 1");
+    assert!(
+        !early.contains("Ran 4 tests"),
+        "opened after the end:\n{early}"
+    );
+    let logs = t.wait("Ran 4 tests");
+    assert!(logs.contains("live tick 8"), "{logs}");
     assert!(logs.contains("tests: 4 passed, 0 failed"), "{logs}");
-    keys("\x1b");
-    keys("q");
+    t.keys("\x1b");
+    t.wait("approval(s) pending");
+    t.keys("ll"); // Dev, Approve
+    t.keys("a");
+    t.wait("Approve Approve/Release?");
+    t.keys("y");
+    let after = t.wait("Approve Succeeded");
+    assert!(after.contains("✔ Release"), "{after}");
+    t.keys("\x1b");
+    t.quit();
+}
+
+/// The engine's view of an action's latest attempt: (attempt, status).
+fn attempt(api: &LocalApi, stage: &str, action: &str) -> Option<(u64, String)> {
+    let v: serde_json::Value = serde_json::from_str(&api.engine(&["status", "--json"])).unwrap();
+    let st = v["states"][0]["stageStates"]
+        .as_array()?
+        .iter()
+        .find(|s| s["stageName"] == stage)?;
+    let x = st["actionStates"]
+        .as_array()?
+        .iter()
+        .find(|a| a["actionName"] == action)?
+        .get("latestExecution")?;
+    Some((x["attempt"].as_u64()?, x["status"].as_str()?.to_owned()))
+}
+
+#[test]
+fn one_account_down_the_other_fails_retries_after_the_fix_and_audits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(tmp.path());
+    // Two accounts: the local AWS API, and the same profile on a port
+    // nothing listens on.
+    let closed = free_port();
+    let config = format!(
+        "{INTERVALS}\n[[aws.accounts]]\nname = \"local\"\nprofile = \"pipedeck-local\"\n\n\
+         [[aws.accounts]]\nname = \"down\"\nprofile = \"pipedeck-local\"\n\
+         endpoint_url = \"http://127.0.0.1:{closed}\"\n"
+    );
+    let mut t = Tui::start(tmp.path(), &api, &["--aws"], &config);
+    t.wait("local:us-east-1/demo-web");
+    // The down account's error, in the footer, while the other is listed.
+    let footer = |t: &str| t.lines().last().unwrap_or_default().to_owned();
+    let s = t.wait_until("the down account's error in the footer", |s| {
+        footer(s).contains("down/us-east-1: stale: EndpointUnreachable")
+    });
+    assert!(
+        !s.contains("down:us-east-1/"),
+        "no pipeline of the down account:\n{s}"
+    );
+    t.keys("\r"); // open the pipeline
+    t.wait("Executions");
+
+    // A broken commit: the engine's trigger starts an execution and its
+    // unit tests fail.
+    api.engine(&["demo", "break"]);
+    let s = t.wait("Build Failed");
+    assert!(s.contains("Simplify the greeting"), "{s}");
+    // Hold the next execution before Build, then commit the fix: its
+    // execution waits at the boundary.
+    api.engine(&["transition", "demo-web", "Build", "--disable", "hold"]);
+    t.wait("disabled: hold");
+    api.engine(&["demo", "fix"]);
+    t.wait_until("the fix's execution waiting before Build", |s| {
+        s.contains("Restore the greeting") && s.contains('⏳')
+    });
+    // Retry the failed stage: as on AWS it re-runs the failed execution's
+    // own revision, and the TUI says so before doing it.
+    t.keys("l"); // Build
+    t.keys("r");
+    let modal = t.wait("Retry re-runs revision");
+    assert!(
+        modal.contains("(the execution's own source,") && modal.contains("r: retry"),
+        "{modal}"
+    );
+    t.keys("r"); // retry it anyway
+    t.wait("retry Build: done");
     let t0 = Instant::now();
     loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(st.success());
+        // The retried attempt ran, on the broken revision: failed again.
+        if let Some((n, status)) = attempt(&api, "Build", "UnitTests")
+            && n >= 2
+            && status == "Failed"
+        {
             break;
         }
-        if screen.lock().unwrap().screen().contents().contains("Quit?") {
-            keys("y");
-        }
         assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "pipedeck did not exit"
+            t0.elapsed() < Duration::from_secs(180),
+            "UnitTests was not retried: {:?}",
+            attempt(&api, "Build", "UnitTests")
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(500));
     }
-    std::mem::forget(pair.master);
+    t.wait("Build Failed");
+    // The fix is released by its own execution: let it into Build.
+    api.engine(&["transition", "demo-web", "Build", "--enable"]);
+    let s = t.wait("Build Succeeded");
+    assert!(!s.contains("✖ disabled"), "{s}");
+    // Build has nothing failed now: a retry is refused, and the Audit
+    // screen (CloudTrail's LookupEvents) shows the refusal.
+    t.keys("r");
+    t.wait("StageNotRetryable");
+    t.keys(":audit\r");
+    // A row of the table (not the toast): the event and its error code.
+    let audit = t.wait_until("the refused retry in the Audit screen", |s| {
+        s.lines()
+            .any(|l| l.contains("RetryStageExecution") && l.contains("StageNotRetryableException"))
+    });
+    assert!(audit.contains("Audit trail"), "{audit}");
+    assert!(audit.contains("DisableStageTransition"), "{audit}");
+    // The down account still says why, the other kept updating all along.
+    let s = t.text();
+    assert!(
+        footer(&s).contains("down/us-east-1: stale: EndpointUnreachable"),
+        "{s}"
+    );
+    t.keys("\x1b");
+    t.quit();
 }

@@ -466,3 +466,42 @@ async fn a_store_the_engine_cannot_write_is_said_in_the_header() {
     let header = screen.lines().next().unwrap_or_default().to_owned();
     assert!(header.contains("STORE: disk full"), "{screen}");
 }
+
+#[tokio::test]
+async fn slowed_updates_are_said_in_the_footer_until_they_are_normal_again() {
+    let slowed = || EngineEvent::BackendStatus {
+        description: "AWS prod · 123456789012 · eu-west-1 · updates slowed (throttled)".into(),
+        note: Some("updates slowed (throttled)".into()),
+    };
+    let fake = Arc::new(Fake::new(state()));
+    let r = start(fake.clone(), None);
+    until(&fake, "first refresh", |c| c.contains(&"ListEnvironments")).await;
+    settle().await;
+    fake.publish(slowed());
+    settle().await;
+    let screen = r.quit().await;
+    let lines: Vec<&str> = screen.lines().collect();
+    let footer = lines.last().copied().unwrap_or_default();
+    assert!(footer.contains("updates slowed (throttled)"), "{screen}");
+    assert!(lines[0].contains("AWS prod · 123456789012"), "{screen}");
+
+    // Back to normal: the footer no longer says it.
+    let fake = Arc::new(Fake::new(state()));
+    let r = start(fake.clone(), None);
+    until(&fake, "first refresh", |c| c.contains(&"ListEnvironments")).await;
+    settle().await;
+    fake.publish(slowed());
+    settle().await;
+    fake.publish(EngineEvent::BackendStatus {
+        description: "AWS prod · 123456789012 · eu-west-1".into(),
+        note: None,
+    });
+    settle().await;
+    let screen = r.quit().await;
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(!screen.contains("slowed"), "{screen}");
+    assert!(
+        lines[0].contains("AWS prod · 123456789012 · eu-west-1"),
+        "{screen}"
+    );
+}

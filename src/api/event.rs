@@ -46,6 +46,15 @@ pub enum EngineEvent {
         pipeline_name: String,
         pipeline_version: u32,
     },
+    /// The backend's own condition changed (AWS: an account throttled,
+    /// unreachable, or back to normal). `description` replaces what
+    /// `Backend::describe` said; `note` is what the footer says while
+    /// updates are slow or stale, `None` once they are back to normal.
+    #[serde(rename_all = "camelCase")]
+    BackendStatus {
+        description: String,
+        note: Option<String>,
+    },
     /// The subscriber fell behind and `missed` events were dropped: read
     /// everything again.
     #[serde(rename_all = "camelCase")]

@@ -621,12 +621,21 @@ impl Account {
         if self.target.readonly {
             s.push_str(" · read-only");
         }
-        if self.budget.slowed() {
-            s.push_str(" · updates slowed (throttled)");
-        }
-        if let Some(e) = self.last_error.lock().ok().and_then(|g| g.clone()) {
-            s.push_str(&format!(" · stale: {}", e.code));
+        if let Some(n) = self.note() {
+            s.push_str(&format!(" · {n}"));
         }
         s
+    }
+
+    /// Why this account's updates are slow or stale (`None`: normal).
+    pub fn note(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.budget.slowed() {
+            parts.push("updates slowed (throttled)".to_owned());
+        }
+        if let Some(e) = self.last_error.lock().ok().and_then(|g| g.clone()) {
+            parts.push(format!("stale: {}", e.code));
+        }
+        (!parts.is_empty()).then(|| parts.join(" · "))
     }
 }

@@ -11,8 +11,9 @@ use crate::api::types::{
     SourceRevision, StageStatus, TriggerType,
 };
 use crate::api::{
-    ActionExecutionDetail, ActionState, ArtifactRef, ExecutionSummary, InboundExecution,
-    PipelineMetadata, PipelineState, PipelineSummary, StageExecution, StageState, TransitionState,
+    ActionExecutionDetail, ActionState, ArtifactRef, ConditionState, ExecutionSummary,
+    InboundExecution, PipelineMetadata, PipelineState, PipelineSummary, RuleState, StageExecution,
+    StageState, TransitionState,
 };
 use crate::model::pipeline as m;
 
@@ -329,8 +330,47 @@ pub fn stage_state(s: &t::StageState) -> StageState {
                 latest_retry_trigger: r.latest_retry_trigger().map(|t| t.as_str().to_owned()),
             })
             .unwrap_or_default(),
-        condition: None,
+        condition: condition_state(s),
     }
+}
+
+/// The latest condition evaluated in a stage (onFailure, then onSuccess,
+/// then beforeEntry: the later in a stage's life first) with its rules.
+fn condition_state(s: &t::StageState) -> Option<ConditionState> {
+    let (kind, c) = [
+        ("ON_FAILURE", s.on_failure_condition_state()),
+        ("ON_SUCCESS", s.on_success_condition_state()),
+        ("BEFORE_ENTRY", s.before_entry_condition_state()),
+    ]
+    .into_iter()
+    .find_map(|(k, c)| c.filter(|c| c.latest_execution().is_some()).map(|c| (k, c)))?;
+    let latest = c.latest_execution()?;
+    let summary = latest.summary().unwrap_or_default();
+    Some(ConditionState {
+        condition_type: kind.to_owned(),
+        status: latest
+            .status()
+            .map(|x| x.as_str().to_owned())
+            .unwrap_or_default(),
+        // A result word when the summary is one (the local AWS API's).
+        result: matches!(summary, "FAIL" | "SKIP" | "ROLLBACK" | "RETRY")
+            .then(|| summary.to_owned()),
+        rules: c
+            .condition_states()
+            .iter()
+            .flat_map(|cs| cs.rule_states())
+            .map(|r| {
+                let x = r.latest_execution();
+                RuleState {
+                    rule_name: r.rule_name().unwrap_or_default().to_owned(),
+                    passed: x
+                        .and_then(|x| x.status())
+                        .is_some_and(|st| st.as_str() == "Succeeded"),
+                    message: x.and_then(|x| x.summary()).unwrap_or_default().to_owned(),
+                }
+            })
+            .collect(),
+    })
 }
 
 pub fn pipeline_state(
@@ -368,8 +408,90 @@ fn store(s: &t::ArtifactStore) -> m::ArtifactStore {
     }
 }
 
-/// GetPipeline's declaration as the model the screens draw from.
-/// Conditions are not carried (the graph does not draw them yet).
+fn globs(includes: &[String], excludes: &[String]) -> m::Globs {
+    m::Globs {
+        includes: includes.to_vec(),
+        excludes: excludes.to_vec(),
+    }
+}
+
+fn rule(r: &t::RuleDeclaration) -> m::Rule {
+    let id = r.rule_type_id();
+    m::Rule {
+        name: r.name().to_owned(),
+        rule_type_id: m::TypeId {
+            category: id
+                .map(|t| t.category().as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            owner: id
+                .and_then(|t| t.owner())
+                .map(|o| o.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            provider: id.map(|t| t.provider()).unwrap_or_default().to_owned(),
+            version: id.and_then(|t| t.version()).unwrap_or_default().to_owned(),
+        },
+        configuration: r
+            .configuration()
+            .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        input_artifacts: r
+            .input_artifacts()
+            .iter()
+            .map(|i| i.name().to_owned())
+            .collect(),
+        commands: r.commands().to_vec(),
+        region: r.region().map(str::to_owned),
+        role_arn: r.role_arn().map(str::to_owned),
+        timeout_in_minutes: r.timeout_in_minutes().map(|t| u32_of(Some(t))),
+    }
+}
+
+fn conditions(c: &[t::Condition]) -> Vec<m::Condition> {
+    c.iter()
+        .map(|c| m::Condition {
+            result: c.result().map(|r| r.as_str().to_owned()),
+            rules: c.rules().iter().map(rule).collect(),
+        })
+        .collect()
+}
+
+/// A V2 trigger: its source action and push / pull-request filters.
+fn trigger_declaration(tr: &t::PipelineTriggerDeclaration) -> m::Trigger {
+    let git = tr.git_configuration();
+    m::Trigger {
+        provider_type: tr.provider_type().as_str().to_owned(),
+        source_action_name: git
+            .map(|g| g.source_action_name())
+            .unwrap_or_default()
+            .to_owned(),
+        push: git
+            .map(|g| g.push())
+            .unwrap_or_default()
+            .iter()
+            .map(|f| m::PushFilter {
+                tags: f.tags().map(|x| globs(x.includes(), x.excludes())),
+                branches: f.branches().map(|x| globs(x.includes(), x.excludes())),
+                file_paths: f.file_paths().map(|x| globs(x.includes(), x.excludes())),
+            })
+            .collect(),
+        pull_request: git
+            .map(|g| g.pull_request())
+            .unwrap_or_default()
+            .iter()
+            .map(|f| m::PullRequestFilter {
+                events: f.events().iter().map(|e| e.as_str().to_owned()).collect(),
+                branches: f.branches().map(|x| globs(x.includes(), x.excludes())),
+                file_paths: f.file_paths().map(|x| globs(x.includes(), x.excludes())),
+            })
+            .collect(),
+    }
+}
+
+/// GetPipeline's declaration as the model the screens draw from, with
+/// V2 stage conditions (beforeEntry / onSuccess / onFailure and their
+/// rules) and triggers, as a local pipeline file gives them.
 pub fn declaration(p: &t::PipelineDeclaration) -> m::Pipeline {
     m::Pipeline {
         name: p.name().to_owned(),
@@ -413,9 +535,20 @@ pub fn declaration(p: &t::PipelineDeclaration) -> m::Pipeline {
                         output_variables: a.output_variables().to_vec(),
                     })
                     .collect(),
-                before_entry: None,
-                on_success: None,
-                on_failure: None,
+                before_entry: s.before_entry().map(|c| m::Conditions {
+                    conditions: conditions(c.conditions()),
+                }),
+                on_success: s.on_success().map(|c| m::Conditions {
+                    conditions: conditions(c.conditions()),
+                }),
+                on_failure: s.on_failure().map(|f| m::FailureConditions {
+                    result: f.result().map(|r| r.as_str().to_owned()),
+                    retry_mode: f
+                        .retry_configuration()
+                        .and_then(|r| r.retry_mode())
+                        .map(|m| m.as_str().to_owned()),
+                    conditions: conditions(f.conditions()),
+                }),
             })
             .collect(),
         version: p.version().map(|v| u32_of(Some(v))),
@@ -440,7 +573,7 @@ pub fn declaration(p: &t::PipelineDeclaration) -> m::Pipeline {
                 description: v.description().map(str::to_owned),
             })
             .collect(),
-        triggers: Vec::new(),
+        triggers: p.triggers().iter().map(trigger_declaration).collect(),
         disabled_inbound_transitions: Vec::new(),
     }
 }

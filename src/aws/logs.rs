@@ -310,9 +310,69 @@ pub async fn follow(
     tx: tokio::sync::broadcast::Sender<crate::api::EngineEvent>,
     keep: impl Fn() -> bool + Send + 'static,
 ) -> FollowMode {
+    let Ok((group, stream, info)) = account.stream_of(&aeid).await else {
+        return FollowMode::Polling;
+    };
+    let tail = Tail {
+        group,
+        stream,
+        group_arn: info.group_arn.clone(),
+        complete: info.complete,
+    };
+    // The build's end (or a build that can no longer be read) ends it.
+    let done = {
+        let (account, aeid) = (account.clone(), aeid.clone());
+        move || {
+            let (account, aeid) = (account.clone(), aeid.clone());
+            async move {
+                account
+                    .stream_of(&aeid)
+                    .await
+                    .map_or(true, |(_, _, b)| b.complete)
+            }
+        }
+    };
+    tail_stream(account, state_dir, aeid, tail, every, tx, keep, done).await
+}
+
+/// A followed stream: where it is, its group's ARN (Live Tail needs it)
+/// and whether its build was already complete.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    pub group: String,
+    pub stream: String,
+    pub group_arn: Option<String>,
+    pub complete: bool,
+}
+
+/// The follower itself: one Live Tail session on the stream (new lines are
+/// then read with GetLogEvents, the mirror's one way in), or, where Live
+/// Tail is refused or unavailable, GetLogEvents every `every`. `done` says
+/// the build is complete; `keep` that the view still reads the log.
+#[allow(clippy::too_many_arguments)]
+pub async fn tail_stream<F>(
+    account: std::sync::Arc<Account>,
+    state_dir: PathBuf,
+    aeid: String,
+    tail: Tail,
+    every: Duration,
+    tx: tokio::sync::broadcast::Sender<crate::api::EngineEvent>,
+    keep: impl Fn() -> bool + Send + 'static,
+    done: impl Fn() -> F,
+) -> FollowMode
+where
+    F: std::future::Future<Output = bool>,
+{
+    let Tail {
+        group,
+        stream,
+        group_arn,
+        complete,
+    } = tail;
     let mut last = 0;
-    let sync = |account: std::sync::Arc<Account>, group: String, stream: String| {
-        let state_dir = state_dir.clone();
+    let sync = || {
+        let (account, state_dir) = (account.clone(), state_dir.clone());
+        let (group, stream) = (group.clone(), stream.clone());
         async move { account.sync_stream(&state_dir, &group, &stream, 20).await }
     };
     let publish = |n: u64, last: &mut u64| {
@@ -324,17 +384,14 @@ pub async fn follow(
             });
         }
     };
-    let Ok((group, stream, info)) = account.stream_of(&aeid).await else {
-        return FollowMode::Polling;
-    };
-    if let Ok(n) = sync(account.clone(), group.clone(), stream.clone()).await {
+    if let Ok(n) = sync().await {
         publish(n, &mut last);
     }
-    if info.complete {
+    if complete {
         return FollowMode::Polling;
     }
     // Live Tail first.
-    if let Some(arn) = info.group_arn.clone() {
+    if let Some(arn) = group_arn {
         let started = account
             .clients
             .logs
@@ -361,20 +418,16 @@ pub async fn follow(
                     };
                     ticks += 1;
                     if (fresh || ticks.is_multiple_of(10))
-                        && let Ok(n) = sync(account.clone(), group.clone(), stream.clone()).await
+                        && let Ok(n) = sync().await
                     {
                         publish(n, &mut last);
                     }
                     if !keep() {
+                        // Dropping the stream closes the session.
                         return FollowMode::LiveTail;
                     }
-                    if ticks.is_multiple_of(10)
-                        && account
-                            .stream_of(&aeid)
-                            .await
-                            .is_ok_and(|(_, _, b)| b.complete)
-                    {
-                        if let Ok(n) = sync(account.clone(), group.clone(), stream.clone()).await {
+                    if ticks.is_multiple_of(10) && done().await {
+                        if let Ok(n) = sync().await {
                             publish(n, &mut last);
                         }
                         return FollowMode::LiveTail;
@@ -388,14 +441,18 @@ pub async fn follow(
         }
     }
     loop {
-        let Ok((group, stream, info)) = account.stream_of(&aeid).await else {
-            return FollowMode::Polling;
-        };
-        match sync(account.clone(), group, stream).await {
+        match sync().await {
             Ok(n) => publish(n, &mut last),
             Err(e) => tracing::warn!(%e, "following {aeid}"),
         }
-        if info.complete || !keep() {
+        if !keep() {
+            return FollowMode::Polling;
+        }
+        if done().await {
+            // The lines written as it ended.
+            if let Ok(n) = sync().await {
+                publish(n, &mut last);
+            }
             return FollowMode::Polling;
         }
         tokio::time::sleep(every).await;

@@ -68,6 +68,37 @@ fn now_rfc3339() -> String {
     jiff::Timestamp::now().to_string()
 }
 
+/// How often the status task compares the accounts' condition.
+const STATUS_EVERY: Duration = Duration::from_millis(500);
+
+/// The header's line: every account's [`Account::describe`].
+fn describe_of(accounts: &[(String, Arc<Account>)]) -> String {
+    accounts
+        .iter()
+        .map(|(_, a)| a.describe())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Each account whose updates are slow or stale (named when there are
+/// several), `None` when all are normal.
+fn note_of(accounts: &[(String, Arc<Account>)]) -> Option<String> {
+    let several = accounts.len() > 1;
+    let notes: Vec<String> = accounts
+        .iter()
+        .filter_map(|(_, a)| {
+            a.note().map(|n| {
+                if several {
+                    format!("{}/{}: {n}", a.target.label, a.clients.region)
+                } else {
+                    n
+                }
+            })
+        })
+        .collect();
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
 fn route_error(name: &str) -> ApiError {
     ApiError::new(
         "PipelineNotFoundException",
@@ -156,6 +187,30 @@ impl AwsBackend {
                 poller::run(a, p, tx).await;
             }));
         }
+        // The header and footer learn when updates slow down (throttling,
+        // an account that stops answering) and when they are normal again.
+        let (accounts, tx) = (self.accounts.clone(), self.events.clone());
+        tasks.push(tokio::spawn(async move {
+            let status =
+                |accounts: &[(String, Arc<Account>)]| (describe_of(accounts), note_of(accounts));
+            let mut last = status(&accounts);
+            loop {
+                tokio::time::sleep(STATUS_EVERY).await;
+                let now = status(&accounts);
+                if now != last {
+                    let _ = tx.send(EngineEvent::BackendStatus {
+                        description: now.0.clone(),
+                        note: now.1.clone(),
+                    });
+                    last = now;
+                }
+            }
+        }));
+    }
+
+    /// What the footer says about updates (see [`note_of`]).
+    pub fn note(&self) -> Option<String> {
+        note_of(&self.accounts)
     }
 
     pub fn accounts(&self) -> impl Iterator<Item = &Arc<Account>> {
@@ -623,10 +678,7 @@ impl Backend for AwsBackend {
     }
 
     fn describe(&self) -> String {
-        self.accounts()
-            .map(|a| a.describe())
-            .collect::<Vec<_>>()
-            .join(" | ")
+        describe_of(&self.accounts)
     }
 
     fn hosted(&self) -> bool {

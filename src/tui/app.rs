@@ -178,6 +178,9 @@ pub struct App {
     /// The engine could not write to its store (disk full): said in the
     /// header until it has recorded everything again.
     pub store_problem: Option<String>,
+    /// The backend says updates are slow or stale (AWS throttling, an
+    /// account that does not answer): in the footer until it says normal.
+    pub backend_note: Option<String>,
 }
 
 impl App {
@@ -223,6 +226,7 @@ impl App {
             quit: false,
             needs_redraw: true,
             stale: None,
+            backend_note: None,
             store_problem: None,
         }
     }
@@ -395,6 +399,11 @@ impl App {
                     fx.push(Effect::Audit);
                 }
                 return fx;
+            }
+            Some(EngineEvent::BackendStatus { description, note }) => {
+                self.engine = description;
+                self.backend_note = note;
+                return Vec::new();
             }
             Some(EngineEvent::EnvironmentChanged { .. }) => {
                 return vec![Effect::RefreshEnvironments];

@@ -73,6 +73,10 @@ pub(crate) fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         Screen::Diagnosis => screens::diagnosis::KEYS,
     };
     let mut spans = Vec::new();
+    // First, so a narrow terminal still shows it.
+    if let Some(note) = &app.backend_note {
+        spans.push(Span::styled(format!(" {note} ·"), app.theme.waiting));
+    }
     for c in wanted.iter().chain(&[
         Command::Back,
         Command::Palette,

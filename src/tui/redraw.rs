@@ -69,6 +69,9 @@ impl App {
             Msg::Engine(Some(EngineEvent::ActionChanged { action })) => {
                 action.action_execution_id == self.logs.aeid
             }
+            Msg::Engine(Some(EngineEvent::BackendStatus { description, note })) => {
+                *description != self.engine || *note != self.backend_note
+            }
             // Other events ask for a refresh; the snapshot brings the change.
             Msg::Engine(_) => false,
             // Metrics feed the sparklines: each sample moves them.
