@@ -452,18 +452,25 @@ async fn serve_with_aws_api_and_the_printed_profile() {
             c.env_remove(k);
         }
     }
-    let o = c
-        .args(["--profile", "pipedeck-local", "--output", "json"])
-        .args(["codepipeline", "list-pipelines"])
-        .env("HOME", home.path())
+    c.env("HOME", home.path())
         .env("AWS_CONFIG_FILE", home.path().join("config"))
         .env(
             "AWS_SHARED_CREDENTIALS_FILE",
             home.path().join("credentials"),
         )
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+        .args(["--profile", "pipedeck-local", "--output", "json"]);
+    let mut sts = std::process::Command::new(c.get_program());
+    sts.args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => sts.env(k, v),
+            None => sts.env_remove(k),
+        };
+    }
+    let o = c.args(["codepipeline", "list-pipelines"]).output().unwrap();
+    // The account for the TUI's header: STS GetCallerIdentity (query protocol).
+    let who = sts.args(["sts", "get-caller-identity"]).output().unwrap();
     let _ = std::process::Command::new("kill")
         .arg(serve.id().to_string())
         .status();
@@ -475,6 +482,17 @@ async fn serve_with_aws_api_and_the_printed_profile() {
     );
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["pipelines"][0]["name"], "web");
+    assert!(
+        who.status.success(),
+        "sts get-caller-identity: {}",
+        String::from_utf8_lossy(&who.stderr)
+    );
+    let w: Value = serde_json::from_slice(&who.stdout).unwrap();
+    assert_eq!(w["Account"], pipedeck::model::declaration::LOCAL_ACCOUNT);
+    assert!(
+        w["Arn"].as_str().unwrap().starts_with("arn:aws:iam::"),
+        "{w}"
+    );
     assert!(status.success(), "serve did not stop cleanly on SIGTERM");
 }
 

@@ -203,6 +203,11 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: SocketAddr) -> Response
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    if target.is_empty() && is_form(&parts.headers) {
+        // STS speaks the query protocol: only GetCallerIdentity is served
+        // (the account in the TUI's header, `aws sts get-caller-identity`).
+        return sts(&bytes, &access_key_id, &request_id);
+    }
     if target.is_empty() {
         return error(
             &AwsError::new(
@@ -253,4 +258,54 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: SocketAddr) -> Response
 pub fn auth_status(code: &str) -> u16 {
     let _ = code;
     400
+}
+
+fn is_form(h: &hyper::HeaderMap) -> bool {
+    h.get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// STS over the query protocol (form-encoded `Action=…`, XML answers).
+fn sts(body: &[u8], access_key_id: &str, request_id: &str) -> Response<Full<Bytes>> {
+    let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let xml = |status: u16, text: String| {
+        let mut r = Response::new(Full::new(Bytes::from(text)));
+        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/xml"),
+        );
+        if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
+            r.headers_mut().insert("x-amzn-requestid", v);
+        }
+        r
+    };
+    let ns = "https://sts.amazonaws.com/doc/2011-06-15/";
+    match get("Action") {
+        Some("GetCallerIdentity") => {
+            let account = super::ACCOUNT;
+            xml(
+                200,
+                format!(
+                    "<GetCallerIdentityResponse xmlns=\"{ns}\"><GetCallerIdentityResult>\
+                     <Arn>arn:aws:iam::{account}:user/pipedeck-local</Arn>\
+                     <UserId>{access_key_id}</UserId><Account>{account}</Account>\
+                     </GetCallerIdentityResult><ResponseMetadata><RequestId>{request_id}\
+                     </RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+                ),
+            )
+        }
+        other => xml(
+            400,
+            format!(
+                "<ErrorResponse xmlns=\"{ns}\"><Error><Type>Sender</Type>\
+                 <Code>InvalidAction</Code><Message>the local AWS API serves only STS \
+                 GetCallerIdentity, not {}</Message></Error><RequestId>{request_id}</RequestId>\
+                 </ErrorResponse>",
+                other.unwrap_or("a request without Action")
+            ),
+        ),
+    }
 }
