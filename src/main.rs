@@ -294,6 +294,7 @@ fn tui_or_report(a: &TuiArgs) -> color_eyre::Result<ExitCode> {
                     .flat_map(|s| s.targets.iter().flat_map(|t| t.protected.clone())),
             )
             .collect(),
+        protected_approvals: cfg.protected_approvals,
         bell: cfg.bell,
         start_first: created,
         aws_api: pipedeck::awsapi::cli::ServeApi::resolve(

@@ -39,7 +39,12 @@ impl EnvironmentsView {
 
 /// The keys the footer shows on this screen (after them: back, palette,
 /// help, quit).
-pub(crate) const KEYS: &[Command] = &[Command::Rollback, Command::Right];
+pub(crate) const KEYS: &[Command] = &[
+    Command::Focus1,
+    Command::Rollback,
+    Command::Logs,
+    Command::Copy,
+];
 
 /// A command for the Environments screen (the global ones are the App's).
 pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
@@ -51,11 +56,42 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
         Command::Left | Command::Up | Command::PrevPane => {
             app.envs.sel = app.envs.sel.saturating_sub(1);
         }
+        c if c.focus_index().is_some() => {
+            let i = c.focus_index().unwrap_or(0);
+            if i < n {
+                app.envs.sel = i;
+            } else {
+                app.toast(
+                    format!("there is no environment {} (there are {n})", i + 1),
+                    true,
+                );
+            }
+        }
         Command::Rollback => {
             if let Some(e) = app.snap.envs.get(app.envs.sel) {
-                let env = e.name.clone();
-                app.confirm(Pending::RollbackEnv { env });
+                if e.rollback_revision().is_none() && e.kind == "local" {
+                    app.toast(
+                        format!(
+                            "{} has no earlier successful release to roll back to",
+                            e.name
+                        ),
+                        true,
+                    );
+                } else {
+                    let env = e.name.clone();
+                    app.confirm(Pending::RollbackEnv { env });
+                }
             }
+        }
+        Command::Copy => {
+            // The deployment under way, else the live release.
+            let id = app.snap.envs.get(app.envs.sel).and_then(|e| {
+                e.deployment
+                    .as_ref()
+                    .map(|d| d.id.clone())
+                    .or_else(|| e.release.as_ref().map(|r| r.id.clone()))
+            });
+            return app.copy(id, "this environment has no release or deployment yet");
         }
         Command::Logs | Command::Open => {
             // The live group's first replica: its output file.
@@ -107,10 +143,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     t.in_progress
                 },
             ),
-            Span::raw(format!(
-                "  release {}",
-                e.release.as_ref().map_or("—", |r| r.revision.as_str())
-            )),
+            Span::raw(format!("  release {}", e.live_revision().unwrap_or("—"))),
         ]));
         lines.push(Line::from(Span::styled(
             format!("strategy {}", e.strategy),
@@ -209,17 +242,23 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Span::styled(ev.message.clone(), style),
             ]));
         }
+        let focused = i == app.envs.sel;
+        // Unmistakable: a marker, the word, a thick border in the focus
+        // colour; the number is the key that focuses it.
         let title = format!(
-            "{}{}",
+            "{}{} {}{}{}",
+            if focused { "▶ " } else { "" },
+            i + 1,
             e.name,
-            if e.protected { " (protected)" } else { "" }
+            if e.protected { " (protected)" } else { "" },
+            if focused { " · focused" } else { "" }
         );
+        let mut b = block(app, title, focused);
+        if focused {
+            b = b.border_type(ratatui::widgets::BorderType::Thick);
+        }
         f.render_widget(
-            Paragraph::new(lines).wrap(Wrap { trim: true }).block(block(
-                app,
-                title,
-                i == app.envs.sel,
-            )),
+            Paragraph::new(lines).wrap(Wrap { trim: true }).block(b),
             *col,
         );
     }
