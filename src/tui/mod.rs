@@ -425,7 +425,11 @@ impl Loop {
                 bridge(b, tx.clone(), ctx.clone());
                 runner.run(Effect::Refresh);
             }
-            Ctl::Defs(defs) => app.defs.extend(defs),
+            Ctl::Defs(defs) => {
+                app.defs.extend(defs);
+                // The environments' promotion order comes from them.
+                crate::api::env::promotion_order(&mut app.snap.envs, app.defs.values());
+            }
             Ctl::StoreProblem(p) => app.store_problem = p,
             Ctl::Failed { what, error } => {
                 if what.starts_with("refresh") {
