@@ -367,3 +367,48 @@ fn answered_approvals_are_selectable_with_their_details() {
         vec![Effect::Copy("e2000000-0000".into())]
     );
 }
+
+#[test]
+fn a_kubernetes_rollout_shows_its_replica_split_and_the_flux_sync() {
+    let mut a = app();
+    let kube = |name: &str, sync: serde_json::Value| {
+        serde_json::from_value::<pipedeck::api::env::EnvironmentSummary>(json!({
+            "name": name, "kind": "kubernetes", "location": "eks-prod/web", "url": "",
+            "strategy": "RollingUpdate", "protected": false, "live": null,
+            "variants": [
+                {"label": "rev3", "revision": "v1.4.0", "commitMessage": null, "ready": 1, "total": 4, "restarts": 0, "weightPercent": 25},
+                {"label": "rev2", "revision": "v1.3.2", "commitMessage": null, "ready": 3, "total": 3, "restarts": 0, "weightPercent": 75}
+            ],
+            "deployment": null, "release": {"id": "rs-2", "revision": "v1.3.2"},
+            "actions": [], "metrics": null, "sync": sync, "events": []
+        }))
+        .unwrap()
+    };
+    a.snap.envs = vec![
+        kube(
+            "eks-canary",
+            json!({"object": "HelmRelease/apps/web", "ready": false, "revision": "1.4.0",
+                "message": "upgrade retries exhausted", "suspended": false}),
+        ),
+        kube(
+            "eks-gitops",
+            json!({"object": "Kustomization/flux-system/apps", "ready": true,
+                "revision": "main@sha1:0123456789ab", "message": "Applied revision", "suspended": true}),
+        ),
+    ];
+    a.update(key('e'));
+    let screen = render(&mut a, 150, 20);
+    // A ReplicaSet split is said to be replicas, not traffic, with each
+    // revision's share; the gauge has a glyph per variant.
+    assert!(screen.contains("replicas ███████████████▒▒▒"), "{screen}");
+    assert!(screen.contains("█ rev3 25% · ▒ rev2 75%"), "{screen}");
+    assert!(
+        screen.contains("sync ✘ not ready  HelmRelease/apps/web  rev 1.4.0  upgrade retries"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("sync ⏸ suspended  Kustomization/flux-system/apps"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("envs_kubernetes_replicas_and_sync", screen);
+}

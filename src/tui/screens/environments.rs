@@ -149,23 +149,17 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             format!("strategy {}", e.strategy),
             t.muted,
         )));
-        // Traffic split gauge: blue | green.
+        // The split over the variants: router weights (blue / green,
+        // canary) or, for a Kubernetes rollout, each ReplicaSet's share of
+        // the ready replicas. Each variant has its own glyph too, so the
+        // gauge reads without colour.
         let width = usize::from(col.width.saturating_sub(12)).max(10);
-        let green_percent = e.weight_of("green");
-        let g = (green_percent as usize * width) / 100;
-        lines.push(Line::from(vec![
-            Span::raw("traffic "),
-            Span::styled("█".repeat(width - g), t.in_progress),
-            Span::styled("█".repeat(g), t.succeeded),
-        ]));
-        lines.push(Line::from(Span::styled(
-            format!(
-                "        blue {}% · green {}%",
-                100 - green_percent,
-                green_percent
-            ),
-            t.muted,
-        )));
+        let (gauge, legend) = split_gauge(app, e, width);
+        lines.push(gauge);
+        lines.push(Line::from(Span::styled(legend, t.muted)));
+        if let Some(sy) = &e.sync {
+            lines.push(sync_line(app, sy));
+        }
         for g in &e.variants {
             let style = if g.ready == g.total {
                 t.succeeded
@@ -262,4 +256,79 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             *col,
         );
     }
+}
+
+const GLYPHS: [&str; 3] = ["█", "▒", "░"];
+
+/// `traffic ███▒▒` (or `replicas` for a ReplicaSet split) and its legend.
+fn split_gauge<'a>(
+    app: &App,
+    e: &crate::api::env::EnvironmentSummary,
+    width: usize,
+) -> (Line<'a>, String) {
+    let t = &app.theme;
+    let slots = e
+        .variants
+        .iter()
+        .any(|v| v.label == "blue" || v.label == "green");
+    let what = if e.kind == "kubernetes" && !slots {
+        "replicas"
+    } else {
+        "traffic"
+    };
+    let mut spans = vec![Span::raw(format!("{what} "))];
+    let mut used = 0;
+    let shown: Vec<_> = e.variants.iter().filter(|v| v.weight_percent > 0).collect();
+    for (i, v) in shown.iter().enumerate() {
+        let n = if i + 1 == shown.len() {
+            width.saturating_sub(used)
+        } else {
+            (v.weight_percent as usize * width) / 100
+        };
+        used += n;
+        let style = if e.live.as_deref() == Some(v.label.as_str()) {
+            t.succeeded
+        } else if Some(v.label.as_str()) == e.deployment.as_ref().map(|d| d.new_variant.as_str()) {
+            t.waiting
+        } else {
+            t.in_progress
+        };
+        spans.push(Span::styled(GLYPHS[i.min(2)].repeat(n), style));
+    }
+    if shown.is_empty() {
+        spans.push(Span::styled("no variant takes traffic", t.failed));
+    }
+    let legend = e
+        .variants
+        .iter()
+        .map(|v| match shown.iter().position(|s| s.label == v.label) {
+            Some(i) => format!("{} {} {}%", GLYPHS[i.min(2)], v.label, v.weight_percent),
+            None => format!("{} {}%", v.label, v.weight_percent),
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
+    (Line::from(spans), format!("         {legend}"))
+}
+
+/// A GitOps controller's view: `sync ✔ Ready  Kustomization/… rev …`.
+fn sync_line<'a>(app: &App, sy: &crate::api::env::SyncStatus) -> Line<'a> {
+    let t = &app.theme;
+    let (state, style) = match (sy.suspended, sy.ready) {
+        (true, _) => ("⏸ suspended".to_owned(), t.waiting),
+        (false, Some(true)) => ("✔ Ready".to_owned(), t.succeeded),
+        (false, Some(false)) => ("✘ not ready".to_owned(), t.failed),
+        (false, None) => ("… reconciling".to_owned(), t.in_progress),
+    };
+    let mut spans = vec![
+        Span::raw("sync "),
+        Span::styled(state, style),
+        Span::styled(format!("  {}", sy.object), t.muted),
+    ];
+    if let Some(r) = &sy.revision {
+        spans.push(Span::raw(format!("  rev {r}")));
+    }
+    if !sy.message.is_empty() && sy.ready != Some(true) {
+        spans.push(Span::styled(format!("  {}", sy.message), style));
+    }
+    Line::from(spans)
 }
