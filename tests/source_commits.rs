@@ -175,3 +175,38 @@ async fn an_approval_lists_the_commits_since_the_release_live_where_it_goes() {
     h.shutdown().await;
     drop(lock);
 }
+
+#[tokio::test]
+async fn the_aws_backend_says_the_commits_are_not_available() {
+    use pipedeck::backend::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = pipedeck::aws::Clients::static_conf("http://127.0.0.1:1", "eu-west-1").await;
+    let clients = pipedeck::aws::Clients::from_conf(&conf, Some("prod".into()));
+    let target = pipedeck::aws::AwsTarget {
+        label: "prod".into(),
+        region: Some("eu-west-1".into()),
+        no_retries: true,
+        ..Default::default()
+    };
+    let b = pipedeck::backend::aws::AwsBackend::with_clients(
+        vec![(target, clients)],
+        Default::default(),
+        dir.path().to_path_buf(),
+        "pipedeck-test",
+    );
+    let e = b
+        .call(Request::ListSourceCommits {
+            pipeline_name: "web".into(),
+            pipeline_execution_id: "e-1".into(),
+            range: CommitRange::SinceLive {
+                stage_name: "Approve".into(),
+            },
+            max_results: None,
+        })
+        .await
+        .unwrap_err();
+    // Said at once, without a call to AWS (the endpoint refuses connections).
+    assert_eq!(e.code, "UnsupportedOperation");
+    assert!(e.message.contains("not available on AWS"), "{e}");
+    assert!(e.message.contains("revision"), "{e}");
+}
