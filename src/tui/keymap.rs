@@ -120,6 +120,7 @@ impl Command {
             (Command::Rollback, Scope::Environments) => "roll back the environment",
             (Command::Logs, Scope::Environments) => "replica output",
             (Command::Focus1, Scope::Environments) => "focus an environment",
+            (c, Scope::Environments) if c.focus_index().is_some() => "focus that environment",
             _ => self.describe(),
         }
     }
@@ -434,5 +435,20 @@ mod tests {
         assert!(w.iter().any(|x| x.contains("unknown screen")));
         // Defaults still there.
         assert_eq!(km.command(Scope::Pipeline, &key('r')), Some(Command::Retry));
+        // The names the config uses for the new commands.
+        let t: toml::Table =
+            toml::from_str("[environments]\n\"f4\" = \"focus4\"\n\"c\" = \"copy\"\n").unwrap();
+        let (km, w) = Keymap::load(Some(&t));
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            km.command(Scope::Environments, &key('c')),
+            Some(Command::Copy)
+        );
+        let f4 = KeyEvent::new(KeyCode::F(4), KeyModifiers::NONE);
+        assert_eq!(
+            km.command(Scope::Environments, &f4)
+                .and_then(Command::focus_index),
+            Some(3)
+        );
     }
 }
