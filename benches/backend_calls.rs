@@ -130,6 +130,7 @@ fn minute(running: bool, screen: &str) -> Vec<&'static str> {
             reopen: None,
             start_first: None,
             reconnecting: Default::default(),
+            out: None,
         };
         let tx2 = tx.clone();
         let ui = tokio::spawn(async move {

@@ -294,6 +294,7 @@ fn tui_or_report(a: &TuiArgs) -> color_eyre::Result<ExitCode> {
                     .flat_map(|s| s.targets.iter().flat_map(|t| t.protected.clone())),
             )
             .collect(),
+        protected_approvals: cfg.protected_approvals,
         bell: cfg.bell,
         start_first: created,
         aws_api: pipedeck::awsapi::cli::ServeApi::resolve(
@@ -340,7 +341,25 @@ fn install_error_reporter() {
 
 fn main() -> ExitCode {
     install_error_reporter();
-    let args = Cli::parse();
+    let args = match Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            eprint!(
+                "{}",
+                cli::usage_without_global_options(&e.render().to_string())
+            );
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     let paths = Paths::resolve(args.config.clone(), args.data_dir.clone());
     let _log = pipedeck::logging::init(&paths.log_dir());
     select_aws(&args, &paths);

@@ -29,6 +29,31 @@ fn version_and_help_work() {
 }
 
 #[test]
+fn usage_lines_do_not_show_config_and_data_dir_as_required() {
+    // PIPEDECK_CONFIG and PIPEDECK_DATA_DIR are set (as in `pipedeck()`),
+    // and --config is typed too: the usage shows the command's own form.
+    let o = pipedeck(&["approve", "--config", "/nonexistent/c.toml", "web"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains("Usage: pipedeck approve <PIPELINE> <STAGE> <ACTION>"),
+        "{err}"
+    );
+    assert!(!err.contains("--config <PATH>"), "{err}");
+    assert!(!err.contains("--data-dir <DIR>"), "{err}");
+    for args in [&["--help"][..], &["approve", "--help"], &["envs", "--help"]] {
+        let o = pipedeck(args);
+        let usage = stdout(&o)
+            .lines()
+            .find(|l| l.starts_with("Usage:"))
+            .unwrap()
+            .to_owned();
+        assert!(!usage.contains("--config"), "{usage}");
+        assert!(!usage.contains("--data-dir"), "{usage}");
+    }
+}
+
+#[test]
 fn validate_exits_0_for_valid_files() {
     let o = pipedeck(&[
         "validate",

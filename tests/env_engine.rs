@@ -419,6 +419,8 @@ impl pipedeck::env::iface::Environment for FakeCluster {
             variants: Vec::new(),
             live: None,
             release: None,
+            rollback_target: None,
+            actions: Vec::new(),
             metrics: None,
             sync: None,
             deployment: None,

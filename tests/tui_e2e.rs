@@ -168,7 +168,11 @@ fn approve_from_the_tui_then_read_logs_and_quit_restoring_the_terminal() {
     t.wait_for("Executions");
     t.keys("lll"); // to the Approve stage (Source, Build, Dev, Approve)
     t.keys("a");
-    t.wait_for("Approve Approve/Release?");
+    t.wait_for("Approve Approve/Release of demo-web");
+    // What it lets through, read by the engine from the demo's repository:
+    // nothing is live in staging yet.
+    let modal = t.wait_for("going to staging");
+    assert!(modal.contains("nothing live yet"), "{modal}");
     t.keys("y");
     let screen = t.wait_for("Approve Succeeded");
     assert!(screen.contains("✔ Release"), "{screen}");

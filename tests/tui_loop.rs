@@ -148,6 +148,7 @@ fn start(fake: Arc<Fake>, reopen: Option<Reopen>) -> Running {
         reopen,
         start_first: None,
         reconnecting: Default::default(),
+        out: None,
     };
     let tx2 = tx.clone();
     let done = tokio::spawn(async move {

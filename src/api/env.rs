@@ -28,6 +28,13 @@ pub struct EnvironmentSummary {
     pub live: Option<String>,
     /// The last successful release.
     pub release: Option<ReleaseInfo>,
+    /// What a rollback outside a deployment deploys again (the release
+    /// before `release`), where the backend knows it.
+    #[serde(default)]
+    pub rollback_target: Option<ReleaseInfo>,
+    /// The Deploy actions (by name) that land here (`actions = [...]`).
+    #[serde(default)]
+    pub actions: Vec<String>,
     /// Request metrics over the alarm window, where the backend measures them.
     pub metrics: Option<RequestMetrics>,
     /// The GitOps controller's view (Flux), where one reconciles it.
@@ -46,6 +53,72 @@ impl EnvironmentSummary {
     pub fn weight_of(&self, label: &str) -> u32 {
         self.variant(label).map_or(0, |v| v.weight_percent)
     }
+
+    /// The revision taking production traffic: the live variant's (during
+    /// a blue/green termination wait that is the new one, while `release`
+    /// still names the old), else the last successful release's.
+    pub fn live_revision(&self) -> Option<&str> {
+        self.live
+            .as_deref()
+            .and_then(|l| self.variant(l))
+            .or_else(|| {
+                self.variants
+                    .iter()
+                    .filter(|v| v.weight_percent > 0)
+                    .max_by_key(|v| v.weight_percent)
+            })
+            .map(|v| v.revision.as_str())
+            .filter(|r| !r.is_empty())
+            .or(self.release.as_ref().map(|r| r.revision.as_str()))
+    }
+
+    /// What `RollbackEnvironment` goes back to: during a deployment, the
+    /// variant traffic flips back to; otherwise the release before the last.
+    pub fn rollback_revision(&self) -> Option<&str> {
+        match &self.deployment {
+            Some(d)
+                if matches!(
+                    d.status,
+                    DeploymentStatus::InProgress | DeploymentStatus::Baking
+                ) =>
+            {
+                self.variants
+                    .iter()
+                    .find(|v| v.label != d.new_variant)
+                    .map(|v| v.revision.as_str())
+            }
+            _ => self.rollback_target.as_ref().map(|r| r.revision.as_str()),
+        }
+    }
+}
+
+/// Environments in promotion order: the order in which the pipelines'
+/// Deploy actions reach them (dev, staging, prod), pipelines by name;
+/// environments no action reaches keep their order, after the others.
+pub fn promotion_order<'a>(
+    envs: &mut [EnvironmentSummary],
+    pipelines: impl IntoIterator<Item = &'a crate::model::pipeline::Pipeline>,
+) {
+    let mut order: Vec<String> = Vec::new();
+    for p in pipelines {
+        for a in p.stages.iter().flat_map(|s| {
+            let mut acts: Vec<_> = s.actions.iter().collect();
+            acts.sort_by_key(|a| a.run_order);
+            acts
+        }) {
+            if let Some(e) = envs.iter().find(|e| e.actions.contains(&a.name))
+                && !order.contains(&e.name)
+            {
+                order.push(e.name.clone());
+            }
+        }
+    }
+    envs.sort_by_key(|e| {
+        order
+            .iter()
+            .position(|n| *n == e.name)
+            .unwrap_or(usize::MAX)
+    });
 }
 
 /// One version of the workload that runs side by side with others.

@@ -89,6 +89,9 @@ pub enum Reply {
     Environments {
         environments: Vec<EnvironmentSummary>,
     },
+    SourceCommits {
+        commits: super::types::SourceCommits,
+    },
     /// An operation's outcome in words.
     Message {
         message: String,

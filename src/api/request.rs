@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::SourceRevisionOverride;
+use super::types::{CommitRange, SourceRevisionOverride};
 
 /// What a client asks. `identity` is who asks (the OS user or the
 /// workspace's `identity`); the audit trail records it.
@@ -147,6 +147,18 @@ pub enum Request {
     /// release (CodeDeploy's meaning of rollback).
     #[serde(rename_all = "camelCase")]
     RollbackEnvironment { environment_name: String },
+    /// Commits of an execution's source repository over a range (`git log
+    /// FROM..TO`): what an approval lets through, what a retry would not
+    /// release. Not a CodePipeline operation: a backend that cannot read
+    /// the repository refuses it with `UnsupportedOperation` (AWS).
+    #[serde(rename_all = "camelCase")]
+    ListSourceCommits {
+        pipeline_name: String,
+        pipeline_execution_id: String,
+        range: CommitRange,
+        #[serde(default)]
+        max_results: Option<u32>,
+    },
 }
 
 impl Request {
@@ -198,6 +210,7 @@ impl Request {
             Request::EngineInfo => "EngineInfo",
             Request::ListEnvironments => "ListEnvironments",
             Request::RollbackEnvironment { .. } => "RollbackEnvironment",
+            Request::ListSourceCommits { .. } => "ListSourceCommits",
         }
     }
 

@@ -142,6 +142,50 @@ pub struct SourceRevision {
     pub revision_url: Option<String>,
 }
 
+/// Which commits `ListSourceCommits` lists for an execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum CommitRange {
+    /// What an approval at `stage_name` lets through: from the release live
+    /// in the environment the pipeline deploys to next, to the execution's
+    /// revision.
+    #[serde(rename_all = "camelCase")]
+    SinceLive { stage_name: String },
+    /// What a retry would not release: from the execution's revision to
+    /// the head of its branch.
+    ToBranchHead,
+}
+
+/// One commit of a source repository, as `git log` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceCommit {
+    pub commit_id: String,
+    pub author: String,
+    /// RFC 3339.
+    pub date: String,
+    /// The subject line.
+    pub message: String,
+}
+
+/// `ListSourceCommits`: the commits `from..to` (`from` excluded), newest
+/// first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceCommits {
+    /// The source action whose repository it is.
+    pub action_name: String,
+    /// `None`: nothing is live there yet (the list starts at the root,
+    /// cut at the limit).
+    pub from: Option<String>,
+    pub to: String,
+    /// `SinceLive`: the environment the pipeline deploys to next.
+    pub environment: Option<String>,
+    pub commits: Vec<SourceCommit>,
+    /// More commits are in the range than were listed.
+    pub truncated: bool,
+}
+
 /// `sourceRevisions[]` in StartPipelineExecution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -590,6 +590,11 @@ impl AwsBackend {
                     "{environment_name}: environments are local; on AWS, roll back with RollbackStage"
                 ),
             )),
+            Request::ListSourceCommits { .. } => Err(ApiError::new(
+                "UnsupportedOperation",
+                "the commits between releases are not available on AWS: CodePipeline does not \
+                 read the repository (the execution's revision and its summary are shown instead)",
+            )),
             mutating => {
                 let name = pipeline_of(mutating).unwrap_or_default();
                 let (_, a, n) = self.route(name)?;

@@ -38,6 +38,18 @@ pub struct FakeState {
     pub gone: bool,
     /// What EngineInfo says the engine could not write.
     pub store_problem: Option<String>,
+    /// ListSourceCommits answers, by [`FakeState::commits_key`].
+    pub commits: BTreeMap<String, crate::api::types::SourceCommits>,
+}
+
+impl FakeState {
+    /// `<execution id>/since-live` or `<execution id>/to-branch-head`.
+    pub fn commits_key(execution: &str, range: &crate::api::types::CommitRange) -> String {
+        match range {
+            crate::api::types::CommitRange::SinceLive { .. } => format!("{execution}/since-live"),
+            crate::api::types::CommitRange::ToBranchHead => format!("{execution}/to-branch-head"),
+        }
+    }
 }
 
 /// GetPipeline's metadata for a fake pipeline at `version`.
@@ -271,6 +283,20 @@ impl Fake {
                         metadata: metadata(&pipeline.name, 2),
                     })
                 }
+                Request::ListSourceCommits {
+                    pipeline_execution_id,
+                    range,
+                    ..
+                } => s
+                    .commits
+                    .get(&FakeState::commits_key(pipeline_execution_id, range))
+                    .map(|c| Reply::SourceCommits { commits: c.clone() })
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            "RevisionNotFound",
+                            format!("no commits for {pipeline_execution_id}"),
+                        )
+                    }),
                 Request::EngineInfo => Ok(Reply::Info {
                     info: crate::api::EngineInfo {
                         workspace: "fake".into(),

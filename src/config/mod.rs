@@ -62,6 +62,9 @@ pub struct UserConfig {
     pub aws_api: Option<String>,
     /// Let the AWS API approve, retry and roll back protected stages.
     pub protected_via_api: bool,
+    /// Approving a protected stage, or an approval before a protected
+    /// environment's deploy, needs its name typed too.
+    pub protected_approvals: bool,
 }
 
 impl UserConfig {
@@ -124,6 +127,10 @@ impl UserConfig {
                     Some(b) => cfg.protected_via_api = b,
                     None => bad(&mut warnings, "true or false"),
                 },
+                "protected_approvals" => match v.as_bool() {
+                    Some(b) => cfg.protected_approvals = b,
+                    None => bad(&mut warnings, "true or false"),
+                },
                 "keys" => match v {
                     toml::Value::Table(t) => cfg.keys = Some(t),
                     _ => bad(&mut warnings, "a table"),
@@ -139,6 +146,7 @@ impl UserConfig {
                         "aws",
                         "aws_api",
                         "protected_via_api",
+                        "protected_approvals",
                     ];
                     let hint = known
                         .iter()

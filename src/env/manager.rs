@@ -157,8 +157,22 @@ impl Environments {
     }
 
     /// What the TUI and `envs` show, by name.
-    pub fn summaries(&self, _ws: &Workspace) -> Vec<EnvironmentSummary> {
-        self.envs.values().map(|e| e.summary()).collect()
+    /// Every environment's summary with the Deploy actions that land
+    /// there, in promotion order (the pipelines' order: dev, staging, prod).
+    pub fn summaries(&self, ws: &Workspace) -> Vec<EnvironmentSummary> {
+        let mut out: Vec<EnvironmentSummary> = self
+            .envs
+            .values()
+            .map(|e| {
+                let mut s = e.summary();
+                if let Some(cfg) = ws.environments.get(&s.name) {
+                    s.actions = cfg.actions.clone();
+                }
+                s
+            })
+            .collect();
+        crate::api::env::promotion_order(&mut out, ws.pipelines.iter().map(|p| &p.pipeline));
+        out
     }
 
     /// Rolls an environment back: a traffic flip while the old group is up

@@ -26,6 +26,8 @@ use crate::api::{
 pub mod chrome;
 #[path = "modals.rs"]
 pub mod modals;
+#[path = "prompts.rs"]
+pub mod prompts;
 #[path = "redraw.rs"]
 mod redraw;
 #[path = "screens/mod.rs"]
@@ -84,6 +86,15 @@ pub enum Effect {
         pattern: String,
         regex: bool,
     },
+    /// Commits of an execution's source over a range (what an approval
+    /// lets through, what a retry would not release): `Msg::Commits`.
+    Commits {
+        pipeline: String,
+        execution: String,
+        range: crate::api::types::CommitRange,
+    },
+    /// Put text on the terminal's clipboard (OSC 52).
+    Copy(String),
     Bell,
     Quit,
 }
@@ -126,6 +137,11 @@ pub enum Msg {
         aeid: String,
         findings: Vec<crate::diagnose::Finding>,
     },
+    Commits {
+        execution: String,
+        range: crate::api::types::CommitRange,
+        result: Result<crate::api::types::SourceCommits, crate::api::ApiError>,
+    },
 }
 
 pub struct App {
@@ -137,6 +153,12 @@ pub struct App {
     pub theme: Theme,
     pub keymap: Keymap,
     pub protected: Vec<String>,
+    /// Approvals of protected stages and environments need the name typed
+    /// too (`protected_approvals = true`).
+    pub protected_approvals: bool,
+    /// `r` waits for the branch's head before it retries (see
+    /// `prompts::RetryCheck`).
+    pub retry_check: Option<prompts::RetryCheck>,
     /// The pipeline definitions (for runOrder and artifacts).
     pub defs: BTreeMap<String, crate::model::pipeline::Pipeline>,
     pub snap: Snapshot,
@@ -200,6 +222,8 @@ impl App {
             theme,
             keymap,
             protected: Vec::new(),
+            protected_approvals: false,
+            retry_check: None,
             defs: BTreeMap::new(),
             snap: Snapshot::default(),
             screen: Screen::Pipelines,
@@ -317,9 +341,10 @@ impl App {
                 Vec::new()
             }
             Msg::Engine(ev) => self.on_engine(ev),
-            Msg::Snapshot(s) => {
+            Msg::Snapshot(mut s) => {
                 self.stale = None;
                 self.envs.record(&s.envs);
+                crate::api::env::promotion_order(&mut s.envs, self.defs.values());
                 self.snap = s;
                 if self.pipeline.is_none() {
                     self.pipeline = self.snap.pipelines.first().map(|p| p.name.clone());
@@ -337,8 +362,9 @@ impl App {
                 self.clamp();
                 self.auto_diagnose()
             }
-            Msg::Environments(envs) => {
+            Msg::Environments(mut envs) => {
                 self.envs.record(&envs);
+                crate::api::env::promotion_order(&mut envs, self.defs.values());
                 self.snap.envs = envs;
                 self.clamp();
                 Vec::new()
@@ -374,6 +400,11 @@ impl App {
                 Vec::new()
             }
             Msg::Matches { aeid, matches } => screens::logs::on_matches(self, aeid, matches),
+            Msg::Commits {
+                execution,
+                range,
+                result,
+            } => self.on_commits(execution, range, result),
             Msg::Mouse(m) => self.on_mouse(m),
             Msg::Key(k) => self.on_key(k),
         }
@@ -517,7 +548,7 @@ impl App {
         self.sel_action = self.sel_action.min(actions.saturating_sub(1));
         let execs = self.executions().len();
         self.graph.sel_exec = self.graph.sel_exec.min(execs.saturating_sub(1));
-        let appr = self.pending_approvals().len();
+        let appr = self.approval_rows().len();
         self.approvals.sel = self.approvals.sel.min(appr.saturating_sub(1));
     }
 

@@ -87,9 +87,17 @@ pub(crate) fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
             continue;
         }
         if let Some(k) = app.keymap.key_for(scope, *c) {
+            // The focus keys go together: `1/2/3`.
+            let k = match (*c, app.screen) {
+                (Command::Focus1, Screen::Environments) if k == "1" => {
+                    let n = app.snap.envs.len().clamp(1, 9);
+                    (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join("/")
+                }
+                _ => k,
+            };
             spans.push(Span::styled(format!(" {k}"), app.theme.footer_key));
             spans.push(Span::styled(
-                format!(" {} ", c.describe()),
+                format!(" {} ", c.describe_in(scope)),
                 app.theme.footer_text,
             ));
         }

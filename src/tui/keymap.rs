@@ -47,6 +47,18 @@ pub enum Command {
     NextMatch,
     PrevMatch,
     NextError,
+    /// Copy the selected id to the terminal's clipboard (OSC 52).
+    Copy,
+    /// Focus the Nth panel (environments in promotion order).
+    Focus1,
+    Focus2,
+    Focus3,
+    Focus4,
+    Focus5,
+    Focus6,
+    Focus7,
+    Focus8,
+    Focus9,
 }
 
 impl Command {
@@ -87,7 +99,46 @@ impl Command {
             Command::NextMatch => "next match",
             Command::PrevMatch => "previous match",
             Command::NextError => "next error line",
+            Command::Copy => "copy id",
+            Command::Focus1 => "focus panel 1",
+            Command::Focus2 => "focus panel 2",
+            Command::Focus3 => "focus panel 3",
+            Command::Focus4 => "focus panel 4",
+            Command::Focus5 => "focus panel 5",
+            Command::Focus6 => "focus panel 6",
+            Command::Focus7 => "focus panel 7",
+            Command::Focus8 => "focus panel 8",
+            Command::Focus9 => "focus panel 9",
         }
+    }
+
+    /// What the command does on a screen (the footer and the help say
+    /// this): `b` rolls back a stage on the graph, an environment on
+    /// Environments.
+    pub fn describe_in(self, scope: Scope) -> &'static str {
+        match (self, scope) {
+            (Command::Rollback, Scope::Environments) => "roll back the environment",
+            (Command::Logs, Scope::Environments) => "replica output",
+            (Command::Focus1, Scope::Environments) => "focus an environment",
+            (c, Scope::Environments) if c.focus_index().is_some() => "focus that environment",
+            _ => self.describe(),
+        }
+    }
+
+    /// `FocusN` → N-1.
+    pub fn focus_index(self) -> Option<usize> {
+        let all = [
+            Command::Focus1,
+            Command::Focus2,
+            Command::Focus3,
+            Command::Focus4,
+            Command::Focus5,
+            Command::Focus6,
+            Command::Focus7,
+            Command::Focus8,
+            Command::Focus9,
+        ];
+        all.iter().position(|c| *c == self)
     }
 
     /// Commands that change something (refused in readonly mode).
@@ -193,6 +244,18 @@ const DEFAULTS: &[(Scope, &str, Command)] = &[
     (Scope::Approvals, "x", Command::Reject),
     (Scope::Environments, "b", Command::Rollback),
     (Scope::Environments, "L", Command::Logs),
+    (Scope::Environments, "y", Command::Copy),
+    (Scope::Environments, "1", Command::Focus1),
+    (Scope::Environments, "2", Command::Focus2),
+    (Scope::Environments, "3", Command::Focus3),
+    (Scope::Environments, "4", Command::Focus4),
+    (Scope::Environments, "5", Command::Focus5),
+    (Scope::Environments, "6", Command::Focus6),
+    (Scope::Environments, "7", Command::Focus7),
+    (Scope::Environments, "8", Command::Focus8),
+    (Scope::Environments, "9", Command::Focus9),
+    (Scope::Approvals, "y", Command::Copy),
+    (Scope::Audit, "y", Command::Copy),
     (Scope::Diagnosis, "L", Command::Logs),
     (Scope::Logs, "d", Command::Diagnose),
     (Scope::Logs, "f", Command::Follow),
@@ -372,5 +435,20 @@ mod tests {
         assert!(w.iter().any(|x| x.contains("unknown screen")));
         // Defaults still there.
         assert_eq!(km.command(Scope::Pipeline, &key('r')), Some(Command::Retry));
+        // The names the config uses for the new commands.
+        let t: toml::Table =
+            toml::from_str("[environments]\n\"f4\" = \"focus4\"\n\"c\" = \"copy\"\n").unwrap();
+        let (km, w) = Keymap::load(Some(&t));
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            km.command(Scope::Environments, &key('c')),
+            Some(Command::Copy)
+        );
+        let f4 = KeyEvent::new(KeyCode::F(4), KeyModifiers::NONE);
+        assert_eq!(
+            km.command(Scope::Environments, &f4)
+                .and_then(Command::focus_index),
+            Some(3)
+        );
     }
 }

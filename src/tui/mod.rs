@@ -35,6 +35,9 @@ pub struct Options {
     pub keymap: keymap::Keymap,
     pub warnings: Vec<String>,
     pub protected: Vec<String>,
+    /// `protected_approvals = true`: approvals of protected stages and
+    /// environments need the name typed.
+    pub protected_approvals: bool,
     pub bell: bool,
     /// Start an execution when the pipeline has none (the demo's first run).
     pub start_first: bool,
@@ -84,6 +87,7 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
     app.readonly = opts.readonly;
     app.bell = opts.bell;
     app.protected = opts.protected;
+    app.protected_approvals = opts.protected_approvals;
     for w in opts.warnings {
         app.toast(w, true);
     }
@@ -147,6 +151,7 @@ pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
         reopen: Some(reopen),
         start_first: first,
         reconnecting: Default::default(),
+        out: None,
     };
     let (result, backend) = looped.run(&mut terminal, app, tx, rx).await;
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
@@ -195,6 +200,35 @@ pub struct Loop {
     pub start_first: Option<String>,
     /// A reconnection is under way.
     pub reconnecting: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Where the sequences the frames do not carry go (the bell, OSC 52
+    /// clipboard writes); `None`: stdout, the terminal.
+    pub out: Option<RawOut>,
+}
+
+/// A byte sink standing for the terminal (tests read it back).
+pub type RawOut = std::sync::Arc<std::sync::Mutex<dyn Write + Send>>;
+
+/// OSC 52: set the terminal's clipboard (`c`) to `text`, base64-encoded.
+pub fn osc52(text: &str) -> Vec<u8> {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = b"\x1b]52;c;".to_vec();
+    for chunk in text.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+    out.push(0x07);
+    out
 }
 
 pub(crate) fn current(b: &std::sync::RwLock<Shared>) -> Shared {
@@ -292,9 +326,8 @@ impl Loop {
                 for fx in app.update(m) {
                     match fx {
                         Effect::Quit => {}
-                        Effect::Bell => {
-                            let _ = std::io::stdout().write_all(b"\x07");
-                        }
+                        Effect::Bell => self.write_raw(b"\x07"),
+                        Effect::Copy(text) => self.write_raw(&osc52(&text)),
                         other => runner.run(other),
                     }
                 }
@@ -317,6 +350,26 @@ impl Loop {
             }
         }
         Ok(())
+    }
+
+    /// Bytes for the terminal outside a frame (between frames, so they
+    /// never land inside one).
+    fn write_raw(&self, bytes: &[u8]) {
+        match &self.out {
+            Some(out) => {
+                let mut g = match out.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                let _ = g.write_all(bytes);
+                let _ = g.flush();
+            }
+            None => {
+                let mut o = std::io::stdout();
+                let _ = o.write_all(bytes);
+                let _ = o.flush();
+            }
+        }
     }
 
     fn control(
@@ -372,7 +425,11 @@ impl Loop {
                 bridge(b, tx.clone(), ctx.clone());
                 runner.run(Effect::Refresh);
             }
-            Ctl::Defs(defs) => app.defs.extend(defs),
+            Ctl::Defs(defs) => {
+                app.defs.extend(defs);
+                // The environments' promotion order comes from them.
+                crate::api::env::promotion_order(&mut app.snap.envs, app.defs.values());
+            }
             Ctl::StoreProblem(p) => app.store_problem = p,
             Ctl::Failed { what, error } => {
                 if what.starts_with("refresh") {

@@ -10,6 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::api::Request;
+use crate::tui::app::screens::approvals::ApprovalModal;
 use crate::tui::app::widgets::centered;
 use crate::tui::app::{App, Effect, Screen};
 use crate::tui::keymap::{Command, Scope};
@@ -75,10 +76,53 @@ pub enum Modal {
     QuitConfirm {
         running: usize,
     },
+    /// What `a` approves: CustomData, revision, commits.
+    Approve(Box<ApprovalModal>),
+    /// A full record (an audit event as CloudTrail shapes it), scrolled
+    /// by `scroll` lines; `y` copies `id`.
+    Record {
+        title: String,
+        lines: Vec<String>,
+        scroll: usize,
+        id: String,
+    },
 }
 
 pub fn draw(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
     let (title, lines, w, h): (String, Vec<Line>, u16, u16) = match m {
+        Modal::Approve(a) => {
+            let w = area.width.saturating_sub(4).min(110);
+            (
+                "Approve".into(),
+                crate::tui::app::screens::approvals::modal_lines(app, a, usize::from(w) - 2),
+                w,
+                0,
+            )
+        }
+        Modal::Record {
+            title,
+            lines,
+            scroll,
+            ..
+        } => {
+            let h = area.height.saturating_sub(4);
+            let mut out: Vec<Line> = lines
+                .iter()
+                .skip(*scroll)
+                .take(usize::from(h.saturating_sub(1)))
+                .map(|l| Line::from(l.clone()))
+                .collect();
+            out.push(Line::from(Span::styled(
+                format!(
+                    "j/k: scroll · y: copy the id · Esc: close   ({}-{} of {})",
+                    scroll + 1,
+                    (scroll + usize::from(h.saturating_sub(1))).min(lines.len()),
+                    lines.len()
+                ),
+                app.theme.muted,
+            )));
+            (title.clone(), out, area.width.saturating_sub(4).min(110), h)
+        }
         Modal::Help => {
             let mut lines = Vec::new();
             for scope in [app.screen.scope(), Scope::Global] {
@@ -95,7 +139,11 @@ pub fn draw(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
                     lines.push(Line::from(vec![
                         Span::styled(format!("  {k:<10}"), app.theme.footer_key),
                         Span::styled(
-                            format!("{}{}", c.describe(), if dim { " (read-only)" } else { "" }),
+                            format!(
+                                "{}{}",
+                                c.describe_in(scope),
+                                if dim { " (read-only)" } else { "" }
+                            ),
                             if dim { app.theme.muted } else { app.theme.base },
                         ),
                     ]));
@@ -167,7 +215,7 @@ pub fn draw(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
         ),
     };
     // Dialogs fit their text (plus wrapping room); help takes the screen.
-    let h = if matches!(m, Modal::Help) {
+    let h = if matches!(m, Modal::Help | Modal::Record { .. }) {
         h
     } else {
         lines.len() as u16 + u16::from(lines.iter().any(|l| l.width() > usize::from(w) - 2))
@@ -195,6 +243,74 @@ impl App {
     pub(crate) fn modal_key(&mut self, m: Modal, k: KeyEvent) -> Vec<Effect> {
         let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
         match m {
+            Modal::Approve(mut a) => {
+                let approve = |me: &mut App, a: &ApprovalModal| {
+                    me.modal = None;
+                    vec![me.effect_of(Pending::Approve {
+                        pipeline: a.pipeline.clone(),
+                        stage: a.stage.clone(),
+                        action: a.action.clone(),
+                    })]
+                };
+                match &mut a.typed {
+                    Some((want, got)) => match k.code {
+                        KeyCode::Enter if got == want => return approve(self, &a),
+                        KeyCode::Enter => self.toast(format!("type `{want}` to approve"), true),
+                        KeyCode::Backspace => {
+                            got.pop();
+                            self.modal = Some(Modal::Approve(a));
+                        }
+                        KeyCode::Char(c) if !ctrl_c => {
+                            got.push(c);
+                            self.modal = Some(Modal::Approve(a));
+                        }
+                        _ => self.modal = None,
+                    },
+                    None => match k.code {
+                        KeyCode::Char('y') | KeyCode::Enter => return approve(self, &a),
+                        _ => self.modal = None,
+                    },
+                }
+                Vec::new()
+            }
+            Modal::Record {
+                title,
+                lines,
+                scroll,
+                id,
+            } => {
+                let page = usize::from(self.size.1.saturating_sub(6)).max(1);
+                let last = lines.len().saturating_sub(page);
+                let scroll = match k.code {
+                    KeyCode::Char('j') | KeyCode::Down => (scroll + 1).min(last),
+                    KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+                    KeyCode::PageDown | KeyCode::Char(' ') => (scroll + page).min(last),
+                    KeyCode::PageUp => scroll.saturating_sub(page),
+                    KeyCode::Char('g') | KeyCode::Home => 0,
+                    KeyCode::Char('G') | KeyCode::End => last,
+                    KeyCode::Char('y') => {
+                        let fx = self.copy(Some(id.clone()), "");
+                        self.modal = Some(Modal::Record {
+                            title,
+                            lines,
+                            scroll,
+                            id,
+                        });
+                        return fx;
+                    }
+                    _ => {
+                        self.modal = None;
+                        return Vec::new();
+                    }
+                };
+                self.modal = Some(Modal::Record {
+                    title,
+                    lines,
+                    scroll,
+                    id,
+                });
+                Vec::new()
+            }
             Modal::Help => {
                 if matches!(
                     k.code,
@@ -391,13 +507,7 @@ impl App {
                 ),
                 &String::new(),
             ),
-            Pending::RollbackEnv { env } => (
-                format!(
-                    "Roll back environment {env}? During a deployment this flips traffic back; \
-                     otherwise the previous release is deployed again."
-                ),
-                env,
-            ),
+            Pending::RollbackEnv { env } => (self.rollback_env_text(env), env),
         };
         let env_protected = matches!(&op, Pending::RollbackEnv { env }
             if self.snap.envs.iter().any(|e| &e.name == env && e.protected));

@@ -270,7 +270,37 @@ impl Runner {
                     let _ = me.tx.send(Msg::Diagnosis { aeid, findings });
                 });
             }
-            Effect::Bell | Effect::Quit => {}
+            Effect::Commits {
+                pipeline,
+                execution,
+                range,
+            } => {
+                tokio::spawn(async move {
+                    let result = match b
+                        .call(Request::ListSourceCommits {
+                            pipeline_name: pipeline,
+                            pipeline_execution_id: execution.clone(),
+                            range: range.clone(),
+                            max_results: Some(50),
+                        })
+                        .await
+                    {
+                        Ok(Reply::SourceCommits { commits }) => Ok(commits),
+                        Ok(other) => Err(ApiError::new(
+                            "InternalError",
+                            format!("unexpected {other:?}"),
+                        )),
+                        Err(e) => Err(e),
+                    };
+                    let _ = me.tx.send(Msg::Commits {
+                        execution,
+                        range,
+                        result,
+                    });
+                });
+            }
+            // The loop writes these to the terminal itself.
+            Effect::Copy(_) | Effect::Bell | Effect::Quit => {}
         }
     }
 

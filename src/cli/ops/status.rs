@@ -247,7 +247,8 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
             "{:<10} {:<28} live {live:<6} release {:<14} {} · {:.1} req/s · {:.1}% 5xx · p99 {:.0} ms",
             e.name,
             e.location,
-            e.release.as_ref().map_or("-", |r| r.revision.as_str()),
+            // The release taking traffic (during a termination wait, the new one).
+            e.live_revision().unwrap_or("-"),
             e.strategy,
             m.rps,
             m.error_rate,

@@ -4,6 +4,7 @@
 //! transaction and then publishes it as an event.
 
 mod actions;
+mod commits;
 mod define;
 mod handle;
 mod jobs;

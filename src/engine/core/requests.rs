@@ -20,6 +20,12 @@ impl Engine {
                     // Slow (a redeploy): answered from a task when done.
                     self.rollback_environment(env, reply);
                 }
+                Msg::Call(env, reply)
+                    if matches!(env.request, Request::ListSourceCommits { .. }) =>
+                {
+                    // Runs git: answered from a blocking task.
+                    self.source_commits(env, reply);
+                }
                 Msg::Call(env, reply) if env.request.is_log_read() => {
                     // Reads files: answered from a blocking task.
                     let dir = self.ws.state_dir.clone();
@@ -250,9 +256,9 @@ impl Engine {
                     None => Vec::new(),
                 },
             }),
-            Request::RollbackEnvironment { .. } => Err(api(
+            Request::RollbackEnvironment { .. } | Request::ListSourceCommits { .. } => Err(api(
                 "InternalError",
-                "RollbackEnvironment is handled asynchronously",
+                "this request is handled asynchronously",
             )),
             Request::EngineInfo => Ok(Reply::Info {
                 info: EngineInfo {

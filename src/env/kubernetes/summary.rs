@@ -141,6 +141,10 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
         )
     };
     let mut sum = EnvironmentSummary {
+        // kubectl rollout undo's target is the previous ReplicaSet; not
+        // named here.
+        rollback_target: None,
+        actions: Vec::new(),
         name: env.name.clone(),
         kind: "kubernetes".into(),
         location: format!("{}/{}", env.spec.context, env.spec.namespace),

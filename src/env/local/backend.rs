@@ -230,12 +230,20 @@ impl Environment for LocalEnvironment {
             live: live.map(|c| c.as_str().to_owned()),
             variants,
             deployment: e.deployment().map(|d| d.progress()),
-            release: history.ok().and_then(|h| {
+            release: history.as_ref().ok().and_then(|h| {
                 h.last().map(|r| ReleaseInfo {
                     id: r.id.clone(),
                     revision: r.revision.clone(),
                 })
             }),
+            // What roll_back deploys again outside a deployment.
+            rollback_target: history.as_ref().ok().and_then(|h| {
+                h.len().checked_sub(2).map(|i| ReleaseInfo {
+                    id: h[i].id.clone(),
+                    revision: h[i].revision.clone(),
+                })
+            }),
+            actions: Vec::new(),
             metrics: Some(RequestMetrics {
                 rps: w.rps,
                 error_rate: w.error_rate,

@@ -1,4 +1,5 @@
-//! The Audit screen: the audit trail, filtered.
+//! The Audit screen: the audit trail, filtered; Enter opens a row's full
+//! CloudTrail-shaped record, `y` copies its event id.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -6,7 +7,9 @@ use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Table};
 
 use crate::api::AuditEvent;
-use crate::tui::app::widgets::block;
+use crate::tui::app::modals::Modal;
+use crate::tui::app::screens::approvals::column_widths;
+use crate::tui::app::widgets::{block, truncate};
 use crate::tui::app::{App, Effect};
 use crate::tui::keymap::Command;
 
@@ -27,7 +30,25 @@ impl AuditView {
 
 /// The keys the footer shows on this screen (after them: back, palette,
 /// help, quit).
-pub(crate) const KEYS: &[Command] = &[Command::Filter];
+pub(crate) const KEYS: &[Command] = &[Command::Open, Command::Copy, Command::Filter];
+
+const WIDTHS: [Constraint; 5] = [
+    Constraint::Length(19),
+    Constraint::Length(24),
+    Constraint::Length(26),
+    Constraint::Length(28),
+    Constraint::Min(10),
+];
+
+/// An audit event as CloudTrail prints it (`eventVersion` … `readOnly`),
+/// one line per line of its pretty JSON.
+pub(crate) fn record_lines(e: &AuditEvent) -> Vec<String> {
+    serde_json::to_string_pretty(e)
+        .unwrap_or_else(|err| format!("the record cannot be shown: {err}"))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
 
 /// A command for the Audit screen (the global ones are the App's).
 pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
@@ -38,12 +59,33 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
         Command::Top => app.audit.sel = 0,
         Command::Bottom => app.audit.sel = n.saturating_sub(1),
         Command::Filter => app.filter_editing = true,
+        Command::Open => {
+            let Some(e) = app.audit_visible().get(app.audit.sel).map(|e| (*e).clone()) else {
+                app.toast("no audit event is selected", true);
+                return Vec::new();
+            };
+            app.modal = Some(Modal::Record {
+                title: format!("{} · {}", e.event_name, e.event_time),
+                lines: record_lines(&e),
+                scroll: 0,
+                id: e.event_id.clone(),
+            });
+        }
+        Command::Copy => {
+            let id = app
+                .audit_visible()
+                .get(app.audit.sel)
+                .map(|e| e.event_id.clone());
+            return app.copy(id, "no audit event is selected");
+        }
         _ => {}
     }
     Vec::new()
 }
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
+    let w = column_widths(area, &WIDTHS);
+    let cut = |s: String, i: usize| truncate(&s, w.get(i).copied().unwrap_or(10));
     let rows: Vec<Row> = app
         .audit_visible()
         .iter()
@@ -64,15 +106,16 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             let err = e.error_code.clone().unwrap_or_default();
             let row = Row::new(vec![
                 Cell::from(e.event_time.get(..19).unwrap_or("").replace('T', " ")),
-                Cell::from(e.event_name.clone()),
-                Cell::from(
+                Cell::from(cut(e.event_name.clone(), 1)),
+                Cell::from(cut(
                     e.user_identity
                         .user_name
                         .clone()
                         .unwrap_or_else(|| e.user_identity.principal_id.clone()),
-                ),
-                Cell::from(Span::styled(err, app.theme.failed)),
-                Cell::from(params.unwrap_or_default()),
+                    2,
+                )),
+                Cell::from(Span::styled(cut(err, 3), app.theme.failed)),
+                Cell::from(cut(params.unwrap_or_default(), 4)),
             ]);
             if i == app.audit.sel {
                 row.style(app.theme.selection)
@@ -86,18 +129,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     } else {
         format!("Audit trail /{}", app.filter)
     };
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(19),
-            Constraint::Length(24),
-            Constraint::Length(26),
-            Constraint::Length(28),
-            Constraint::Min(10),
-        ],
-    )
-    .header(Row::new(["TIME", "EVENT", "WHO", "ERROR", "REQUEST"]).style(app.theme.muted))
-    .block(block(app, title, true));
+    let table = Table::new(rows, WIDTHS)
+        .header(Row::new(["TIME", "EVENT", "WHO", "ERROR", "REQUEST"]).style(app.theme.muted))
+        .block(block(app, title, true));
     f.render_widget(table, area);
 }
 

@@ -39,7 +39,12 @@ impl EnvironmentsView {
 
 /// The keys the footer shows on this screen (after them: back, palette,
 /// help, quit).
-pub(crate) const KEYS: &[Command] = &[Command::Rollback, Command::Right];
+pub(crate) const KEYS: &[Command] = &[
+    Command::Focus1,
+    Command::Rollback,
+    Command::Logs,
+    Command::Copy,
+];
 
 /// A command for the Environments screen (the global ones are the App's).
 pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
@@ -51,11 +56,42 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
         Command::Left | Command::Up | Command::PrevPane => {
             app.envs.sel = app.envs.sel.saturating_sub(1);
         }
+        c if c.focus_index().is_some() => {
+            let i = c.focus_index().unwrap_or(0);
+            if i < n {
+                app.envs.sel = i;
+            } else {
+                app.toast(
+                    format!("there is no environment {} (there are {n})", i + 1),
+                    true,
+                );
+            }
+        }
         Command::Rollback => {
             if let Some(e) = app.snap.envs.get(app.envs.sel) {
-                let env = e.name.clone();
-                app.confirm(Pending::RollbackEnv { env });
+                if e.rollback_revision().is_none() && e.kind == "local" {
+                    app.toast(
+                        format!(
+                            "{} has no earlier successful release to roll back to",
+                            e.name
+                        ),
+                        true,
+                    );
+                } else {
+                    let env = e.name.clone();
+                    app.confirm(Pending::RollbackEnv { env });
+                }
             }
+        }
+        Command::Copy => {
+            // The deployment under way, else the live release.
+            let id = app.snap.envs.get(app.envs.sel).and_then(|e| {
+                e.deployment
+                    .as_ref()
+                    .map(|d| d.id.clone())
+                    .or_else(|| e.release.as_ref().map(|r| r.id.clone()))
+            });
+            return app.copy(id, "this environment has no release or deployment yet");
         }
         Command::Logs | Command::Open => {
             // The live group's first replica: its output file.
@@ -107,32 +143,23 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     t.in_progress
                 },
             ),
-            Span::raw(format!(
-                "  release {}",
-                e.release.as_ref().map_or("—", |r| r.revision.as_str())
-            )),
+            Span::raw(format!("  release {}", e.live_revision().unwrap_or("—"))),
         ]));
         lines.push(Line::from(Span::styled(
             format!("strategy {}", e.strategy),
             t.muted,
         )));
-        // Traffic split gauge: blue | green.
+        // The split over the variants: router weights (blue / green,
+        // canary) or, for a Kubernetes rollout, each ReplicaSet's share of
+        // the ready replicas. Each variant has its own glyph too, so the
+        // gauge reads without colour.
         let width = usize::from(col.width.saturating_sub(12)).max(10);
-        let green_percent = e.weight_of("green");
-        let g = (green_percent as usize * width) / 100;
-        lines.push(Line::from(vec![
-            Span::raw("traffic "),
-            Span::styled("█".repeat(width - g), t.in_progress),
-            Span::styled("█".repeat(g), t.succeeded),
-        ]));
-        lines.push(Line::from(Span::styled(
-            format!(
-                "        blue {}% · green {}%",
-                100 - green_percent,
-                green_percent
-            ),
-            t.muted,
-        )));
+        let (gauge, legend) = split_gauge(app, e, width);
+        lines.push(gauge);
+        lines.push(Line::from(Span::styled(legend, t.muted)));
+        if let Some(sy) = &e.sync {
+            lines.push(sync_line(app, sy));
+        }
         for g in &e.variants {
             let style = if g.ready == g.total {
                 t.succeeded
@@ -209,18 +236,99 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Span::styled(ev.message.clone(), style),
             ]));
         }
+        let focused = i == app.envs.sel;
+        // Unmistakable: a marker, the word, a thick border in the focus
+        // colour; the number is the key that focuses it.
         let title = format!(
-            "{}{}",
+            "{}{} {}{}{}",
+            if focused { "▶ " } else { "" },
+            i + 1,
             e.name,
-            if e.protected { " (protected)" } else { "" }
+            if e.protected { " (protected)" } else { "" },
+            if focused { " · focused" } else { "" }
         );
+        let mut b = block(app, title, focused);
+        if focused {
+            b = b.border_type(ratatui::widgets::BorderType::Thick);
+        }
         f.render_widget(
-            Paragraph::new(lines).wrap(Wrap { trim: true }).block(block(
-                app,
-                title,
-                i == app.envs.sel,
-            )),
+            Paragraph::new(lines).wrap(Wrap { trim: true }).block(b),
             *col,
         );
     }
+}
+
+const GLYPHS: [&str; 3] = ["█", "▒", "░"];
+
+/// `traffic ███▒▒` (or `replicas` for a ReplicaSet split) and its legend.
+fn split_gauge<'a>(
+    app: &App,
+    e: &crate::api::env::EnvironmentSummary,
+    width: usize,
+) -> (Line<'a>, String) {
+    let t = &app.theme;
+    let slots = e
+        .variants
+        .iter()
+        .any(|v| v.label == "blue" || v.label == "green");
+    let what = if e.kind == "kubernetes" && !slots {
+        "replicas"
+    } else {
+        "traffic"
+    };
+    let mut spans = vec![Span::raw(format!("{what} "))];
+    let mut used = 0;
+    let shown: Vec<_> = e.variants.iter().filter(|v| v.weight_percent > 0).collect();
+    for (i, v) in shown.iter().enumerate() {
+        let n = if i + 1 == shown.len() {
+            width.saturating_sub(used)
+        } else {
+            (v.weight_percent as usize * width) / 100
+        };
+        used += n;
+        let style = if e.live.as_deref() == Some(v.label.as_str()) {
+            t.succeeded
+        } else if Some(v.label.as_str()) == e.deployment.as_ref().map(|d| d.new_variant.as_str()) {
+            t.waiting
+        } else {
+            t.in_progress
+        };
+        spans.push(Span::styled(GLYPHS[i.min(2)].repeat(n), style));
+    }
+    if shown.is_empty() {
+        spans.push(Span::styled("no variant takes traffic", t.failed));
+    }
+    let legend = e
+        .variants
+        .iter()
+        .map(|v| match shown.iter().position(|s| s.label == v.label) {
+            Some(i) => format!("{} {} {}%", GLYPHS[i.min(2)], v.label, v.weight_percent),
+            None => format!("{} {}%", v.label, v.weight_percent),
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
+    (Line::from(spans), format!("         {legend}"))
+}
+
+/// A GitOps controller's view: `sync ✔ Ready  Kustomization/… rev …`.
+fn sync_line<'a>(app: &App, sy: &crate::api::env::SyncStatus) -> Line<'a> {
+    let t = &app.theme;
+    let (state, style) = match (sy.suspended, sy.ready) {
+        (true, _) => ("⏸ suspended".to_owned(), t.waiting),
+        (false, Some(true)) => ("✔ Ready".to_owned(), t.succeeded),
+        (false, Some(false)) => ("✘ not ready".to_owned(), t.failed),
+        (false, None) => ("… reconciling".to_owned(), t.in_progress),
+    };
+    let mut spans = vec![
+        Span::raw("sync "),
+        Span::styled(state, style),
+        Span::styled(format!("  {}", sy.object), t.muted),
+    ];
+    if let Some(r) = &sy.revision {
+        spans.push(Span::raw(format!("  rev {r}")));
+    }
+    if !sy.message.is_empty() && sy.ready != Some(true) {
+        spans.push(Span::styled(format!("  {}", sy.message), style));
+    }
+    Line::from(spans)
 }

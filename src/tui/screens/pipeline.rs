@@ -133,7 +133,7 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
                     true,
                 );
             } else {
-                app.ask_approval(c, pipeline, stage, action);
+                return app.ask_approval(c, pipeline, stage, action);
             }
         }
         (Command::Retry | Command::RetryAll, _) => {
@@ -143,17 +143,8 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
                 "ALL_ACTIONS"
             }
             .to_owned();
-            if let Some((revision, newer)) = app.newer_revision(app.sel_stage) {
-                app.confirm(Pending::Release {
-                    pipeline,
-                    stage,
-                    retry_mode,
-                    revision,
-                    newer,
-                });
-                return Vec::new();
-            }
-            return vec![crate::tui::app::modals::retry(pipeline, stage, retry_mode)];
+            // A newer commit on the branch is offered instead (modals.rs).
+            return app.ask_retry(pipeline, stage, retry_mode);
         }
         (Command::Rollback, _) => app.confirm(Pending::Rollback { pipeline, stage }),
         (Command::Transition, _) => {
