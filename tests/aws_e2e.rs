@@ -332,7 +332,7 @@ fn read_a_running_builds_log_live_and_approve_over_the_local_aws_api() {
     t.wait("approval(s) pending");
     t.keys("ll"); // Dev, Approve
     t.keys("a");
-    t.wait("Approve Approve/Release?");
+    t.wait("Approve Approve/Release of demo-web");
     t.keys("y");
     let after = t.wait("Approve Succeeded");
     assert!(after.contains("✔ Release"), "{after}");
