@@ -47,6 +47,11 @@ pub enum Command {
     NextMatch,
     PrevMatch,
     NextError,
+    PrevError,
+    OnlyMatches,
+    NextAttention,
+    PrevAttention,
+    Compact,
 }
 
 impl Command {
@@ -87,6 +92,38 @@ impl Command {
             Command::NextMatch => "next match",
             Command::PrevMatch => "previous match",
             Command::NextError => "next error line",
+            Command::PrevError => "previous error",
+            Command::OnlyMatches => "only matching lines",
+            Command::NextAttention => "next failed/waiting",
+            Command::PrevAttention => "previous failed/waiting",
+            Command::Compact => "compact",
+        }
+    }
+
+    /// A shorter label, for a footer that does not fit otherwise.
+    pub fn short(self) -> &'static str {
+        match self {
+            Command::Back => "back",
+            Command::Palette => "palette",
+            Command::Filter => "search",
+            Command::NextPane => "pane",
+            Command::Start => "start",
+            Command::Stop => "stop",
+            Command::Reject => "reject",
+            Command::Retry => "retry",
+            Command::RetryAll => "retry all",
+            Command::Rollback => "rollback",
+            Command::Transition => "transition",
+            Command::Logs => "logs",
+            Command::NextMatch => "next match",
+            Command::PrevMatch => "prev match",
+            Command::NextError => "next error",
+            Command::PrevError => "prev error",
+            Command::OnlyMatches => "only matches",
+            Command::NextAttention => "next failed",
+            Command::PrevAttention => "prev failed",
+            Command::Wrap => "wrap",
+            other => other.describe(),
         }
     }
 
@@ -189,6 +226,9 @@ const DEFAULTS: &[(Scope, &str, Command)] = &[
     (Scope::Pipeline, "t", Command::Transition),
     (Scope::Pipeline, "L", Command::Logs),
     (Scope::Pipeline, "d", Command::Diagnose),
+    (Scope::Pipeline, "n", Command::NextAttention),
+    (Scope::Pipeline, "N", Command::PrevAttention),
+    (Scope::Pipeline, "c", Command::Compact),
     (Scope::Approvals, "a", Command::Approve),
     (Scope::Approvals, "x", Command::Reject),
     (Scope::Environments, "b", Command::Rollback),
@@ -201,6 +241,8 @@ const DEFAULTS: &[(Scope, &str, Command)] = &[
     (Scope::Logs, "n", Command::NextMatch),
     (Scope::Logs, "N", Command::PrevMatch),
     (Scope::Logs, "E", Command::NextError),
+    (Scope::Logs, "ctrl-e", Command::PrevError),
+    (Scope::Logs, "F", Command::OnlyMatches),
 ];
 
 /// `KeyEvent` → the config spelling: `a`, `A`, `ctrl-r`, `enter`, `f5`.
@@ -337,11 +379,15 @@ impl Keymap {
 
     /// The first key bound to `cmd` on a screen (for hints).
     pub fn key_for(&self, scope: Scope, cmd: Command) -> Option<String> {
-        self.bindings(scope)
-            .into_iter()
-            .chain(self.bindings(Scope::Global))
-            .find(|(_, c)| *c == cmd)
-            .map(|(k, _)| k)
+        // The screen's own key first; of several, the shortest (`q`, not
+        // `ctrl-c`).
+        [scope, Scope::Global].into_iter().find_map(|s| {
+            self.bindings(s)
+                .into_iter()
+                .filter(|(_, c)| *c == cmd)
+                .map(|(k, _)| k)
+                .min_by_key(|k| k.chars().count())
+        })
     }
 }
 

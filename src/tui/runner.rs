@@ -217,20 +217,29 @@ impl Runner {
                     });
                 });
             }
-            Effect::SearchLog {
-                aeid,
-                pattern,
-                regex,
-            } => {
+            Effect::ScanLog { aeid, scan } => {
                 tokio::spawn(async move {
-                    let matches = match b.search_log(&LogRef::parse(&aeid), &pattern, regex).await {
-                        Ok(m) => m,
-                        Err(e) => {
-                            me.failed(&format!("searching for `{pattern}`"), e);
-                            Vec::new()
+                    match scan_log(&*b, &LogRef::parse(&aeid), &scan).await {
+                        Ok((total, lines)) => {
+                            let _ = me.tx.send(Msg::Matches {
+                                aeid,
+                                scan,
+                                total,
+                                lines,
+                            });
                         }
-                    };
-                    let _ = me.tx.send(Msg::Matches { aeid, matches });
+                        Err(e) => {
+                            let what = match &scan {
+                                crate::tui::app::LogScan::Search(q) => {
+                                    format!("searching for `{q}`")
+                                }
+                                crate::tui::app::LogScan::Errors => {
+                                    "looking for the error lines".to_owned()
+                                }
+                            };
+                            me.failed(&what, e);
+                        }
+                    }
                 });
             }
             Effect::Diagnose { action, execution } => {
@@ -355,4 +364,41 @@ async fn snapshot(b: &dyn Backend) -> Result<Snapshot, ApiError> {
         s.envs = environments;
     }
     Ok(s)
+}
+
+/// The lines the engine's search finds, read back with their text (a page
+/// around each, so the reads follow the matches, not the log's size), and
+/// the log's line count then. At most `SCAN_LINES` lines are kept.
+async fn scan_log(
+    b: &dyn Backend,
+    log: &LogRef,
+    scan: &crate::tui::app::LogScan,
+) -> Result<(u64, Vec<(u64, String)>), ApiError> {
+    const PAGE: u32 = 2_000;
+    const SCAN_LINES: usize = 20_000;
+    let (pattern, regex) = scan.pattern();
+    let found = b.search_log(log, pattern, regex).await?;
+    let mut out = Vec::new();
+    let mut total = None;
+    let mut i = 0;
+    while i < found.len() && out.len() < SCAN_LINES {
+        let page = b.read_log(log, Some(found[i]), PAGE).await?;
+        total = Some(page.total);
+        let end = page.start + page.lines.len() as u64;
+        if page.lines.is_empty() || found[i] < page.start {
+            break;
+        }
+        while i < found.len() && found[i] < end && out.len() < SCAN_LINES {
+            let at = usize::try_from(found[i] - page.start).unwrap_or(usize::MAX);
+            if let Some(text) = page.lines.get(at) {
+                out.push((found[i], text.clone()));
+            }
+            i += 1;
+        }
+    }
+    let total = match total {
+        Some(t) => t,
+        None => b.read_log(log, None, 1).await?.total,
+    };
+    Ok((total, out))
 }
