@@ -582,6 +582,54 @@ fn zero_counts_are_painted_like_ordinary_lines() {
     assert_eq!(fg(row_of("0 failed")), fg(row_of("test_ok")));
 }
 
+#[test]
+fn every_highlight_is_counted() {
+    let mut a = seven_stage_app();
+    a.screen = Screen::Logs;
+    a.logs.aeid = "ae-UnitTests".into();
+    a.logs.total = 3;
+    a.logs.cache = vec![
+        "FAIL: test_a FAIL again".into(),
+        "ok".into(),
+        "\u{1b}[31mFAIL\u{1b}[0m: coloured".into(),
+    ];
+    a.logs.search = Some("FAIL".into());
+    let lines = a
+        .logs
+        .cache
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i as u64, t.clone()))
+        .filter(|(_, t)| t.contains("FAIL"))
+        .collect();
+    a.update(Msg::Matches {
+        aeid: "ae-UnitTests".into(),
+        scan: pipedeck::tui::app::LogScan::Search("FAIL".into()),
+        total: 3,
+        lines,
+    });
+    let mut t = Terminal::new(TestBackend::new(120, 15)).unwrap();
+    a.size = (120, 15);
+    t.draw(|f| pipedeck::tui::view::draw(f, &mut a)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let theme = Theme::builtin("default").unwrap();
+    let lit: Vec<_> = [theme.search_match.bg, theme.search_current.bg]
+        .into_iter()
+        .flatten()
+        .collect();
+    let cells = (0..buf.area.height)
+        .flat_map(|y| (0..buf.area.width).map(move |x| (x, y)))
+        .filter(|&p| buf[p].symbol() != " " && lit.contains(&buf[p].bg))
+        .count();
+    // Three occurrences of a 4-letter word, three counted.
+    assert_eq!(cells, 3 * 4, "{}", t.backend());
+    assert!(
+        format!("{}", t.backend()).contains("match 1/3 on 2 line(s)"),
+        "{}",
+        t.backend()
+    );
+}
+
 #[tokio::test]
 async fn the_match_counter_counts_what_is_highlighted_and_the_filter_shows_only_matches() {
     let (fake, r) = on_the_unit_test_log().await;
@@ -699,14 +747,11 @@ async fn the_palette_matches_by_prefix_and_fuzzily_completes_and_remembers() {
 
 #[tokio::test]
 async fn palette_actions_run_what_the_keys_run() {
-    let fake = Arc::new(Fake::new(fake_state()));
-    let r = start(fake.clone());
-    until(&fake, "first refresh", |c| c.contains(&"ListEnvironments")).await;
-    settle().await;
+    let (fake, r) = started().await;
     // `:approve` opens the approval modal `a` opens; y approves.
     r.palette("approve");
-    r.send(code(KeyCode::Enter));
-    settle().await;
+    let screen = press(&r, code(KeyCode::Enter)).await;
+    assert!(screen.contains("Approve Approve/Release?"), "{screen}");
     r.send(key('y'));
     until(&fake, "approval", |c| c.contains(&"PutApprovalResult")).await;
     // `:rol` Tab `pr` Tab: `rollback prod`; the protected environment's
@@ -716,8 +761,8 @@ async fn palette_actions_run_what_the_keys_run() {
     r.send(key('p'));
     r.send(key('r'));
     r.send(code(KeyCode::Tab));
-    r.send(code(KeyCode::Enter));
-    settle().await;
+    let screen = press(&r, code(KeyCode::Enter)).await;
+    assert!(screen.contains("Roll back environment prod?"), "{screen}");
     r.send(code(KeyCode::Enter));
     settle().await;
     assert!(

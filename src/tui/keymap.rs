@@ -400,6 +400,22 @@ mod tests {
     }
 
     #[test]
+    fn no_default_key_is_bound_twice_or_hides_a_global_one() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (scope, key, _) in DEFAULTS {
+            assert!(seen.insert((*scope, *key)), "{key} twice in {scope:?}");
+        }
+        for (scope, key, cmd) in DEFAULTS {
+            if *scope != Scope::Global {
+                assert!(
+                    !seen.contains(&(Scope::Global, *key)),
+                    "{key} ({cmd:?}) on {scope:?} hides a global key"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn defaults_and_user_remaps_with_warnings() {
         let (km, w) = Keymap::load(None);
         assert!(w.is_empty());
