@@ -316,6 +316,7 @@ fn logs_screen_with_a_search() {
         scan: pipedeck::tui::app::LogScan::Search("FAILED".into()),
         total: 6,
         lines,
+        truncated: false,
     });
     a.logs.top = 0;
     insta::assert_snapshot!(render(&mut a, 100, 16));

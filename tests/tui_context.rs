@@ -459,7 +459,11 @@ async fn until(fake: &Fake, what: &str, pred: impl Fn(&[&'static str]) -> bool) 
 /// The loop on the fake, the log of Build/UnitTests open (through the
 /// palette, the same code as `L`).
 async fn on_the_unit_test_log() -> (Arc<Fake>, Running) {
-    let fake = Arc::new(Fake::new(fake_state()));
+    on_the_log_of(fake_state()).await
+}
+
+async fn on_the_log_of(st: FakeState) -> (Arc<Fake>, Running) {
+    let fake = Arc::new(Fake::new(st));
     let r = start(fake.clone());
     until(&fake, "first refresh", |c| {
         c.contains(&"ListEnvironments") && c.contains(&"GetPipeline")
@@ -481,10 +485,19 @@ fn status_line(screen: &str) -> String {
         .to_owned()
 }
 
-/// Sends a key, lets the loop answer it, gives the screen.
+/// Sends a key and gives the screen once the loop has answered it: the
+/// body changed (the header's clock aside), then stayed for a moment.
 async fn press(r: &Running, m: Msg) -> String {
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    let before = body(&r.screen());
     r.send(m);
-    settle().await;
+    for _ in 0..250 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if body(&r.screen()) != before {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     r.screen()
 }
 
@@ -537,14 +550,7 @@ async fn e_in_a_log_without_errors_says_so() {
         "ae-UnitTests".into(),
         vec!["Ran 3 tests: 3 passed, 0 failed".into(), "errors: 0".into()],
     );
-    let fake = Arc::new(Fake::new(st));
-    let r = start(fake.clone());
-    until(&fake, "first refresh", |c| c.contains(&"ListEnvironments")).await;
-    settle().await;
-    r.palette("logs Build/UnitTests");
-    r.send(code(KeyCode::Enter));
-    until(&fake, "the log read", |c| c.contains(&"GetLogEvents")).await;
-    settle().await;
+    let (_fake, r) = on_the_log_of(st).await;
     let screen = press(&r, key('E')).await;
     assert!(screen.contains("no error lines in this log"), "{screen}");
     r.quit().await;
@@ -607,6 +613,7 @@ fn every_highlight_is_counted() {
         scan: pipedeck::tui::app::LogScan::Search("FAIL".into()),
         total: 3,
         lines,
+        truncated: false,
     });
     let mut t = Terminal::new(TestBackend::new(120, 15)).unwrap();
     a.size = (120, 15);

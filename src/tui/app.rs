@@ -121,12 +121,14 @@ pub enum Msg {
         lines: Vec<String>,
         times: Vec<Option<u64>>,
     },
-    /// A scan's candidate lines with their text, as of `total` lines.
+    /// A scan's candidate lines with their text, as of `total` lines
+    /// (`truncated`: more were found than are kept).
     Matches {
         aeid: String,
         scan: LogScan,
         total: u64,
         lines: Vec<(u64, String)>,
+        truncated: bool,
     },
     Diagnosis {
         aeid: String,
@@ -385,7 +387,19 @@ impl App {
                 scan,
                 total,
                 lines,
-            } => screens::log_lines::on_scanned(self, aeid, scan, total, lines),
+                truncated,
+            } => {
+                if truncated && aeid == self.logs.aeid {
+                    self.toast(
+                        format!(
+                            "only the first {} lines found are shown and walked",
+                            lines.len()
+                        ),
+                        false,
+                    );
+                }
+                screens::log_lines::on_scanned(self, aeid, scan, total, lines)
+            }
             Msg::Mouse(m) => self.on_mouse(m),
             Msg::Key(k) => self.on_key(k),
         }

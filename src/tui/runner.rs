@@ -220,12 +220,13 @@ impl Runner {
             Effect::ScanLog { aeid, scan } => {
                 tokio::spawn(async move {
                     match scan_log(&*b, &LogRef::parse(&aeid), &scan).await {
-                        Ok((total, lines)) => {
+                        Ok((total, lines, truncated)) => {
                             let _ = me.tx.send(Msg::Matches {
                                 aeid,
                                 scan,
                                 total,
                                 lines,
+                                truncated,
                             });
                         }
                         Err(e) => {
@@ -368,12 +369,13 @@ async fn snapshot(b: &dyn Backend) -> Result<Snapshot, ApiError> {
 
 /// The lines the engine's search finds, read back with their text (a page
 /// around each, so the reads follow the matches, not the log's size), and
-/// the log's line count then. At most `SCAN_LINES` lines are kept.
+/// the log's line count then, and whether lines were left (at most
+/// `SCAN_LINES` are kept).
 async fn scan_log(
     b: &dyn Backend,
     log: &LogRef,
     scan: &crate::tui::app::LogScan,
-) -> Result<(u64, Vec<(u64, String)>), ApiError> {
+) -> Result<(u64, Vec<(u64, String)>, bool), ApiError> {
     const PAGE: u32 = 2_000;
     const SCAN_LINES: usize = 20_000;
     let (pattern, regex) = scan.pattern();
@@ -382,7 +384,16 @@ async fn scan_log(
     let mut total = None;
     let mut i = 0;
     while i < found.len() && out.len() < SCAN_LINES {
-        let page = b.read_log(log, Some(found[i]), PAGE).await?;
+        // From this line to the last one found within a page: sparse
+        // matches read a line each, dense ones a page for many.
+        let last = found[i..]
+            .iter()
+            .take_while(|&&n| n < found[i] + u64::from(PAGE))
+            .last()
+            .copied()
+            .unwrap_or(found[i]);
+        let limit = u32::try_from(last - found[i] + 1).unwrap_or(PAGE);
+        let page = b.read_log(log, Some(found[i]), limit).await?;
         total = Some(page.total);
         let end = page.start + page.lines.len() as u64;
         if page.lines.is_empty() || found[i] < page.start {
@@ -400,5 +411,5 @@ async fn scan_log(
         Some(t) => t,
         None => b.read_log(log, None, 1).await?.total,
     };
-    Ok((total, out))
+    Ok((total, out, i < found.len()))
 }
