@@ -413,3 +413,50 @@ async fn scan_log(
     };
     Ok((total, out, i < found.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::fake::{Fake, FakeState};
+    use crate::tui::app::LogScan;
+
+    /// A log of 60,000 lines with an error every 3,000 (sparse) and a run
+    /// of 500 `FAIL` lines (dense): what the scan reads.
+    #[tokio::test]
+    async fn a_scan_reads_the_lines_found_not_the_log() {
+        let mut lines: Vec<String> = (0..60_000).map(|n| format!("step {n} ok")).collect();
+        for n in (1_000..60_000).step_by(3_000) {
+            lines[n] = format!("error: step {n} broke");
+        }
+        for l in &mut lines[30_001..30_501] {
+            *l = "FAIL: a test".into();
+        }
+        lines[40] = "lint: 0 failed, errors: 0".into();
+        let mut st = FakeState::default();
+        st.logs.insert("ae-x".into(), lines);
+        let fake = Fake::new(st);
+        let (total, found, truncated) = scan_log(&fake, &LogRef::action("ae-x"), &LogScan::Errors)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(total, 60_000);
+        assert!(!truncated);
+        // 20 sparse errors + 500 FAIL lines + the zero-count line (a
+        // candidate: the App's classification drops it).
+        assert_eq!(found.len(), 20 + 500 + 1);
+        let reads: Vec<u32> = fake.with(|s| {
+            s.calls
+                .iter()
+                .filter_map(|c| match c {
+                    Request::GetLogEvents { limit, .. } => Some(*limit),
+                    _ => None,
+                })
+                .collect()
+        });
+        // A read reaches from a line found to the last one found within a
+        // page: lines 40..=1,000 together, the FAIL run with the error at
+        // 31,000, the other errors a line each.
+        let read_lines: u32 = reads.iter().sum();
+        assert_eq!(reads.len(), 20, "{reads:?}");
+        assert_eq!(read_lines, 961 + 1_000 + 18, "{reads:?}");
+    }
+}
