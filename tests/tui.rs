@@ -305,7 +305,20 @@ fn logs_screen_with_a_search() {
         "\u{1b}[31mred text\u{1b}[0m".into(),
     ];
     a.logs.search = Some("FAILED".into());
-    a.logs.matches = vec![3, 4];
+    // The search's answer: the lines the engine found, with their text.
+    let lines: Vec<(u64, String)> = a.logs.cache[3..5]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (3 + i as u64, t.clone()))
+        .collect();
+    a.update(Msg::Matches {
+        aeid: "ae-UnitTests".into(),
+        scan: pipedeck::tui::app::LogScan::Search("FAILED".into()),
+        total: 6,
+        lines,
+        truncated: false,
+    });
+    a.logs.top = 0;
     insta::assert_snapshot!(render(&mut a, 100, 16));
 }
 
@@ -349,6 +362,8 @@ fn a_protected_stage_needs_its_name_typed_before_a_rollback() {
     let mut a = app(&fx);
     a.protected = vec!["Build".into()];
     a.screen = Screen::Pipeline;
+    // From the Source stage (the selection had followed the activity).
+    a.sel_stage = 0;
     a.update(key('l')); // the Build stage
     assert!(a.update(key('b')).is_empty());
     assert!(matches!(
@@ -398,7 +413,7 @@ fn user_keymaps_remap_and_warn_about_unknown_names() {
     let mut a = app(&fx);
     a.keymap = km;
     a.screen = Screen::Pipeline;
-    a.update(key('l'));
+    // The selection follows the activity: the failed Build is selected.
     let effects = a.update(Msg::Key(crossterm::event::KeyEvent::new(
         crossterm::event::KeyCode::Char('r'),
         crossterm::event::KeyModifiers::CONTROL,
@@ -470,9 +485,8 @@ fn diagnosis_marks_the_failed_action_and_d_opens_findings_that_jump_to_the_log()
         findings: vec![finding],
     });
     insta::assert_snapshot!("diagnosis_marks_graph", render(&mut a, 120, 30));
-    // `d` on the failed action.
-    a.update(key('l'));
-    a.update(key('j'));
+    // `d` on the failed action (the selection went to it on its own).
+    assert_eq!((a.sel_stage, a.sel_action), (1, 1));
     a.update(key('d'));
     assert_eq!(a.screen, Screen::Diagnosis);
     insta::assert_snapshot!("diagnosis_pane", render(&mut a, 120, 20));
@@ -483,7 +497,7 @@ fn diagnosis_marks_the_failed_action_and_d_opens_findings_that_jump_to_the_log()
         crossterm::event::KeyModifiers::NONE,
     )));
     assert_eq!(a.screen, Screen::Logs);
-    assert_eq!(a.logs.matches, vec![17]);
+    assert_eq!(a.logs.cursor, 17);
     assert!(!a.logs.follow);
     assert!(
         matches!(fx.as_slice(), [pipedeck::tui::app::Effect::ReadLog { .. }]),
@@ -575,8 +589,8 @@ fn a_diagnosis_reads_the_execution_the_action_ran_in_not_the_latest() {
     };
     assert_eq!(own(&a.auto_diagnose()), vec![Some("e2000000-0000".into())]);
     a.diagnosing.clear();
-    a.update(key('l'));
-    a.update(key('j'));
+    // The selection is on the failed action already.
+    assert_eq!((a.sel_stage, a.sel_action), (1, 1));
     let fx = a.update(key('d'));
     assert_eq!(own(&fx), vec![Some("e2000000-0000".into())]);
 }
@@ -629,7 +643,8 @@ fn r_on_a_failed_stage_with_a_newer_commit_says_what_retry_reruns_and_offers_the
     fx.latest = newer;
     let mut a = app(&fx);
     a.screen = Screen::Pipeline;
-    a.update(key('l'));
+    // The selection follows the activity: the failed Build.
+    assert_eq!(a.sel_stage, 1);
     let fx1 = a.update(key('r'));
     assert!(fx1.is_empty(), "{fx1:?}");
     let screen = render(&mut a, 120, 30);

@@ -166,7 +166,7 @@ fn approve_from_the_tui_then_read_logs_and_quit_restoring_the_terminal() {
     t.wait_for("approval(s) pending");
     t.keys("\r"); // open the pipeline
     t.wait_for("Executions");
-    t.keys("lll"); // to the Approve stage (Source, Build, Dev, Approve)
+    // The selection follows the activity: the waiting Approve stage.
     t.keys("a");
     t.wait_for("Approve Approve/Release of demo-web");
     // What it lets through, read by the engine from the demo's repository:
@@ -177,8 +177,9 @@ fn approve_from_the_tui_then_read_logs_and_quit_restoring_the_terminal() {
     let screen = t.wait_for("Approve Succeeded");
     assert!(screen.contains("✔ Release"), "{screen}");
     // Logs of UnitTests: a known line.
-    t.keys("hhj"); // Build / UnitTests
-    t.keys("L");
+    // The palette opens the log the selection no longer is on (it went
+    // on with the release).
+    t.keys(":logs Build/UnitTests\r");
     let logs = t.wait_for("Ran 4 tests");
     assert!(logs.contains("tests: 4 passed, 0 failed"), "{logs}");
     t.keys("\x1b"); // back

@@ -424,7 +424,8 @@ async fn r_on_build(fake: &Fake, r: &Running) {
     first_refresh(fake).await;
     r.send(code(KeyCode::Enter));
     settle().await;
-    r.keys("lr");
+    // The graph opens on the failed Build (it follows the activity).
+    r.keys("r");
     until(fake, "branch check", |c| c.contains(&"ListSourceCommits")).await;
     settle().await;
     let asked = fake.with(|s| {
@@ -491,7 +492,8 @@ async fn r_without_a_newer_commit_retries_at_once() {
     first_refresh(&fake).await;
     r.send(code(KeyCode::Enter));
     settle().await;
-    r.keys("lr");
+    // The graph opens on the failed Build (it follows the activity).
+    r.keys("r");
     until(&fake, "retry", |c| c.contains(&"RetryStageExecution")).await;
     assert!(!fake.call_names().contains(&"StartPipelineExecution"));
     r.quit().await;

@@ -234,20 +234,42 @@ impl Fake {
                         },
                     })
                 }
-                Request::FilterLogEvents { log, pattern, .. } => Ok(Reply::LogMatches {
-                    lines: s
-                        .logs
-                        .get(&log.key())
-                        .map(|l| {
-                            l.iter()
-                                .enumerate()
-                                .filter(|(_, x)| x.contains(pattern.as_str()))
-                                .map(|(i, _)| i as u64)
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    truncated: false,
-                }),
+                Request::FilterLogEvents {
+                    log,
+                    pattern,
+                    regex,
+                    ..
+                } => {
+                    // As the engine: a regex when asked, else plain text.
+                    let re = if *regex {
+                        Some(regex::Regex::new(pattern).map_err(|e| {
+                            ApiError::new(
+                                "InvalidParameterException",
+                                format!("invalid pattern: {e}"),
+                            )
+                        })?)
+                    } else {
+                        None
+                    };
+                    let hit = |x: &str| match &re {
+                        Some(re) => re.is_match(x),
+                        None => x.contains(pattern.as_str()),
+                    };
+                    Ok(Reply::LogMatches {
+                        lines: s
+                            .logs
+                            .get(&log.key())
+                            .map(|l| {
+                                l.iter()
+                                    .enumerate()
+                                    .filter(|(_, x)| hit(x))
+                                    .map(|(i, _)| i as u64)
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        truncated: false,
+                    })
+                }
                 Request::StartPipelineExecution { .. } => Ok(Reply::Started {
                     pipeline_execution_id: format!("fake-{:04}", s.calls.len()),
                 }),

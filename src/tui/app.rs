@@ -26,6 +26,8 @@ use crate::api::{
 pub mod chrome;
 #[path = "modals.rs"]
 pub mod modals;
+#[path = "palette.rs"]
+pub mod palette;
 #[path = "prompts.rs"]
 pub mod prompts;
 #[path = "redraw.rs"]
@@ -39,7 +41,8 @@ pub use chrome::Toast;
 pub use modals::{Modal, Pending};
 pub use screens::Screen;
 pub use screens::approvals::PendingApproval;
-pub use screens::logs::{ERROR_PATTERN, LogView};
+pub use screens::log_lines::{ERROR_PATTERN, LogScan};
+pub use screens::logs::LogView;
 pub use screens::pipeline::Pane;
 
 /// Everything the engine told us, as of the last refresh.
@@ -81,10 +84,10 @@ pub enum Effect {
         start: u64,
         count: u64,
     },
-    SearchLog {
+    /// Lines of a log the engine's search finds, read with their text.
+    ScanLog {
         aeid: String,
-        pattern: String,
-        regex: bool,
+        scan: LogScan,
     },
     /// Commits of an execution's source over a range (what an approval
     /// lets through, what a retry would not release): `Msg::Commits`.
@@ -129,9 +132,14 @@ pub enum Msg {
         lines: Vec<String>,
         times: Vec<Option<u64>>,
     },
+    /// A scan's candidate lines with their text, as of `total` lines
+    /// (`truncated`: more were found than are kept).
     Matches {
         aeid: String,
-        matches: Vec<u64>,
+        scan: LogScan,
+        total: u64,
+        lines: Vec<(u64, String)>,
+        truncated: bool,
     },
     Diagnosis {
         aeid: String,
@@ -186,6 +194,8 @@ pub struct App {
     pub envs: screens::environments::EnvironmentsView,
     pub diagnosis: screens::diagnosis::DiagnosisView,
     pub modal: Option<Modal>,
+    /// The command palette's history and completion.
+    pub palette: palette::PaletteState,
     pub toasts: Vec<Toast>,
     pub now: SystemTime,
     pub spinner: usize,
@@ -243,6 +253,7 @@ impl App {
             envs: Default::default(),
             diagnosis: Default::default(),
             modal: None,
+            palette: Default::default(),
             toasts: Vec::new(),
             now: SystemTime::now(),
             spinner: 0,
@@ -350,6 +361,7 @@ impl App {
                     self.pipeline = self.snap.pipelines.first().map(|p| p.name.clone());
                 }
                 self.clamp();
+                screens::pipeline::follow_activity(self);
                 self.auto_diagnose()
             }
             Msg::Pipeline {
@@ -360,6 +372,7 @@ impl App {
                 self.stale = None;
                 self.patch_pipeline(name, state, executions);
                 self.clamp();
+                screens::pipeline::follow_activity(self);
                 self.auto_diagnose()
             }
             Msg::Environments(mut envs) => {
@@ -399,7 +412,24 @@ impl App {
                 self.logs.on_page(aeid, total, start, lines, times);
                 Vec::new()
             }
-            Msg::Matches { aeid, matches } => screens::logs::on_matches(self, aeid, matches),
+            Msg::Matches {
+                aeid,
+                scan,
+                total,
+                lines,
+                truncated,
+            } => {
+                if truncated && aeid == self.logs.aeid {
+                    self.toast(
+                        format!(
+                            "only the first {} lines found are shown and walked",
+                            lines.len()
+                        ),
+                        false,
+                    );
+                }
+                screens::log_lines::on_scanned(self, aeid, scan, total, lines)
+            }
             Msg::Commits {
                 execution,
                 range,
@@ -579,6 +609,7 @@ impl App {
                             }
                             Some(screens::pipeline::Hit::Action(i, j)) => {
                                 self.graph.pane = Pane::Graph;
+                                self.graph.pinned = true;
                                 self.sel_stage = i;
                                 self.sel_action = j;
                             }
@@ -650,9 +681,12 @@ impl App {
                 Vec::new()
             }
             Command::Back => {
-                if self.screen == Screen::Logs && self.logs.search.is_some() {
+                if self.screen == Screen::Logs && self.logs.only_matches {
+                    self.logs.only_matches = false;
+                } else if self.screen == Screen::Logs && self.logs.search.is_some() {
                     self.logs.search = None;
                     self.logs.matches.clear();
+                    self.logs.match_lines.clear();
                 } else if self.screen == Screen::Pipeline && self.graph.viewed.is_some() {
                     self.graph.viewed = None;
                 } else if !self.filter.is_empty() {

@@ -72,35 +72,57 @@ pub(crate) fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         Screen::Environments => screens::environments::KEYS,
         Screen::Diagnosis => screens::diagnosis::KEYS,
     };
-    let mut spans = Vec::new();
-    // First, so a narrow terminal still shows it.
-    if let Some(note) = &app.backend_note {
-        spans.push(Span::styled(format!(" {note} ·"), app.theme.waiting));
+    // The full labels; else the short ones; else the short ones with only
+    // `?` of the keys every screen has (the help lists them all).
+    let keys = |short: bool, all_global: bool| {
+        let global: &[Command] = if all_global {
+            &[
+                Command::Back,
+                Command::Palette,
+                Command::Help,
+                Command::Quit,
+            ]
+        } else {
+            &[Command::Help]
+        };
+        let mut spans = Vec::new();
+        // First, so a narrow terminal still shows it.
+        if let Some(note) = &app.backend_note {
+            spans.push(Span::styled(format!(" {note} ·"), app.theme.waiting));
+        }
+        for c in wanted.iter().chain(global) {
+            if app.readonly && c.mutates() {
+                continue;
+            }
+            if let Some(k) = app.keymap.key_for(scope, *c) {
+                // The focus keys go together: `1/2/3`.
+                let k = match (*c, app.screen) {
+                    (Command::Focus1, Screen::Environments) if k == "1" => {
+                        let n = app.snap.envs.len().clamp(1, 9);
+                        (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join("/")
+                    }
+                    _ => k,
+                };
+                spans.push(Span::styled(format!(" {k}"), app.theme.footer_key));
+                spans.push(Span::styled(
+                    if short {
+                        format!(" {}", c.short())
+                    } else {
+                        format!(" {} ", c.describe_in(scope))
+                    },
+                    app.theme.footer_text,
+                ));
+            }
+        }
+        spans
+    };
+    let fits = |s: &Vec<Span>| Line::from(s.clone()).width() <= usize::from(area.width);
+    let mut spans = keys(false, true);
+    if !fits(&spans) {
+        spans = keys(true, true);
     }
-    for c in wanted.iter().chain(&[
-        Command::Back,
-        Command::Palette,
-        Command::Help,
-        Command::Quit,
-    ]) {
-        if app.readonly && c.mutates() {
-            continue;
-        }
-        if let Some(k) = app.keymap.key_for(scope, *c) {
-            // The focus keys go together: `1/2/3`.
-            let k = match (*c, app.screen) {
-                (Command::Focus1, Screen::Environments) if k == "1" => {
-                    let n = app.snap.envs.len().clamp(1, 9);
-                    (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join("/")
-                }
-                _ => k,
-            };
-            spans.push(Span::styled(format!(" {k}"), app.theme.footer_key));
-            spans.push(Span::styled(
-                format!(" {} ", c.describe_in(scope)),
-                app.theme.footer_text,
-            ));
-        }
+    if !fits(&spans) {
+        spans = keys(true, false);
     }
     if app.filter_editing {
         spans = vec![

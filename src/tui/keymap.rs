@@ -59,6 +59,11 @@ pub enum Command {
     Focus7,
     Focus8,
     Focus9,
+    PrevError,
+    OnlyMatches,
+    NextAttention,
+    PrevAttention,
+    Compact,
 }
 
 impl Command {
@@ -109,6 +114,38 @@ impl Command {
             Command::Focus7 => "focus panel 7",
             Command::Focus8 => "focus panel 8",
             Command::Focus9 => "focus panel 9",
+            Command::PrevError => "previous error",
+            Command::OnlyMatches => "only matching lines",
+            Command::NextAttention => "next failed/waiting",
+            Command::PrevAttention => "previous failed/waiting",
+            Command::Compact => "compact",
+        }
+    }
+
+    /// A shorter label, for a footer that does not fit otherwise.
+    pub fn short(self) -> &'static str {
+        match self {
+            Command::Back => "back",
+            Command::Palette => "palette",
+            Command::Filter => "search",
+            Command::NextPane => "pane",
+            Command::Start => "start",
+            Command::Stop => "stop",
+            Command::Reject => "reject",
+            Command::Retry => "retry",
+            Command::RetryAll => "retry all",
+            Command::Rollback => "rollback",
+            Command::Transition => "transition",
+            Command::Logs => "logs",
+            Command::NextMatch => "next match",
+            Command::PrevMatch => "prev match",
+            Command::NextError => "next error",
+            Command::PrevError => "prev error",
+            Command::OnlyMatches => "only matches",
+            Command::NextAttention => "next failed",
+            Command::PrevAttention => "prev failed",
+            Command::Wrap => "wrap",
+            other => other.describe(),
         }
     }
 
@@ -240,6 +277,9 @@ const DEFAULTS: &[(Scope, &str, Command)] = &[
     (Scope::Pipeline, "t", Command::Transition),
     (Scope::Pipeline, "L", Command::Logs),
     (Scope::Pipeline, "d", Command::Diagnose),
+    (Scope::Pipeline, "n", Command::NextAttention),
+    (Scope::Pipeline, "N", Command::PrevAttention),
+    (Scope::Pipeline, "c", Command::Compact),
     (Scope::Approvals, "a", Command::Approve),
     (Scope::Approvals, "x", Command::Reject),
     (Scope::Environments, "b", Command::Rollback),
@@ -264,6 +304,8 @@ const DEFAULTS: &[(Scope, &str, Command)] = &[
     (Scope::Logs, "n", Command::NextMatch),
     (Scope::Logs, "N", Command::PrevMatch),
     (Scope::Logs, "E", Command::NextError),
+    (Scope::Logs, "ctrl-e", Command::PrevError),
+    (Scope::Logs, "F", Command::OnlyMatches),
 ];
 
 /// `KeyEvent` → the config spelling: `a`, `A`, `ctrl-r`, `enter`, `f5`.
@@ -400,11 +442,15 @@ impl Keymap {
 
     /// The first key bound to `cmd` on a screen (for hints).
     pub fn key_for(&self, scope: Scope, cmd: Command) -> Option<String> {
-        self.bindings(scope)
-            .into_iter()
-            .chain(self.bindings(Scope::Global))
-            .find(|(_, c)| *c == cmd)
-            .map(|(k, _)| k)
+        // The screen's own key first; of several, the shortest (`q`, not
+        // `ctrl-c`).
+        [scope, Scope::Global].into_iter().find_map(|s| {
+            self.bindings(s)
+                .into_iter()
+                .filter(|(_, c)| *c == cmd)
+                .map(|(k, _)| k)
+                .min_by_key(|k| k.chars().count())
+        })
     }
 }
 
@@ -414,6 +460,22 @@ mod tests {
 
     fn key(c: char) -> KeyEvent {
         KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn no_default_key_is_bound_twice_or_hides_a_global_one() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (scope, key, _) in DEFAULTS {
+            assert!(seen.insert((*scope, *key)), "{key} twice in {scope:?}");
+        }
+        for (scope, key, cmd) in DEFAULTS {
+            if *scope != Scope::Global {
+                assert!(
+                    !seen.contains(&(Scope::Global, *key)),
+                    "{key} ({cmd:?}) on {scope:?} hides a global key"
+                );
+            }
+        }
     }
 
     #[test]

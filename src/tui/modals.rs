@@ -12,8 +12,8 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use crate::api::Request;
 use crate::tui::app::screens::approvals::ApprovalModal;
 use crate::tui::app::widgets::centered;
-use crate::tui::app::{App, Effect, Screen};
-use crate::tui::keymap::{Command, Scope};
+use crate::tui::app::{App, Effect};
+use crate::tui::keymap::Scope;
 
 /// An operation waiting for confirmation or input.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,7 +150,7 @@ pub fn draw(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
                 }
             }
             lines.push(Line::from(Span::styled(
-                "  :pipelines :approvals :audit :envs :diagnose :help :quit",
+                "  :pipelines :approvals :audit :envs :diagnose :logs :approve :reject :retry :rollback :start :stop :help :quit",
                 app.theme.muted,
             )));
             (
@@ -160,18 +160,15 @@ pub fn draw(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
                 area.height.saturating_sub(2),
             )
         }
-        Modal::Palette(buf) => (
-            "Command".into(),
-            vec![
-                Line::from(format!(":{buf}▏")),
-                Line::from(Span::styled(
-                    ":pipelines :approvals :audit :envs :diagnose :help :quit",
-                    app.theme.muted,
-                )),
-            ],
-            64,
-            4,
-        ),
+        Modal::Palette(buf) => {
+            let mut lines = vec![Line::from(format!(":{buf}▏"))];
+            lines.extend(crate::tui::app::palette::suggestion_lines(app, buf));
+            lines.push(Line::from(Span::styled(
+                "Tab: complete · ↑↓: history · Enter: run · Esc: close",
+                app.theme.muted,
+            )));
+            ("Command".into(), lines, 64, 4)
+        }
         Modal::Confirm { text, typed, .. } => {
             let mut lines = vec![Line::from(text.clone()), Line::from("")];
             match typed {
@@ -331,25 +328,7 @@ impl App {
                 }
                 Vec::new()
             }
-            Modal::Palette(mut buf) => {
-                match k.code {
-                    KeyCode::Esc => self.modal = None,
-                    KeyCode::Enter => {
-                        self.modal = None;
-                        return self.palette(buf.trim());
-                    }
-                    KeyCode::Backspace => {
-                        buf.pop();
-                        self.modal = Some(Modal::Palette(buf));
-                    }
-                    KeyCode::Char(c) if !ctrl_c => {
-                        buf.push(c);
-                        self.modal = Some(Modal::Palette(buf));
-                    }
-                    _ => self.modal = None,
-                }
-                Vec::new()
-            }
+            Modal::Palette(buf) => self.palette_key(buf, k),
             Modal::Input {
                 prompt,
                 mut buf,
@@ -591,29 +570,6 @@ impl App {
                 },
             },
         }
-    }
-
-    pub(crate) fn palette(&mut self, cmd: &str) -> Vec<Effect> {
-        match cmd.trim_start_matches(':') {
-            "pipelines" | "p" => {
-                self.back.clear();
-                self.screen = Screen::Pipelines;
-            }
-            "approvals" | "a" => self.go(Screen::Approvals),
-            "audit" => {
-                self.go(Screen::Audit);
-                return vec![Effect::Audit];
-            }
-            "envs" | "environments" => return self.command(Command::Environments),
-            "diagnose" => return self.command(Command::Diagnose),
-            "help" => self.modal = Some(Modal::Help),
-            "q" | "quit" => return self.command(Command::Quit),
-            other => self.toast(
-                format!("unknown command `:{other}` (try :pipelines, :approvals, :audit, :envs, :diagnose, :help, :quit)"),
-                true,
-            ),
-        }
-        Vec::new()
     }
 }
 

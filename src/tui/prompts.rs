@@ -21,6 +21,25 @@ pub struct RetryCheck {
 }
 
 impl App {
+    /// `b` on an environment (and `:rollback ENV`): the confirmation, or
+    /// why there is nothing to go back to.
+    pub(crate) fn ask_rollback_env(&mut self, env: String) {
+        let nothing = self
+            .snap
+            .envs
+            .iter()
+            .find(|e| e.name == env)
+            .is_some_and(|e| e.rollback_revision().is_none() && e.kind == "local");
+        if nothing {
+            self.toast(
+                format!("{env} has no earlier successful release to roll back to"),
+                true,
+            );
+        } else {
+            self.confirm(Pending::RollbackEnv { env });
+        }
+    }
+
     /// The rollback prompt names the release it goes back to.
     pub(crate) fn rollback_env_text(&self, env: &str) -> String {
         let Some(e) = self.snap.envs.iter().find(|e| e.name == env) else {

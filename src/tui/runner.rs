@@ -217,20 +217,30 @@ impl Runner {
                     });
                 });
             }
-            Effect::SearchLog {
-                aeid,
-                pattern,
-                regex,
-            } => {
+            Effect::ScanLog { aeid, scan } => {
                 tokio::spawn(async move {
-                    let matches = match b.search_log(&LogRef::parse(&aeid), &pattern, regex).await {
-                        Ok(m) => m,
-                        Err(e) => {
-                            me.failed(&format!("searching for `{pattern}`"), e);
-                            Vec::new()
+                    match scan_log(&*b, &LogRef::parse(&aeid), &scan).await {
+                        Ok((total, lines, truncated)) => {
+                            let _ = me.tx.send(Msg::Matches {
+                                aeid,
+                                scan,
+                                total,
+                                lines,
+                                truncated,
+                            });
                         }
-                    };
-                    let _ = me.tx.send(Msg::Matches { aeid, matches });
+                        Err(e) => {
+                            let what = match &scan {
+                                crate::tui::app::LogScan::Search(q) => {
+                                    format!("searching for `{q}`")
+                                }
+                                crate::tui::app::LogScan::Errors => {
+                                    "looking for the error lines".to_owned()
+                                }
+                            };
+                            me.failed(&what, e);
+                        }
+                    }
                 });
             }
             Effect::Diagnose { action, execution } => {
@@ -385,4 +395,98 @@ async fn snapshot(b: &dyn Backend) -> Result<Snapshot, ApiError> {
         s.envs = environments;
     }
     Ok(s)
+}
+
+/// The lines the engine's search finds, read back with their text (a page
+/// around each, so the reads follow the matches, not the log's size), and
+/// the log's line count then, and whether lines were left (at most
+/// `SCAN_LINES` are kept).
+async fn scan_log(
+    b: &dyn Backend,
+    log: &LogRef,
+    scan: &crate::tui::app::LogScan,
+) -> Result<(u64, Vec<(u64, String)>, bool), ApiError> {
+    const PAGE: u32 = 2_000;
+    const SCAN_LINES: usize = 20_000;
+    let (pattern, regex) = scan.pattern();
+    let found = b.search_log(log, pattern, regex).await?;
+    let mut out = Vec::new();
+    let mut total = None;
+    let mut i = 0;
+    while i < found.len() && out.len() < SCAN_LINES {
+        // From this line to the last one found within a page: sparse
+        // matches read a line each, dense ones a page for many.
+        let last = found[i..]
+            .iter()
+            .take_while(|&&n| n < found[i] + u64::from(PAGE))
+            .last()
+            .copied()
+            .unwrap_or(found[i]);
+        let limit = u32::try_from(last - found[i] + 1).unwrap_or(PAGE);
+        let page = b.read_log(log, Some(found[i]), limit).await?;
+        total = Some(page.total);
+        let end = page.start + page.lines.len() as u64;
+        if page.lines.is_empty() || found[i] < page.start {
+            break;
+        }
+        while i < found.len() && found[i] < end && out.len() < SCAN_LINES {
+            let at = usize::try_from(found[i] - page.start).unwrap_or(usize::MAX);
+            if let Some(text) = page.lines.get(at) {
+                out.push((found[i], text.clone()));
+            }
+            i += 1;
+        }
+    }
+    let total = match total {
+        Some(t) => t,
+        None => b.read_log(log, None, 1).await?.total,
+    };
+    Ok((total, out, i < found.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::fake::{Fake, FakeState};
+    use crate::tui::app::LogScan;
+
+    /// A log of 60,000 lines with an error every 3,000 (sparse) and a run
+    /// of 500 `FAIL` lines (dense): what the scan reads.
+    #[tokio::test]
+    async fn a_scan_reads_the_lines_found_not_the_log() {
+        let mut lines: Vec<String> = (0..60_000).map(|n| format!("step {n} ok")).collect();
+        for n in (1_000..60_000).step_by(3_000) {
+            lines[n] = format!("error: step {n} broke");
+        }
+        for l in &mut lines[30_001..30_501] {
+            *l = "FAIL: a test".into();
+        }
+        lines[40] = "lint: 0 failed, errors: 0".into();
+        let mut st = FakeState::default();
+        st.logs.insert("ae-x".into(), lines);
+        let fake = Fake::new(st);
+        let (total, found, truncated) = scan_log(&fake, &LogRef::action("ae-x"), &LogScan::Errors)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(total, 60_000);
+        assert!(!truncated);
+        // 20 sparse errors + 500 FAIL lines + the zero-count line (a
+        // candidate: the App's classification drops it).
+        assert_eq!(found.len(), 20 + 500 + 1);
+        let reads: Vec<u32> = fake.with(|s| {
+            s.calls
+                .iter()
+                .filter_map(|c| match c {
+                    Request::GetLogEvents { limit, .. } => Some(*limit),
+                    _ => None,
+                })
+                .collect()
+        });
+        // A read reaches from a line found to the last one found within a
+        // page: lines 40..=1,000 together, the FAIL run with the error at
+        // 31,000, the other errors a line each.
+        let read_lines: u32 = reads.iter().sum();
+        assert_eq!(reads.len(), 20, "{reads:?}");
+        assert_eq!(read_lines, 961 + 1_000 + 18, "{reads:?}");
+    }
 }

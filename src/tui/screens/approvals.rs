@@ -330,7 +330,10 @@ pub(crate) fn modal_lines<'a>(app: &App, m: &ApprovalModal, width: usize) -> Vec
     }
     let expires = m.expires.get(..16).unwrap_or(&m.expires).replace('T', " ");
     if !expires.trim().is_empty() {
-        lines.push(Line::from(Span::styled(format!("expires {expires}"), t.muted)));
+        lines.push(Line::from(Span::styled(
+            format!("expires {expires}"),
+            t.muted,
+        )));
     }
     lines.push(Line::from(""));
     match &m.commits {

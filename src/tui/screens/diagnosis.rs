@@ -51,7 +51,7 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
             });
             let mut fx = app.open_logs(a);
             if let Some(line) = line {
-                // Jump to the evidence line, highlighted as the match.
+                // Jump to the evidence line, the cursor on it.
                 app.logs.follow = false;
                 let h = u64::from(app.logs.height.max(1));
                 app.logs.top = line.saturating_sub(h / 3);
@@ -60,8 +60,7 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
                     start: app.logs.top.saturating_sub(h),
                     count: h * 3,
                 }];
-                app.logs.matches = vec![line];
-                app.logs.current = 0;
+                app.logs.cursor = line;
             }
             return fx;
         }

@@ -9,7 +9,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::api::env::EnvironmentSummary;
-use crate::tui::app::modals::Pending;
 use crate::tui::app::screens::logs::LogView;
 use crate::tui::app::widgets::{block, short_duration, sparkline};
 use crate::tui::app::{App, Effect, Screen};
@@ -69,18 +68,8 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
         }
         Command::Rollback => {
             if let Some(e) = app.snap.envs.get(app.envs.sel) {
-                if e.rollback_revision().is_none() && e.kind == "local" {
-                    app.toast(
-                        format!(
-                            "{} has no earlier successful release to roll back to",
-                            e.name
-                        ),
-                        true,
-                    );
-                } else {
-                    let env = e.name.clone();
-                    app.confirm(Pending::RollbackEnv { env });
-                }
+                let env = e.name.clone();
+                app.ask_rollback_env(env);
             }
         }
         Command::Copy => {

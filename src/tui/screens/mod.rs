@@ -6,6 +6,8 @@ pub mod approvals;
 pub mod audit;
 pub mod diagnosis;
 pub mod environments;
+pub mod graph;
+pub mod log_lines;
 pub mod logs;
 pub mod pipeline;
 pub mod pipelines;

@@ -1,18 +1,19 @@
 //! The Pipeline screen: the stage graph (current state, or one execution as
-//! it ran) above the list of executions.
+//! it ran; drawn by `graph.rs`) above the list of executions. The
+//! selection follows the activity (failed, waiting, running) until the
+//! user moves it.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::{Line, Span};
+use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use crate::api::types::ActionStatus;
 use crate::api::{ActionExecutionDetail, Request};
 use crate::tui::app::modals::{Modal, Pending};
+use crate::tui::app::screens::graph;
 use crate::tui::app::screens::pipelines::start;
-use crate::tui::app::widgets::{
-    action_glyph, between, block, exec_glyph, exec_style, stage_style, truncate,
-};
+use crate::tui::app::widgets::{between, block, exec_glyph, exec_style};
 use crate::tui::app::{App, Effect};
 use crate::tui::keymap::Command;
 
@@ -35,12 +36,11 @@ pub struct PipelineView {
     pub viewed: Option<(String, Vec<ActionExecutionDetail>)>,
     /// The first stage drawn (the graph scrolls sideways).
     pub scroll: usize,
+    /// Compact stage boxes (more stages side by side).
+    pub compact: bool,
+    /// The user moved the selection: it no longer follows the activity.
+    pub pinned: bool,
 }
-
-const BOX_W: u16 = 28;
-
-/// Room between stage boxes for the arrow and the artifact names.
-const GAP: u16 = 11;
 
 /// The keys the footer shows on this screen (after them: back, palette,
 /// help, quit).
@@ -52,6 +52,8 @@ pub(crate) const KEYS: &[Command] = &[
     Command::Stop,
     Command::Rollback,
     Command::Transition,
+    Command::NextAttention,
+    Command::Compact,
     Command::NextPane,
 ];
 
@@ -77,15 +79,25 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
         (Command::Right, Pane::Graph) => {
             app.sel_stage = (app.sel_stage + 1).min(stages.saturating_sub(1));
             app.sel_action = 0;
+            app.graph.pinned = true;
         }
         (Command::Left, Pane::Graph) => {
             app.sel_stage = app.sel_stage.saturating_sub(1);
             app.sel_action = 0;
+            app.graph.pinned = true;
         }
         (Command::Down, Pane::Graph) => {
             app.sel_action = (app.sel_action + 1).min(actions.saturating_sub(1));
+            app.graph.pinned = true;
         }
-        (Command::Up, Pane::Graph) => app.sel_action = app.sel_action.saturating_sub(1),
+        (Command::Up, Pane::Graph) => {
+            app.sel_action = app.sel_action.saturating_sub(1);
+            app.graph.pinned = true;
+        }
+        (Command::NextAttention | Command::PrevAttention, _) => {
+            jump_to_attention(app, c == Command::NextAttention)
+        }
+        (Command::Compact, _) => app.graph.compact = !app.graph.compact,
         (Command::Down, Pane::Executions) => {
             app.graph.sel_exec = (app.graph.sel_exec + 1).min(execs.saturating_sub(1));
         }
@@ -185,184 +197,18 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         );
         return;
     };
-    let [graph, execs] = areas(area);
-    let viewing = match &app.graph.viewed {
-        Some((id, _)) => format!(
-            " — execution {} (Esc: current state)",
-            crate::api::short_id(id, 8)
-        ),
-        None => String::new(),
-    };
+    let [graph_area, execs] = areas(area);
+    let probe = Block::default().borders(Borders::ALL).inner(graph_area);
+    // The scroll first: the title says which stages are in view.
+    graph::layout(app, probe, st.stage_states.len());
     let outer = block(
         app,
-        format!("{}{viewing}", st.pipeline_name),
+        graph::title(app, &st, probe.width),
         app.graph.pane == Pane::Graph,
     );
-    let inner = outer.inner(graph);
-    f.render_widget(outer, graph);
-    // Scroll sideways to keep the selected stage visible.
-    let per_row = usize::from((inner.width / (BOX_W + GAP)).max(1));
-    if app.sel_stage < app.graph.scroll {
-        app.graph.scroll = app.sel_stage;
-    } else if app.sel_stage >= app.graph.scroll + per_row {
-        app.graph.scroll = app.sel_stage + 1 - per_row;
-    }
-    let mut x = inner.x;
-    for (i, s) in st
-        .stage_states
-        .iter()
-        .enumerate()
-        .skip(app.graph.scroll)
-        .take(per_row)
-    {
-        let status = if app.graph.viewed.is_some() {
-            None
-        } else {
-            s.latest_execution.as_ref().map(|l| l.status)
-        };
-        let mut lines: Vec<Line> = Vec::new();
-        // Above the box: the transition and who waits at it.
-        if !s.inbound_transition_state.enabled {
-            lines.push(Line::from(Span::styled(
-                format!(
-                    "✖ disabled: {}",
-                    s.inbound_transition_state
-                        .disabled_reason
-                        .clone()
-                        .unwrap_or_default()
-                ),
-                app.theme.disabled_transition,
-            )));
-        } else {
-            lines.push(Line::from(""));
-        }
-        let waiting: Vec<String> = s
-            .inbound_executions
-            .iter()
-            .map(|w| crate::api::short_id(&w.pipeline_execution_id, 8).to_owned())
-            .collect();
-        lines.push(if waiting.is_empty() {
-            Line::from("")
-        } else {
-            Line::from(Span::styled(
-                format!("⏳ {}", waiting.join(" ")),
-                app.theme.waiting,
-            ))
-        });
-        let title_status = status.map_or("—".to_owned(), |x| x.as_str().to_owned());
-        let mut body: Vec<Line> = Vec::new();
-        let mut last_order = None;
-        for (j, a) in s.action_states.iter().enumerate() {
-            let detail = app.action_detail(i, j);
-            let (glyph, gstyle) = detail
-                .as_ref()
-                .map_or(("·".to_owned(), app.theme.muted), |d| action_glyph(app, d));
-            let dur = detail
-                .as_ref()
-                .map(|d| {
-                    between(
-                        &d.start_time,
-                        (d.status != ActionStatus::InProgress)
-                            .then_some(d.last_status_change.as_str()),
-                        app.now,
-                    )
-                })
-                .unwrap_or_default();
-            let order = st_run_order(app, i, j);
-            let prefix = if last_order == Some(order) {
-                "  │".to_owned()
-            } else {
-                format!("{order:>3}")
-            };
-            last_order = Some(order);
-            let selected =
-                app.graph.pane == Pane::Graph && i == app.sel_stage && j == app.sel_action;
-            let name_style = if selected {
-                app.theme.selection
-            } else {
-                app.theme.base
-            };
-            body.push(Line::from(vec![
-                Span::styled(prefix, app.theme.muted),
-                Span::raw(" "),
-                Span::styled(glyph, gstyle),
-                Span::raw(" "),
-                Span::styled(format!("{:<12}", truncate(&a.action_name, 12)), name_style),
-                Span::styled(format!(" {dur:>6}"), app.theme.muted),
-            ]));
-            if let Some(sum) = detail.as_ref().and_then(|d| failure_line(app, d)) {
-                body.push(Line::from(Span::styled(
-                    format!("     {}", truncate(sum, 24)),
-                    app.theme.failed,
-                )));
-            }
-        }
-        let h = (body.len() as u16 + 2).min(inner.height.saturating_sub(2));
-        let top = Rect::new(x, inner.y, BOX_W, 2.min(inner.height));
-        f.render_widget(Paragraph::new(lines), top);
-        let b = Block::default()
-            .borders(Borders::ALL)
-            .border_style(if i == app.sel_stage && app.graph.pane == Pane::Graph {
-                app.theme.border_focus
-            } else {
-                app.theme.border
-            })
-            .title(Line::from(vec![
-                Span::styled(
-                    format!(" {} ", truncate(&s.stage_name, 16)),
-                    app.theme.title,
-                ),
-                Span::styled(format!("{title_status} "), stage_style(app, status)),
-            ]));
-        let rect = Rect::new(x, inner.y + 2, BOX_W, h).intersection(inner);
-        f.render_widget(Paragraph::new(body).block(b), rect);
-        if i + 1 < st.stage_states.len() {
-            // The artifacts this stage hands on, above the arrow.
-            let label = app
-                .pipeline
-                .as_deref()
-                .and_then(|p| app.defs.get(p))
-                .and_then(|d| d.stages.get(i))
-                .map(|s| {
-                    s.actions
-                        .iter()
-                        .flat_map(|a| a.output_artifacts.iter().cloned())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            let lab = Rect::new(x + BOX_W + 1, inner.y + 3, GAP - 1, 1).intersection(inner);
-            f.render_widget(
-                Paragraph::new(truncate(&label, usize::from(GAP - 1))).style(app.theme.muted),
-                lab,
-            );
-            let arrow = Rect::new(x + BOX_W, inner.y + 4, GAP, 1).intersection(inner);
-            f.render_widget(
-                Paragraph::new(format!(" {}▶", "─".repeat(usize::from(GAP) - 2)))
-                    .style(app.theme.muted),
-                arrow,
-            );
-        }
-        x += BOX_W + GAP;
-    }
-    if st.stage_states.len() > per_row {
-        let more = Rect::new(
-            inner.x,
-            inner.y + inner.height.saturating_sub(1),
-            inner.width,
-            1,
-        );
-        f.render_widget(
-            Paragraph::new(format!(
-                "stages {}–{} of {} (h/l to scroll)",
-                app.graph.scroll + 1,
-                (app.graph.scroll + per_row).min(st.stage_states.len()),
-                st.stage_states.len()
-            ))
-            .style(app.theme.muted),
-            more,
-        );
-    }
+    let inner = outer.inner(graph_area);
+    f.render_widget(outer, graph_area);
+    graph::draw(f, app, &st, inner);
     // Executions.
     let rows: Vec<Row> = app
         .executions()
@@ -435,21 +281,6 @@ fn areas(body: Rect) -> [Rect; 2] {
     Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body)
 }
 
-/// The line under a failed action in its stage box: its finding, else its
-/// own summary.
-fn failure_line<'a>(app: &'a App, d: &'a crate::api::ActionExecutionDetail) -> Option<&'a String> {
-    if d.status != ActionStatus::Failed {
-        return None;
-    }
-    // Supporting evidence (the audit trail) is not a cause: when no rule
-    // matched, the action's own error is.
-    app.diagnoses
-        .get(&d.action_execution_id)
-        .and_then(|f| f.iter().find(|f| f.rule != "audit.trail"))
-        .map(|f| &f.title)
-        .or(d.summary.as_ref())
-}
-
 /// What a click at (`col`, `row`) hits on this screen, laid out in `body`.
 pub(crate) enum Hit {
     Action(usize, usize),
@@ -470,11 +301,12 @@ pub(crate) fn hit(app: &App, body: Rect, col: u16, row: u16) -> Option<Hit> {
     }
     let st = app.state()?;
     let inner = Block::default().borders(Borders::ALL).inner(graph);
-    if col < inner.x {
+    let l = graph::layout_at(app, inner, st.stage_states.len());
+    if col < l.x0 {
         return None;
     }
-    let slot = usize::from((col - inner.x) / (BOX_W + GAP));
-    if (col - inner.x) % (BOX_W + GAP) >= BOX_W {
+    let slot = usize::from((col - l.x0) / (l.box_w + l.gap));
+    if (col - l.x0) % (l.box_w + l.gap) >= l.box_w || slot >= l.per_row {
         return None;
     }
     let i = app.graph.scroll + slot;
@@ -486,7 +318,7 @@ pub(crate) fn hit(app: &App, body: Rect, col: u16, row: u16) -> Option<Hit> {
         let lines = 1 + u16::from(
             app.action_detail(i, j)
                 .as_ref()
-                .and_then(|d| failure_line(app, d))
+                .and_then(|d| graph::failure_line(app, d))
                 .is_some(),
         );
         if row >= y && row < y + lines {
@@ -495,6 +327,64 @@ pub(crate) fn hit(app: &App, body: Rect, col: u16, row: u16) -> Option<Hit> {
         y += lines;
     }
     None
+}
+
+/// `n` / `N`: the next (previous) failed or waiting stage after (before)
+/// the selected one.
+fn jump_to_attention(app: &mut App, forward: bool) {
+    let Some(st) = app.state() else {
+        return;
+    };
+    let n = st.stage_states.len();
+    let marks: Vec<graph::Mark> = (0..n).map(|i| graph::mark(app, st, i)).collect();
+    let at = app.sel_stage;
+    let found = if forward {
+        (at + 1..n).find(|&i| marks[i].needs_attention())
+    } else {
+        (0..at).rev().find(|&i| marks[i].needs_attention())
+    };
+    match found {
+        Some(i) => {
+            app.graph.pane = Pane::Graph;
+            app.graph.pinned = true;
+            app.sel_stage = i;
+            app.sel_action = 0;
+            let actions = app
+                .state()
+                .map_or(0, |s| s.stage_states[i].action_states.len());
+            if let Some(j) = (0..actions).find(|&j| {
+                app.action_detail(i, j)
+                    .is_some_and(|d| d.status == ActionStatus::Failed || d.token.is_some())
+            }) {
+                app.sel_action = j;
+            }
+        }
+        None => app.toast(
+            format!(
+                "no failed or waiting stage {} {}",
+                if forward { "after" } else { "before" },
+                st_name(app, at)
+            ),
+            false,
+        ),
+    }
+}
+
+fn st_name(app: &App, i: usize) -> String {
+    app.state()
+        .and_then(|s| s.stage_states.get(i))
+        .map_or_else(String::new, |s| s.stage_name.clone())
+}
+
+/// Until the user moves the selection, it goes where the activity is.
+pub(crate) fn follow_activity(app: &mut App) {
+    if app.graph.pinned || app.graph.viewed.is_some() {
+        return;
+    }
+    if let Some((i, j)) = graph::activity(app) {
+        app.sel_stage = i;
+        app.sel_action = j;
+    }
 }
 
 impl App {
@@ -531,13 +421,4 @@ impl App {
             a.action_name.clone(),
         ))
     }
-}
-
-fn st_run_order(app: &App, stage: usize, action: usize) -> u32 {
-    app.pipeline
-        .as_deref()
-        .and_then(|p| app.defs.get(p))
-        .and_then(|d| d.stages.get(stage))
-        .and_then(|s| s.actions.get(action))
-        .map_or(1, |a| a.run_order)
 }

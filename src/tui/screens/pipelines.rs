@@ -55,6 +55,9 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
                     app.graph.viewed = None;
                 }
                 app.pipeline = Some(name);
+                // A pipeline opens where its activity is.
+                app.graph.pinned = false;
+                crate::tui::app::screens::pipeline::follow_activity(app);
                 app.go(Screen::Pipeline);
             }
         }
