@@ -322,10 +322,16 @@ pub fn enrich(
                 let from = framing
                     .owner(l)
                     .map_or(l.saturating_sub(200), |c| c.run + 1);
-                if let Some(&(i, s)) = fallback::explain(log, from, l, 1).first()
-                    && s >= 3.0
-                {
-                    set(vars, "why", format!(": {}", fallback::clip(&log[i], 200)));
+                let why = if id == "make.error" {
+                    fallback::explain(log, from, l, 1)
+                        .first()
+                        .filter(|(_, s)| *s >= 3.0)
+                        .map(|&(i, _)| fallback::clip(log[i].trim(), 200))
+                } else {
+                    super::toolparse::wrapper_why(log, from, l)
+                };
+                if let Some(w) = why {
+                    set(vars, "why", format!(": {w}"));
                 }
             }
             if id == "make.error" {

@@ -48,7 +48,6 @@ static RUST_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*--> (\S+)"));
 static CLIPPY: LazyLock<Regex> = LazyLock::new(|| {
     re(r"clippy::(\w+)|index\.html#(\w+)|#!?\[(?:deny|forbid)\((\w+)\)\]|`-D ([\w-]+)`")
 });
-static NPM_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"^npm (?:ERR!|error) (.+)$"));
 static JAVA_SYMBOL: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+(symbol|location):\s+(.+)$"));
 
 fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
@@ -270,10 +269,6 @@ pub(crate) fn enrich(
             set(vars, "test", test);
             set(vars, "grep", grep);
             set(vars, "msg", clip(&msg, 200));
-        }
-        "compile.c" => {
-            let msg = get(vars, "msg").replace(['‘', '’'], "'");
-            set(vars, "msg", msg);
         }
         "compile.java" => {
             let detail: Vec<String> = following(log, at, 4)
@@ -526,32 +521,14 @@ pub(crate) fn enrich(
             set(vars, "what", clip(&what, 200));
             set(vars, "at", frame.unwrap_or_default());
         }
-        "npm.error" => {
-            let msg = following(log, at, 15)
-                .filter_map(|(_, l)| NPM_LINE.captures(l).map(|c| c[1].trim().to_owned()))
-                .find(|m| {
-                    ![
-                        "code ",
-                        "errno ",
-                        "syscall ",
-                        "path ",
-                        "A complete log",
-                        "Log files",
-                        "enoent This is related",
-                        "command ",
-                        "signal ",
-                        "cwd ",
-                    ]
-                    .iter()
-                    .any(|p| m.starts_with(p))
-                        && !m.is_empty()
-                });
-            if let Some(m) = msg {
-                set(vars, "msg", format!(": {}", clip(&m, 200)));
-            }
-        }
         "net.connection" | "net.dns" => {
-            set(vars, "detail", format!(": {}", clip(log[at].trim(), 200)));
+            let line = super::toolparse::untree(&log[at]);
+            set(vars, "detail", format!(": {}", clip(line, 200)));
+            if !vars.contains_key("host")
+                && let Some(h) = super::toolparse::url_host(log, at)
+            {
+                set(vars, "host", h);
+            }
             // What the command could not do because of it, when it says so
             // on a line of its own (pip's "No matching distribution").
             if let Some((from, to)) = seg
@@ -565,7 +542,10 @@ pub(crate) fn enrich(
                 && i != at
                 && sc >= 3.5
             {
-                set(vars, "then", format!(" → {}", clip(log[i].trim(), 160)));
+                let then = super::toolparse::untree(&log[i]);
+                if !line.contains(then) && !then.contains(line) {
+                    set(vars, "then", format!(" → {}", clip(then, 160)));
+                }
             }
         }
         "format.check" => {
@@ -585,6 +565,11 @@ pub(crate) fn enrich(
                         found.push(a);
                     }
                 }
+            }
+            // A parent or imported POM: the artifact is what failed.
+            if !vars.contains_key("what") && !found.is_empty() {
+                let what = found.remove(0);
+                set(vars, "what", what);
             }
             if !found.is_empty() {
                 set(vars, "artifacts", format!(": {}", found.join(", ")));
@@ -778,7 +763,7 @@ pub(crate) fn enrich(
                 set(vars, "cmd", sub.join(" "));
             }
         }
-        _ => {}
+        _ => return super::toolparse::enrich(id, vars, log, at, cmd),
     }
     true
 }

@@ -1,0 +1,325 @@
+//! Parsers of tools' output formats, on small logs written from each tool's
+//! documented format (not from the fixtures): several errors, Windows
+//! paths, colour codes, other versions' wording.
+
+use pipedeck::diagnose::{Catalogue, Finding, Input, diagnose};
+
+/// `out` as the output of `cmd` in a BUILD phase, failed with `code`.
+fn framed(cmd: &str, out: &[&str], code: i32) -> Vec<String> {
+    let mut log = vec![
+        "[Container] Entering phase BUILD".to_owned(),
+        format!("[Container] Running command {cmd}"),
+    ];
+    log.extend(out.iter().map(|s| (*s).to_owned()));
+    log.push(format!(
+        "[Container] Command did not exit successfully {cmd} exit status {code}"
+    ));
+    log.push("[Container] Phase complete: BUILD State: FAILED".to_owned());
+    log
+}
+
+fn top(log: &[String]) -> Finding {
+    let cat = Catalogue::builtin();
+    let found = diagnose(
+        &Input {
+            log,
+            ..Input::default()
+        },
+        &cat,
+    );
+    found.into_iter().next().expect("a finding")
+}
+
+fn assert_top(log: &[String], rule: &str, parts: &[&str]) {
+    let f = top(log);
+    assert_eq!(f.rule, rule, "{}", f.title);
+    for p in parts {
+        assert!(f.title.contains(p), "{:?} not in {:?}", p, f.title);
+    }
+}
+
+#[test]
+fn missing_script_or_bin_for_npm_yarn_and_pnpm() {
+    // npm 7+ / npm 6.
+    let log = framed(
+        "npm run e2e",
+        &[
+            "npm error Missing script: \"e2e\"",
+            "npm error",
+            "npm error To see a list of scripts, run:",
+        ],
+        1,
+    );
+    assert_top(&log, "npm.missing_script", &["npm script \"e2e\""]);
+    let log = framed("npm run e2e", &["npm ERR! Missing script: \"e2e\""], 1);
+    assert_top(&log, "npm.missing_script", &["\"e2e\""]);
+    // yarn 1 and yarn berry.
+    let log = framed(
+        "yarn typecheck",
+        &[
+            "yarn run v1.22.19",
+            "error Command \"typecheck\" not found.",
+            "info Visit https://yarnpkg.com/en/docs/cli/run for documentation about this command.",
+        ],
+        1,
+    );
+    assert_top(&log, "npm.missing_script", &["yarn script \"typecheck\""]);
+    let log = framed(
+        "yarn run typecheck",
+        &[
+            "Usage Error: Couldn't find a script named \"typecheck\".",
+            "",
+            "$ yarn run [--inspect] [--inspect-brk] <scriptName> ...",
+        ],
+        1,
+    );
+    assert_top(&log, "npm.missing_script", &["yarn script \"typecheck\""]);
+    // pnpm 8/9 on one line; pnpm 10+ in a miette report.
+    let log = framed(
+        "pnpm run deploy:prod",
+        &[
+            " ERR_PNPM_NO_SCRIPT  Missing script: deploy:prod",
+            "",
+            "Command \"deploy:prod\" not found.",
+        ],
+        1,
+    );
+    assert_top(&log, "npm.missing_script", &["pnpm script \"deploy:prod\""]);
+    let log = framed(
+        "pnpm --filter web run lint",
+        &[
+            "Error: ERR_PNPM_NO_SCRIPT",
+            "",
+            "  × Missing script: lint",
+            "  help: Command \"lint\" not found.",
+            "",
+        ],
+        1,
+    );
+    assert_top(&log, "npm.missing_script", &["pnpm script \"lint\""]);
+    // A bin, not a script.
+    let log = framed(
+        "pnpm exec prisma generate",
+        &[
+            "Error: ERR_PNPM_RECURSIVE_EXEC_FIRST_FAIL",
+            "",
+            "  × Command \"prisma\" not found",
+            "",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "npm.missing_script",
+        &["command \"prisma\" not found"],
+    );
+}
+
+#[test]
+fn pnpm_miette_report_gives_message_and_root_cause() {
+    let log = framed(
+        "pnpm install --frozen-lockfile",
+        &[
+            "Error: ERR_PNPM_FETCH_404",
+            "",
+            "  × installing dependencies",
+            "  ├─▶ GET https://registry.example.com/@acme%2Fui: Not Found - 404",
+            "  │   (the package may be private)",
+            "  ╰─▶ @acme/ui is not in the registry",
+            "",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "pnpm.error",
+        &[
+            "ERR_PNPM_FETCH_404",
+            "installing dependencies",
+            "@acme/ui is not in the registry",
+        ],
+    );
+    // A network failure deep in the chain names the host, without the tree
+    // drawing.
+    let log = framed(
+        "pnpm install",
+        &[
+            "Error: ERR_PNPM_META_FETCH_FAIL",
+            "  × installing dependencies",
+            "  ├─▶ Failed to fetch metadata from https://npm.internal.example:8443/lodash",
+            "  ╰─▶ tcp connect error: Connection refused (os error 111)",
+        ],
+        1,
+    );
+    let f = top(&log);
+    assert!(f.title.contains("npm.internal.example:8443"), "{}", f.title);
+    assert!(
+        !f.title.contains('╰') && !f.title.contains('│'),
+        "{}",
+        f.title
+    );
+}
+
+#[test]
+fn wrapper_summaries_carry_the_scripts_own_words() {
+    // yarn 1: the script's output sits between `$ cmd` and yarn's summary.
+    let log = framed(
+        "yarn build",
+        &[
+            "yarn run v1.22.19",
+            "$ vite build",
+            "vite v5.0.0 building for production...",
+            "Could not resolve entry module \"index.html\".",
+            "error Command failed with exit code 1.",
+            "info Visit https://yarnpkg.com/en/docs/cli/run for documentation about this command.",
+        ],
+        1,
+    );
+    assert_top(&log, "yarn.error", &["Could not resolve entry module"]);
+    // npm: `> pkg@1.0.0 build` / `> cmd`, output, then the lifecycle line.
+    let log = framed(
+        "npm run build",
+        &[
+            "",
+            "> web@1.0.0 build",
+            "> node scripts/build.mjs",
+            "",
+            "build: 2 pages failed to render",
+            "npm error Lifecycle script `build` failed with error:",
+            "npm error code 1",
+        ],
+        1,
+    );
+    let f = top(&log);
+    assert!(f.title.contains("2 pages failed to render"), "{}", f.title);
+}
+
+#[test]
+fn npm_messages_wrapped_over_several_lines_are_joined() {
+    let log = framed(
+        "npm ci",
+        &[
+            "npm error code EUSAGE",
+            "npm error",
+            "npm error The `npm ci` command can only install with an existing package-lock.json or",
+            "npm error npm-shrinkwrap.json with lockfileVersion >= 1.",
+            "npm error",
+            "npm error Clean install a project",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "npm.error",
+        &["EUSAGE", "package-lock.json or npm-shrinkwrap.json"],
+    );
+}
+
+#[test]
+fn mypy_reports_the_first_real_type_error_with_its_code() {
+    // --strict adds errors that follow from a real one (an unknown
+    // attribute is Any; returning it is no-any-return): the real one
+    // ranks first even when printed second.
+    let log = framed(
+        "mypy --strict src",
+        &[
+            "src/app/models.py:14: error: Function is missing a return type annotation  [no-untyped-def]",
+            "src/app/models.py:20: error: Returning Any from function declared to return \"int\"  [no-any-return]",
+            "src/app/models.py:20: error: \"Order\" has no attribute \"totl\"; maybe \"total\"?  [attr-defined]",
+            "src/app/views.py:3: error: Argument 1 to \"render\" has incompatible type \"int\"; expected \"str\"  [arg-type]",
+            "Found 4 errors in 2 files (checked 9 source files)",
+        ],
+        1,
+    );
+    assert_top(&log, "lint.mypy", &["attr-defined", "models.py:20", "totl"]);
+    // Columns, and a Windows path.
+    let log = framed(
+        "mypy --show-column-numbers .",
+        &[
+            r#"C:\build\src\pkg\io.py:7:12: error: Incompatible types in assignment (expression has type "str", variable has type "int")  [assignment]"#,
+            "Found 1 error in 1 file (checked 3 source files)",
+        ],
+        1,
+    );
+    assert_top(&log, "lint.mypy", &["assignment", "io.py:7"]);
+}
+
+#[test]
+fn c_compilers_name_the_source_line_and_msvc_is_read() {
+    let log = framed(
+        "make",
+        &[
+            "cc -O2 -c src/net.c -o build/net.o",
+            "src/net.c: In function 'connect_all':",
+            "src/net.c:41:5: error: unknown type name 'socklen'",
+            "   41 |     socklen len = sizeof addr;",
+            "      |     ^~~~~~~",
+            "src/net.c:52:9: error: 'len' undeclared (first use in this function)",
+            "make: *** [Makefile:9: build/net.o] Error 1",
+        ],
+        2,
+    );
+    assert_top(
+        &log,
+        "compile.c",
+        &[
+            "net.c:41",
+            "unknown type name",
+            "socklen len = sizeof addr;",
+        ],
+    );
+    let log = framed(
+        "msbuild app.sln",
+        &[
+            r"C:\src\app\main.cpp(17,5): error C2065: 'cout': undeclared identifier [C:\src\app\app.vcxproj]",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "compile.c",
+        &["main.cpp:17", "'cout': undeclared identifier"],
+    );
+}
+
+#[test]
+fn maven_parent_and_import_poms_name_the_artifact() {
+    let log = framed(
+        "mvn -B package",
+        &[
+            "[INFO] Scanning for projects...",
+            "[ERROR] [ERROR] Some problems were encountered while processing the POMs:",
+            "[FATAL] Non-resolvable parent POM for com.acme:web:1.4.0: Could not find artifact com.acme:platform-parent:pom:7.2 in central (https://repo.maven.apache.org/maven2) and 'parent.relativePath' points at wrong local POM @ line 6, column 11",
+            "[ERROR]     Non-resolvable parent POM for com.acme:web:1.4.0: Could not find artifact com.acme:platform-parent:pom:7.2 in central (https://repo.maven.apache.org/maven2) and 'parent.relativePath' points at wrong local POM @ line 6, column 11 -> [Help 2]",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "maven.dependency",
+        &["com.acme:platform-parent:pom:7.2"],
+    );
+}
+
+#[test]
+fn colour_codes_and_carriage_returns_are_not_part_of_the_text() {
+    let log = framed(
+        "npx tsc --noEmit --pretty",
+        &[
+            "\u{1b}[96msrc/api.ts\u{1b}[0m:\u{1b}[93m12\u{1b}[0m:\u{1b}[93m7\u{1b}[0m - \u{1b}[91merror\u{1b}[0m\u{1b}[90m TS2322: \u{1b}[0mType 'string' is not assignable to type 'number'.\r",
+            "",
+            "Found 1 error in src/api.ts\u{1b}[90m:12\u{1b}[0m\r",
+        ],
+        2,
+    );
+    assert_top(&log, "compile.tsc", &["TS2322", "src/api.ts:12"]);
+    let f = top(&log);
+    assert!(!f.title.contains('\u{1b}'));
+    // A progress line redrawn with `\r`, then the error.
+    let log = framed(
+        "./deploy.sh",
+        &["uploading  10%\ruploading  60%\r./deploy.sh: line 9: DEPLOY_ENV: unbound variable"],
+        1,
+    );
+    assert_top(&log, "shell.unbound", &["DEPLOY_ENV"]);
+}
