@@ -59,7 +59,7 @@ fn get<'a>(vars: &'a Vars, k: &str) -> &'a str {
 }
 
 fn base(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
 /// Terraform's and some tools' box-drawing prefix, stripped.
@@ -144,6 +144,9 @@ pub(crate) fn enrich(
                     }
                 }
             }
+        }
+        "test.node" if log[at].trim_start().starts_with('✖') => {
+            return super::toolparse::enrich(id, vars, log, at, cmd);
         }
         "test.node" => {
             let mut msg = String::new();
@@ -294,13 +297,16 @@ pub(crate) fn enrich(
             if !cmd_uses(cmd, &["eslint", "npm", "npx", "yarn", "pnpm", "lint"]) {
                 return false;
             }
-            let file = log[..at]
-                .iter()
-                .rev()
-                .take(200)
-                .find(|l| !l.is_empty() && !l.starts_with(' ') && !l.starts_with('\t'))
-                .map(|l| l.trim().to_owned())
-                .unwrap_or_default();
+            let file = match vars.get("file") {
+                Some(f) => f.clone(),
+                None => log[..at]
+                    .iter()
+                    .rev()
+                    .take(200)
+                    .find(|l| !l.is_empty() && !l.starts_with(' ') && !l.starts_with('\t'))
+                    .map(|l| l.trim().to_owned())
+                    .unwrap_or_default(),
+            };
             let line = get(vars, "line").to_owned();
             if !file.is_empty() && !file.starts_with("[Container]") {
                 set(vars, "at", format!(" at {}:{line}", base(&file)));
@@ -378,10 +384,18 @@ pub(crate) fn enrich(
             let mut on = None;
             let mut detail = String::new();
             let mut detail_done = false;
+            // `with module.web.aws_s3_bucket.site,`: the full address.
+            let mut with = None;
             for (_, l) in following(log, at, 20) {
                 let t = unbox(l);
                 if t.starts_with("Error: ") || t.starts_with("Warning: ") {
                     break;
+                }
+                if let Some(a) = t.strip_prefix("with ").and_then(|r| r.strip_suffix(',')) {
+                    if !a.starts_with("provider[") {
+                        with = Some(a.to_owned());
+                    }
+                    continue;
                 }
                 if on.is_none()
                     && let Some(c) = TF_ON.captures(t)
@@ -427,6 +441,7 @@ pub(crate) fn enrich(
                         None => format!(" ({b})"),
                     })
                     .unwrap_or_default();
+                let block = with.map_or(block, |a| format!(" ({a})"));
                 set(vars, "at", format!(" at {file}:{line}{block}"));
             }
             if !detail.is_empty() {
@@ -460,7 +475,14 @@ pub(crate) fn enrich(
             {
                 set(vars, "reason", "cluster API unreachable");
             }
-            if let Some(f) = vars.get("file").cloned() {
+            if get(vars, "msg").starts_with("no matches for kind") {
+                set(
+                    vars,
+                    "reason",
+                    "kind not served by the cluster (CRD not installed or API version removed)",
+                );
+            }
+            if let Some(f) = vars.get("file").or(vars.get("file2")).cloned() {
                 set(vars, "file_part", format!(" in {f}"));
             }
         }

@@ -118,7 +118,9 @@ pub(crate) fn miette(log: &[String], at: usize) -> (String, String, String) {
 
 /// npm's message after `code X`: the first paragraph of `npm error`
 /// lines that is not a field (`syscall`, `path`, ...), its wrapped lines
-/// joined.
+/// joined, without the tag some codes repeat on each line (`notarget No
+/// matching version...`, `enoent Could not read...`); for a dependency
+/// conflict, the dependency it could not resolve.
 fn npm_message(log: &[String], at: usize) -> String {
     const FIELDS: &[&str] = &[
         "code ",
@@ -132,22 +134,31 @@ fn npm_message(log: &[String], at: usize) -> String {
         "signal ",
         "cwd ",
     ];
-    let mut out = String::new();
-    for (_, l) in following(log, at, 20) {
-        let Some(c) = NPM_LINE.captures(l) else {
-            if out.is_empty() {
-                continue;
+    let untag = |m: &str| -> String {
+        match m.split_once(' ') {
+            Some((w, rest))
+                if w.bytes().all(|b| b.is_ascii_lowercase())
+                    && rest.starts_with(|c: char| c.is_ascii_uppercase()) =>
+            {
+                rest.to_owned()
             }
-            break;
-        };
-        let m = c[1].trim();
-        if m.is_empty() || m == "enoent" {
-            if out.is_empty() {
-                continue;
-            }
-            break;
+            _ => m.to_owned(),
         }
-        if FIELDS.iter().any(|p| m.starts_with(p)) {
+    };
+    let lines: Vec<&str> = following(log, at, 40)
+        .filter_map(|(_, l)| {
+            NPM_LINE
+                .captures(l)
+                .map(|c| c.get(1).map_or("", |m| m.as_str()))
+        })
+        .map(str::trim)
+        .collect();
+    let mut out = String::new();
+    let mut tag: Option<&str> = None;
+    let mut rest = lines.iter().enumerate();
+    for (_, m) in rest.by_ref() {
+        let blank = m.is_empty() || *m == "enoent";
+        if blank || FIELDS.iter().any(|p| m.starts_with(p)) {
             if out.is_empty() {
                 continue;
             }
@@ -156,10 +167,23 @@ fn npm_message(log: &[String], at: usize) -> String {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(m.strip_prefix("enoent ").unwrap_or(m));
+        let text = untag(m);
+        if tag.is_none() && text.len() < m.len() {
+            tag = m.split(' ').next();
+        }
+        let text = match tag.and_then(|t| m.strip_prefix(t)) {
+            Some(r) if r.starts_with(' ') => r.trim_start().to_owned(),
+            _ => text,
+        };
+        out.push_str(&text);
         if out.len() > 200 {
             break;
         }
+    }
+    if let Some((i, _)) = rest.find(|(_, m)| m.starts_with("Could not resolve dependency:"))
+        && let Some(dep) = lines.get(i + 1).filter(|d| !d.is_empty())
+    {
+        out = format!("{out}: could not resolve {dep}");
     }
     out
 }
@@ -218,8 +242,57 @@ pub(crate) fn wrapper_why(log: &[String], from: usize, at: usize) -> Option<Stri
         .map(|&(i, _)| clip(log[i].trim(), 200))
 }
 
+/// Yarn 2+ message codes that are progress, information or warnings.
+const YARN_NOT_ERRORS: &[&str] = &[
+    "0000", "0002", "0007", "0008", "0013", "0019", "0032", "0050", "0060", "0061", "0062", "0069",
+    "0086",
+];
+
+/// Node's test runner, spec reporter: `✖ name (1.2ms)`, the error
+/// indented under it, and in the `✖ failing tests:` list `test at
+/// FILE:L:C` above the name.
+fn node_spec(vars: &mut Vars, log: &[String], at: usize) {
+    let test = get(vars, "test").to_owned();
+    let mut lines = following(log, at, 8)
+        .map(|(_, l)| l.trim())
+        .filter(|t| !t.is_empty());
+    let mut msg = lines
+        .next()
+        .filter(|t| !t.starts_with('✖') && !t.starts_with('✔') && !t.starts_with('ℹ'))
+        .unwrap_or_default()
+        .to_owned();
+    // `Expected values to be strictly equal:` then `1 !== 2`.
+    if msg.ends_with(':')
+        && let Some(next) = lines.next().filter(|t| !t.starts_with("at "))
+    {
+        msg = format!("{msg} {next}");
+    }
+    let head = log[at].trim();
+    let location = log
+        .iter()
+        .enumerate()
+        .skip(at + 1)
+        .find(|(i, l)| l.trim() == head && *i > 0 && log[i - 1].starts_with("test at "))
+        .and_then(|(i, _)| {
+            let loc = log[i - 1].trim_start_matches("test at ").trim();
+            let loc = loc.rsplit_once(':').map_or(loc, |(a, _)| a);
+            let file = loc.rsplit(['/', '\\']).next()?;
+            Some(format!(" at {file}"))
+        })
+        .unwrap_or_default();
+    if msg.ends_with("subtest failed") || msg.ends_with("subtests failed") || msg.is_empty() {
+        // A suite around the failing test.
+        set(vars, "_confidence", "0.4");
+    }
+    set(vars, "test", test);
+    set(vars, "location", location);
+    set(vars, "msg", clip(&msg, 200));
+}
+
 pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: &str) -> bool {
     match id {
+        "test.node" => node_spec(vars, log, at),
+        "yarn.berry" if YARN_NOT_ERRORS.contains(&get(vars, "code")) => return false,
         "npm.missing_script" => {
             let tool = match js_tool(cmd) {
                 "" if log[at].contains("ERR_PNPM") => "pnpm",

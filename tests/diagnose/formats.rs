@@ -323,3 +323,195 @@ fn colour_codes_and_carriage_returns_are_not_part_of_the_text() {
     );
     assert_top(&log, "shell.unbound", &["DEPLOY_ENV"]);
 }
+
+#[test]
+fn node_spec_reporter_names_the_test_its_file_and_assertion() {
+    let log = framed(
+        "node --test",
+        &[
+            "✔ parses empty input (0.5ms)",
+            "✖ rejects bad ids (1.1ms)",
+            "  AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:",
+            "",
+            "  1 !== 2",
+            "",
+            "      at TestContext.<anonymous> (file:///src/test/ids.test.mjs:8:10)",
+            "ℹ tests 2",
+            "ℹ fail 1",
+            "",
+            "✖ failing tests:",
+            "",
+            "test at test/ids.test.mjs:6:1",
+            "✖ rejects bad ids (1.1ms)",
+            "  AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "test.node",
+        &["rejects bad ids", "ids.test.mjs:6", "1 !== 2"],
+    );
+}
+
+#[test]
+fn yarn_berry_codes_are_read_and_progress_codes_are_not() {
+    let log = framed(
+        "yarn install --immutable",
+        &[
+            "➤ YN0000: · Yarn 4.1.0",
+            "➤ YN0000: ┌ Resolution step",
+            "➤ YN0002: │ web@workspace:. doesn't provide react (p1a2b3), requested by react-dom.",
+            "➤ YN0028: │ The lockfile would have been modified by this install, which is explicitly forbidden.",
+            "➤ YN0000: └ Completed in 0s 210ms",
+            "➤ YN0000: · Failed with errors in 0s 215ms",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "yarn.berry",
+        &["YN0028", "lockfile would have been modified"],
+    );
+}
+
+#[test]
+fn eslint_compact_and_unix_formats_and_go_vet_on_windows() {
+    for line in [
+        "/src/web/src/app.js: line 3, col 7, Error - 'unused' is assigned a value but never used. (no-unused-vars)",
+        "/src/web/src/app.js:3:7: 'unused' is assigned a value but never used. [Error/no-unused-vars]",
+    ] {
+        let log = framed("npx eslint .", &[line, "", "1 problem"], 1);
+        assert_top(&log, "lint.eslint", &["no-unused-vars", "app.js:3"]);
+    }
+    let log = framed(
+        "go vet ./...",
+        &[
+            "# example.com/app",
+            r".\cmd\main.go:9:2: fmt.Printf format %d has arg name of wrong type string",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "go.build_error",
+        &["main.go:9:2", "wrong type string"],
+    );
+}
+
+#[test]
+fn docker_kubectl_terraform_git_and_dash_wordings() {
+    let log = framed(
+        "docker build -t web .",
+        &[
+            "ERROR: failed to connect to the docker API at unix:///var/run/docker.sock; check if the path is correct and if the daemon is running: dial unix /var/run/docker.sock: connect: no such file or directory",
+        ],
+        1,
+    );
+    assert_top(&log, "docker.no_daemon", &["privileged"]);
+    let log = framed(
+        "kubectl apply -f k8s/",
+        &[
+            "error: resource mapping not found for name: \"web\" namespace: \"\" from \"k8s/ing.yaml\": no matches for kind \"Ingress\" in version \"extensions/v1beta1\"",
+            "ensure CRDs are installed first",
+        ],
+        1,
+    );
+    assert_top(&log, "k8s.server_error", &["k8s/ing.yaml", "Ingress"]);
+    let log = framed(
+        "terraform apply -auto-approve",
+        &[
+            "╷",
+            "│ Error: creating S3 Bucket (acme-site): BucketAlreadyExists",
+            "│ ",
+            "│   with module.web.aws_s3_bucket.site,",
+            "│   on modules/web/main.tf line 10, in resource \"aws_s3_bucket\" \"site\":",
+            "│   10: resource \"aws_s3_bucket\" \"site\" {",
+            "│ ",
+            "╵",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "terraform.error",
+        &[
+            "BucketAlreadyExists",
+            "modules/web/main.tf:10",
+            "module.web.aws_s3_bucket.site",
+        ],
+    );
+    let log = framed(
+        "git push origin main",
+        &[
+            "error: src refspec main does not match any",
+            "error: failed to push some refs to 'https://example.com/acme/web.git'",
+        ],
+        1,
+    );
+    assert_top(&log, "git.fatal", &["src refspec main does not match any"]);
+    let log = framed(
+        "git push origin HEAD:main",
+        &[
+            "To https://example.com/acme/web.git",
+            " ! [rejected]        HEAD -> main (fetch first)",
+            "error: failed to push some refs to 'https://example.com/acme/web.git'",
+        ],
+        1,
+    );
+    assert_top(&log, "git.fatal", &["HEAD -> main (fetch first)"]);
+    let log = framed(
+        "sh ./ci.sh",
+        &["./ci.sh: 7: Syntax error: \"fi\" unexpected"],
+        2,
+    );
+    assert_top(
+        &log,
+        "shell.syntax",
+        &["./ci.sh", "line 7", "\"fi\" unexpected"],
+    );
+}
+
+#[test]
+fn npm_codes_with_a_tag_on_each_line_and_peer_conflicts() {
+    let log = framed(
+        "npm install",
+        &[
+            "npm error code ETARGET",
+            "npm error notarget No matching version found for left-pad@^9.0.0.",
+            "npm error notarget In most cases you or one of your dependencies are requesting",
+            "npm error notarget a package version that doesn't exist.",
+        ],
+        1,
+    );
+    let f = top(&log);
+    assert!(
+        f.title
+            .contains("No matching version found for left-pad@^9.0.0"),
+        "{}",
+        f.title
+    );
+    assert!(!f.title.contains("notarget"), "{}", f.title);
+    let log = framed(
+        "npm install",
+        &[
+            "npm error code ERESOLVE",
+            "npm error ERESOLVE unable to resolve dependency tree",
+            "npm error",
+            "npm error While resolving: web@1.0.0",
+            "npm error Found: react@18.2.0",
+            "npm error",
+            "npm error Could not resolve dependency:",
+            "npm error peer react@\"^17.0.0\" from legacy-widget@2.1.0",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "npm.error",
+        &[
+            "ERESOLVE",
+            "peer react@\"^17.0.0\" from legacy-widget@2.1.0",
+        ],
+    );
+}
