@@ -268,13 +268,25 @@ pub fn enrich(
             );
         }
         "gradle.failure" => {
-            let what = after(3)
+            // `Execution failed for task ':x'.` then `> cause` lines, each
+            // nested one deeper: the deepest says why.
+            let lines: Vec<&str> = after(12)
                 .iter()
-                .map(|l| l.trim())
-                .find(|l| !l.is_empty())
-                .unwrap_or("the build failed")
-                .to_owned();
-            set(vars, "msg", what);
+                .map(|l| l.as_str())
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("* "))
+                .collect();
+            let head = lines.first().map_or("the build failed", |l| l.trim());
+            let cause = lines
+                .iter()
+                .skip(1)
+                .filter_map(|l| l.trim().strip_prefix("> "))
+                .next_back();
+            let what = match cause {
+                Some(c) => format!("{head} {c}"),
+                None => head.to_owned(),
+            };
+            set(vars, "msg", fallback::clip(&what, 240));
         }
         "engine.prebuild_skipped" => {
             if from_log {

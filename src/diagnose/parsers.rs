@@ -46,7 +46,7 @@ static JUNIT_FAILURE: LazyLock<Regex> =
 static GO_TEST_FRAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[\w./-]+\.(Test\w+)\(0x[0-9a-f]+"));
 static RUST_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*--> (\S+)"));
 static CLIPPY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"clippy::(\w+)|index\.html#(\w+)|#!?\[(?:deny|forbid)\((\w+)\)\]|`-D ([\w-]+)`")
+    re(r"clippy::([\w-]+)|index\.html#(\w+)|#!?\[(?:deny|forbid)\((\w+)\)\]|`-D ([\w-]+)`")
 });
 static JAVA_SYMBOL: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+(symbol|location):\s+(.+)$"));
 
@@ -365,7 +365,7 @@ pub(crate) fn enrich(
                     && let Some(c) = CLIPPY.captures(l)
                 {
                     lint = match (c.get(1).or(c.get(2)), c.get(3).or(c.get(4))) {
-                        (Some(m), _) => format!(" [clippy::{}]", m.as_str()),
+                        (Some(m), _) => format!(" [clippy::{}]", m.as_str().replace('-', "_")),
                         (None, Some(m)) => format!(" [{}]", m.as_str().replace('-', "_")),
                         _ => String::new(),
                     };
@@ -582,13 +582,18 @@ pub(crate) fn enrich(
             for l in lines {
                 for c in MAVEN_ARTIFACT.captures_iter(l) {
                     let a = c.iter().skip(1).flatten().next().map_or("", |m| m.as_str());
+                    let a = a.trim_end_matches(" (absent)");
                     let a = a.trim_end_matches([':', ',', '.']).to_owned();
                     if !a.is_empty() && !found.contains(&a) && found.len() < 3 {
                         found.push(a);
                     }
                 }
             }
-            // A parent or imported POM: the artifact is what failed.
+            // A parent or imported POM, or a project's dependencies: the
+            // artifact is what failed.
+            if log[at].contains("Could not resolve dependencies for project") && !found.is_empty() {
+                vars.remove("what");
+            }
             if !vars.contains_key("what") && !found.is_empty() {
                 let what = found.remove(0);
                 set(vars, "what", what);

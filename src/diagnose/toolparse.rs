@@ -292,6 +292,23 @@ fn node_spec(vars: &mut Vars, log: &[String], at: usize) {
 pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: &str) -> bool {
     match id {
         "test.node" => node_spec(vars, log, at),
+        "aws.no_credentials" => {
+            if let Some(p) = vars.get("profile").cloned() {
+                set(
+                    vars,
+                    "profile_part",
+                    format!(" (profile {p} is not configured)"),
+                );
+            }
+        }
+        "shell.bad_interpreter" if vars.contains_key("cr") => {
+            set(vars, "crlf", " (the script has Windows CRLF line endings)");
+            set(
+                vars,
+                "crlf_fix",
+                ": the script was saved with CRLF line endings, so the kernel looks for an interpreter whose name ends in \\r; convert it (`sed -i 's/\\r$//' script`, or `* text=auto eol=lf` in .gitattributes)",
+            );
+        }
         "yarn.berry" if YARN_NOT_ERRORS.contains(&get(vars, "code")) => return false,
         "npm.missing_script" => {
             let tool = match js_tool(cmd) {

@@ -515,3 +515,115 @@ fn npm_codes_with_a_tag_on_each_line_and_peer_conflicts() {
         ],
     );
 }
+
+#[test]
+fn dependency_resolution_in_maven_and_gradle_names_the_artifact() {
+    let log = framed(
+        "mvn -B package",
+        &[
+            "[ERROR] Failed to execute goal on project app: Could not resolve dependencies for project com.acme:app:jar:1.0: The following artifacts could not be resolved: com.acme:lib:jar:2.0 (absent): Could not find artifact com.acme:lib:jar:2.0 in central (https://repo.maven.apache.org/maven2) -> [Help 1]",
+        ],
+        1,
+    );
+    let f = top(&log);
+    assert_eq!(f.rule, "maven.dependency");
+    assert!(
+        f.title.ends_with("resolve com.acme:lib:jar:2.0"),
+        "{}",
+        f.title
+    );
+    let log = framed(
+        "./gradlew build",
+        &[
+            "FAILURE: Build failed with an exception.",
+            "",
+            "* What went wrong:",
+            "Execution failed for task ':app:compileJava'.",
+            "> Could not resolve all files for configuration ':app:compileClasspath'.",
+            "   > Could not find com.acme:lib:2.0.",
+            "     Required by:",
+            "         project :app",
+            "",
+            "* Try:",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "gradle.failure",
+        &[":app:compileJava", "Could not find com.acme:lib:2.0"],
+    );
+}
+
+#[test]
+fn shell_docker_kubectl_pip_and_aws_configuration_problems() {
+    let log = framed(
+        "./build.sh",
+        &["bash: ./build.sh: /bin/bash^M: bad interpreter: No such file or directory"],
+        126,
+    );
+    assert_top(&log, "shell.bad_interpreter", &["./build.sh", "CRLF"]);
+    let log = framed(
+        "docker pull node:20",
+        &[
+            "Error response from daemon: toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit",
+        ],
+        1,
+    );
+    assert_top(&log, "docker.rate_limit", &["rate limit"]);
+    let log = framed(
+        "kubectl get pods",
+        &["error: exec plugin: invalid apiVersion \"client.authentication.k8s.io/v1alpha1\""],
+        1,
+    );
+    assert_top(&log, "k8s.exec_plugin", &["v1alpha1"]);
+    let log = framed(
+        "kubectl get pods",
+        &[
+            "Unable to connect to the server: dial tcp: lookup ABC.gr7.us-east-1.eks.amazonaws.com on 10.0.0.2:53: no such host",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "k8s.connection_refused",
+        &["ABC.gr7.us-east-1.eks.amazonaws.com", "no such host"],
+    );
+    let log = framed(
+        "pip install -r requirements.txt",
+        &[
+            "error: externally-managed-environment",
+            "",
+            "× This environment is externally managed",
+        ],
+        1,
+    );
+    assert_top(&log, "pip.externally_managed", &["PEP 668"]);
+    let log = framed(
+        "aws s3 ls --profile deploy",
+        &["The config profile (deploy) could not be found"],
+        255,
+    );
+    assert_top(&log, "aws.no_credentials", &["profile deploy"]);
+    let log = framed(
+        "aws sts get-caller-identity",
+        &["Error when retrieving token from sso: Token has expired and refresh failed"],
+        255,
+    );
+    assert_top(&log, "aws.expired_token", &["expired"]);
+    let log = framed(
+        "cargo clippy -- -D warnings",
+        &[
+            "error: this `if` has identical blocks",
+            " --> src/main.rs:4:5",
+            "  |",
+            "  = note: `-D clippy::if-same-then-else` implied by `-D warnings`",
+        ],
+        101,
+    );
+    assert_top(
+        &log,
+        "cargo.error_plain",
+        &["clippy::if_same_then_else", "src/main.rs:4:5"],
+    );
+}
