@@ -318,6 +318,14 @@ pub(crate) fn enrich(
                 .find(|t| cmd.contains(t))
                 .unwrap_or("lint");
             set(vars, "tool", tool);
+            // pylint: errors (E, F) above conventions, refactors, warnings.
+            if let Some(p) = vars.get("pcode").cloned() {
+                let minor = !p.starts_with(['E', 'F']);
+                set(vars, "code", p);
+                if minor {
+                    set(vars, "_priority", "70");
+                }
+            }
             if let Some(file) = vars.get("file").cloned() {
                 if let Some(line) = vars.get("line").cloned() {
                     set(vars, "at", format!(" at {file}:{line}"));
@@ -460,39 +468,6 @@ pub(crate) fn enrich(
                 .collect();
             if !cause.is_empty() {
                 set(vars, "cause", format!(" ({})", cause.join("; ")));
-            }
-        }
-        "k8s.server_error" => {
-            let msg = get(vars, "msg");
-            if [
-                "connection refused",
-                "dial tcp",
-                "i/o timeout",
-                "no such host",
-            ]
-            .iter()
-            .any(|p| msg.contains(p))
-            {
-                set(vars, "reason", "cluster API unreachable");
-            }
-            if get(vars, "msg").starts_with("no matches for kind") {
-                set(
-                    vars,
-                    "reason",
-                    "kind not served by the cluster (CRD not installed or API version removed)",
-                );
-            }
-            if let Some(f) = vars.get("file").or(vars.get("file2")).cloned() {
-                set(vars, "file_part", format!(" in {f}"));
-            }
-        }
-        "shell.syntax" => {
-            if let Some(l) = vars.get("line").cloned() {
-                set(vars, "at", format!(" at line {l}"));
-            }
-            let msg = get(vars, "msg").trim().to_owned();
-            if !msg.is_empty() {
-                set(vars, "msg", format!(": syntax error {msg}"));
             }
         }
         "shell.no_such_file" => {

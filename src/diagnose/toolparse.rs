@@ -292,6 +292,44 @@ fn node_spec(vars: &mut Vars, log: &[String], at: usize) {
 pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: &str) -> bool {
     match id {
         "test.node" => node_spec(vars, log, at),
+        "k8s.server_error" => {
+            let msg = get(vars, "msg");
+            if [
+                "connection refused",
+                "dial tcp",
+                "i/o timeout",
+                "no such host",
+            ]
+            .iter()
+            .any(|p| msg.contains(p))
+            {
+                set(vars, "reason", "cluster API unreachable");
+            }
+            if get(vars, "msg").starts_with("no matches for kind") {
+                set(
+                    vars,
+                    "reason",
+                    "kind not served by the cluster (CRD not installed or API version removed)",
+                );
+            }
+            if let (Some(k), Some(n)) = (vars.get("kind").cloned(), vars.get("name").cloned()) {
+                set(vars, "file_part", format!(" ({k} {n})"));
+            }
+            if let Some(f) = vars.get("file").or(vars.get("file2")).cloned() {
+                set(vars, "file_part", format!(" in {f}"));
+            }
+        }
+        "shell.syntax" => {
+            if let Some(l) = vars.get("line").cloned() {
+                set(vars, "at", format!(" at line {l}"));
+            }
+            let msg = get(vars, "msg").trim().to_owned();
+            if let Some(eof) = vars.get("eof").cloned() {
+                set(vars, "msg", format!(": {eof}"));
+            } else if !msg.is_empty() {
+                set(vars, "msg", format!(": syntax error {msg}"));
+            }
+        }
         "aws.no_credentials" => {
             if let Some(p) = vars.get("profile").cloned() {
                 set(

@@ -627,3 +627,47 @@ fn shell_docker_kubectl_pip_and_aws_configuration_problems() {
         &["clippy::if_same_then_else", "src/main.rs:4:5"],
     );
 }
+
+#[test]
+fn pylint_ranks_errors_above_conventions_and_flake8_pylint_format() {
+    let log = framed(
+        "pylint app",
+        &[
+            "************* Module app.cli",
+            "app/cli.py:3:0: C0116: Missing function or method docstring (missing-function-docstring)",
+            "app/cli.py:9:4: E1101: Instance of 'Config' has no 'regoin' member (no-member)",
+        ],
+        2,
+    );
+    assert_top(&log, "lint.python", &["pylint E1101", "cli.py:9", "regoin"]);
+    let log = framed(
+        "flake8 --format=pylint .",
+        &["./app/cli.py:3: [E302] expected 2 blank lines, found 1"],
+        1,
+    );
+    assert_top(&log, "lint.python", &["E302", "cli.py:3"]);
+}
+
+#[test]
+fn kubectl_invalid_objects_and_shell_eof_and_zsh() {
+    let log = framed(
+        "kubectl apply -f deploy.yaml",
+        &[
+            "The Deployment \"web\" is invalid: spec.template.spec.containers[0].image: Required value",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "k8s.server_error",
+        &["Deployment web", "image: Required value"],
+    );
+    let log = framed(
+        "./scripts/check.sh",
+        &["./scripts/check.sh: line 5: unexpected EOF while looking for matching `\"'"],
+        2,
+    );
+    assert_top(&log, "shell.syntax", &["line 5", "unexpected EOF"]);
+    let log = framed("zsh ./x.sh", &["./x.sh:3: command not found: jq"], 127);
+    assert_top(&log, "shell.command_not_found", &["jq"]);
+}
