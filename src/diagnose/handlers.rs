@@ -268,13 +268,25 @@ pub fn enrich(
             );
         }
         "gradle.failure" => {
-            let what = after(3)
+            // `Execution failed for task ':x'.` then `> cause` lines, each
+            // nested one deeper: the deepest says why.
+            let lines: Vec<&str> = after(12)
                 .iter()
-                .map(|l| l.trim())
-                .find(|l| !l.is_empty())
-                .unwrap_or("the build failed")
-                .to_owned();
-            set(vars, "msg", what);
+                .map(|l| l.as_str())
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("* "))
+                .collect();
+            let head = lines.first().map_or("the build failed", |l| l.trim());
+            let cause = lines
+                .iter()
+                .skip(1)
+                .filter_map(|l| l.trim().strip_prefix("> "))
+                .next_back();
+            let what = match cause {
+                Some(c) => format!("{head} {c}"),
+                None => head.to_owned(),
+            };
+            set(vars, "msg", fallback::clip(&what, 240));
         }
         "engine.prebuild_skipped" => {
             if from_log {
@@ -322,10 +334,16 @@ pub fn enrich(
                 let from = framing
                     .owner(l)
                     .map_or(l.saturating_sub(200), |c| c.run + 1);
-                if let Some(&(i, s)) = fallback::explain(log, from, l, 1).first()
-                    && s >= 3.0
-                {
-                    set(vars, "why", format!(": {}", fallback::clip(&log[i], 200)));
+                let why = if id == "make.error" {
+                    fallback::explain(log, from, l, 1)
+                        .first()
+                        .filter(|(_, s)| *s >= 3.0)
+                        .map(|&(i, _)| fallback::clip(log[i].trim(), 200))
+                } else {
+                    super::toolparse::wrapper_why(log, from, l)
+                };
+                if let Some(w) = why {
+                    set(vars, "why", format!(": {w}"));
                 }
             }
             if id == "make.error" {

@@ -13,6 +13,7 @@ mod fallback;
 mod framing;
 mod handlers;
 mod parsers;
+mod toolparse;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -309,6 +310,20 @@ fn status_texts(input: &Input) -> Vec<(String, String)> {
 /// Diagnoses a failure: findings ranked best first (empty when nothing is
 /// recognised).
 pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
+    // Colour codes and carriage-return redraws (progress bars, CRLF logs)
+    // are not part of what a tool said: read the text without them.
+    let cleaned: Vec<String>;
+    let plain;
+    let input = if input.log.iter().any(|l| needs_cleaning(l)) {
+        cleaned = input.log.iter().map(|l| clean_line(l)).collect();
+        plain = Input {
+            log: &cleaned,
+            ..*input
+        };
+        &plain
+    } else {
+        input
+    };
     let mut acc = Acc::default();
     let mut cands = Vec::new();
     let framing = framing::Framing::parse(input.log);
@@ -459,6 +474,49 @@ pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
         && let Some(f) = unframed_failure(input, catalogue)
     {
         out.push(f);
+    }
+    out
+}
+
+fn needs_cleaning(l: &str) -> bool {
+    l.bytes().any(|b| b == 0x1b || b == b'\r')
+}
+
+/// `l` without ANSI escape sequences (CSI `ESC [ ... final`, OSC `ESC ] ...
+/// BEL|ST`, two-byte `ESC x`), and of a line redrawn with `\r` only its
+/// last state (a trailing `\r` of CRLF is dropped).
+pub(crate) fn clean_line(l: &str) -> String {
+    let l = l.trim_end_matches('\r');
+    let l = l.rsplit('\r').find(|p| !p.trim().is_empty()).unwrap_or(l);
+    let mut out = String::with_capacity(l.len());
+    let mut chars = l.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                // Parameters and intermediates, then one final byte @..~.
+                for d in chars.by_ref() {
+                    if ('@'..='~').contains(&d) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                while let Some(d) = chars.next() {
+                    if d == '\u{7}' {
+                        break;
+                    }
+                    if d == '\u{1b}' {
+                        chars.next_if_eq(&'\\');
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
     }
     out
 }

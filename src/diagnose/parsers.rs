@@ -46,9 +46,8 @@ static JUNIT_FAILURE: LazyLock<Regex> =
 static GO_TEST_FRAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[\w./-]+\.(Test\w+)\(0x[0-9a-f]+"));
 static RUST_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*--> (\S+)"));
 static CLIPPY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"clippy::(\w+)|index\.html#(\w+)|#!?\[(?:deny|forbid)\((\w+)\)\]|`-D ([\w-]+)`")
+    re(r"clippy::([\w-]+)|index\.html#(\w+)|#!?\[(?:deny|forbid)\((\w+)\)\]|`-D ([\w-]+)`")
 });
-static NPM_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"^npm (?:ERR!|error) (.+)$"));
 static JAVA_SYMBOL: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+(symbol|location):\s+(.+)$"));
 
 fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
@@ -60,7 +59,7 @@ fn get<'a>(vars: &'a Vars, k: &str) -> &'a str {
 }
 
 fn base(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
 /// Terraform's and some tools' box-drawing prefix, stripped.
@@ -145,6 +144,9 @@ pub(crate) fn enrich(
                     }
                 }
             }
+        }
+        "test.node" if log[at].trim_start().starts_with('✖') => {
+            return super::toolparse::enrich(id, vars, log, at, cmd);
         }
         "test.node" => {
             let mut msg = String::new();
@@ -271,10 +273,6 @@ pub(crate) fn enrich(
             set(vars, "grep", grep);
             set(vars, "msg", clip(&msg, 200));
         }
-        "compile.c" => {
-            let msg = get(vars, "msg").replace(['‘', '’'], "'");
-            set(vars, "msg", msg);
-        }
         "compile.java" => {
             let detail: Vec<String> = following(log, at, 4)
                 .filter_map(|(_, l)| JAVA_SYMBOL.captures(l))
@@ -299,13 +297,16 @@ pub(crate) fn enrich(
             if !cmd_uses(cmd, &["eslint", "npm", "npx", "yarn", "pnpm", "lint"]) {
                 return false;
             }
-            let file = log[..at]
-                .iter()
-                .rev()
-                .take(200)
-                .find(|l| !l.is_empty() && !l.starts_with(' ') && !l.starts_with('\t'))
-                .map(|l| l.trim().to_owned())
-                .unwrap_or_default();
+            let file = match vars.get("file") {
+                Some(f) => f.clone(),
+                None => log[..at]
+                    .iter()
+                    .rev()
+                    .take(200)
+                    .find(|l| !l.is_empty() && !l.starts_with(' ') && !l.starts_with('\t'))
+                    .map(|l| l.trim().to_owned())
+                    .unwrap_or_default(),
+            };
             let line = get(vars, "line").to_owned();
             if !file.is_empty() && !file.starts_with("[Container]") {
                 set(vars, "at", format!(" at {}:{line}", base(&file)));
@@ -317,6 +318,14 @@ pub(crate) fn enrich(
                 .find(|t| cmd.contains(t))
                 .unwrap_or("lint");
             set(vars, "tool", tool);
+            // pylint: errors (E, F) above conventions, refactors, warnings.
+            if let Some(p) = vars.get("pcode").cloned() {
+                let minor = !p.starts_with(['E', 'F']);
+                set(vars, "code", p);
+                if minor {
+                    set(vars, "_priority", "70");
+                }
+            }
             if let Some(file) = vars.get("file").cloned() {
                 if let Some(line) = vars.get("line").cloned() {
                     set(vars, "at", format!(" at {file}:{line}"));
@@ -364,7 +373,7 @@ pub(crate) fn enrich(
                     && let Some(c) = CLIPPY.captures(l)
                 {
                     lint = match (c.get(1).or(c.get(2)), c.get(3).or(c.get(4))) {
-                        (Some(m), _) => format!(" [clippy::{}]", m.as_str()),
+                        (Some(m), _) => format!(" [clippy::{}]", m.as_str().replace('-', "_")),
                         (None, Some(m)) => format!(" [{}]", m.as_str().replace('-', "_")),
                         _ => String::new(),
                     };
@@ -383,10 +392,18 @@ pub(crate) fn enrich(
             let mut on = None;
             let mut detail = String::new();
             let mut detail_done = false;
+            // `with module.web.aws_s3_bucket.site,`: the full address.
+            let mut with = None;
             for (_, l) in following(log, at, 20) {
                 let t = unbox(l);
                 if t.starts_with("Error: ") || t.starts_with("Warning: ") {
                     break;
+                }
+                if let Some(a) = t.strip_prefix("with ").and_then(|r| r.strip_suffix(',')) {
+                    if !a.starts_with("provider[") {
+                        with = Some(a.to_owned());
+                    }
+                    continue;
                 }
                 if on.is_none()
                     && let Some(c) = TF_ON.captures(t)
@@ -432,6 +449,7 @@ pub(crate) fn enrich(
                         None => format!(" ({b})"),
                     })
                     .unwrap_or_default();
+                let block = with.map_or(block, |a| format!(" ({a})"));
                 set(vars, "at", format!(" at {file}:{line}{block}"));
             }
             if !detail.is_empty() {
@@ -450,32 +468,6 @@ pub(crate) fn enrich(
                 .collect();
             if !cause.is_empty() {
                 set(vars, "cause", format!(" ({})", cause.join("; ")));
-            }
-        }
-        "k8s.server_error" => {
-            let msg = get(vars, "msg");
-            if [
-                "connection refused",
-                "dial tcp",
-                "i/o timeout",
-                "no such host",
-            ]
-            .iter()
-            .any(|p| msg.contains(p))
-            {
-                set(vars, "reason", "cluster API unreachable");
-            }
-            if let Some(f) = vars.get("file").cloned() {
-                set(vars, "file_part", format!(" in {f}"));
-            }
-        }
-        "shell.syntax" => {
-            if let Some(l) = vars.get("line").cloned() {
-                set(vars, "at", format!(" at line {l}"));
-            }
-            let msg = get(vars, "msg").trim().to_owned();
-            if !msg.is_empty() {
-                set(vars, "msg", format!(": syntax error {msg}"));
             }
         }
         "shell.no_such_file" => {
@@ -526,32 +518,14 @@ pub(crate) fn enrich(
             set(vars, "what", clip(&what, 200));
             set(vars, "at", frame.unwrap_or_default());
         }
-        "npm.error" => {
-            let msg = following(log, at, 15)
-                .filter_map(|(_, l)| NPM_LINE.captures(l).map(|c| c[1].trim().to_owned()))
-                .find(|m| {
-                    ![
-                        "code ",
-                        "errno ",
-                        "syscall ",
-                        "path ",
-                        "A complete log",
-                        "Log files",
-                        "enoent This is related",
-                        "command ",
-                        "signal ",
-                        "cwd ",
-                    ]
-                    .iter()
-                    .any(|p| m.starts_with(p))
-                        && !m.is_empty()
-                });
-            if let Some(m) = msg {
-                set(vars, "msg", format!(": {}", clip(&m, 200)));
-            }
-        }
         "net.connection" | "net.dns" => {
-            set(vars, "detail", format!(": {}", clip(log[at].trim(), 200)));
+            let line = super::toolparse::untree(&log[at]);
+            set(vars, "detail", format!(": {}", clip(line, 200)));
+            if !vars.contains_key("host")
+                && let Some(h) = super::toolparse::url_host(log, at)
+            {
+                set(vars, "host", h);
+            }
             // What the command could not do because of it, when it says so
             // on a line of its own (pip's "No matching distribution").
             if let Some((from, to)) = seg
@@ -565,7 +539,10 @@ pub(crate) fn enrich(
                 && i != at
                 && sc >= 3.5
             {
-                set(vars, "then", format!(" → {}", clip(log[i].trim(), 160)));
+                let then = super::toolparse::untree(&log[i]);
+                if !line.contains(then) && !then.contains(line) {
+                    set(vars, "then", format!(" → {}", clip(then, 160)));
+                }
             }
         }
         "format.check" => {
@@ -580,11 +557,21 @@ pub(crate) fn enrich(
             for l in lines {
                 for c in MAVEN_ARTIFACT.captures_iter(l) {
                     let a = c.iter().skip(1).flatten().next().map_or("", |m| m.as_str());
+                    let a = a.trim_end_matches(" (absent)");
                     let a = a.trim_end_matches([':', ',', '.']).to_owned();
                     if !a.is_empty() && !found.contains(&a) && found.len() < 3 {
                         found.push(a);
                     }
                 }
+            }
+            // A parent or imported POM, or a project's dependencies: the
+            // artifact is what failed.
+            if log[at].contains("Could not resolve dependencies for project") && !found.is_empty() {
+                vars.remove("what");
+            }
+            if !vars.contains_key("what") && !found.is_empty() {
+                let what = found.remove(0);
+                set(vars, "what", what);
             }
             if !found.is_empty() {
                 set(vars, "artifacts", format!(": {}", found.join(", ")));
@@ -778,7 +765,7 @@ pub(crate) fn enrich(
                 set(vars, "cmd", sub.join(" "));
             }
         }
-        _ => {}
+        _ => return super::toolparse::enrich(id, vars, log, at, cmd),
     }
     true
 }
