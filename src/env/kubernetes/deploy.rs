@@ -49,12 +49,20 @@ pub fn flux_owner(meta: &kube::api::ObjectMeta) -> Option<String> {
     })
 }
 
-fn apply_params() -> PatchParams {
+pub(super) fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
+/// Replica counts alone go under a field manager of their own: under
+/// `pipedeck` they would drop the template fields its last apply set.
+pub(super) fn scale_params() -> PatchParams {
+    PatchParams::apply(SCALE_MANAGER).force()
+}
+
+pub const SCALE_MANAGER: &str = "pipedeck-scale";
+
 /// The pod template with the release's image on the deploy container.
-fn with_image(
+pub(super) fn with_image(
     spec: &crate::config::workspace::KubernetesSpec,
     d: &KDeployment,
     revision: &str,
@@ -137,6 +145,22 @@ pub async fn deploy(
             env.spec.context
         )));
     }
+    if env.spec.strategy == "Canary" && deployments.len() < 2 {
+        let (stable, canary) = super::canary::names(&env.spec);
+        return Err(refuse(format!(
+            "strategy Canary needs Deployments {stable} (stable) and {canary} in namespace {}, \
+             their pods selected by one Service through a label they share; {} is missing",
+            env.spec.namespace,
+            if deployments
+                .iter()
+                .any(|d| d.metadata.name.as_deref() == Some(&stable))
+            {
+                canary.clone()
+            } else {
+                stable.clone()
+            }
+        )));
+    }
     for d in &deployments {
         if let Some(owner) = flux_owner(&d.metadata) {
             return Err(refuse(format!(
@@ -160,6 +184,8 @@ pub async fn deploy(
         let live = live_slot(env, &stores).unwrap_or_else(|| "blue".into());
         let idle = if live == "blue" { "green" } else { "blue" }.to_owned();
         tokio::spawn(async move { me.blue_green(live, idle).await });
+    } else if env.spec.strategy == "Canary" {
+        tokio::spawn(async move { me.canary().await });
     } else {
         let d = deployments[0].clone();
         let patch = with_image(&env.spec, &d, &me.release.revision, &me.release.id)?;
@@ -186,9 +212,9 @@ fn live_slot(env: &KubeEnvironment, stores: &super::Stores) -> Option<String> {
 /// What a running deployment needs of its environment (it outlives the
 /// `&KubeEnvironment` borrow of `deploy`).
 #[derive(Clone)]
-struct EnvRef {
-    state: Arc<std::sync::Mutex<super::State>>,
-    spec: crate::config::workspace::KubernetesSpec,
+pub(super) struct EnvRef {
+    pub(super) state: Arc<std::sync::Mutex<super::State>>,
+    pub(super) spec: crate::config::workspace::KubernetesSpec,
     on_change: super::OnChange,
 }
 
@@ -202,16 +228,16 @@ impl EnvRef {
     }
 }
 
-struct Run {
-    env: EnvRef,
-    client: kube::Client,
-    release: ReleaseRequest,
+pub(super) struct Run {
+    pub(super) env: EnvRef,
+    pub(super) client: kube::Client,
+    pub(super) release: ReleaseRequest,
     tx: mpsc::UnboundedSender<DeployUpdate>,
-    stop: watch::Receiver<bool>,
+    pub(super) stop: watch::Receiver<bool>,
 }
 
 impl Run {
-    fn progress(
+    pub(super) fn progress(
         &self,
         status: DeploymentStatus,
         step: &str,
@@ -232,7 +258,7 @@ impl Run {
         }
     }
 
-    fn report(&self, p: DeploymentProgress) {
+    pub(super) fn report(&self, p: DeploymentProgress) {
         let done = crate::env::iface::is_terminal(p.status);
         lock(&self.env.state).deployment = Some(p.clone());
         if done {
@@ -249,7 +275,7 @@ impl Run {
         (self.env.on_change)();
     }
 
-    fn event(&self, kind: &str, message: String) {
+    pub(super) fn event(&self, kind: &str, message: String) {
         let ev = EnvEvent {
             at: SystemTime::now(),
             kind: kind.to_owned(),
@@ -264,7 +290,7 @@ impl Run {
         (self.env.on_change)();
     }
 
-    fn api(&self) -> Api<KDeployment> {
+    pub(super) fn api(&self) -> Api<KDeployment> {
         Api::namespaced(self.client.clone(), &self.env.spec.namespace)
     }
 
@@ -331,7 +357,7 @@ impl Run {
 
     /// `kubectl rollout status -w`: its messages as events, until done,
     /// failed (progress deadline, crash loop), stopped or timed out.
-    async fn wait_rollout(&self, name: &str) -> Result<(), String> {
+    pub(super) async fn wait_rollout(&self, name: &str) -> Result<(), String> {
         let deadline =
             Instant::now() + Duration::from_secs(self.env.spec.rollout_timeout_seconds.max(1));
         let mut said = String::new();
@@ -495,10 +521,10 @@ impl Run {
         self.report(self.progress(DeploymentStatus::Succeeded, "Done", &idle, 100, None));
     }
 
-    async fn scale(&self, name: &str, replicas: i32) -> Result<(), String> {
+    pub(super) async fn scale(&self, name: &str, replicas: i32) -> Result<(), String> {
         let body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {"replicas": replicas}});
         self.api()
-            .patch(name, &apply_params(), &Patch::Apply(&body))
+            .patch(name, &scale_params(), &Patch::Apply(&body))
             .await
             .map(|_| ())
             .map_err(|e| client::describe(&e))
@@ -622,6 +648,14 @@ pub async fn rollback(env: &KubeEnvironment) -> Result<String, String> {
             "rolled back: Service {} selects {other} again ({ms:.1} ms)",
             env.spec.service.clone().unwrap_or_default()
         );
+        env.event("rollback", msg.clone());
+        return Ok(msg);
+    }
+    if env.spec.strategy == "Canary" {
+        if let Some(stop) = env.running.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            stop.send_replace(true);
+        }
+        let msg = super::canary::abort(&client, &env.spec).await?;
         env.event("rollback", msg.clone());
         return Ok(msg);
     }

@@ -6,6 +6,7 @@
 //! that on its own panel and is retried with backoff, never slowing the
 //! others. Summaries are computed from the reflectors' stores on demand.
 
+pub mod canary;
 pub mod client;
 pub mod deploy;
 pub mod flux;
