@@ -31,7 +31,7 @@ pub struct KubernetesSpec {
     /// stable Deployment (a last step of 100 says so explicitly).
     #[serde(default = "canary_steps")]
     pub canary_steps: Vec<u32>,
-    /// Canary: how long each step below 100% runs before
+    /// Canary: how long each step below 100% runs (alarms watched) before
     /// the next.
     #[serde(default = "canary_interval")]
     pub canary_interval_seconds: u64,
@@ -46,7 +46,8 @@ pub struct KubernetesSpec {
     /// The image repository a release's revision is the tag of
     /// (`repo:REVISION`); the container's current repository otherwise.
     pub image: Option<String>,
-    /// DEPLOYMENT_FAILURE (a rollout that fails or crash-loops) rolls back.
+    /// DEPLOYMENT_FAILURE (a rollout that fails or crash-loops) and
+    /// DEPLOYMENT_STOP_ON_ALARM (an alarm fires) roll back.
     #[serde(default)]
     pub auto_rollback: Vec<String>,
     /// Restarts of a new pod that count as a failed rollout.
@@ -59,6 +60,22 @@ pub struct KubernetesSpec {
     /// BlueGreen: how long the old slot stays up after the flip.
     #[serde(default)]
     pub termination_wait_seconds: u64,
+    /// Alarm when more than this percent of the new pods' answers are 5xx
+    /// (the same alarms as a local environment's).
+    pub alarm_5xx_percent: Option<f64>,
+    /// Alarm when the new pods' p99 latency exceeds this.
+    pub alarm_p99_ms: Option<u64>,
+    #[serde(default = "alarm_window")]
+    pub alarm_window_seconds: u64,
+    /// With an alarm: the path the new pods are probed on, through the API
+    /// server's pod proxy.
+    #[serde(default = "probe_path")]
+    pub probe_path: String,
+    /// The pods' port for the probes (the container's first port otherwise).
+    pub probe_port: Option<u16>,
+    /// Probe requests per second.
+    #[serde(default = "probe_rps")]
+    pub probe_rps: u32,
     /// The Flux objects that reconcile it (`Kustomization/flux-system/apps`,
     /// `HelmRelease/shop/web`); all in the namespace when absent.
     #[serde(default)]
@@ -66,12 +83,17 @@ pub struct KubernetesSpec {
 }
 
 /// The `auto_rollback` events a kubernetes environment knows.
-pub const ROLLBACK_EVENTS: [&str; 1] = ["DEPLOYMENT_FAILURE"];
+pub const ROLLBACK_EVENTS: [&str; 2] = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"];
 
 impl KubernetesSpec {
     /// Whether `auto_rollback` names `event`.
     pub fn rolls_back_on(&self, event: &str) -> bool {
         self.auto_rollback.iter().any(|x| x == event)
+    }
+
+    /// Whether an alarm is defined.
+    pub fn has_alarm(&self) -> bool {
+        self.alarm_5xx_percent.is_some() || self.alarm_p99_ms.is_some()
     }
 
     /// What is wrong with a spec that parsed: (key, message).
@@ -143,6 +165,19 @@ impl KubernetesSpec {
                 ));
             }
         }
+        if self.rolls_back_on("DEPLOYMENT_STOP_ON_ALARM") && !self.has_alarm() {
+            return Err((
+                "auto_rollback",
+                "DEPLOYMENT_STOP_ON_ALARM needs an alarm: `alarm_5xx_percent` or `alarm_p99_ms`"
+                    .into(),
+            ));
+        }
+        if !self.probe_path.starts_with('/') {
+            return Err(("probe_path", "must start with `/`".into()));
+        }
+        if self.has_alarm() && !(1..=100).contains(&self.probe_rps) {
+            return Err(("probe_rps", "must be between 1 and 100".into()));
+        }
         for f in &self.flux {
             let parts: Vec<&str> = f.split('/').collect();
             if !matches!(parts.as_slice(), [k, _, _] if *k == "Kustomization" || *k == "HelmRelease")
@@ -180,6 +215,15 @@ fn canary_steps() -> Vec<u32> {
 fn canary_interval() -> u64 {
     60
 }
+fn alarm_window() -> u64 {
+    10
+}
+fn probe_path() -> String {
+    "/".into()
+}
+fn probe_rps() -> u32 {
+    5
+}
 
 #[cfg(test)]
 mod tests {
@@ -193,7 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn canary_steps_are_checked_by_key() {
+    fn canary_steps_and_alarm_rollbacks_are_checked_by_key() {
         assert_eq!(check("strategy = \"Canary\""), Ok(()));
         assert_eq!(
             check("canary_steps = [50, 10]"),
@@ -208,10 +252,28 @@ mod tests {
             Err("canary_steps")
         );
         assert_eq!(
+            check("auto_rollback = [\"DEPLOYMENT_STOP_ON_ALARM\"]"),
+            Err((
+                "auto_rollback",
+                "DEPLOYMENT_STOP_ON_ALARM needs an alarm: `alarm_5xx_percent` or `alarm_p99_ms`"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            check("auto_rollback = [\"DEPLOYMENT_STOP_ON_ALARM\"]\nalarm_5xx_percent = 5.0"),
+            Ok(())
+        );
+        assert_eq!(
+            check("alarm_p99_ms = 300\nprobe_path = \"health\"").map_err(|e| e.0),
+            Err("probe_path")
+        );
+        assert_eq!(
             check("auto_rollback = [\"ON_ALARM\"]"),
             Err((
                 "auto_rollback",
-                "unknown event `ON_ALARM`; kubernetes environments know DEPLOYMENT_FAILURE".into()
+                "unknown event `ON_ALARM`; kubernetes environments know DEPLOYMENT_FAILURE, \
+                 DEPLOYMENT_STOP_ON_ALARM"
+                    .into()
             ))
         );
     }

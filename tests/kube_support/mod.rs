@@ -78,6 +78,20 @@ fn http_post(port: u16, path: &str) -> String {
     out
 }
 
+/// A bare GET (the fake's control endpoints).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// A kubeconfig with one context per (name, server URL); `exec` users
 /// are given as (context, command) pairs.
 pub fn kubeconfig(dir: &Path, contexts: &[(&str, &str)], exec: &[(&str, &str)]) -> PathBuf {

@@ -10,7 +10,7 @@
 //! back to the total and the canary to zero; the stable's template is not
 //! touched before the promotion, so nothing else needs undoing.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::apps::v1::Deployment as KDeployment;
 use k8s_openapi::api::core::v1::Service;
@@ -263,27 +263,6 @@ impl Run {
             self.event("deploy", format!("{e} (the release is promoted)"));
         }
         self.report(self.progress(DeploymentStatus::Succeeded, "Done", "stable", 100, None));
-    }
-
-    /// Sleeps `d` while watching for a stop (and, with an alarm, the
-    /// alarm on `target`'s pods).
-    pub(super) async fn bake(&self, d: Duration, _target: &str) -> Result<(), String> {
-        let until = Instant::now() + d;
-        let mut stop = self.stop.clone();
-        loop {
-            if *stop.borrow_and_update() {
-                return Err("stopped".into());
-            }
-            let now = Instant::now();
-            if now >= until {
-                return Ok(());
-            }
-            let step = (until - now).min(Duration::from_millis(100));
-            tokio::select! {
-                () = tokio::time::sleep(step) => {}
-                _ = stop.changed() => {}
-            }
-        }
     }
 
     /// Ends a canary that failed (or was stopped): rolled back when

@@ -213,6 +213,7 @@ fn live_slot(env: &KubeEnvironment, stores: &super::Stores) -> Option<String> {
 /// `&KubeEnvironment` borrow of `deploy`).
 #[derive(Clone)]
 pub(super) struct EnvRef {
+    pub(super) name: String,
     pub(super) state: Arc<std::sync::Mutex<super::State>>,
     pub(super) spec: crate::config::workspace::KubernetesSpec,
     on_change: super::OnChange,
@@ -221,6 +222,7 @@ pub(super) struct EnvRef {
 impl EnvRef {
     fn of(env: &KubeEnvironment) -> EnvRef {
         EnvRef {
+            name: env.name.clone(),
             state: env.state.clone(),
             spec: env.spec.clone(),
             on_change: env.on_change.clone(),
@@ -319,19 +321,27 @@ impl Run {
             self.report(self.progress(DeploymentStatus::Failed, "Install", &name, 0, Some(msg)));
             return;
         }
-        match self.wait_rollout(&name).await {
+        let mut result = self.wait_rollout(&name).await;
+        if result.is_ok() && self.env.spec.has_alarm() {
+            // The new pods answer alone now: their alarms get a window.
+            let wait = Duration::from_secs(self.env.spec.alarm_window_seconds.max(1));
+            let mut p = self.progress(DeploymentStatus::Baking, "Bake", &name, 100, None);
+            p.next_step_at = Some(SystemTime::now() + wait);
+            self.report(p);
+            result = self.bake(wait, &name).await;
+        }
+        match result {
             Ok(()) => {
                 self.report(self.progress(DeploymentStatus::Succeeded, "Done", &name, 100, None));
             }
             Err(reason) => {
                 let mut reason = reason;
-                if self
-                    .env
-                    .spec
-                    .auto_rollback
-                    .iter()
-                    .any(|x| x == "DEPLOYMENT_FAILURE")
-                {
+                let event = if reason.starts_with("alarm") {
+                    "DEPLOYMENT_STOP_ON_ALARM"
+                } else {
+                    "DEPLOYMENT_FAILURE"
+                };
+                if self.env.spec.rolls_back_on(event) {
                     self.event("rollback", format!("automatic rollback: {reason}"));
                     match undo(&self.client, &self.env.spec.namespace, &name).await {
                         Ok(msg) => {
@@ -508,11 +518,39 @@ impl Run {
         );
         p.next_step_at = Some(SystemTime::now() + wait);
         self.report(p);
-        let mut stop = self.stop.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {
-                return self.report(self.progress(DeploymentStatus::Stopped, "TerminationWait", &idle, 0, Some(format!("rolled back: traffic is on {live} again"))));
+        match self.bake(wait, &idle_name).await {
+            Ok(()) => {}
+            Err(why) if why == "stopped" => {
+                return self.report(self.progress(
+                    DeploymentStatus::Stopped,
+                    "TerminationWait",
+                    &idle,
+                    0,
+                    Some(format!("rolled back: traffic is on {live} again")),
+                ));
+            }
+            Err(why) => {
+                let reason = if !self.env.spec.rolls_back_on("DEPLOYMENT_STOP_ON_ALARM") {
+                    format!(
+                        "{why}; traffic stays on {idle} (auto_rollback has no DEPLOYMENT_STOP_ON_ALARM)"
+                    )
+                } else {
+                    match self.flip(&live).await {
+                        Ok(()) => {
+                            let _ = self.scale(&idle_name, 0).await;
+                            format!("{why}; rolled back: traffic is on {live} again")
+                        }
+                        Err(e) => format!("{why}; the rollback failed: {e}"),
+                    }
+                };
+                self.event("rollback", reason.clone());
+                return self.report(self.progress(
+                    DeploymentStatus::Failed,
+                    "TerminationWait",
+                    &idle,
+                    0,
+                    Some(reason),
+                ));
             }
         }
         if let Err(e) = self.scale(&live_name, 0).await {

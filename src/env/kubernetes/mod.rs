@@ -6,6 +6,7 @@
 //! that on its own panel and is retried with backoff, never slowing the
 //! others. Summaries are computed from the reflectors' stores on demand.
 
+pub mod alarm;
 pub mod canary;
 pub mod client;
 pub mod deploy;
@@ -63,6 +64,8 @@ pub struct State {
     pub sync: Option<SyncStatus>,
     /// The last lines of a crash-looping container, by pod/container.
     pub crash_lines: HashMap<String, Vec<String>>,
+    /// The probes of the variant a deployment is baking (its alarms).
+    pub probe: Option<Arc<crate::env::stats::Stats>>,
 }
 
 /// A Kubernetes environment.

@@ -363,6 +363,15 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
         problems.extend(own);
     }
     sum.events = problems;
+    // While a deployment bakes: what its probes measured.
+    if let Some(stats) = lock(&env.state).probe.clone() {
+        let w = stats.window(Duration::from_secs(env.spec.alarm_window_seconds.max(1)));
+        sum.metrics = Some(crate::api::env::RequestMetrics {
+            rps: w.rps,
+            error_rate: w.error_rate,
+            p99_ms: w.p99.as_secs_f64() * 1000.0,
+        });
+    }
     sum
 }
 
