@@ -147,6 +147,38 @@ pub enum Request {
     /// release (CodeDeploy's meaning of rollback).
     #[serde(rename_all = "camelCase")]
     RollbackEnvironment { environment_name: String },
+    /// `flux reconcile` / `suspend` / `resume` of a Flux object of a
+    /// kubernetes environment: `Kustomization/NAME` (in the environment's
+    /// namespace) or `HelmRelease/NAMESPACE/NAME`.
+    #[serde(rename_all = "camelCase")]
+    FluxObject {
+        environment_name: String,
+        object: String,
+        operation: FluxOperation,
+    },
+}
+
+/// What [`Request::FluxObject`] does, as the flux CLI names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FluxOperation {
+    /// Ask the controller to reconcile now and wait until it has (refused
+    /// on a suspended object).
+    Reconcile,
+    /// `spec.suspend = true`: the controller stops reconciling it.
+    Suspend,
+    /// `spec.suspend = false`.
+    Resume,
+}
+
+impl FluxOperation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FluxOperation::Reconcile => "reconcile",
+            FluxOperation::Suspend => "suspend",
+            FluxOperation::Resume => "resume",
+        }
+    }
 }
 
 impl Request {
@@ -198,6 +230,11 @@ impl Request {
             Request::EngineInfo => "EngineInfo",
             Request::ListEnvironments => "ListEnvironments",
             Request::RollbackEnvironment { .. } => "RollbackEnvironment",
+            Request::FluxObject { operation, .. } => match operation {
+                FluxOperation::Reconcile => "ReconcileFluxObject",
+                FluxOperation::Suspend => "SuspendFluxObject",
+                FluxOperation::Resume => "ResumeFluxObject",
+            },
         }
     }
 
@@ -221,6 +258,7 @@ impl Request {
                 | Request::DisableStageTransition { .. }
                 | Request::EnableStageTransition { .. }
                 | Request::RollbackEnvironment { .. }
+                | Request::FluxObject { .. }
                 | Request::UpdatePipeline { .. }
         )
     }

@@ -535,6 +535,14 @@ impl AwsBackend {
                     "{environment_name}: environments are local; on AWS, roll back with RollbackStage"
                 ),
             )),
+            Request::FluxObject {
+                environment_name, ..
+            } => Err(ApiError::new(
+                "UnsupportedOperation",
+                format!(
+                    "{environment_name}: Flux objects belong to a workspace's kubernetes environments"
+                ),
+            )),
             mutating => {
                 let name = pipeline_of(mutating).unwrap_or_default();
                 let (_, a, n) = self.route(name)?;

@@ -278,6 +278,15 @@ impl Environment for KubeEnvironment {
         Vec::new()
     }
 
+    fn flux(
+        &self,
+        operation: crate::api::FluxOperation,
+        object: &str,
+    ) -> BoxFuture<'_, Result<String, crate::api::ApiError>> {
+        let object = object.to_owned();
+        Box::pin(async move { flux::operate(self, operation, &object).await })
+    }
+
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Some(stop) = self
