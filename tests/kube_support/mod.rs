@@ -486,8 +486,18 @@ pub async fn summary_until<F: Fn(&pipedeck::api::env::EnvironmentSummary) -> boo
     what: &str,
     f: F,
 ) -> pipedeck::api::env::EnvironmentSummary {
+    summary_within(env, what, 15, f).await
+}
+
+/// Waits (`secs` at most) until the summary satisfies `f`.
+pub async fn summary_within<F: Fn(&pipedeck::api::env::EnvironmentSummary) -> bool>(
+    env: &pipedeck::env::kubernetes::KubeEnvironment,
+    what: &str,
+    secs: u64,
+    f: F,
+) -> pipedeck::api::env::EnvironmentSummary {
     use pipedeck::env::iface::Environment;
-    let end = Instant::now() + Duration::from_secs(15);
+    let end = Instant::now() + Duration::from_secs(secs);
     loop {
         let s = env.summary();
         if f(&s) {
@@ -505,22 +515,41 @@ pub async fn summary_until<F: Fn(&pipedeck::api::env::EnvironmentSummary) -> boo
 pub async fn next_update(
     d: &mut pipedeck::env::iface::Deployment,
 ) -> pipedeck::env::iface::DeployUpdate {
-    tokio::time::timeout(Duration::from_secs(30), d.updates.recv())
+    next_update_within(d, 30).await
+}
+
+/// The next update of a deployment (`secs` at most).
+pub async fn next_update_within(
+    d: &mut pipedeck::env::iface::Deployment,
+    secs: u64,
+) -> pipedeck::env::iface::DeployUpdate {
+    tokio::time::timeout(Duration::from_secs(secs), d.updates.recv())
         .await
-        .expect("a deployment update within 30 s")
+        .unwrap_or_else(|_| panic!("no deployment update within {secs} s"))
         .expect("the deployment's stream ends with Finished")
 }
 
 /// Every update until Finished, and the final progress.
 pub async fn follow_to_end(
+    d: pipedeck::env::iface::Deployment,
+) -> (
+    Vec<pipedeck::env::iface::DeployUpdate>,
+    pipedeck::api::env::DeploymentProgress,
+) {
+    follow_within(d, 30).await
+}
+
+/// Every update until Finished (each within `secs`), and the final progress.
+pub async fn follow_within(
     mut d: pipedeck::env::iface::Deployment,
+    secs: u64,
 ) -> (
     Vec<pipedeck::env::iface::DeployUpdate>,
     pipedeck::api::env::DeploymentProgress,
 ) {
     let mut all = Vec::new();
     loop {
-        let u = next_update(&mut d).await;
+        let u = next_update_within(&mut d, secs).await;
         all.push(u.clone());
         if let pipedeck::env::iface::DeployUpdate::Finished(p) = u {
             return (all, p);
