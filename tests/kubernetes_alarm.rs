@@ -71,6 +71,27 @@ async fn a_5xx_alarm_after_a_rolling_update_rolls_it_back() {
         text.contains("automatic rollback: alarm dev-5xx-rate"),
         "{text}"
     );
+    // The Deploy action's failure line, as diagnosis reads it.
+    let log = vec![format!(
+        "[Deploy] deployment {} to dev failed: {reason}",
+        last.id
+    )];
+    let found = pipedeck::diagnose::diagnose(
+        &pipedeck::diagnose::Input {
+            log: &log,
+            ..Default::default()
+        },
+        &pipedeck::diagnose::catalogue::Catalogue::builtin(),
+    );
+    let f = found
+        .iter()
+        .find(|f| f.rule == "deploy.alarm_log")
+        .unwrap_or_else(|| panic!("no alarm finding in {found:#?}"));
+    assert!(
+        f.title.starts_with("Alarm dev-5xx-rate fired in dev"),
+        "{}",
+        f.title
+    );
     assert_eq!(replicas_and_image(&c, "web").await.1, "shop/web:v2");
     let s = summary_until(&env, "the alarm among the events", |s| {
         events_text(s).contains("[alarm] alarm dev-5xx-rate")
