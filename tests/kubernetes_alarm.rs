@@ -2,7 +2,8 @@
 //! pods are probed through the API server's pod proxy while a deployment
 //! bakes, and an alarm (the local environments' definitions: 5xx percent,
 //! p99) fails it and, with DEPLOYMENT_STOP_ON_ALARM, rolls it back, with
-//! the alarm in the deployment's events and reason.
+//! the alarm in the deployment's events and reason. Also `b` during a
+//! rolling update (one undo, by the deployment itself).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod kube_support;
@@ -170,6 +171,48 @@ async fn a_slow_canary_trips_the_p99_alarm_and_is_scaled_back() {
         (4, "shop/web:v1".into())
     );
     assert_eq!(replicas_and_image(&c, "web-canary").await.0, 0);
+    ctl.abort();
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b_during_a_rolling_update_undoes_it_once() {
+    let fake = FakeCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), &[("dev", &fake.url)], &[]);
+    let c = client(&kc, "dev").await;
+    create_deployment(&c, deployment("web", "web", "shop/web:v1", 2, json!({}))).await;
+    controller_step(&c, "web", 2, None).await;
+    // New pods never become ready: the rollout waits.
+    let stuck = Arc::new(Mutex::new(HashMap::from([(
+        "web".to_owned(),
+        json!({"state": {"waiting": {"reason": "ContainerCreating"}}}),
+    )])));
+    let ctl = controller_all(c.clone(), &["web"], stuck.clone());
+    let env = KubeEnvironment::start(
+        "dev",
+        spec(&kc, "dev", json!({"auto_rollback": ["DEPLOYMENT_FAILURE"]})),
+        false,
+        quiet(),
+    );
+    summary_until(&env, "the first revision", |s| s.variants.len() == 1).await;
+    let mut d = env.deploy(release_of("v2")).await.unwrap();
+    loop {
+        if let DeployUpdate::Event(e) = next_update(&mut d).await
+            && e.message
+                .contains("Waiting for deployment \"web\" rollout to finish")
+        {
+            break;
+        }
+    }
+    stuck.lock().unwrap().clear();
+    let msg = env.rollback().await.unwrap();
+    assert_eq!(msg, "deployment.apps/web rolled back to revision 1");
+    let (_, last) = follow_to_end(d).await;
+    assert_eq!(last.status, DeploymentStatus::Stopped);
+    // Once: a second undo would have brought v2 back.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(replicas_and_image(&c, "web").await.1, "shop/web:v1");
     ctl.abort();
     env.shutdown().await;
 }

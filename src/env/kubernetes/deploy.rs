@@ -334,6 +334,26 @@ impl Run {
             Ok(()) => {
                 self.report(self.progress(DeploymentStatus::Succeeded, "Done", &name, 100, None));
             }
+            Err(reason) if reason == "stopped" => {
+                // Stopped (or `b`): the previous revision comes back, once.
+                let why = match undo(&self.client, &self.env.spec.namespace, &name).await {
+                    Ok(msg) => {
+                        self.event("rollback", msg.clone());
+                        format!("rolled back: {msg}")
+                    }
+                    Err(e) => {
+                        self.event("rollback", format!("rollback failed: {e}"));
+                        format!("stopped; the rollback failed: {e}")
+                    }
+                };
+                self.report(self.progress(
+                    DeploymentStatus::Stopped,
+                    "Install",
+                    &name,
+                    0,
+                    Some(why),
+                ));
+            }
             Err(reason) => {
                 let mut reason = reason;
                 let event = if reason.starts_with("alarm") {
@@ -690,8 +710,8 @@ pub async fn rollback(env: &KubeEnvironment) -> Result<String, String> {
         return Ok(msg);
     }
     if env.spec.strategy == "Canary" {
-        if let Some(stop) = env.running.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            stop.send_replace(true);
+        if let Some(r) = stop_in_flight(env).await {
+            return r;
         }
         let msg = super::canary::abort(&client, &env.spec).await?;
         env.event("rollback", msg.clone());
@@ -701,10 +721,40 @@ pub async fn rollback(env: &KubeEnvironment) -> Result<String, String> {
         .first()
         .and_then(|d| d.metadata.name.clone())
         .ok_or("no Deployment to roll back")?;
-    if let Some(stop) = env.running.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        stop.send_replace(true);
+    if let Some(r) = stop_in_flight(env).await {
+        return r;
     }
     let msg = undo(&client, &env.spec.namespace, &name).await?;
     env.event("rollback", msg.clone());
     Ok(msg)
+}
+
+/// Stops the deployment in flight, if any, and waits for its end: a
+/// stopped rolling update or canary rolls itself back (once: two undos
+/// would bring the release back, two aborts could read each other's
+/// half-done scaling).
+async fn stop_in_flight(env: &KubeEnvironment) -> Option<Result<String, String>> {
+    let in_flight = lock(&env.state)
+        .deployment
+        .as_ref()
+        .is_some_and(|d| !crate::env::iface::is_terminal(d.status));
+    let running = env.running.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let stop = running.filter(|_| in_flight)?;
+    stop.send_replace(true);
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        if let Some(d) = lock(&env.state).deployment.clone()
+            && crate::env::iface::is_terminal(d.status)
+        {
+            let why = d.reason.unwrap_or_else(|| "stopped".into());
+            return Some(match d.status {
+                DeploymentStatus::Stopped => {
+                    Ok(why.strip_prefix("rolled back: ").unwrap_or(&why).to_owned())
+                }
+                _ => Err(why),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Some(Err("the deployment did not stop within 60 s".into()))
 }
