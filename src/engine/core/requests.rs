@@ -352,21 +352,40 @@ impl Engine {
             return;
         };
         let (name, object, operation) = (environment_name.clone(), object.clone(), *operation);
-        let envs = match self.environments_with(&name) {
-            Ok(e) => e,
-            Err(e) => {
-                let r = Err(e);
-                self.audit_call(&env, &r);
-                let _ = reply.send(r);
-                return;
-            }
-        };
-        let tx = self.tx.clone();
+        if !self.ws.environments.contains_key(&name)
+            && let Err(e) = self.environments_with(&name)
+        {
+            let r = Err(e);
+            self.audit_call(&env, &r);
+            let _ = reply.send(r);
+            return;
+        }
+        let (tx, cell) = (self.tx.clone(), self.envs.clone());
         tokio::spawn(async move {
-            let r = envs
-                .flux(&name, operation, &object)
-                .await
-                .map(|message| Reply::Message { message });
+            // A CLI command may come while the environments still start.
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            let envs = loop {
+                match cell.get() {
+                    Some(Ok(e)) => break Ok(e.clone()),
+                    Some(Err(e)) => break Err(api("EnvironmentsUnavailable", e.clone())),
+                    None if std::time::Instant::now() < until => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    None => {
+                        break Err(api(
+                            "EnvironmentsUnavailable",
+                            "the environments did not start within 30 s",
+                        ));
+                    }
+                }
+            };
+            let r = match envs {
+                Ok(envs) => envs
+                    .flux(&name, operation, &object)
+                    .await
+                    .map(|message| Reply::Message { message }),
+                Err(e) => Err(e),
+            };
             let _ = tx.send(Msg::Audit(Box::new((env, r.clone()))));
             let _ = reply.send(r);
         });
