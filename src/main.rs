@@ -131,6 +131,9 @@ enum Command {
     Envs(ops::StatusArgs),
     /// Roll an environment back (a traffic flip during a deployment, else the previous release)
     RollbackEnv(ops::RollbackEnvArgs),
+    /// Reconcile, suspend or resume a Flux object of a kubernetes environment
+    #[command(subcommand)]
+    Flux(ops::FluxCommand),
     /// Create or update the workspace's pipeline on AWS CodePipeline (with --aws)
     Push(pipedeck::aws::push::PushArgs),
     /// Create a workspace (`init --demo DIR`)
@@ -195,6 +198,7 @@ fn engine_command(
             Command::RollbackEnv(a) => {
                 ops::mutate(ws, ops::rollback_env_request(a), false, false).await
             }
+            Command::Flux(c) => ops::mutate(ws, ops::flux_request(c), false, false).await,
             Command::Validate(_)
             | Command::Graph(_)
             | Command::Init(_)
@@ -320,6 +324,7 @@ fn mutation_name(cmd: &Command) -> Option<&'static str> {
         Command::Rollback(_) => "rollback",
         Command::Transition(_) => "transition",
         Command::RollbackEnv(_) => "rollback-env",
+        Command::Flux(_) => "flux",
         Command::Demo(_) => "demo",
         _ => return None,
     })

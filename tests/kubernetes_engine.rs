@@ -250,3 +250,221 @@ async fn the_eks_action_applies_manifests_with_variables_and_waits_for_the_rollo
     h.shutdown().await;
     ctl.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_reconcile_suspend_and_resume_go_through_the_engine_into_the_audit_trail() {
+    use pipedeck::api::FluxOperation;
+    let fake = FakeCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), &[("dev", &fake.url)], &[]);
+    let c = kube_support::client(&kc, "dev").await;
+    create_deployment(&c, deployment("web", "web", "shop/web:v1", 1, json!({}))).await;
+    controller_step(&c, "web", 1, None).await;
+    let ar = pipedeck::env::kubernetes::flux::resource("Kustomization").unwrap();
+    let ks: Api<kube::api::DynamicObject> = Api::namespaced_with(c.clone(), "shop", &ar);
+    ks.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "apps", "namespace": "shop"}, "spec": {"interval": "10m"}}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    // The kustomize-controller's part: echo the request, report Ready.
+    let ctl = {
+        let ks = ks.clone();
+        tokio::spawn(async move {
+            loop {
+                let o = ks.get("apps").await.unwrap();
+                let asked = o
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("reconcile.fluxcd.io/requestedAt").cloned());
+                if let Some(t) = asked
+                    && o.data["status"]["lastHandledReconcileAt"].as_str() != Some(t.as_str())
+                {
+                    ks.patch_status("apps", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(json!({"status": {
+                        "lastHandledReconcileAt": t, "lastAppliedRevision": "main@sha1:0123456789abcdef0123456789abcdef01234567",
+                        "conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
+                                        "message": "Applied revision: main@sha1:0123456789abcdef0123456789abcdef01234567"}]}})))
+                        .await
+                        .unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let deploy = r#"{"name": "Deploy-Dev", "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "EKS", "version": "1"},
+        "configuration": {"ClusterName": "dev"}, "inputArtifacts": [{"name": "Src"}]}"#;
+    let p = pipeline(
+        "p",
+        "SUPERSEDED",
+        &[stage("Deploy", &[deploy.to_owned()], "")],
+    );
+    let kcs = kc.display().to_string();
+    let ws = workspace(
+        &p,
+        &format!(
+            "[environments.dev]\nkind = \"kubernetes\"\ncontext = \"dev\"\nkubeconfig = \"{kcs}\"\nnamespace = \"shop\"\nworkload = \"web\"\nprotected = true\n"
+        ),
+        &[("VERSION", "v1")],
+    );
+    let h = ws.engine();
+    // The environments start with the engine, on their own.
+    for _ in 0..200 {
+        if let Ok(Reply::Environments { environments }) = call(&h, Request::ListEnvironments).await
+            && !environments.is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let flux = |object: &str, operation| Request::FluxObject {
+        environment_name: "dev".into(),
+        object: object.into(),
+        operation,
+    };
+    let say = |r: Result<Reply, pipedeck::api::ApiError>| match r {
+        Ok(Reply::Message { message }) => Ok(message),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err((e.code, e.message)),
+    };
+    assert_eq!(
+        say(call(&h, flux("ks/apps", FluxOperation::Suspend)).await),
+        Ok("Kustomization shop/apps suspended".into())
+    );
+    assert_eq!(ks.get("apps").await.unwrap().data["spec"]["suspend"], true);
+    let (code, message) =
+        say(call(&h, flux("Kustomization/apps", FluxOperation::Reconcile)).await).unwrap_err();
+    assert_eq!(code, "FluxObjectSuspended");
+    assert!(message.ends_with("resource is suspended"), "{message}");
+    assert_eq!(
+        say(call(&h, flux("Kustomization/shop/apps", FluxOperation::Resume)).await),
+        Ok("Kustomization shop/apps resumed".into())
+    );
+    let reconciled = say(call(&h, flux("ks/apps", FluxOperation::Reconcile)).await).unwrap();
+    assert_eq!(
+        reconciled,
+        "Kustomization shop/apps reconciled: Applied revision: main@sha1:01234567"
+    );
+    // Bad names and other namespaces are refused before the cluster is asked.
+    let (code, message) =
+        say(call(&h, flux("GitRepository/apps", FluxOperation::Reconcile)).await).unwrap_err();
+    assert_eq!(code, "ValidationException");
+    assert!(
+        message.contains("KIND Kustomization (ks) or HelmRelease (hr)"),
+        "{message}"
+    );
+    let (_, message) =
+        say(call(&h, flux("ks/flux-system/infra", FluxOperation::Suspend)).await).unwrap_err();
+    assert!(
+        message.contains("outside namespace shop of environment dev"),
+        "{message}"
+    );
+    let (code, _) = say(call(
+        &h,
+        Request::FluxObject {
+            environment_name: "staging".into(),
+            object: "ks/apps".into(),
+            operation: FluxOperation::Suspend,
+        },
+    )
+    .await)
+    .unwrap_err();
+    assert_eq!(code, "EnvironmentNotFound");
+
+    // Every one is in the audit trail, with its outcome.
+    let Reply::Events { events, .. } = call(&h, Request::lookup_events(20)).await.unwrap() else {
+        panic!("no events")
+    };
+    let trail: Vec<(String, Option<String>)> = events
+        .iter()
+        .rev()
+        .filter(|e| e.event_name.contains("Flux"))
+        .map(|e| (e.event_name.clone(), e.error_code.clone()))
+        .collect();
+    let s = |x: &str| x.to_owned();
+    assert_eq!(
+        trail,
+        [
+            (s("SuspendFluxObject"), None),
+            (
+                s("ReconcileFluxObject"),
+                Some(s("FluxObjectSuspendedException"))
+            ),
+            (s("ResumeFluxObject"), None),
+            (s("ReconcileFluxObject"), None),
+            (s("ReconcileFluxObject"), Some(s("ValidationException"))),
+            (s("SuspendFluxObject"), Some(s("ValidationException"))),
+            (
+                s("SuspendFluxObject"),
+                Some(s("EnvironmentNotFoundException"))
+            ),
+        ]
+    );
+    let audited = events
+        .iter()
+        .find(|e| e.event_name == "ReconcileFluxObject" && e.error_code.is_none())
+        .unwrap();
+    assert_eq!(audited.request_parameters["object"], "ks/apps");
+    // The environment's own events say what was done.
+    let Reply::Environments { environments } = call(&h, Request::ListEnvironments).await.unwrap()
+    else {
+        panic!("no environments")
+    };
+    assert!(
+        environments[0]
+            .events
+            .iter()
+            .any(|e| e.kind == "flux" && e.message == "Kustomization shop/apps suspended"),
+        "{:?}",
+        environments[0].events
+    );
+    // Read-only: refused like every mutation.
+    h.set_readonly();
+    let (code, message) = say(call(&h, flux("ks/apps", FluxOperation::Suspend)).await).unwrap_err();
+    assert_eq!(code, "AccessDeniedException");
+    assert!(
+        message.contains("`SuspendFluxObject` is refused"),
+        "{message}"
+    );
+    assert_eq!(ks.get("apps").await.unwrap().data["spec"]["suspend"], false);
+    h.shutdown().await;
+
+    // The CLI, on its own engine.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipedeck"))
+        .args(["flux", "suspend", "dev", "hr/web"])
+        .env("PIPEDECK_DATA_DIR", &ws.data)
+        .env("PIPEDECK_CONFIG", ws.data.join("none.toml"))
+        .env("PIPEDECK_WORKSPACE", &ws.root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("helmreleases") && err.contains("not found"),
+        "{err}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipedeck"))
+        .args(["flux", "suspend", "dev", "ks/apps"])
+        .env("PIPEDECK_DATA_DIR", &ws.data)
+        .env("PIPEDECK_CONFIG", ws.data.join("none.toml"))
+        .env("PIPEDECK_WORKSPACE", &ws.root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Kustomization shop/apps suspended"
+    );
+    assert_eq!(ks.get("apps").await.unwrap().data["spec"]["suspend"], true);
+    ctl.abort();
+}

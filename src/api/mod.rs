@@ -19,7 +19,7 @@ pub use error::ApiError;
 pub use event::{AuditEvent, EngineEvent, UserIdentity};
 pub use logs::{LogPage, LogRef};
 pub use reply::*;
-pub use request::{Envelope, Request};
+pub use request::{Envelope, FluxOperation, Request};
 
 /// The first `n` characters of an id (all of it when shorter), for
 /// messages and screens: never cut inside a character, never a panic on a

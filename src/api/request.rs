@@ -159,6 +159,38 @@ pub enum Request {
         #[serde(default)]
         max_results: Option<u32>,
     },
+    /// `flux reconcile` / `suspend` / `resume` of a Flux object of a
+    /// kubernetes environment: `Kustomization/NAME` (in the environment's
+    /// namespace) or `HelmRelease/NAMESPACE/NAME`.
+    #[serde(rename_all = "camelCase")]
+    FluxObject {
+        environment_name: String,
+        object: String,
+        operation: FluxOperation,
+    },
+}
+
+/// What [`Request::FluxObject`] does, as the flux CLI names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FluxOperation {
+    /// Ask the controller to reconcile now and wait until it has (refused
+    /// on a suspended object).
+    Reconcile,
+    /// `spec.suspend = true`: the controller stops reconciling it.
+    Suspend,
+    /// `spec.suspend = false`.
+    Resume,
+}
+
+impl FluxOperation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FluxOperation::Reconcile => "reconcile",
+            FluxOperation::Suspend => "suspend",
+            FluxOperation::Resume => "resume",
+        }
+    }
 }
 
 impl Request {
@@ -211,6 +243,11 @@ impl Request {
             Request::ListEnvironments => "ListEnvironments",
             Request::RollbackEnvironment { .. } => "RollbackEnvironment",
             Request::ListSourceCommits { .. } => "ListSourceCommits",
+            Request::FluxObject { operation, .. } => match operation {
+                FluxOperation::Reconcile => "ReconcileFluxObject",
+                FluxOperation::Suspend => "SuspendFluxObject",
+                FluxOperation::Resume => "ResumeFluxObject",
+            },
         }
     }
 
@@ -234,6 +271,7 @@ impl Request {
                 | Request::DisableStageTransition { .. }
                 | Request::EnableStageTransition { .. }
                 | Request::RollbackEnvironment { .. }
+                | Request::FluxObject { .. }
                 | Request::UpdatePipeline { .. }
         )
     }

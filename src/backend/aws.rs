@@ -595,6 +595,14 @@ impl AwsBackend {
                 "the commits between releases are not available on AWS: CodePipeline does not \
                  read the repository (the execution's revision and its summary are shown instead)",
             )),
+            Request::FluxObject {
+                environment_name, ..
+            } => Err(ApiError::new(
+                "UnsupportedOperation",
+                format!(
+                    "{environment_name}: Flux objects belong to a workspace's kubernetes environments"
+                ),
+            )),
             mutating => {
                 let name = pipeline_of(mutating).unwrap_or_default();
                 let (_, a, n) = self.route(name)?;

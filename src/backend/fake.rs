@@ -297,6 +297,16 @@ impl Fake {
                 Request::RollbackEnvironment { environment_name } => Ok(Reply::Message {
                     message: format!("{environment_name} rolled back"),
                 }),
+                Request::FluxObject {
+                    environment_name,
+                    object,
+                    operation,
+                } => Ok(Reply::Message {
+                    message: format!(
+                        "{} of {object} in {environment_name} done",
+                        operation.as_str()
+                    ),
+                }),
                 Request::UpdatePipeline { pipeline } => {
                     s.definitions
                         .insert(pipeline.name.clone(), (**pipeline).clone());

@@ -3,6 +3,7 @@
 //! variables (`PIPEDECK_CONFIG`, `PIPEDECK_DATA_DIR`) so runs can be isolated.
 
 pub mod aws;
+pub mod kubernetes;
 pub mod workspace;
 
 use std::path::PathBuf;

@@ -92,6 +92,8 @@ impl Environment {
 }
 
 /// An environment's own settings, by kind.
+// A handful per workspace, read once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum EnvSpec {
     /// Processes behind a traffic-shifting router on this machine.
@@ -103,136 +105,7 @@ pub enum EnvSpec {
 /// The kinds an environment can be, with whether pipedeck runs them yet.
 pub const ENVIRONMENT_KINDS: [(&str, bool); 2] = [("local", true), ("kubernetes", true)];
 
-/// `kind = "kubernetes"`: a Deployment (or a blue/green pair of them) in
-/// one namespace of the cluster a kubeconfig context names.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct KubernetesSpec {
-    /// The kubeconfig context (its cluster and user).
-    pub context: String,
-    /// The kubeconfig file; `$KUBECONFIG` or `~/.kube/config` otherwise.
-    pub kubeconfig: Option<PathBuf>,
-    #[serde(default = "default_namespace")]
-    pub namespace: String,
-    /// The Deployment's name; for `BlueGreen` the pair is `NAME-blue` and
-    /// `NAME-green`.
-    pub workload: Option<String>,
-    /// Or a label selector (`app=web`) picking the Deployments.
-    pub selector: Option<String>,
-    /// `RollingUpdate`, `BlueGreen` or `Canary` (by replica ratio).
-    #[serde(default = "rolling_update")]
-    pub strategy: String,
-    /// Canary: percent of the replicas that run the new revision first.
-    pub canary_percent: Option<u32>,
-    /// BlueGreen: the Service whose selector names the live slot.
-    pub service: Option<String>,
-    /// BlueGreen: the pod label that tells the slots apart.
-    #[serde(default = "slot_label")]
-    pub slot_label: String,
-    /// The container whose image a release sets (the first otherwise).
-    pub container: Option<String>,
-    /// The image repository a release's revision is the tag of
-    /// (`repo:REVISION`); the container's current repository otherwise.
-    pub image: Option<String>,
-    /// DEPLOYMENT_FAILURE (a rollout that fails or crash-loops) rolls back.
-    #[serde(default)]
-    pub auto_rollback: Vec<String>,
-    /// Restarts of a new pod that count as a failed rollout.
-    #[serde(default = "crashloop_restarts")]
-    pub crashloop_restarts: u32,
-    /// How long a deploy waits for its rollout (kubectl's progress deadline
-    /// still decides first).
-    #[serde(default = "rollout_timeout")]
-    pub rollout_timeout_seconds: u64,
-    /// BlueGreen: how long the old slot stays up after the flip.
-    #[serde(default)]
-    pub termination_wait_seconds: u64,
-    /// The Flux objects that reconcile it (`Kustomization/flux-system/apps`,
-    /// `HelmRelease/shop/web`); all in the namespace when absent.
-    #[serde(default)]
-    pub flux: Vec<String>,
-}
-
-impl KubernetesSpec {
-    /// What is wrong with a spec that parsed: (key, message).
-    fn check(&self) -> Result<(), (&'static str, String)> {
-        const STRATEGIES: [&str; 3] = ["RollingUpdate", "BlueGreen", "Canary"];
-        if !STRATEGIES.contains(&self.strategy.as_str()) {
-            return Err((
-                "strategy",
-                format!(
-                    "unknown strategy `{}`; one of {}",
-                    self.strategy,
-                    STRATEGIES.join(", ")
-                ),
-            ));
-        }
-        if self.workload.is_none() && self.selector.is_none() {
-            return Err((
-                "",
-                "needs `workload` (a Deployment name) or `selector` (a label selector)".into(),
-            ));
-        }
-        if self.strategy == "BlueGreen" && self.service.is_none() {
-            return Err((
-                "strategy",
-                "strategy `BlueGreen` needs `service`, the Service whose selector names the live \
-                 slot"
-                    .into(),
-            ));
-        }
-        if self.strategy == "BlueGreen" && self.workload.is_none() {
-            return Err((
-                "strategy",
-                "strategy `BlueGreen` needs `workload` (the pair is WORKLOAD-blue and \
-                 WORKLOAD-green)"
-                    .into(),
-            ));
-        }
-        if let Some(p) = self.canary_percent
-            && !(1..=99).contains(&p)
-        {
-            return Err(("canary_percent", "must be between 1 and 99".into()));
-        }
-        for x in &self.auto_rollback {
-            if x != "DEPLOYMENT_FAILURE" {
-                return Err((
-                    "auto_rollback",
-                    format!("unknown event `{x}`; kubernetes environments know DEPLOYMENT_FAILURE"),
-                ));
-            }
-        }
-        for f in &self.flux {
-            let parts: Vec<&str> = f.split('/').collect();
-            if !matches!(parts.as_slice(), [k, _, _] if *k == "Kustomization" || *k == "HelmRelease")
-            {
-                return Err((
-                    "flux",
-                    format!(
-                        "`{f}`: name a Flux object as Kustomization/NAMESPACE/NAME or HelmRelease/NAMESPACE/NAME"
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn default_namespace() -> String {
-    "default".into()
-}
-fn rolling_update() -> String {
-    "RollingUpdate".into()
-}
-fn slot_label() -> String {
-    "slot".into()
-}
-fn crashloop_restarts() -> u32 {
-    3
-}
-fn rollout_timeout() -> u64 {
-    600
-}
+pub use super::kubernetes::KubernetesSpec;
 
 /// `kind = "local"`: a router on `port` in front of blue and green groups
 /// of replica processes.

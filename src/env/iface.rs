@@ -39,6 +39,23 @@ pub trait Environment: Send + Sync {
     /// The logs it keeps (a local environment: each replica's output).
     fn logs(&self) -> Vec<EnvLog>;
 
+    /// `flux reconcile` / `suspend` / `resume` of one of its Flux objects
+    /// (`Kustomization/NAME`, `HelmRelease/NAMESPACE/NAME`). Only
+    /// environments a GitOps controller reconciles have them.
+    fn flux(
+        &self,
+        operation: crate::api::FluxOperation,
+        object: &str,
+    ) -> BoxFuture<'_, Result<String, crate::api::ApiError>> {
+        let message = format!(
+            "environment {} is of kind {}: `flux {} {object}` needs a kubernetes environment",
+            self.name(),
+            self.kind(),
+            operation.as_str()
+        );
+        Box::pin(async move { Err(crate::api::ApiError::new("UnsupportedOperation", message)) })
+    }
+
     /// Goes down with pipedeck.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }

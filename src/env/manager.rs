@@ -185,6 +185,19 @@ impl Environments {
         e.rollback().await
     }
 
+    /// A Flux operation on one of an environment's Flux objects.
+    pub async fn flux(
+        &self,
+        env: &str,
+        operation: crate::api::FluxOperation,
+        object: &str,
+    ) -> Result<String, crate::api::ApiError> {
+        let e = self.envs.get(env).ok_or_else(|| {
+            crate::api::ApiError::new("EnvironmentNotFound", format!("no environment `{env}`"))
+        })?;
+        e.flux(operation, object).await
+    }
+
     pub async fn shutdown(&self) {
         for e in self.envs.values() {
             e.shutdown().await;

@@ -123,6 +123,43 @@ impl Stats {
     }
 }
 
+/// The alarms every kind of environment defines (`alarm_5xx_percent`,
+/// `alarm_p99_ms` over `alarm_window_seconds`): the one that fires over
+/// `w` for environment `name`, in words, if any. Fewer than 5 requests
+/// say nothing (one 500 is not a 100% error rate).
+pub fn alarm(
+    name: &str,
+    w: &Window,
+    max_error_rate: Option<f64>,
+    max_p99: Option<Duration>,
+    window: Duration,
+) -> Option<String> {
+    if w.requests < 5 {
+        return None;
+    }
+    if let Some(max) = max_error_rate
+        && w.error_rate > max
+    {
+        return Some(format!(
+            "alarm {name}-5xx-rate: {:.1}% of {} requests answered 5xx over {} s (threshold {max}%)",
+            w.error_rate,
+            w.requests,
+            window.as_secs()
+        ));
+    }
+    if let Some(max) = max_p99
+        && w.p99 > max
+    {
+        return Some(format!(
+            "alarm {name}-p99-latency: p99 {} ms over {} s (threshold {} ms)",
+            w.p99.as_millis(),
+            window.as_secs(),
+            max.as_millis()
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,20 @@ fn http_post(port: u16, path: &str) -> String {
     out
 }
 
+/// A bare GET (the fake's control endpoints).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// A kubeconfig with one context per (name, server URL); `exec` users
 /// are given as (context, command) pairs.
 pub fn kubeconfig(dir: &Path, contexts: &[(&str, &str)], exec: &[(&str, &str)]) -> PathBuf {
@@ -355,6 +369,16 @@ pub async fn controller_step(
             .unwrap();
         pods.push(p);
     }
+    // A ReplicaSet scaled down loses its highest-numbered pods.
+    for p in papi.list(&Default::default()).await.unwrap().items {
+        let n = p.metadata.name.clone().unwrap_or_default();
+        let idx = n
+            .strip_prefix(&format!("{rs_name}-"))
+            .and_then(|i| i.parse::<i32>().ok());
+        if idx.is_some_and(|i| i >= replicas) {
+            let _ = papi.delete(&n, &Default::default()).await;
+        }
+    }
     let gen_ = d.metadata.generation.unwrap_or(1);
     let mut status = json!({
         "observedGeneration": gen_, "replicas": replicas + old_up, "updatedReplicas": replicas,
@@ -402,5 +426,180 @@ pub fn run(kubectl: &Path, kubeconfig: &Path, home: &Path, args: &[&str]) -> (bo
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ),
+    )
+}
+
+/// Acts as the Deployment controller for several Deployments: each new
+/// generation of one gets its ReplicaSet with every replica ready, unless
+/// `bad` holds a pod state for it (then none is ready).
+pub fn controller_all(
+    c: kube::Client,
+    names: &'static [&'static str],
+    bad: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Value>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let api: Api<Deployment> = Api::namespaced(c.clone(), "shop");
+        let mut seen = std::collections::HashMap::new();
+        for n in names {
+            let g = api
+                .get(n)
+                .await
+                .map_or(0, |d| d.metadata.generation.unwrap_or(0));
+            seen.insert(*n, g);
+        }
+        loop {
+            for n in names {
+                if let Ok(d) = api.get(n).await {
+                    let g = d.metadata.generation.unwrap_or(0);
+                    if seen.get(n) != Some(&g) {
+                        seen.insert(*n, g);
+                        let state = bad.lock().unwrap().get(*n).cloned();
+                        let ready = if state.is_some() {
+                            0
+                        } else {
+                            d.spec.replicas.unwrap_or(1)
+                        };
+                        controller_step(&c, n, ready, state).await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    })
+}
+
+pub fn quiet() -> pipedeck::env::kubernetes::OnChange {
+    std::sync::Arc::new(|| {})
+}
+
+pub fn events_text(s: &pipedeck::api::env::EnvironmentSummary) -> String {
+    s.events
+        .iter()
+        .map(|e| format!("[{}] {}", e.kind, e.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits (15 s at most) until the summary satisfies `f`.
+pub async fn summary_until<F: Fn(&pipedeck::api::env::EnvironmentSummary) -> bool>(
+    env: &pipedeck::env::kubernetes::KubeEnvironment,
+    what: &str,
+    f: F,
+) -> pipedeck::api::env::EnvironmentSummary {
+    summary_within(env, what, 15, f).await
+}
+
+/// Waits (`secs` at most) until the summary satisfies `f`.
+pub async fn summary_within<F: Fn(&pipedeck::api::env::EnvironmentSummary) -> bool>(
+    env: &pipedeck::env::kubernetes::KubeEnvironment,
+    what: &str,
+    secs: u64,
+    f: F,
+) -> pipedeck::api::env::EnvironmentSummary {
+    use pipedeck::env::iface::Environment;
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = env.summary();
+        if f(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for {what}; summary: {s:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The next update of a deployment (30 s at most).
+pub async fn next_update(
+    d: &mut pipedeck::env::iface::Deployment,
+) -> pipedeck::env::iface::DeployUpdate {
+    next_update_within(d, 30).await
+}
+
+/// The next update of a deployment (`secs` at most).
+pub async fn next_update_within(
+    d: &mut pipedeck::env::iface::Deployment,
+    secs: u64,
+) -> pipedeck::env::iface::DeployUpdate {
+    tokio::time::timeout(Duration::from_secs(secs), d.updates.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no deployment update within {secs} s"))
+        .expect("the deployment's stream ends with Finished")
+}
+
+/// Every update until Finished, and the final progress.
+pub async fn follow_to_end(
+    d: pipedeck::env::iface::Deployment,
+) -> (
+    Vec<pipedeck::env::iface::DeployUpdate>,
+    pipedeck::api::env::DeploymentProgress,
+) {
+    follow_within(d, 30).await
+}
+
+/// Every update until Finished (each within `secs`), and the final progress.
+pub async fn follow_within(
+    mut d: pipedeck::env::iface::Deployment,
+    secs: u64,
+) -> (
+    Vec<pipedeck::env::iface::DeployUpdate>,
+    pipedeck::api::env::DeploymentProgress,
+) {
+    let mut all = Vec::new();
+    loop {
+        let u = next_update_within(&mut d, secs).await;
+        all.push(u.clone());
+        if let pipedeck::env::iface::DeployUpdate::Finished(p) = u {
+            return (all, p);
+        }
+    }
+}
+
+/// The events a deployment reported, one a line.
+pub fn said_text(updates: &[pipedeck::env::iface::DeployUpdate]) -> String {
+    updates
+        .iter()
+        .filter_map(|u| match u {
+            pipedeck::env::iface::DeployUpdate::Event(e) => Some(e.message.clone()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn release_of(rev: &str) -> pipedeck::env::iface::ReleaseRequest {
+    pipedeck::env::iface::ReleaseRequest {
+        id: format!("d-{rev}"),
+        revision: rev.into(),
+        source: std::env::temp_dir(),
+    }
+}
+
+/// A Service `name` in namespace shop selecting `selector`.
+pub async fn create_service(c: &kube::Client, name: &str, selector: Value) {
+    let api: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(c.clone(), "shop");
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": 8080}]}}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+/// A Deployment's replicas and its container's image.
+pub async fn replicas_and_image(c: &kube::Client, name: &str) -> (i32, String) {
+    let api: Api<Deployment> = Api::namespaced(c.clone(), "shop");
+    let d = api.get(name).await.unwrap();
+    (
+        d.spec.replicas.unwrap_or(1),
+        d.spec.template.spec.unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap_or_default(),
     )
 }

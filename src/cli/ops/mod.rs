@@ -17,9 +17,9 @@ pub use common::{api_failure, demo_dir, find_workspace, open, print_json};
 pub use follow::follow;
 pub use logs::{LogsArgs, logs};
 pub use mutate::{
-    ApprovalArgs, RetryArgs, RollbackArgs, RollbackEnvArgs, StopArgs, TransitionArgs,
-    approval_request, mutate, retry_request, rollback_env_request, rollback_request, stop_request,
-    transition_request,
+    ApprovalArgs, FluxCommand, RetryArgs, RollbackArgs, RollbackEnvArgs, StopArgs, TransitionArgs,
+    approval_request, flux_request, mutate, retry_request, rollback_env_request, rollback_request,
+    stop_request, transition_request,
 };
 pub use run::{RunArgs, run, serve};
 pub use status::{ExecutionsArgs, StatusArgs, envs, executions, render_state, status};

@@ -312,6 +312,38 @@ pub fn rollback_env_request(a: RollbackEnvArgs) -> Request {
     }
 }
 
+/// `pipedeck flux reconcile|suspend|resume ENV KIND/NAME`.
+#[derive(clap::Subcommand, Debug)]
+pub enum FluxCommand {
+    /// Ask Flux to reconcile now and wait until it has (as `flux reconcile`)
+    Reconcile(FluxTarget),
+    /// Stop Flux reconciling the object (`spec.suspend = true`)
+    Suspend(FluxTarget),
+    /// Let Flux reconcile the object again (`spec.suspend = false`)
+    Resume(FluxTarget),
+}
+
+#[derive(Args, Debug)]
+pub struct FluxTarget {
+    /// The kubernetes environment (e.g. prod)
+    pub environment: String,
+    /// Kustomization/NAME, HelmRelease/NAME (ks, hr), or KIND/NAMESPACE/NAME
+    pub object: String,
+}
+
+pub fn flux_request(c: FluxCommand) -> Request {
+    let (operation, t) = match c {
+        FluxCommand::Reconcile(t) => (crate::api::FluxOperation::Reconcile, t),
+        FluxCommand::Suspend(t) => (crate::api::FluxOperation::Suspend, t),
+        FluxCommand::Resume(t) => (crate::api::FluxOperation::Resume, t),
+    };
+    Request::FluxObject {
+        environment_name: t.environment,
+        object: t.object,
+        operation,
+    }
+}
+
 fn short_rev(r: &str) -> &str {
     r.get(..8).unwrap_or(r)
 }

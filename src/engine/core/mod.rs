@@ -70,6 +70,9 @@ pub(crate) enum Msg {
     },
     /// Write again what the store refused.
     RetrySaves,
+    /// A request answered from a task (an environment operation): its
+    /// outcome for the audit trail.
+    Audit(Box<(Envelope, Result<Reply, ApiError>)>),
     Shutdown(oneshot::Sender<()>),
 }
 

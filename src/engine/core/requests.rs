@@ -26,6 +26,10 @@ impl Engine {
                     // Runs git: answered from a blocking task.
                     self.source_commits(env, reply);
                 }
+                Msg::Call(env, reply) if matches!(env.request, Request::FluxObject { .. }) => {
+                    // Slow (a reconcile waits for the controller): from a task.
+                    self.flux_object(env, reply);
+                }
                 Msg::Call(env, reply) if env.request.is_log_read() => {
                     // Reads files: answered from a blocking task.
                     let dir = self.ws.state_dir.clone();
@@ -58,6 +62,7 @@ impl Engine {
                 } => self.source_change(&pipeline, &action, &commit, &detail),
                 Msg::TriggerProblem { message } => self.trigger_problem(&message),
                 Msg::RetrySaves => self.retry_saves(),
+                Msg::Audit(a) => self.audit_call(&a.0, &a.1),
                 Msg::Shutdown(done) => {
                     self.shutdown().await;
                     let _ = done.send(());
@@ -256,9 +261,11 @@ impl Engine {
                     None => Vec::new(),
                 },
             }),
-            Request::RollbackEnvironment { .. } | Request::ListSourceCommits { .. } => Err(api(
+            Request::RollbackEnvironment { .. }
+            | Request::ListSourceCommits { .. }
+            | Request::FluxObject { .. } => Err(api(
                 "InternalError",
-                "this request is handled asynchronously",
+                format!("{} is handled asynchronously", env.request.event_name()),
             )),
             Request::EngineInfo => Ok(Reply::Info {
                 info: EngineInfo {
@@ -284,28 +291,10 @@ impl Engine {
             return;
         };
         let name = environment_name.clone();
-        let envs = match self.envs.get() {
-            Some(Ok(e)) if e.envs.contains_key(&name) => e.clone(),
-            Some(Err(e)) => {
-                let r = Err(api("EnvironmentsUnavailable", e.clone()));
-                self.audit_call(&env, &r);
-                let _ = reply.send(r);
-                return;
-            }
-            _ => {
-                let r = Err(api(
-                    "EnvironmentNotFound",
-                    format!(
-                        "workspace {} has no environment `{name}` (environments: {})",
-                        self.ws.name,
-                        self.ws
-                            .environments
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
+        let envs = match self.environments_with(&name) {
+            Ok(e) => e,
+            Err(e) => {
+                let r = Err(e);
                 self.audit_call(&env, &r);
                 let _ = reply.send(r);
                 return;
@@ -323,6 +312,89 @@ impl Engine {
                 .await
                 .map(|message| Reply::Message { message })
                 .map_err(|e| api("UnableToRollbackEnvironment", e));
+            let _ = reply.send(r);
+        });
+    }
+
+    /// The environments, when `name` is one of them.
+    fn environments_with(
+        &self,
+        name: &str,
+    ) -> Result<std::sync::Arc<crate::env::manager::Environments>, ApiError> {
+        match self.envs.get() {
+            Some(Ok(e)) if e.envs.contains_key(name) => Ok(e.clone()),
+            Some(Err(e)) => Err(api("EnvironmentsUnavailable", e.clone())),
+            None if self.ws.environments.contains_key(name) => Err(api(
+                "EnvironmentsUnavailable",
+                format!("environment `{name}` is still starting; try again in a moment"),
+            )),
+            _ => Err(api(
+                "EnvironmentNotFound",
+                format!(
+                    "workspace {} has no environment `{name}` (environments: {})",
+                    self.ws.name,
+                    self.ws
+                        .environments
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// `flux reconcile` / `suspend` / `resume`: run on a task, answered and
+    /// audited (with its outcome) when done.
+    pub(super) fn flux_object(
+        &mut self,
+        env: Envelope,
+        reply: oneshot::Sender<Result<Reply, ApiError>>,
+    ) {
+        let Request::FluxObject {
+            environment_name,
+            object,
+            operation,
+        } = &env.request
+        else {
+            return;
+        };
+        let (name, object, operation) = (environment_name.clone(), object.clone(), *operation);
+        if !self.ws.environments.contains_key(&name)
+            && let Err(e) = self.environments_with(&name)
+        {
+            let r = Err(e);
+            self.audit_call(&env, &r);
+            let _ = reply.send(r);
+            return;
+        }
+        let (tx, cell) = (self.tx.clone(), self.envs.clone());
+        tokio::spawn(async move {
+            // A CLI command may come while the environments still start.
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            let envs = loop {
+                match cell.get() {
+                    Some(Ok(e)) => break Ok(e.clone()),
+                    Some(Err(e)) => break Err(api("EnvironmentsUnavailable", e.clone())),
+                    None if std::time::Instant::now() < until => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    None => {
+                        break Err(api(
+                            "EnvironmentsUnavailable",
+                            "the environments did not start within 30 s",
+                        ));
+                    }
+                }
+            };
+            let r = match envs {
+                Ok(envs) => envs
+                    .flux(&name, operation, &object)
+                    .await
+                    .map(|message| Reply::Message { message }),
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(Msg::Audit(Box::new((env, r.clone()))));
             let _ = reply.send(r);
         });
     }

@@ -49,12 +49,20 @@ pub fn flux_owner(meta: &kube::api::ObjectMeta) -> Option<String> {
     })
 }
 
-fn apply_params() -> PatchParams {
+pub(super) fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
+/// Replica counts alone go under a field manager of their own: under
+/// `pipedeck` they would drop the template fields its last apply set.
+pub(super) fn scale_params() -> PatchParams {
+    PatchParams::apply(SCALE_MANAGER).force()
+}
+
+pub const SCALE_MANAGER: &str = "pipedeck-scale";
+
 /// The pod template with the release's image on the deploy container.
-fn with_image(
+pub(super) fn with_image(
     spec: &crate::config::workspace::KubernetesSpec,
     d: &KDeployment,
     revision: &str,
@@ -137,6 +145,22 @@ pub async fn deploy(
             env.spec.context
         )));
     }
+    if env.spec.strategy == "Canary" && deployments.len() < 2 {
+        let (stable, canary) = super::canary::names(&env.spec);
+        return Err(refuse(format!(
+            "strategy Canary needs Deployments {stable} (stable) and {canary} in namespace {}, \
+             their pods selected by one Service through a label they share; {} is missing",
+            env.spec.namespace,
+            if deployments
+                .iter()
+                .any(|d| d.metadata.name.as_deref() == Some(&stable))
+            {
+                canary.clone()
+            } else {
+                stable.clone()
+            }
+        )));
+    }
     for d in &deployments {
         if let Some(owner) = flux_owner(&d.metadata) {
             return Err(refuse(format!(
@@ -160,6 +184,8 @@ pub async fn deploy(
         let live = live_slot(env, &stores).unwrap_or_else(|| "blue".into());
         let idle = if live == "blue" { "green" } else { "blue" }.to_owned();
         tokio::spawn(async move { me.blue_green(live, idle).await });
+    } else if env.spec.strategy == "Canary" {
+        tokio::spawn(async move { me.canary().await });
     } else {
         let d = deployments[0].clone();
         let patch = with_image(&env.spec, &d, &me.release.revision, &me.release.id)?;
@@ -186,15 +212,17 @@ fn live_slot(env: &KubeEnvironment, stores: &super::Stores) -> Option<String> {
 /// What a running deployment needs of its environment (it outlives the
 /// `&KubeEnvironment` borrow of `deploy`).
 #[derive(Clone)]
-struct EnvRef {
-    state: Arc<std::sync::Mutex<super::State>>,
-    spec: crate::config::workspace::KubernetesSpec,
+pub(super) struct EnvRef {
+    pub(super) name: String,
+    pub(super) state: Arc<std::sync::Mutex<super::State>>,
+    pub(super) spec: crate::config::workspace::KubernetesSpec,
     on_change: super::OnChange,
 }
 
 impl EnvRef {
     fn of(env: &KubeEnvironment) -> EnvRef {
         EnvRef {
+            name: env.name.clone(),
             state: env.state.clone(),
             spec: env.spec.clone(),
             on_change: env.on_change.clone(),
@@ -202,16 +230,16 @@ impl EnvRef {
     }
 }
 
-struct Run {
-    env: EnvRef,
-    client: kube::Client,
-    release: ReleaseRequest,
+pub(super) struct Run {
+    pub(super) env: EnvRef,
+    pub(super) client: kube::Client,
+    pub(super) release: ReleaseRequest,
     tx: mpsc::UnboundedSender<DeployUpdate>,
-    stop: watch::Receiver<bool>,
+    pub(super) stop: watch::Receiver<bool>,
 }
 
 impl Run {
-    fn progress(
+    pub(super) fn progress(
         &self,
         status: DeploymentStatus,
         step: &str,
@@ -232,7 +260,7 @@ impl Run {
         }
     }
 
-    fn report(&self, p: DeploymentProgress) {
+    pub(super) fn report(&self, p: DeploymentProgress) {
         let done = crate::env::iface::is_terminal(p.status);
         lock(&self.env.state).deployment = Some(p.clone());
         if done {
@@ -249,7 +277,7 @@ impl Run {
         (self.env.on_change)();
     }
 
-    fn event(&self, kind: &str, message: String) {
+    pub(super) fn event(&self, kind: &str, message: String) {
         let ev = EnvEvent {
             at: SystemTime::now(),
             kind: kind.to_owned(),
@@ -264,7 +292,7 @@ impl Run {
         (self.env.on_change)();
     }
 
-    fn api(&self) -> Api<KDeployment> {
+    pub(super) fn api(&self) -> Api<KDeployment> {
         Api::namespaced(self.client.clone(), &self.env.spec.namespace)
     }
 
@@ -293,19 +321,47 @@ impl Run {
             self.report(self.progress(DeploymentStatus::Failed, "Install", &name, 0, Some(msg)));
             return;
         }
-        match self.wait_rollout(&name).await {
+        let mut result = self.wait_rollout(&name).await;
+        if result.is_ok() && self.env.spec.has_alarm() {
+            // The new pods answer alone now: their alarms get a window.
+            let wait = Duration::from_secs(self.env.spec.alarm_window_seconds.max(1));
+            let mut p = self.progress(DeploymentStatus::Baking, "Bake", &name, 100, None);
+            p.next_step_at = Some(SystemTime::now() + wait);
+            self.report(p);
+            result = self.bake(wait, &name).await;
+        }
+        match result {
             Ok(()) => {
                 self.report(self.progress(DeploymentStatus::Succeeded, "Done", &name, 100, None));
             }
+            Err(reason) if reason == "stopped" => {
+                // Stopped (or `b`): the previous revision comes back, once.
+                let why = match undo(&self.client, &self.env.spec.namespace, &name).await {
+                    Ok(msg) => {
+                        self.event("rollback", msg.clone());
+                        format!("rolled back: {msg}")
+                    }
+                    Err(e) => {
+                        self.event("rollback", format!("rollback failed: {e}"));
+                        format!("stopped; the rollback failed: {e}")
+                    }
+                };
+                self.report(self.progress(
+                    DeploymentStatus::Stopped,
+                    "Install",
+                    &name,
+                    0,
+                    Some(why),
+                ));
+            }
             Err(reason) => {
                 let mut reason = reason;
-                if self
-                    .env
-                    .spec
-                    .auto_rollback
-                    .iter()
-                    .any(|x| x == "DEPLOYMENT_FAILURE")
-                {
+                let event = if reason.starts_with("alarm") {
+                    "DEPLOYMENT_STOP_ON_ALARM"
+                } else {
+                    "DEPLOYMENT_FAILURE"
+                };
+                if self.env.spec.rolls_back_on(event) {
                     self.event("rollback", format!("automatic rollback: {reason}"));
                     match undo(&self.client, &self.env.spec.namespace, &name).await {
                         Ok(msg) => {
@@ -331,7 +387,7 @@ impl Run {
 
     /// `kubectl rollout status -w`: its messages as events, until done,
     /// failed (progress deadline, crash loop), stopped or timed out.
-    async fn wait_rollout(&self, name: &str) -> Result<(), String> {
+    pub(super) async fn wait_rollout(&self, name: &str) -> Result<(), String> {
         let deadline =
             Instant::now() + Duration::from_secs(self.env.spec.rollout_timeout_seconds.max(1));
         let mut said = String::new();
@@ -482,11 +538,39 @@ impl Run {
         );
         p.next_step_at = Some(SystemTime::now() + wait);
         self.report(p);
-        let mut stop = self.stop.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {
-                return self.report(self.progress(DeploymentStatus::Stopped, "TerminationWait", &idle, 0, Some(format!("rolled back: traffic is on {live} again"))));
+        match self.bake(wait, &idle_name).await {
+            Ok(()) => {}
+            Err(why) if why == "stopped" => {
+                return self.report(self.progress(
+                    DeploymentStatus::Stopped,
+                    "TerminationWait",
+                    &idle,
+                    0,
+                    Some(format!("rolled back: traffic is on {live} again")),
+                ));
+            }
+            Err(why) => {
+                let reason = if !self.env.spec.rolls_back_on("DEPLOYMENT_STOP_ON_ALARM") {
+                    format!(
+                        "{why}; traffic stays on {idle} (auto_rollback has no DEPLOYMENT_STOP_ON_ALARM)"
+                    )
+                } else {
+                    match self.flip(&live).await {
+                        Ok(()) => {
+                            let _ = self.scale(&idle_name, 0).await;
+                            format!("{why}; rolled back: traffic is on {live} again")
+                        }
+                        Err(e) => format!("{why}; the rollback failed: {e}"),
+                    }
+                };
+                self.event("rollback", reason.clone());
+                return self.report(self.progress(
+                    DeploymentStatus::Failed,
+                    "TerminationWait",
+                    &idle,
+                    0,
+                    Some(reason),
+                ));
             }
         }
         if let Err(e) = self.scale(&live_name, 0).await {
@@ -495,10 +579,10 @@ impl Run {
         self.report(self.progress(DeploymentStatus::Succeeded, "Done", &idle, 100, None));
     }
 
-    async fn scale(&self, name: &str, replicas: i32) -> Result<(), String> {
+    pub(super) async fn scale(&self, name: &str, replicas: i32) -> Result<(), String> {
         let body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {"replicas": replicas}});
         self.api()
-            .patch(name, &apply_params(), &Patch::Apply(&body))
+            .patch(name, &scale_params(), &Patch::Apply(&body))
             .await
             .map(|_| ())
             .map_err(|e| client::describe(&e))
@@ -625,14 +709,52 @@ pub async fn rollback(env: &KubeEnvironment) -> Result<String, String> {
         env.event("rollback", msg.clone());
         return Ok(msg);
     }
+    if env.spec.strategy == "Canary" {
+        if let Some(r) = stop_in_flight(env).await {
+            return r;
+        }
+        let msg = super::canary::abort(&client, &env.spec).await?;
+        env.event("rollback", msg.clone());
+        return Ok(msg);
+    }
     let name = workload(env, &stores)
         .first()
         .and_then(|d| d.metadata.name.clone())
         .ok_or("no Deployment to roll back")?;
-    if let Some(stop) = env.running.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        stop.send_replace(true);
+    if let Some(r) = stop_in_flight(env).await {
+        return r;
     }
     let msg = undo(&client, &env.spec.namespace, &name).await?;
     env.event("rollback", msg.clone());
     Ok(msg)
+}
+
+/// Stops the deployment in flight, if any, and waits for its end: a
+/// stopped rolling update or canary rolls itself back (once: two undos
+/// would bring the release back, two aborts could read each other's
+/// half-done scaling).
+async fn stop_in_flight(env: &KubeEnvironment) -> Option<Result<String, String>> {
+    let in_flight = lock(&env.state)
+        .deployment
+        .as_ref()
+        .is_some_and(|d| !crate::env::iface::is_terminal(d.status));
+    let running = env.running.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let stop = running.filter(|_| in_flight)?;
+    stop.send_replace(true);
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        if let Some(d) = lock(&env.state).deployment.clone()
+            && crate::env::iface::is_terminal(d.status)
+        {
+            let why = d.reason.unwrap_or_else(|| "stopped".into());
+            return Some(match d.status {
+                DeploymentStatus::Stopped => {
+                    Ok(why.strip_prefix("rolled back: ").unwrap_or(&why).to_owned())
+                }
+                _ => Err(why),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Some(Err("the deployment did not stop within 60 s".into()))
 }

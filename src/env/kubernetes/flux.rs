@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use super::{KubeEnvironment, lock};
 use crate::api::env::SyncStatus;
+use crate::api::{ApiError, FluxOperation};
+use crate::config::workspace::KubernetesSpec;
 
 /// Kustomization (kustomize.toolkit.fluxcd.io/v1) and HelmRelease
 /// (helm.toolkit.fluxcd.io/v2).
@@ -270,6 +272,110 @@ pub async fn reconcile(
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How long a reconcile waits for the controller (`flux reconcile`'s
+/// default `--timeout`).
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `Kustomization/NAME`, `ks/NAME`, `HelmRelease/NS/NAME`, `hr/NAME` ->
+/// (kind, namespace, name); the environment's namespace when none is given.
+pub fn parse_object(
+    spec: &KubernetesSpec,
+    object: &str,
+) -> Result<(String, String, String), String> {
+    let parts: Vec<&str> = object.split('/').collect();
+    let (kind, ns, name) = match parts.as_slice() {
+        [k, n] => (*k, spec.namespace.as_str(), *n),
+        [k, ns, n] => (*k, *ns, *n),
+        _ => ("", "", ""),
+    };
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "kustomization" | "kustomizations" | "ks" => "Kustomization",
+        "helmrelease" | "helmreleases" | "hr" => "HelmRelease",
+        _ => {
+            return Err(format!(
+                "`{object}`: name a Flux object as KIND/NAME or KIND/NAMESPACE/NAME, KIND \
+                 Kustomization (ks) or HelmRelease (hr)"
+            ));
+        }
+    };
+    if name.is_empty() || ns.is_empty() {
+        return Err(format!(
+            "`{object}`: the name (and namespace) may not be empty"
+        ));
+    }
+    Ok((kind.to_owned(), ns.to_owned(), name.to_owned()))
+}
+
+/// A Flux operation on one of the environment's objects: those `flux`
+/// names, or any in its namespace when it names none. The outcome is one of
+/// the environment's events too.
+pub async fn operate(
+    env: &KubeEnvironment,
+    operation: FluxOperation,
+    object: &str,
+) -> Result<String, ApiError> {
+    let invalid = |m: String| ApiError::new("ValidationException", m);
+    let (kind, ns, name) = parse_object(&env.spec, object).map_err(invalid)?;
+    let full = format!("{kind}/{ns}/{name}");
+    if !env.spec.flux.is_empty() && !env.spec.flux.contains(&full) {
+        return Err(invalid(format!(
+            "{full} is not one of environment {}'s Flux objects ({})",
+            env.name,
+            env.spec.flux.join(", ")
+        )));
+    }
+    if env.spec.flux.is_empty() && ns != env.spec.namespace {
+        return Err(invalid(format!(
+            "{full} is outside namespace {} of environment {}; name it in the environment's \
+             `flux` list to operate on it",
+            env.spec.namespace, env.name
+        )));
+    }
+    // Right after start the client may still be being built.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while env.client().is_none()
+        && lock(&env.state).errors.is_empty()
+        && std::time::Instant::now() < until
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = env.client().ok_or_else(|| {
+        let why = lock(&env.state)
+            .errors
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| "not connected yet".into());
+        ApiError::new(
+            "EnvironmentUnavailable",
+            format!("cluster `{}` cannot be reached: {why}", env.spec.context),
+        )
+    })?;
+    let r = match operation {
+        FluxOperation::Reconcile => reconcile(&client, &kind, &ns, &name, RECONCILE_TIMEOUT).await,
+        FluxOperation::Suspend => set_suspended(&client, &kind, &ns, &name, true).await,
+        FluxOperation::Resume => set_suspended(&client, &kind, &ns, &name, false).await,
+    };
+    match r {
+        Ok(message) => {
+            env.event("flux", message.clone());
+            Ok(message)
+        }
+        Err(e) => {
+            env.event(
+                "flux",
+                format!("flux {} {full} failed: {e}", operation.as_str()),
+            );
+            let code = if e.ends_with("resource is suspended") {
+                "FluxObjectSuspended"
+            } else {
+                "FluxOperationFailed"
+            };
+            Err(ApiError::new(code, e))
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 //! that on its own panel and is retried with backoff, never slowing the
 //! others. Summaries are computed from the reflectors' stores on demand.
 
+pub mod alarm;
+pub mod canary;
 pub mod client;
 pub mod deploy;
 pub mod flux;
@@ -62,6 +64,8 @@ pub struct State {
     pub sync: Option<SyncStatus>,
     /// The last lines of a crash-looping container, by pod/container.
     pub crash_lines: HashMap<String, Vec<String>>,
+    /// The probes of the variant a deployment is baking (its alarms).
+    pub probe: Option<Arc<crate::env::stats::Stats>>,
 }
 
 /// A Kubernetes environment.
@@ -272,6 +276,15 @@ impl Environment for KubeEnvironment {
 
     fn logs(&self) -> Vec<EnvLog> {
         Vec::new()
+    }
+
+    fn flux(
+        &self,
+        operation: crate::api::FluxOperation,
+        object: &str,
+    ) -> BoxFuture<'_, Result<String, crate::api::ApiError>> {
+        let object = object.to_owned();
+        Box::pin(async move { flux::operate(self, operation, &object).await })
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {

@@ -20,6 +20,8 @@ pub fn workload(env: &KubeEnvironment, stores: &Stores) -> Vec<Arc<Deployment>> 
     let names: Option<Vec<String>> = env.spec.workload.as_ref().map(|w| {
         if env.spec.strategy == "BlueGreen" {
             vec![format!("{w}-blue"), format!("{w}-green")]
+        } else if env.spec.strategy == "Canary" {
+            vec![w.clone(), format!("{w}-canary")]
         } else {
             vec![w.clone()]
         }
@@ -110,6 +112,14 @@ pub fn image_of(
     .unwrap_or_default()
 }
 
+fn ready_of(d: &Deployment) -> u32 {
+    d.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        .max(0) as u32
+}
+
 fn restarts(pods: &[Arc<Pod>]) -> u32 {
     pods.iter().map(|p| health::pod(p).restarts).sum()
 }
@@ -197,23 +207,32 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
                 ),
             });
         }
-        if env.spec.strategy == "BlueGreen" {
-            let live = env.spec.service.as_ref().and_then(|svc| {
-                stores
-                    .services
-                    .state()
-                    .into_iter()
-                    .find(|s| s.metadata.name.as_deref() == Some(svc))
-                    .and_then(|s| s.spec.clone()?.selector?.get(&env.spec.slot_label).cloned())
-            });
+        let canary = env.spec.strategy == "Canary";
+        // A canary's share is its share of the ready replicas both have.
+        let ready_both: u32 = deployments.iter().map(|d| ready_of(d)).sum();
+        if env.spec.strategy == "BlueGreen" || canary {
+            let live = env
+                .spec
+                .service
+                .as_ref()
+                .filter(|_| !canary)
+                .and_then(|svc| {
+                    stores
+                        .services
+                        .state()
+                        .into_iter()
+                        .find(|s| s.metadata.name.as_deref() == Some(svc))
+                        .and_then(|s| s.spec.clone()?.selector?.get(&env.spec.slot_label).cloned())
+                });
             for d in &deployments {
-                let label = d
-                    .metadata
-                    .name
-                    .as_deref()
-                    .and_then(|n| n.rsplit('-').next())
-                    .unwrap_or("")
-                    .to_owned();
+                let label = match d.metadata.name.as_deref() {
+                    Some(n) if canary && n.ends_with("-canary") => "canary".to_owned(),
+                    Some(_) if canary => "stable".to_owned(),
+                    n => n
+                        .and_then(|n| n.rsplit('-').next())
+                        .unwrap_or("")
+                        .to_owned(),
+                };
                 let pods: Vec<Arc<Pod>> = replicasets(stores, d)
                     .iter()
                     .flat_map(|rs| owned_pods(&by_owner, rs))
@@ -229,7 +248,9 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
                     ready: st.ready_replicas.unwrap_or(0).max(0) as u32,
                     total: d.spec.replicas.unwrap_or(1).max(0) as u32,
                     restarts: restarts(&pods),
-                    weight_percent: if live.as_deref() == Some(label.as_str()) {
+                    weight_percent: if canary {
+                        (ready_of(d) * 100).checked_div(ready_both).unwrap_or(0)
+                    } else if live.as_deref() == Some(label.as_str()) {
                         100
                     } else {
                         0
@@ -238,7 +259,14 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
                 });
                 collect(stores, &by_owner, d, &mut names, &mut problems, &crash, now);
             }
-            sum.live = live;
+            sum.live = if canary {
+                sum.variants
+                    .iter()
+                    .find(|v| v.weight_percent == 100)
+                    .map(|v| v.label.clone())
+            } else {
+                live
+            };
         } else {
             for d in &deployments {
                 let rss = replicasets(stores, d);
@@ -339,6 +367,15 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
         problems.extend(own);
     }
     sum.events = problems;
+    // While a deployment bakes: what its probes measured.
+    if let Some(stats) = lock(&env.state).probe.clone() {
+        let w = stats.window(Duration::from_secs(env.spec.alarm_window_seconds.max(1)));
+        sum.metrics = Some(crate::api::env::RequestMetrics {
+            rps: w.rps,
+            error_rate: w.error_rate,
+            p99_ms: w.p99.as_secs_f64() * 1000.0,
+        });
+    }
     sum
 }
 

@@ -407,33 +407,13 @@ impl LocalEnv {
     /// The alarm that fires for `color`, if any: name, threshold, measured.
     pub fn alarm(&self, color: Color) -> Option<String> {
         let w = self.router.stats(color).window(self.cfg.alarm_window);
-        // Too few requests say nothing (one 500 is not a 100% error rate).
-        if w.requests < 5 {
-            return None;
-        }
-        if let Some(max) = self.cfg.max_error_rate
-            && w.error_rate > max
-        {
-            return Some(format!(
-                "alarm {}-5xx-rate: {:.1}% of {} requests answered 5xx over {} s (threshold {max}%)",
-                self.cfg.name,
-                w.error_rate,
-                w.requests,
-                self.cfg.alarm_window.as_secs()
-            ));
-        }
-        if let Some(max) = self.cfg.max_p99
-            && w.p99 > max
-        {
-            return Some(format!(
-                "alarm {}-p99-latency: p99 {} ms over {} s (threshold {} ms)",
-                self.cfg.name,
-                w.p99.as_millis(),
-                self.cfg.alarm_window.as_secs(),
-                max.as_millis()
-            ));
-        }
-        None
+        crate::env::stats::alarm(
+            &self.cfg.name,
+            &w,
+            self.cfg.max_error_rate,
+            self.cfg.max_p99,
+            self.cfg.alarm_window,
+        )
     }
 
     async fn hook(&self, name: &str, cmds: &[String], dir: &Path) -> Result<(), String> {
