@@ -172,6 +172,10 @@ fn grow(db: &Path, n: usize) -> Duration {
                         rusqlite::types::Value::Integer(_) if c == "seq" => {
                             rusqlite::types::Value::Integer(seq + k as i64)
                         }
+                        // Each copy entered its stages after the one before.
+                        rusqlite::types::Value::Integer(e) if c == "entry_seq" => {
+                            rusqlite::types::Value::Integer(e + 100 * k as i64)
+                        }
                         other => other.clone(),
                     })
                     .collect();

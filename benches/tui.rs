@@ -1261,8 +1261,9 @@ fn fill_store(db: &Path, n: usize) {
         .unwrap();
         for (stage, st, rec) in &stages {
             tx.execute(
-                "INSERT INTO stage_executions (execution_id, stage, status, record) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![new_id, stage, st, swap(rec)],
+                "INSERT INTO stage_executions (execution_id, stage, status, record, pipeline, entry_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(json_extract(?4, '$.entry_seq'), 0))",
+                rusqlite::params![new_id, stage, st, swap(rec), pipeline],
             )
             .unwrap();
         }
