@@ -92,7 +92,7 @@ fn a_schema_1_store_migrates_and_a_kill_9_during_the_migration_loses_nothing() {
     let before = rows(&db);
     assert_eq!(before.0.len() as i64, COPIES + 1);
     // Killed at spread moments of its start (and so of the migration).
-    for delay in [0u64, 5, 15, 30, 60, 120, 250] {
+    for delay in [0u64, 5, 15, 30, 60, 70, 80, 90, 100, 110, 120, 250] {
         let mut child = pipedeck(&ws, &["status"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -107,6 +107,7 @@ fn a_schema_1_store_migrates_and_a_kill_9_during_the_migration_loses_nothing() {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert!(v == 1 || v == 2, "schema {v} after a kill at {delay} ms");
+        println!("killed after {delay} ms: schema {v}");
     }
     let t = Instant::now();
     let out = pipedeck(&ws, &["status", "--json"]).output().unwrap();
