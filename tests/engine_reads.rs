@@ -395,3 +395,99 @@ async fn lists_page_with_next_token_until_none_remain() {
     assert_eq!(paged.iter().collect::<HashSet<_>>().len(), paged.len());
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_executions_are_answered_from_the_store_after_a_restart() {
+    let ws = printing(1);
+    let h = ws.engine();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(run_once(&h).await);
+    }
+    h.shutdown().await;
+    // A new engine holds the newest execution and each stage's latest;
+    // the two older ones are read from the store when asked for.
+    let h = ws.engine();
+    let mut paged = Vec::new();
+    let mut token = None;
+    loop {
+        let Reply::Executions {
+            executions,
+            next_token,
+        } = add(
+            &h,
+            Request::ListPipelineExecutions {
+                pipeline_name: "p".into(),
+                max_results: Some(1),
+                next_token: token,
+            },
+        )
+        .await
+        .unwrap()
+        else {
+            panic!()
+        };
+        paged.extend(executions.into_iter().map(|e| e.pipeline_execution_id));
+        token = next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(paged, newest_first);
+    let oldest = execution(&h, "p", &ids[0]).await;
+    assert_eq!(oldest.status, ExecutionStatus::Succeeded);
+    assert_eq!(actions(&h, "p", &ids[0]).await.len(), 4);
+    let stop = add(
+        &h,
+        Request::StopPipelineExecution {
+            pipeline_name: "p".into(),
+            pipeline_execution_id: Some(ids[0].clone()),
+            abandon: false,
+            reason: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(stop.code, "PipelineExecutionNotStoppable", "{stop:?}");
+    // The default rollback target is the success before the latest: an
+    // execution only the store holds now.
+    let Reply::RolledBack {
+        pipeline_execution_id,
+    } = add(
+        &h,
+        Request::RollbackStage {
+            pipeline_name: "p".into(),
+            stage_name: "Build".into(),
+            target_pipeline_execution_id: None,
+        },
+    )
+    .await
+    .unwrap()
+    else {
+        panic!()
+    };
+    let rb = execution(&h, "p", &pipeline_execution_id).await;
+    assert_eq!(rb.rollback_target.as_deref(), Some(ids[1].as_str()));
+    until_status(&h, "p", &pipeline_execution_id, ExecutionStatus::Succeeded).await;
+    // An explicit older target is read from the store too.
+    let Reply::RolledBack {
+        pipeline_execution_id,
+    } = add(
+        &h,
+        Request::RollbackStage {
+            pipeline_name: "p".into(),
+            stage_name: "Build".into(),
+            target_pipeline_execution_id: Some(ids[0].clone()),
+        },
+    )
+    .await
+    .unwrap()
+    else {
+        panic!()
+    };
+    let rb = execution(&h, "p", &pipeline_execution_id).await;
+    assert_eq!(rb.rollback_target.as_deref(), Some(ids[0].as_str()));
+    until_status(&h, "p", &pipeline_execution_id, ExecutionStatus::Succeeded).await;
+    h.shutdown().await;
+}

@@ -9,6 +9,7 @@
 //! shape and the stored shape are one type.
 
 pub mod artifacts;
+mod history;
 pub mod log_query;
 pub mod logs;
 
@@ -127,6 +128,21 @@ const MIGRATIONS: &[&str] = &[
         commit_id TEXT NOT NULL,
         PRIMARY KEY (pipeline, action, ref)
      );",
+    // 2: history by indexed queries. Stage rows carry their pipeline and
+    // entry order (backfilled from the rows' records), so the latest
+    // execution of each stage is one index probe; unfinished executions
+    // and approvals by action execution are indexed too.
+    "ALTER TABLE stage_executions ADD COLUMN pipeline TEXT NOT NULL DEFAULT '';
+     ALTER TABLE stage_executions ADD COLUMN entry_seq INTEGER NOT NULL DEFAULT 0;
+     UPDATE stage_executions SET
+        pipeline = COALESCE(
+            (SELECT e.pipeline FROM executions e WHERE e.id = stage_executions.execution_id), ''),
+        entry_seq = CASE WHEN json_valid(record)
+            THEN COALESCE(json_extract(record, '$.entry_seq'), 0) ELSE 0 END;
+     CREATE INDEX stage_executions_latest ON stage_executions (pipeline, stage, entry_seq);
+     CREATE INDEX executions_unfinished ON executions (pipeline, seq)
+        WHERE status IN ('InProgress', 'Stopping');
+     CREATE INDEX approvals_by_action_execution ON approvals (action_execution_id);",
 ];
 
 pub struct Store {
@@ -256,52 +272,6 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.err(e))
-    }
-
-    /// A pipeline's newest `keep` executions, and every one not finished
-    /// (whatever its age), oldest first.
-    pub fn executions(&self, pipeline: &str, keep: u32) -> Result<Vec<ExecutionRow>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT id, pipeline, seq, record FROM executions WHERE pipeline = ?1
-                 AND (seq > (SELECT COALESCE(MAX(seq), 0) FROM executions WHERE pipeline = ?1) - ?2
-                      OR status IN ('InProgress', 'Stopping'))
-                 ORDER BY seq",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(params![pipeline, keep], |r| {
-                Ok(ExecutionRow {
-                    id: r.get(0)?,
-                    pipeline: r.get(1)?,
-                    seq: r.get(2)?,
-                    record: r.get(3)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
-    }
-
-    pub fn action_executions(
-        &self,
-        execution_id: &str,
-    ) -> Result<Vec<ActionExecutionDetail>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT record FROM action_executions WHERE execution_id = ?1
-                 ORDER BY rowid",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([execution_id], |r| r.get::<_, String>(0))
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(self.decode(&row.map_err(|e| self.err(e))?)?);
-        }
-        Ok(out)
     }
 
     pub fn transitions(
@@ -467,20 +437,36 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// A stage of an execution: `entry_seq` is the engine's order of
+    /// entries into stages (the latest execution of a stage has the
+    /// highest).
+    #[allow(clippy::too_many_arguments)]
     pub fn stage_execution<T: Serialize>(
         &self,
         execution_id: &str,
+        pipeline: &str,
         stage: &str,
         status: Option<&str>,
+        entry_seq: u64,
         record: &T,
     ) -> Result<(), rusqlite::Error> {
-        self.tx.execute(
-            "INSERT INTO stage_executions (execution_id, stage, status, record)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(execution_id, stage) DO UPDATE
-             SET status = excluded.status, record = excluded.record",
-            params![execution_id, stage, status, json(record)],
-        )?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO stage_executions
+                 (execution_id, stage, status, record, pipeline, entry_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(execution_id, stage) DO UPDATE
+                 SET status = excluded.status, record = excluded.record,
+                     pipeline = excluded.pipeline, entry_seq = excluded.entry_seq",
+            )?
+            .execute(params![
+                execution_id,
+                stage,
+                status,
+                json(record),
+                pipeline,
+                i64::try_from(entry_seq).unwrap_or(i64::MAX)
+            ])?;
         Ok(())
     }
 
@@ -667,27 +653,6 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-    }
-
-    #[test]
-    fn loading_keeps_the_newest_executions_and_every_unfinished_one() {
-        let d = tempfile::tempdir().unwrap();
-        let mut s = Store::open(d.path()).unwrap();
-        s.batch(|b| {
-            for seq in 1..=6 {
-                let status = if seq == 2 { "InProgress" } else { "Succeeded" };
-                b.execution(&format!("e{seq}"), "p", seq, status, "STANDARD", "t", &seq)?;
-            }
-            Ok(())
-        })
-        .unwrap();
-        let ids: Vec<String> = s
-            .executions("p", 2)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(ids, ["e2", "e5", "e6"]);
     }
 
     #[test]

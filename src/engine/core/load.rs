@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::persist::write_exec;
 use super::state::{ExecRec, PState, recover_interrupted};
-use super::{Engine, EngineError, MEMORY_EXECUTIONS};
+use super::{Engine, EngineError};
 use crate::api::{ActionExecutionDetail, TransitionState};
 use crate::providers::{self};
 use crate::store::now_rfc3339;
@@ -39,8 +39,10 @@ impl Engine {
     }
 
     /// One pipeline: its version (a new one when the definition changed),
-    /// transitions and stored executions. At start, and again for a
-    /// pipeline whose definition UpdatePipeline replaced.
+    /// transitions and the stored executions the engine holds: the newest,
+    /// every unfinished one (recovered here) and the latest of each stage.
+    /// Older ones stay in the store and are read when asked for. At start,
+    /// and again for a pipeline whose definition UpdatePipeline replaced.
     pub(super) fn load_pipeline(
         &mut self,
         wp: &crate::config::workspace::WorkspacePipeline,
@@ -101,7 +103,11 @@ impl Engine {
                 order: Vec::new(),
             };
             let mut latest_seq = vec![0u64; n];
-            for row in self.store.executions(&name, MEMORY_EXECUTIONS)? {
+            let stage_names: Vec<&str> =
+                wp.pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+            let (rows, entered) = self.store.startup_executions(&name, &stage_names)?;
+            self.entry_counter = self.entry_counter.max(entered);
+            for row in rows {
                 let mut rec: ExecRec = match self.store.decode(&row.record) {
                     Ok(r) => r,
                     Err(e) => {

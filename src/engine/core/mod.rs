@@ -42,10 +42,6 @@ pub const INTERRUPTED: &str = "interrupted: engine stopped";
 /// its state (the cause follows).
 pub const STORE_FAILED: &str = "the engine could not record this execution's state";
 
-/// Executions per pipeline the engine keeps in memory (the newest; older
-/// ones stay in the store). ListPipelineExecutions shows up to this many.
-pub const MEMORY_EXECUTIONS: u32 = 1000;
-
 pub(crate) enum Msg {
     Call(Envelope, oneshot::Sender<Result<Reply, ApiError>>),
     ActionDone(Box<ActionDone>),
@@ -102,6 +98,9 @@ struct Engine {
     events: broadcast::Sender<EngineEvent>,
     tx: mpsc::UnboundedSender<Msg>,
     pipelines: BTreeMap<String, PState>,
+    /// The executions held in memory: per pipeline its newest, every
+    /// unfinished one, the latest of each stage, and those this engine
+    /// started. Older ones are read from the store when asked for.
     execs: HashMap<String, ExecRec>,
     running: HashMap<String, Running>,
     entry_counter: u64,

@@ -55,12 +55,35 @@ impl Engine {
                 .then(|| (id.clone(), a.clone()))
         });
         let Some((id, mut detail)) = pending else {
-            // Answered already, or never asked?
-            let latest = ps.order.iter().rev().find_map(|id| {
-                self.execs.get(id)?.stages[i].actions[j]
+            // Answered already, or never asked? The newest decision, in
+            // memory or (an older execution's) in the store.
+            let in_memory = ps.order.iter().rev().find_map(|id| {
+                let e = self.execs.get(id)?;
+                e.stages[i].actions[j]
                     .as_ref()
                     .and_then(|a| a.approval.as_ref()?.result.clone())
+                    .map(|r| (e.seq, r))
             });
+            let stored = self
+                .store
+                .latest_approval_result(pipeline, stage, action)
+                .map_err(|e| api("InternalError", e.to_string()))?
+                .map(|(seq, [status, summary, by, at])| {
+                    (
+                        seq,
+                        ApprovalResult {
+                            status,
+                            summary,
+                            by,
+                            at,
+                        },
+                    )
+                });
+            let latest = match (in_memory, stored) {
+                (Some(m), Some(s)) if s.0 > m.0 => Some(s.1),
+                (Some(m), _) => Some(m.1),
+                (None, s) => s.map(|s| s.1),
+            };
             return Err(match latest {
                 Some(r) if token.is_none() => api(
                     "ApprovalAlreadyCompleted",
@@ -156,14 +179,19 @@ impl Engine {
                     )
                 })?,
         };
-        let e = &self.execs[&id];
-        if e.terminal() {
+        // Every unfinished execution is in memory; one read from the store
+        // has finished.
+        let (status, stop, position) = {
+            let e = self.exec_of(pipeline, &id)?;
+            (e.summary.status, e.stop, e.position)
+        };
+        if status.is_terminal() || !self.execs.contains_key(&id) {
             return Err(api(
                 "PipelineExecutionNotStoppable",
-                format!("execution {id} is already {}", e.summary.status.as_str()),
+                format!("execution {id} is already {}", status.as_str()),
             ));
         }
-        match (e.stop, abandon) {
+        match (stop, abandon) {
             (Some(StopMode::Abandon), _) | (Some(StopMode::Wait), false) => {
                 return Err(api(
                     "DuplicatedStopRequest",
@@ -172,7 +200,6 @@ impl Engine {
             }
             _ => {}
         }
-        let position = e.position;
         if let Some(e) = self.execs.get_mut(&id) {
             e.stop = Some(if abandon {
                 StopMode::Abandon

@@ -5,7 +5,13 @@
 //! stays put when newer items arrive in front of it.
 
 use super::{Engine, api};
-use crate::api::{ApiError, PipelineMetadata, Reply};
+use crate::api::{ApiError, ExecutionSummary, PipelineMetadata, Reply};
+
+/// The summary of a stored execution record; the rest is skipped.
+#[derive(serde::Deserialize)]
+struct SummaryOf {
+    summary: ExecutionSummary,
+}
 
 impl Engine {
     /// ListPipelines, a page at a time.
@@ -27,27 +33,41 @@ impl Engine {
         })
     }
 
-    /// ListPipelineExecutions, newest first, a page at a time.
+    /// ListPipelineExecutions, newest first, a page at a time: one indexed
+    /// read of the page (and one more row, to tell whether more remain),
+    /// with the in-memory summary for what the engine holds (it is never
+    /// older than the store's).
     pub(super) fn executions_page(
         &self,
         pipeline_name: &str,
         max_results: Option<u32>,
         next_token: Option<&str>,
     ) -> Result<Reply, ApiError> {
-        let ps = self.pipeline(pipeline_name)?;
+        self.pipeline(pipeline_name)?;
         let max = page_size(max_results, 100, 1000);
         let before = match open_token(next_token, "executions")? {
             Some(seq) => Some(seq.parse::<i64>().map_err(|_| invalid_token())?),
             None => None,
         };
-        let newest_first: Vec<_> = ps
-            .order
-            .iter()
-            .rev()
-            .filter_map(|id| self.execs.get(id))
-            .filter(|e| before.is_none_or(|b| e.seq < b))
-            .map(|e| (e.seq, e.summary.clone()))
-            .collect();
+        let internal = |e: crate::store::StoreError| api("InternalError", e.to_string());
+        let rows = self
+            .store
+            .executions_before(pipeline_name, before, (max + 1) as u32)
+            .map_err(internal)?;
+        let mut newest_first = Vec::with_capacity(rows.len());
+        for row in rows {
+            let summary = match self.execs.get(&row.id) {
+                Some(e) => e.summary.clone(),
+                None => match self.store.decode::<SummaryOf>(&row.record) {
+                    Ok(s) => s.summary,
+                    Err(e) => {
+                        tracing::error!(execution = row.id, error = %e, "skipping a stored execution");
+                        continue;
+                    }
+                },
+            };
+            newest_first.push((row.seq, summary));
+        }
         let (items, next_token) = page(newest_first, 0, max, |(seq, _)| {
             token("executions", &seq.to_string())
         });

@@ -330,8 +330,10 @@ pub(super) fn write_exec(
         if st.status.is_some() {
             b.stage_execution(
                 &s.pipeline_execution_id,
+                &s.pipeline_name,
                 &st.name,
                 st.status.map(StageStatus::as_str),
+                st.entry_seq,
                 st,
             )?;
         }

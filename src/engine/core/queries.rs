@@ -1,5 +1,7 @@
 //! Read requests: pipelines, their state and executions.
 
+use std::borrow::Cow;
+
 use super::state::{ExecRec, PState};
 use super::{Engine, api};
 use crate::api::types::ActionStatus;
@@ -26,10 +28,15 @@ impl Engine {
         })
     }
 
-    pub(super) fn exec_of(&self, pipeline: &str, id: &str) -> Result<&ExecRec, ApiError> {
+    /// Execution `id` of `pipeline`: the one in memory, else the store's
+    /// record (an older, finished execution).
+    pub(super) fn exec_of(&self, pipeline: &str, id: &str) -> Result<Cow<'_, ExecRec>, ApiError> {
         self.pipeline(pipeline)?;
-        self.execs
-            .get(id)
+        let found = match self.execs.get(id) {
+            Some(e) => Some(Cow::Borrowed(e)),
+            None => self.stored_exec(id)?.map(Cow::Owned),
+        };
+        found
             .filter(|e| e.summary.pipeline_name == pipeline)
             .ok_or_else(|| {
                 api(
@@ -37,6 +44,15 @@ impl Engine {
                     format!("pipeline {pipeline} has no execution {id}"),
                 )
             })
+    }
+
+    /// The store's record of execution `id`, decoded.
+    pub(super) fn stored_exec(&self, id: &str) -> Result<Option<ExecRec>, ApiError> {
+        let internal = |e: crate::store::StoreError| api("InternalError", e.to_string());
+        match self.store.execution(id).map_err(internal)? {
+            Some(row) => self.store.decode(&row.record).map(Some).map_err(internal),
+            None => Ok(None),
+        }
     }
 
     pub(super) fn list_pipelines(&self) -> Vec<PipelineSummary> {

@@ -223,10 +223,12 @@ impl Engine {
             )));
         }
         let succeeded_here = |e: &ExecRec| {
-            e.stages[i].status == Some(StageStatus::Succeeded)
+            e.stages
+                .get(i)
+                .is_some_and(|s| s.status == Some(StageStatus::Succeeded))
                 && e.summary.execution_type == ExecutionType::Standard
         };
-        let target = match target {
+        let target_rec = match target {
             Some(t) => {
                 let e = self.exec_of(pipeline, t)?;
                 if e.summary.execution_type == ExecutionType::Rollback {
@@ -235,7 +237,7 @@ impl Engine {
                         short(t)
                     )));
                 }
-                if !succeeded_here(e) {
+                if !succeeded_here(&e) {
                     return Err(unable(format!(
                         "execution {} did not succeed in stage {stage}",
                         short(t)
@@ -252,29 +254,49 @@ impl Engine {
                         ),
                     ));
                 }
-                e.summary.pipeline_execution_id.clone()
+                e.into_owned()
             }
             None => {
                 // The latest execution in the stage is the one to undo: the
-                // target is the most recent success before it.
+                // target is the most recent success before it, in memory or
+                // (older) in the store.
                 let current = ps.latest[i].clone();
-                ps.order
+                let fits = |e: &ExecRec| {
+                    Some(&e.summary.pipeline_execution_id) != current.as_ref()
+                        && e.summary.pipeline_version == ps.version
+                        && succeeded_here(e)
+                };
+                let in_memory = ps
+                    .order
                     .iter()
                     .rev()
-                    .filter(|id| Some(*id) != current.as_ref())
                     .filter_map(|id| self.execs.get(id))
-                    .filter(|e| e.summary.pipeline_version == ps.version)
-                    .find(|e| succeeded_here(e))
-                    .map(|e| e.summary.pipeline_execution_id.clone())
-                    .ok_or_else(|| {
-                        unable(format!(
-                            "no earlier execution succeeded in stage {stage} under pipeline version {}",
-                            ps.version
-                        ))
-                    })?
+                    .find(|e| fits(e));
+                let newer_than = in_memory.map_or(i64::MIN, |e| e.seq);
+                let stored = self
+                    .store
+                    .find_succeeded_in_stage(pipeline, stage, |row| {
+                        if row.seq <= newer_than {
+                            return Some(None);
+                        }
+                        if self.execs.contains_key(&row.id) {
+                            return None;
+                        }
+                        let e: ExecRec = self.store.decode(&row.record).ok()?;
+                        fits(&e).then_some(Some(e))
+                    })
+                    .map_err(|e| api("InternalError", e.to_string()))?
+                    .flatten();
+                stored.or_else(|| in_memory.cloned()).ok_or_else(|| {
+                    unable(format!(
+                        "no earlier execution succeeded in stage {stage} under pipeline version {}",
+                        ps.version
+                    ))
+                })?
             }
         };
-        let t = &self.execs[&target];
+        let t = &target_rec;
+        let target = t.summary.pipeline_execution_id.clone();
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_rfc3339();
         let seq = ps
