@@ -318,8 +318,8 @@ fn read_a_running_builds_log_live_and_approve_over_the_local_aws_api() {
     // opened arrive in it (CloudWatch Logs followed; Live Tail cannot
     // reach a loopback endpoint, so GetLogEvents is polled).
     t.wait("Build InProgress");
-    t.keys("lj"); // Build / UnitTests
-    t.keys("L");
+    // The graph follows the activity; the palette names the action.
+    t.keys(":logs Build/UnitTests\r");
     let early = t.wait("live tick 1");
     assert!(
         !early.contains("Ran 4 tests"),
@@ -330,8 +330,7 @@ fn read_a_running_builds_log_live_and_approve_over_the_local_aws_api() {
     assert!(logs.contains("tests: 4 passed, 0 failed"), "{logs}");
     t.keys("\x1b");
     t.wait("approval(s) pending");
-    t.keys("ll"); // Dev, Approve
-    t.keys("a");
+    t.keys(":approve\r"); // the approval waiting in Approve
     t.wait("Approve Approve/Release of demo-web");
     t.keys("y");
     let after = t.wait("Approve Succeeded");
@@ -396,8 +395,7 @@ fn one_account_down_the_other_fails_retries_after_the_fix_and_audits() {
     });
     // Retry the failed stage: as on AWS it re-runs the failed execution's
     // own revision, and the TUI says so before doing it.
-    t.keys("l"); // Build
-    t.keys("r");
+    t.keys(":retry Build\r");
     let modal = t.wait("Retry re-runs revision");
     assert!(
         modal.contains("(the execution's own source,") && modal.contains("r: retry"),

@@ -498,3 +498,80 @@ async fn r_without_a_newer_commit_retries_at_once() {
     assert!(!fake.call_names().contains(&"StartPipelineExecution"));
     r.quit().await;
 }
+
+/// `f` reconciles and `z` suspends or resumes the focused environment's
+/// Flux object, after the same confirmation as other mutations; an
+/// environment without one, or a suspended object asked to reconcile, says
+/// why instead.
+#[tokio::test]
+async fn flux_keys_reconcile_suspend_and_resume_the_focused_environments_object() {
+    use pipedeck::api::FluxOperation;
+    use pipedeck::api::env::SyncStatus;
+    let mut st = state(Fixture::ApprovalWaiting);
+    let sync = |suspended| SyncStatus {
+        object: "Kustomization/flux-system/apps".into(),
+        ready: Some(true),
+        revision: Some("main@sha1:0a0a0a0a".into()),
+        message: "Applied revision".into(),
+        suspended,
+    };
+    st.environments[2].kind = "kubernetes".into();
+    st.environments[2].sync = Some(sync(false));
+    let fake = Arc::new(Fake::new(st));
+    let r = start(fake.clone(), |_| {});
+    first_refresh(&fake).await;
+    // dev (1) has no Flux object: said, nothing sent.
+    r.keys("e1f");
+    settle().await;
+    assert!(!fake.call_names().iter().any(|n| n.ends_with("FluxObject")));
+    // staging (2): reconcile, confirmed.
+    r.keys("2f");
+    settle().await;
+    r.keys("y");
+    until(&fake, "reconcile", |c| c.contains(&"ReconcileFluxObject")).await;
+    r.keys("z");
+    settle().await;
+    r.keys("y");
+    until(&fake, "suspend", |c| c.contains(&"SuspendFluxObject")).await;
+    let ops: Vec<(String, String, FluxOperation)> = fake.with(|s| {
+        s.calls
+            .iter()
+            .filter_map(|c| match c {
+                Request::FluxObject {
+                    environment_name,
+                    object,
+                    operation,
+                } => Some((environment_name.clone(), object.clone(), *operation)),
+                _ => None,
+            })
+            .collect()
+    });
+    let obj = "Kustomization/flux-system/apps".to_string();
+    assert_eq!(
+        ops,
+        [
+            ("staging".into(), obj.clone(), FluxOperation::Reconcile),
+            ("staging".into(), obj.clone(), FluxOperation::Suspend),
+        ]
+    );
+    r.quit().await;
+    // Suspended: `f` is refused with the reason, `z` resumes.
+    let mut st = state(Fixture::ApprovalWaiting);
+    st.environments[2].kind = "kubernetes".into();
+    st.environments[2].sync = Some(sync(true));
+    let fake = Arc::new(Fake::new(st));
+    let r = start(fake.clone(), |_| {});
+    first_refresh(&fake).await;
+    r.keys("e2z");
+    settle().await;
+    r.keys("y");
+    until(&fake, "resume", |c| c.contains(&"ResumeFluxObject")).await;
+    r.keys("f");
+    settle().await;
+    let screen = r.quit().await;
+    assert!(
+        screen.contains("is suspended: resume it first (z)"),
+        "{screen}"
+    );
+    assert!(!fake.call_names().contains(&"ReconcileFluxObject"));
+}

@@ -106,7 +106,7 @@ pub(crate) fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
                 spans.push(Span::styled(format!(" {k}"), app.theme.footer_key));
                 spans.push(Span::styled(
                     if short {
-                        format!(" {}", c.short())
+                        format!(" {}", c.short_in(scope))
                     } else {
                         format!(" {} ", c.describe_in(scope))
                     },

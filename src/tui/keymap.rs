@@ -49,6 +49,10 @@ pub enum Command {
     NextError,
     /// Copy the selected id to the terminal's clipboard (OSC 52).
     Copy,
+    /// `flux reconcile` of the focused environment's Flux object.
+    FluxReconcile,
+    /// `flux suspend` / `flux resume` of it (a toggle).
+    FluxSuspend,
     /// Focus the Nth panel (environments in promotion order).
     Focus1,
     Focus2,
@@ -105,6 +109,8 @@ impl Command {
             Command::PrevMatch => "previous match",
             Command::NextError => "next error line",
             Command::Copy => "copy id",
+            Command::FluxReconcile => "reconcile Flux",
+            Command::FluxSuspend => "suspend/resume Flux",
             Command::Focus1 => "focus panel 1",
             Command::Focus2 => "focus panel 2",
             Command::Focus3 => "focus panel 3",
@@ -145,6 +151,8 @@ impl Command {
             Command::NextAttention => "next failed",
             Command::PrevAttention => "prev failed",
             Command::Wrap => "wrap",
+            Command::FluxReconcile => "reconcile",
+            Command::FluxSuspend => "suspend/resume",
             other => other.describe(),
         }
     }
@@ -159,6 +167,16 @@ impl Command {
             (Command::Focus1, Scope::Environments) => "focus an environment",
             (c, Scope::Environments) if c.focus_index().is_some() => "focus that environment",
             _ => self.describe(),
+        }
+    }
+
+    /// [`Command::short`] on a screen: what must stay said there.
+    pub fn short_in(self, scope: Scope) -> &'static str {
+        match (self, scope) {
+            (Command::Rollback, Scope::Environments) => "roll back the environment",
+            (Command::Logs, Scope::Environments) => "replica output",
+            (Command::Focus1, Scope::Environments) => "focus",
+            _ => self.short(),
         }
     }
 
@@ -190,6 +208,8 @@ impl Command {
                 | Command::RetryAll
                 | Command::Rollback
                 | Command::Transition
+                | Command::FluxReconcile
+                | Command::FluxSuspend
         )
     }
 }
@@ -285,6 +305,8 @@ const DEFAULTS: &[(Scope, &str, Command)] = &[
     (Scope::Environments, "b", Command::Rollback),
     (Scope::Environments, "L", Command::Logs),
     (Scope::Environments, "y", Command::Copy),
+    (Scope::Environments, "f", Command::FluxReconcile),
+    (Scope::Environments, "z", Command::FluxSuspend),
     (Scope::Environments, "1", Command::Focus1),
     (Scope::Environments, "2", Command::Focus2),
     (Scope::Environments, "3", Command::Focus3),

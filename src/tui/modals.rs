@@ -40,6 +40,12 @@ pub enum Pending {
     RollbackEnv {
         env: String,
     },
+    /// `f` / `z` on a kubernetes environment: its Flux object.
+    Flux {
+        env: String,
+        object: String,
+        operation: crate::api::FluxOperation,
+    },
     Disable {
         pipeline: String,
         stage: String,
@@ -487,8 +493,13 @@ impl App {
                 &String::new(),
             ),
             Pending::RollbackEnv { env } => (self.rollback_env_text(env), env),
+            Pending::Flux {
+                env,
+                object,
+                operation,
+            } => (flux_text(env, object, *operation), env),
         };
-        let env_protected = matches!(&op, Pending::RollbackEnv { env }
+        let env_protected = matches!(&op, Pending::RollbackEnv { env } | Pending::Flux { env, .. }
             if self.snap.envs.iter().any(|e| &e.name == env && e.protected));
         let typed = (env_protected || self.protected.iter().any(|p| p == stage))
             .then(|| (stage.clone(), String::new()));
@@ -546,6 +557,18 @@ impl App {
                     environment_name: env,
                 },
             },
+            Pending::Flux {
+                env,
+                object,
+                operation,
+            } => Effect::Op {
+                label: format!("flux {} {object}", operation.as_str()),
+                request: Request::FluxObject {
+                    environment_name: env,
+                    object,
+                    operation,
+                },
+            },
             Pending::Rollback { pipeline, stage } => Effect::Op {
                 label: format!("roll back {stage}"),
                 request: Request::RollbackStage {
@@ -588,5 +611,23 @@ pub(crate) fn retry(pipeline: String, stage: String, retry_mode: String) -> Effe
             pipeline_execution_id: None,
             retry_mode,
         },
+    }
+}
+
+/// What `f` / `z` ask, as `flux` would do it.
+fn flux_text(env: &str, object: &str, op: crate::api::FluxOperation) -> String {
+    use crate::api::FluxOperation as F;
+    match op {
+        F::Reconcile => format!(
+            "Reconcile {object} in {env} now? Flux applies its source's latest revision \
+             (flux reconcile; pipedeck waits until the controller has handled it)."
+        ),
+        F::Suspend => format!(
+            "Suspend {object} in {env}? Flux stops reconciling it until it is resumed \
+             (spec.suspend = true)."
+        ),
+        F::Resume => {
+            format!("Resume {object} in {env}? Flux reconciles it again (spec.suspend = false).")
+        }
     }
 }

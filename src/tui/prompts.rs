@@ -40,6 +40,41 @@ impl App {
         }
     }
 
+    /// `f` (reconcile) / `z` (suspend or resume) on an environment's Flux
+    /// object: the confirmation, or why not.
+    pub(crate) fn ask_flux(
+        &mut self,
+        env: String,
+        sync: Option<&crate::api::env::SyncStatus>,
+        reconcile: bool,
+    ) {
+        use crate::api::FluxOperation as F;
+        let Some(sync) = sync else {
+            self.toast(
+                format!("{env} shows no Flux object (not a kubernetes environment, or Flux is not installed in its cluster)"),
+                true,
+            );
+            return;
+        };
+        let operation = match (reconcile, sync.suspended) {
+            (true, true) => {
+                self.toast(
+                    format!("{} is suspended: resume it first (z)", sync.object),
+                    true,
+                );
+                return;
+            }
+            (true, false) => F::Reconcile,
+            (false, true) => F::Resume,
+            (false, false) => F::Suspend,
+        };
+        self.confirm(Pending::Flux {
+            env,
+            object: sync.object.clone(),
+            operation,
+        });
+    }
+
     /// The rollback prompt names the release it goes back to.
     pub(crate) fn rollback_env_text(&self, env: &str) -> String {
         let Some(e) = self.snap.envs.iter().find(|e| e.name == env) else {

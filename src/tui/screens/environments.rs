@@ -42,6 +42,8 @@ pub(crate) const KEYS: &[Command] = &[
     Command::Focus1,
     Command::Rollback,
     Command::Logs,
+    Command::FluxReconcile,
+    Command::FluxSuspend,
     Command::Copy,
 ];
 
@@ -70,6 +72,12 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
             if let Some(e) = app.snap.envs.get(app.envs.sel) {
                 let env = e.name.clone();
                 app.ask_rollback_env(env);
+            }
+        }
+        Command::FluxReconcile | Command::FluxSuspend => {
+            if let Some(e) = app.snap.envs.get(app.envs.sel) {
+                let (env, sync) = (e.name.clone(), e.sync.clone());
+                app.ask_flux(env, sync.as_ref(), c == Command::FluxReconcile);
             }
         }
         Command::Copy => {
