@@ -333,6 +333,11 @@ fn read_a_running_builds_log_live_and_approve_over_the_local_aws_api() {
     t.keys(":approve\r"); // the approval waiting in Approve
     t.wait("Approve Approve/Release of demo-web");
     t.keys("y");
+    t.wait("approve Approve/Release: done");
+    // The graph stays on the log's stage (the selection was moved there):
+    // the next waiting or failed stage is `n` away; Approve is no longer
+    // one, so it is reached by moving right from Build.
+    t.keys("ll");
     let after = t.wait("Approve Succeeded");
     assert!(after.contains("✔ Release"), "{after}");
     t.keys("\x1b");
