@@ -107,25 +107,23 @@ pub async fn deploy(
     env: &KubeEnvironment,
     release: ReleaseRequest,
 ) -> Result<Deployment, DeployError> {
-    // Right after start the client may still be being built.
-    let until = Instant::now() + Duration::from_secs(10);
-    while (env.client().is_none() || env.stores().is_none())
-        && lock(&env.state).errors.is_empty()
-        && Instant::now() < until
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (Some(client), Some(stores)) = (env.client(), env.stores()) else {
-        let why = lock(&env.state)
-            .errors
-            .values()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| "not connected yet".into());
-        return Err(DeployError {
-            code: "JobFailed",
-            message: format!("cluster `{}` cannot be reached: {why}", env.spec.context),
-        });
+    let (client, stores) = match env.connected().await {
+        Ok((client, Some(stores))) => (client, stores),
+        Ok((_, None)) => {
+            return Err(DeployError {
+                code: "JobFailed",
+                message: format!(
+                    "cluster `{}`: its watches have not started yet",
+                    env.spec.context
+                ),
+            });
+        }
+        Err(message) => {
+            return Err(DeployError {
+                code: "JobFailed",
+                message,
+            });
+        }
     };
     // Right after start the Deployments may not have been read yet.
     let mut deployments = workload(env, &stores);

@@ -334,26 +334,10 @@ pub async fn operate(
             env.spec.namespace, env.name
         )));
     }
-    // Right after start the client may still be being built.
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while env.client().is_none()
-        && lock(&env.state).errors.is_empty()
-        && std::time::Instant::now() < until
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let client = env.client().ok_or_else(|| {
-        let why = lock(&env.state)
-            .errors
-            .values()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| "not connected yet".into());
-        ApiError::new(
-            "EnvironmentUnavailable",
-            format!("cluster `{}` cannot be reached: {why}", env.spec.context),
-        )
-    })?;
+    let (client, _) = env
+        .connected()
+        .await
+        .map_err(|why| ApiError::new("EnvironmentUnavailable", why))?;
     let r = match operation {
         FluxOperation::Reconcile => reconcile(&client, &kind, &ns, &name, RECONCILE_TIMEOUT).await,
         FluxOperation::Suspend => set_suspended(&client, &kind, &ns, &name, true).await,

@@ -155,6 +155,34 @@ impl KubeEnvironment {
         lock(&self.state).stores.clone()
     }
 
+    /// The client and the watch stores, waiting up to 10 s for them right
+    /// after start (they are built off the caller's task); else why the
+    /// cluster cannot be reached.
+    pub(crate) async fn connected(&self) -> Result<(kube::Client, Option<Stores>), String> {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while (self.client().is_none() || self.stores().is_none())
+            && lock(&self.state).errors.is_empty()
+            && std::time::Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match self.client() {
+            Some(c) => Ok((c, self.stores())),
+            None => {
+                let why = lock(&self.state)
+                    .errors
+                    .values()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| "not connected yet".into());
+                Err(format!(
+                    "cluster `{}` cannot be reached: {why}",
+                    self.spec.context
+                ))
+            }
+        }
+    }
+
     /// Connects (retrying with backoff), then runs the reflectors and the
     /// Flux poll until shutdown.
     async fn supervise(self: Arc<Self>) {
