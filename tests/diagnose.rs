@@ -10,8 +10,12 @@ use serde_json::{Value, json};
 
 #[path = "diagnose/formats.rs"]
 mod formats;
+#[path = "diagnose/formats_more.rs"]
+mod formats_more;
 #[path = "diagnose/reports.rs"]
 mod reports;
+#[path = "diagnose/robustness.rs"]
+mod robustness;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diagnose")
@@ -97,8 +101,11 @@ struct Case {
     name: String,
     split: Split,
     /// `batch = 5` (FRESH_BATCH): written without seeing the rules, always
-    /// held out and scored on a line of its own.
+    /// held out and scored on a line of its own (unless `seen = true`: then
+    /// it is scored with train and `fresh` is false).
     fresh: bool,
+    /// A batch-5 case read while rules were written (`seen = true`).
+    fresh_seen: bool,
     tool: Option<String>,
     top: String,
     title_contains: Option<String>,
@@ -145,15 +152,19 @@ fn load(dir: &Path) -> Case {
         (stage, t)
     });
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    let fresh = expected.get("batch").and_then(|v| v.as_integer()) == Some(FRESH_BATCH);
+    let batch5 = expected.get("batch").and_then(|v| v.as_integer()) == Some(FRESH_BATCH);
+    let seen = expected.get("seen").and_then(|v| v.as_bool()) == Some(true);
+    let fresh_seen = batch5 && seen;
+    let fresh = batch5 && !seen;
     let split = match expected.get("split").and_then(|v| v.as_str()) {
         None => Split::Legacy,
-        Some(recorded) if fresh => {
+        Some(recorded) if batch5 => {
             assert_eq!(
                 recorded, "heldout",
                 "{name}: batch {FRESH_BATCH} is held out"
             );
-            Split::Heldout
+            // A batch-5 log read while rules were written counts as train.
+            if seen { Split::Train } else { Split::Heldout }
         }
         Some(recorded) => {
             let s = split_of(&name);
@@ -178,6 +189,7 @@ fn load(dir: &Path) -> Case {
             .map(str::to_owned),
         split,
         fresh,
+        fresh_seen,
         name,
         top: expected["top"].as_str().unwrap().to_owned(),
         title_contains: expected
@@ -356,6 +368,10 @@ fn fixtures_top1_accuracy() {
         fr.hits,
         fr.total,
         fr.pct()
+    );
+    println!(
+        "batch {FRESH_BATCH} cases seen (scored with train): {}",
+        cases.iter().filter(|c| c.fresh_seen).count()
     );
     println!(
         "clean logs: {} findings on {} logs",
@@ -640,103 +656,6 @@ fn empty_input_and_templates() {
         ..Input::default()
     };
     assert!(diagnose(&input, &cat).is_empty());
-}
-
-/// Hostile input: random mixes of framing lines, fragments of every
-/// format the rules read, multi-byte text and truncated lines must never
-/// panic, and every evidence line must point inside the log.
-#[test]
-fn never_panics_on_mangled_logs() {
-    let cat = Catalogue::builtin();
-    let pieces = [
-        "[Container] Running command ",
-        "[Container] Command did not exit successfully ",
-        " exit status ",
-        "[Container] Entering phase BUILD",
-        "[Container] Phase complete: PRE_BUILD State: FAILED",
-        "[Container] 2026/11/26 20:01:02.113 ",
-        "FAILED tests/t.py::",
-        "ERROR ",
-        ".py",
-        "::",
-        " - ",
-        "not ok 1 - ",
-        "  error: |-",
-        "● ",
-        " FAIL  a.test.mjs > ",
-        "  1 failing",
-        "  1) ",
-        "--- FAIL: ",
-        "=== RUN   ",
-        "panic: ",
-        "error[E0308]: ",
-        "error: ",
-        " --> ",
-        "Error: ",
-        "  on main.tf line ",
-        "│ ",
-        "Traceback (most recent call last):",
-        "  File \"x.py\", line ",
-        "Exception in thread \"main\" ",
-        "npm error code ",
-        "npm error ",
-        "make: *** [",
-        "] Error ",
-        "Diff in ",
-        "CONFLICT (content): ",
-        "é",
-        "日本語",
-        "🦀",
-        "\u{0}",
-        "\t",
-        "    ",
-        ":",
-        "(",
-        ")",
-        "'",
-        "\"",
-        "137",
-        "-1",
-        "99999999999999999999",
-    ];
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    for _ in 0..300 {
-        let n = (next() % 40) as usize;
-        let log: Vec<String> = (0..n)
-            .map(|_| {
-                let k = (next() % 6) as usize;
-                let mut l = String::new();
-                for _ in 0..k {
-                    l.push_str(pieces[(next() % pieces.len() as u64) as usize]);
-                }
-                // Cut at a random char boundary.
-                let cut = (next() % (l.chars().count() as u64 + 1)) as usize;
-                l.chars().take(cut.max(l.chars().count() / 2)).collect()
-            })
-            .collect();
-        let found = diagnose(
-            &Input {
-                log: &log,
-                ..Input::default()
-            },
-            &cat,
-        );
-        for f in &found {
-            for e in &f.evidence {
-                if let Evidence::LogLine { line, text } = e {
-                    // 1-based.
-                    assert!(*line >= 1 && *line <= log.len(), "{f:?}");
-                    assert_eq!(&log[*line - 1], text);
-                }
-            }
-        }
-    }
 }
 
 /// A failed action with a log no rule knows and no CodeBuild framing still
