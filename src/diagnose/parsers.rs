@@ -326,7 +326,14 @@ pub(crate) fn enrich(
                     set(vars, "_priority", "70");
                 }
             }
-            if let Some(file) = vars.get("file").cloned() {
+            if let Some(gline) = vars.get("gline").cloned() {
+                let Some(file) = super::toolparse::grouped_file(log, at) else {
+                    return false;
+                };
+                set(vars, "file", file.clone());
+                set(vars, "line", gline.clone());
+                set(vars, "at", format!(" at {file}:{gline}"));
+            } else if let Some(file) = vars.get("file").cloned() {
                 if let Some(line) = vars.get("line").cloned() {
                     set(vars, "at", format!(" at {file}:{line}"));
                 } else {
@@ -413,6 +420,11 @@ pub(crate) fn enrich(
                         c[2].to_owned(),
                         c.get(3).map(|m| m.as_str().to_owned()),
                     ));
+                    continue;
+                }
+                // The excerpt's value annotations (`├────`, `│ path.module
+                // is "."`, `╰─`): not the explanation paragraph.
+                if t.starts_with(['├', '│', '╰', '└', '┌', '─', '╷', '╵']) {
                     continue;
                 }
                 if !t.is_empty()

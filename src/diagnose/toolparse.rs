@@ -116,6 +116,55 @@ pub(crate) fn miette(log: &[String], at: usize) -> (String, String, String) {
     (msg, causes.pop().unwrap_or_default(), help)
 }
 
+/// Grouped linter output (ruff `--output-format=grouped`): the file is the
+/// unindented `path.py:` header above its block of `line:col CODE msg`.
+pub(crate) fn grouped_file(log: &[String], at: usize) -> Option<String> {
+    log.get(..at)?.iter().rev().take(500).find_map(|l| {
+        let f = l.strip_suffix(':')?;
+        (!l.starts_with(char::is_whitespace)
+            && (f.ends_with(".py") || f.ends_with(".pyi") || f.ends_with(".ipynb")))
+        .then(|| f.to_owned())
+    })
+}
+
+/// A recursive pnpm run (`pnpm -r run build`, `--filter`) prefixes each
+/// project's output (`packages/api build: text`) and ends the failed one
+/// with `packages/api build: Failed`: that project and the line of its own
+/// output that best explains the failure (the last one when none stands out).
+pub(crate) fn pnpm_failed_project(log: &[String], at: usize) -> Option<String> {
+    let before = log.get(at.saturating_sub(200)..at)?;
+    let (fi, prefix) = before
+        .iter()
+        .enumerate()
+        .rev()
+        .take(40)
+        .find_map(|(i, l)| {
+            let p = l.trim_end().strip_suffix(": Failed")?;
+            // `<project dir> <script>`: two words, no spaces in either.
+            (p.split(' ').count() == 2 && !p.starts_with(char::is_whitespace))
+                .then(|| (i, p.to_owned()))
+        })?;
+    let head = format!("{prefix}: ");
+    let mut best: Option<(f32, &str)> = None;
+    for l in before[..fi].iter().rev().take(200) {
+        let Some(t) = l.strip_prefix(&head) else {
+            continue;
+        };
+        let t = t.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let s = fallback::score(t);
+        if best.is_none_or(|(b, _)| s > b) {
+            best = Some((s, t));
+        }
+    }
+    Some(match best {
+        Some((_, t)) => format!("{prefix} failed: {t}"),
+        None => format!("{prefix} failed"),
+    })
+}
+
 /// npm's message after `code X`: the first paragraph of `npm error`
 /// lines that is not a field (`syscall`, `path`, ...), its wrapped lines
 /// joined, without the tag some codes repeat on each line (`notarget No
@@ -372,7 +421,41 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 );
             }
         }
+        "git.submodule" => {
+            // The reason is git's `fatal:` line just above (a missing
+            // repository, authentication, an unknown commit).
+            let why = log
+                .get(at.saturating_sub(3)..at)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .find_map(|l| {
+                    let m = l.strip_prefix("fatal: ")?;
+                    (!m.starts_with("clone of ")).then(|| m.trim().to_owned())
+                });
+            // `clone of URL into submodule path '/abs/dir/vendor/x'` is
+            // followed by `Failed to clone 'vendor/x'`: the path as written
+            // in .gitmodules.
+            let path = get(vars, "path").to_owned();
+            if path.starts_with('/')
+                && let Some(rel) = following(log, at, 3).find_map(|(_, l)| {
+                    let r = l.strip_prefix("Failed to clone '")?.split('\'').next()?;
+                    path.ends_with(&format!("/{r}")).then(|| r.to_owned())
+                })
+            {
+                set(vars, "path", rel);
+            }
+            match (why, vars.get("url").cloned()) {
+                (Some(w), _) => set(vars, "url_part", format!(": {}", clip(&w, 160))),
+                (None, Some(u)) => set(vars, "url_part", format!(" (clone of {u} failed)")),
+                _ => {}
+            }
+        }
         "pnpm.error" => {
+            if let Some(why) = pnpm_failed_project(log, at) {
+                set(vars, "msg", clip(&why, 220));
+                return true;
+            }
             let (msg, cause, help) = miette(log, at);
             let mut text = get(vars, "msg").trim().to_owned();
             if text.is_empty() {

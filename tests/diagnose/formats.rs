@@ -5,7 +5,7 @@
 use pipedeck::diagnose::{Catalogue, Finding, Input, diagnose};
 
 /// `out` as the output of `cmd` in a BUILD phase, failed with `code`.
-fn framed(cmd: &str, out: &[&str], code: i32) -> Vec<String> {
+pub(crate) fn framed(cmd: &str, out: &[&str], code: i32) -> Vec<String> {
     let mut log = vec![
         "[Container] Entering phase BUILD".to_owned(),
         format!("[Container] Running command {cmd}"),
@@ -30,7 +30,7 @@ fn top(log: &[String]) -> Finding {
     found.into_iter().next().expect("a finding")
 }
 
-fn assert_top(log: &[String], rule: &str, parts: &[&str]) {
+pub(crate) fn assert_top(log: &[String], rule: &str, parts: &[&str]) {
     let f = top(log);
     assert_eq!(f.rule, rule, "{}", f.title);
     for p in parts {

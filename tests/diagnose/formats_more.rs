@@ -1,0 +1,247 @@
+//! More tools' output formats (after batch 5), on small hand-written logs:
+//! several errors, other versions' wording, colour codes.
+
+use super::formats::{assert_top, framed};
+
+#[test]
+fn linkers_name_the_symbol_defined_twice() {
+    // GNU ld, with a second duplicate and colour on collect2's line.
+    let log = framed(
+        "gcc -o app x.c y.c",
+        &[
+            "/usr/bin/ld: /tmp/cc1.o:(.bss+0x0): multiple definition of `counter'; /tmp/cc2.o:(.bss+0x0): first defined here",
+            "/usr/bin/ld: /tmp/cc1.o: in function `main':",
+            "x.c:(.text+0x0): multiple definition of `helper'; /tmp/cc2.o:y.c:(.text+0x0): first defined here",
+            "collect2: \x1b[01;31merror: \x1b[mld returned 1 exit status",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "compile.link_duplicate",
+        &["multiple definition of `counter`"],
+    );
+    // Newer binutils quote with ‘’; lld and Apple ld say duplicate symbol.
+    let log = framed(
+        "make",
+        &["ld: a.o: multiple definition of ‘table’; b.o: first defined here"],
+        2,
+    );
+    assert_top(&log, "compile.link_duplicate", &["`table`"]);
+    let log = framed(
+        "clang -fuse-ld=lld a.o b.o",
+        &[
+            "ld.lld: error: duplicate symbol: init_cfg",
+            ">>> defined at a.c:3",
+            "clang: error: linker command failed with exit code 1 (use -v to see invocation)",
+        ],
+        1,
+    );
+    assert_top(&log, "compile.link_duplicate", &["`init_cfg`"]);
+    let log = framed(
+        "clang a.o b.o",
+        &[
+            "duplicate symbol '_state' in:",
+            "    a.o",
+            "    b.o",
+            "ld: 1 duplicate symbol for architecture arm64",
+        ],
+        1,
+    );
+    assert_top(&log, "compile.link_duplicate", &["`_state`"]);
+}
+
+#[test]
+fn go_toolchain_older_than_the_module() {
+    let log = framed(
+        "go build ./...",
+        &[
+            "# example.com/svc/internal/loop",
+            "internal/loop/loop.go:9:14: cannot range over n (variable of type int)",
+            "internal/loop/loop.go:21:3: undefined: min",
+            "note: module requires Go 1.22.1",
+        ],
+        1,
+    );
+    assert_top(&log, "go.version_too_old", &["Go 1.22.1"]);
+    // Go 1.21+ refuses before compiling (GOTOOLCHAIN=local).
+    let log = framed(
+        "go test ./...",
+        &["go: go.mod requires go >= 1.23 (running go 1.21.5; GOTOOLCHAIN=local)"],
+        1,
+    );
+    assert_top(&log, "go.version_too_old", &["1.23", "1.21.5"]);
+}
+
+#[test]
+fn coverage_thresholds_of_jest_vitest_and_nyc() {
+    // Jest 27+, two metrics under the threshold, colour on the line.
+    let log = framed(
+        "npx jest --coverage",
+        &[
+            "Tests:       12 passed, 12 total",
+            "\x1b[31mJest: Coverage for branches (41.5%) does not meet \"global\" threshold (80%)\x1b[39m",
+            "Jest: Coverage for lines (72%) does not meet \"src/api/\" threshold (85%)",
+            "Ran all test suites.",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "test.coverage_threshold",
+        &["threshold", "branches 41.5% < 80%"],
+    );
+    // Older Jest.
+    let log = framed(
+        "yarn test --coverage",
+        &["Jest: \"global\" coverage threshold for functions (90%) not met: 66.66%"],
+        1,
+    );
+    assert_top(&log, "test.coverage_threshold", &["functions 66.66% < 90%"]);
+    // vitest / nyc.
+    let log = framed(
+        "npx vitest run --coverage",
+        &["ERROR: Coverage for statements (55.1%) does not meet global threshold (70%)"],
+        1,
+    );
+    assert_top(&log, "test.coverage_threshold", &["statements 55.1% < 70%"]);
+}
+
+#[test]
+fn maven_unknown_phases_and_goals() {
+    let log = framed(
+        "mvn -B pakage",
+        &[
+            "[INFO] BUILD FAILURE",
+            "[ERROR] Unknown lifecycle phase \"pakage\". You must specify a valid lifecycle phase or a goal in the format <plugin-prefix>:<goal> or <plugin-group-id>:<plugin-artifact-id>[:<plugin-version>]:<goal>. Available lifecycle phases are: validate, compile. -> [Help 1]",
+            "[ERROR] [Help 1] http://cwiki.apache.org/confluence/display/MAVEN/LifecyclePhaseNotFoundException",
+        ],
+        1,
+    );
+    assert_top(&log, "maven.unknown_phase", &["\"pakage\""]);
+    let log = framed(
+        "mvn -B jibb:build",
+        &[
+            "[INFO] BUILD FAILURE",
+            "[ERROR] No plugin found for prefix 'jibb' in the current project and in the plugin groups [org.apache.maven.plugins] available from the repositories -> [Help 1]",
+        ],
+        1,
+    );
+    assert_top(&log, "maven.unknown_phase", &["\"jibb\""]);
+}
+
+#[test]
+fn git_submodules_name_the_path() {
+    // (An authentication failure above it is ranked by the git auth rule.)
+    let log = framed(
+        "git submodule update --init",
+        &[
+            "Submodule 'libs/core' (/srv/git/core.git) registered for path 'libs/core'",
+            "Cloning into '/codebuild/output/src1/src/libs/core'...",
+            "fatal: '/srv/git/core.git' does not appear to be a git repository",
+            "fatal: clone of '/srv/git/core.git' into submodule path '/codebuild/output/src1/src/libs/core' failed",
+            "Failed to clone 'libs/core'. Retry scheduled",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "git.submodule",
+        &[
+            "submodule libs/core ",
+            "does not appear to be a git repository",
+        ],
+    );
+    let log = framed(
+        "git submodule update --init",
+        &[
+            "error: Server does not allow request for unadvertised object 4f2a9c1",
+            "fatal: Fetched in submodule path 'third_party/zlib', but it did not contain 4f2a9c1. Direct fetching of that commit failed.",
+        ],
+        1,
+    );
+    assert_top(&log, "git.submodule", &["third_party/zlib"]);
+}
+
+#[test]
+fn ruff_grouped_output_names_file_and_code() {
+    let log = framed(
+        "ruff check --output-format=grouped .",
+        &[
+            "app/models.py:",
+            "  12:5  F401 [*] `os` imported but unused",
+            "  30:1  E722 Do not use bare `except`",
+            "",
+            "app/views.py:",
+            "  3:80 B008 Do not perform function call in argument defaults",
+            "",
+            "Found 3 errors.",
+            "[*] 1 fixable with the `--fix` option.",
+        ],
+        1,
+    );
+    assert_top(&log, "lint.python", &["F401", "app/models.py:12"]);
+}
+
+#[test]
+fn pnpm_recursive_runs_name_the_project_and_its_error() {
+    // pnpm 8/9 (one-line error) and pnpm 10+ (miette report).
+    for tail in [
+        &[
+            " ERR_PNPM_RECURSIVE_RUN_FIRST_FAIL  @acme/web@0.1.0 build: `vite build`",
+            "Exit status 1",
+        ][..],
+        &[
+            "Error: ERR_PNPM_RECURSIVE_RUN_FIRST_FAIL",
+            "",
+            "  × \"pnpm recursive run\" failed in /w/apps/web",
+        ][..],
+    ] {
+        let mut out = vec![
+            "Scope: all 3 workspace projects",
+            "apps/web build$ vite build",
+            "libs/ui build: built in 1.2s",
+            "apps/web build: vite v5.2.0 building for production...",
+            "apps/web build: error during build:",
+            "apps/web build: Error: Could not resolve \"./routes\" from \"src/main.ts\"",
+            "apps/web build:     at getRollupError (node_modules/rollup/dist/es/shared/parseAst.js:392:41)",
+            "apps/web build: Failed",
+            "/w/apps/web:",
+        ];
+        out.extend_from_slice(tail);
+        let log = framed("pnpm -r run build", &out, 1);
+        assert_top(
+            &log,
+            "pnpm.error",
+            &["apps/web build failed", "Could not resolve \"./routes\""],
+        );
+    }
+}
+
+#[test]
+fn terraform_reads_the_explanation_under_the_value_annotations() {
+    let log = framed(
+        "terraform plan -input=false",
+        &[
+            "╷",
+            "│ Error: Invalid function argument",
+            "│ ",
+            "│   on iam.tf line 8, in resource \"aws_iam_policy\" \"deploy\":",
+            "│    8:   policy = templatefile(\"${path.module}/tpl/deploy.json\", {})",
+            "│     ├────────────────",
+            "│     │ while calling templatefile(path, vars)",
+            "│     │ path.module is \".\"",
+            "│ ",
+            "│ Invalid value for \"path\" parameter: no file exists at",
+            "│ \"./tpl/deploy.json\"; this function works only with files that are",
+            "│ distributed as part of the configuration source code.",
+            "╵",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "terraform.error",
+        &["iam.tf:8", "no file exists at \"./tpl/deploy.json\""],
+    );
+}
