@@ -228,6 +228,15 @@ mod tests {
         mark(&mut cmd, &marked);
         let mut child = cmd.spawn().unwrap();
         record(&marked, child.id());
+        // Until the child has exec'd, /proc shows the parent's environment
+        // (an orphan of an earlier run has long exec'd).
+        let pid = child.id().unwrap();
+        let t0 = std::time::Instant::now();
+        while !std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep"))
+            && t0.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         // A file naming a live process that does not carry its mark.
         let mut other = tokio::process::Command::new("sleep")
             .arg("30")
