@@ -245,6 +245,17 @@ impl AwsBackend {
             .or_else(|| self.accounts().next())
     }
 
+    /// The account whose log `log` is (an action's, else the first).
+    fn account_of_log(&self, log: &crate::api::LogRef) -> Result<&Arc<Account>, ApiError> {
+        match log {
+            crate::api::LogRef::Action {
+                action_execution_id,
+            } => self.account_of_action(action_execution_id),
+            _ => self.accounts().next(),
+        }
+        .ok_or_else(|| ApiError::new("InternalError", "no AWS account"))
+    }
+
     /// Every account's pipelines, those of unreachable accounts left out.
     async fn list(&self) -> Result<Reply, ApiError> {
         let mut set = tokio::task::JoinSet::new();
@@ -517,13 +528,7 @@ impl AwsBackend {
                 start_line,
                 limit,
             } => {
-                let a = match log {
-                    crate::api::LogRef::Action {
-                        action_execution_id,
-                    } => self.account_of_action(action_execution_id),
-                    _ => self.accounts().next(),
-                }
-                .ok_or_else(|| ApiError::new("InternalError", "no AWS account"))?;
+                let a = self.account_of_log(log)?;
                 let page = a
                     .read_stream(&self.state_dir, log, *start_line, *limit)
                     .await?;
@@ -541,13 +546,7 @@ impl AwsBackend {
                 regex,
                 limit,
             } => {
-                let a = match log {
-                    crate::api::LogRef::Action {
-                        action_execution_id,
-                    } => self.account_of_action(action_execution_id),
-                    _ => self.accounts().next(),
-                }
-                .ok_or_else(|| ApiError::new("InternalError", "no AWS account"))?;
+                let a = self.account_of_log(log)?;
                 let (lines, truncated) = a
                     .search_stream(
                         &self.state_dir,

@@ -69,7 +69,11 @@ fn unbox(l: &str) -> &str {
 }
 
 /// Lines `at+1 ..` up to `n` of them, stopping at a framing line.
-fn following(log: &[String], at: usize, n: usize) -> impl Iterator<Item = (usize, &str)> {
+pub(super) fn following(
+    log: &[String],
+    at: usize,
+    n: usize,
+) -> impl Iterator<Item = (usize, &str)> {
     log.iter()
         .enumerate()
         .skip(at + 1)

@@ -10,6 +10,7 @@ use regex::Regex;
 
 use super::Vars;
 use super::fallback::{self, clip};
+use super::parsers::following;
 
 fn re(p: &str) -> Regex {
     #[allow(clippy::expect_used)]
@@ -29,16 +30,6 @@ fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
 
 fn get<'a>(vars: &'a Vars, k: &str) -> &'a str {
     vars.get(k).map_or("", String::as_str)
-}
-
-/// Lines `at+1 ..` up to `n` of them, stopping at a framing line.
-fn following(log: &[String], at: usize, n: usize) -> impl Iterator<Item = (usize, &str)> {
-    log.iter()
-        .enumerate()
-        .skip(at + 1)
-        .take(n)
-        .take_while(|(_, l)| !l.starts_with("[Container]"))
-        .map(|(i, l)| (i, l.as_str()))
 }
 
 /// A line without the tree or box drawing in front of it (miette's

@@ -574,16 +574,7 @@ impl App {
         let Some(name) = self.pick_value(Arg::Pipeline, typed, "pipeline") else {
             return Vec::new();
         };
-        if self.pipeline.as_deref() != Some(name.as_str()) {
-            self.sel_stage = 0;
-            self.sel_action = 0;
-            self.graph.sel_exec = 0;
-            self.graph.viewed = None;
-        }
-        self.pipeline = Some(name);
-        self.graph.pinned = false;
-        screens::pipeline::follow_activity(self);
-        self.go(Screen::Pipeline);
+        screens::pipelines::open(self, name);
         Vec::new()
     }
 }

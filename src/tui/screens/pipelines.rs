@@ -48,17 +48,7 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
         Command::Filter => app.filter_editing = true,
         Command::Open | Command::Right => {
             if let Some(name) = name {
-                if app.pipeline.as_deref() != Some(&name) {
-                    app.sel_stage = 0;
-                    app.sel_action = 0;
-                    app.graph.sel_exec = 0;
-                    app.graph.viewed = None;
-                }
-                app.pipeline = Some(name);
-                // A pipeline opens where its activity is.
-                app.graph.pinned = false;
-                crate::tui::app::screens::pipeline::follow_activity(app);
-                app.go(Screen::Pipeline);
+                open(app, name);
             }
         }
         Command::Start => {
@@ -214,4 +204,20 @@ pub(crate) fn start(pipeline: String) -> Effect {
             source_revisions: Vec::new(),
         },
     }
+}
+
+/// Opens a pipeline's graph (Enter here, `:pipeline NAME`): a pipeline
+/// other than the one shown starts at its first stage and newest
+/// execution, and every pipeline opens where its activity is.
+pub(crate) fn open(app: &mut App, name: String) {
+    if app.pipeline.as_deref() != Some(&name) {
+        app.sel_stage = 0;
+        app.sel_action = 0;
+        app.graph.sel_exec = 0;
+        app.graph.viewed = None;
+    }
+    app.pipeline = Some(name);
+    app.graph.pinned = false;
+    crate::tui::app::screens::pipeline::follow_activity(app);
+    app.go(Screen::Pipeline);
 }
