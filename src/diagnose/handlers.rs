@@ -164,6 +164,19 @@ pub fn enrich(
                 set(vars, "color", c);
             }
         }
+        "maven.error" => {
+            // `The build could not read 1 project -> [Help 1]` is followed by
+            // the projects and, indented deeper, each one's problems: the
+            // first of those is the cause.
+            let detail = after(12)
+                .iter()
+                .map_while(|l| l.strip_prefix("[ERROR]"))
+                .find(|l| l.starts_with("    ") && !l.trim().is_empty())
+                .map(str::trim);
+            if let Some(d) = detail {
+                set(vars, "detail", format!(": {}", fallback::clip(d, 200)));
+            }
+        }
         "aws.access_denied_op" => {
             // Only when no finding names the action: the full message beats
             // the bare error code.
