@@ -506,6 +506,17 @@ fn explain_failure(
         format!(" ({meaning})")
     };
     set(vars, "meaning", meaning);
+    // A package manager's script that ran inside the command (a `pre…`
+    // hook, a script calling another): the one printing the cause.
+    let said = best
+        .first()
+        .map(|b| b.0)
+        .or_else(|| fallback::last_output(log, from, to));
+    if let Some(i) = said
+        && let Some(part) = super::toolmore::script_banner(log, from, i, &cmd_text)
+    {
+        set(vars, "script", part);
+    }
     set(vars, "why", why);
     set(vars, "cmd", fallback::clip(&cmd_text, 160));
     let mut lines: Vec<usize> = best.iter().map(|b| b.0).collect();

@@ -13,6 +13,7 @@ mod fallback;
 mod framing;
 mod handlers;
 mod parsers;
+mod toolmore;
 mod toolparse;
 
 use std::collections::BTreeMap;

@@ -25,6 +25,8 @@ static PY_FRAME: LazyLock<Regex> =
     LazyLock::new(|| re(r#"^\s*File "([^"]+)", line (\d+)(?:, in (\S+))?"#));
 static JS_FRAME: LazyLock<Regex> =
     LazyLock::new(|| re(r"^\s*(?:at |❯ )(?:.*?\()?([^\s()]+?:\d+)(?::\d+)?\)?\s*$"));
+/// A location alone on its line: `template.yaml:6:7` (cfn-lint's default format).
+static FILE_LINE_COL: LazyLock<Regex> = LazyLock::new(|| re(r"^[^\s:]+\.\w+:\d+:\d+\s*$"));
 static TAP_LOCATION: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*location: '(.+?):(\d+):\d+'"));
 static TF_ON: LazyLock<Regex> =
     LazyLock::new(|| re(r"^\s*on (\S+) line (\d+)(?:, in (.+?))?:\s*$"));
@@ -317,10 +319,17 @@ pub(crate) fn enrich(
             }
         }
         "lint.python" => {
-            let tool = ["ruff", "flake8", "pylint", "pycodestyle", "pyflakes"]
-                .into_iter()
-                .find(|t| cmd.contains(t))
-                .unwrap_or("lint");
+            let tool = [
+                "ruff",
+                "flake8",
+                "pylint",
+                "pycodestyle",
+                "pyflakes",
+                "cfn-lint",
+            ]
+            .into_iter()
+            .find(|t| cmd.contains(t))
+            .unwrap_or("lint");
             set(vars, "tool", tool);
             // pylint: errors (E, F) above conventions, refactors, warnings.
             if let Some(p) = vars.get("pcode").cloned() {
@@ -344,11 +353,13 @@ pub(crate) fn enrich(
                     set(vars, "at", format!(" ({file})"));
                 }
             } else {
-                // Ruff's full format: `CODE message` then ` --> file:line:col`.
+                // Ruff's full format: `CODE message` then ` --> file:line:col`;
+                // cfn-lint's: `E3012 message` then `template.yaml:6:7`.
                 let Some(loc) = following(log, at, 2).find_map(|(_, l)| {
-                    l.trim_start()
-                        .strip_prefix("--> ")
+                    let t = l.trim_start();
+                    t.strip_prefix("--> ")
                         .map(|x| x.trim().to_owned())
+                        .or_else(|| FILE_LINE_COL.is_match(t).then(|| t.trim().to_owned()))
                 }) else {
                     return false;
                 };
@@ -364,6 +375,7 @@ pub(crate) fn enrich(
             if msg.starts_with("could not compile")
                 || msg.starts_with("aborting due to")
                 || msg.starts_with("test failed")
+                || msg.starts_with("doctest failed")
                 || msg.starts_with("Recipe")
                 || msg.starts_with("process didn't exit successfully")
             {
@@ -452,6 +464,11 @@ pub(crate) fn enrich(
             if on.is_none() && !cmd_uses(cmd, &["terraform", "tofu", "terragrunt", "cdktf"]) {
                 return false;
             }
+            if let Some((_, line, _)) = &on
+                && let Some(x) = super::toolmore::tf_excerpt(log, at, line)
+            {
+                set(vars, "excerpt", format!(" (`{}`)", clip(&x, 80)));
+            }
             if let Some((file, line, block)) = on {
                 let block = block
                     .map(|b| match TF_RESOURCE.captures(&b) {
@@ -467,6 +484,8 @@ pub(crate) fn enrich(
                     .unwrap_or_default();
                 let block = with.map_or(block, |a| format!(" ({a})"));
                 set(vars, "at", format!(" at {file}:{line}{block}"));
+            } else if let Some(a) = super::toolmore::tf_location_nearby(log, at, get(vars, "msg")) {
+                set(vars, "at", a);
             }
             if !detail.is_empty() {
                 // `"terraform_data" "missing"` is the address terraform_data.missing.
@@ -535,6 +554,9 @@ pub(crate) fn enrich(
             set(vars, "at", frame.unwrap_or_default());
         }
         "net.connection" | "net.dns" => {
+            if let Some(t) = super::toolmore::test_context(log, at) {
+                set(vars, "ctx", format!(" in {t}"));
+            }
             let line = super::toolparse::untree(&log[at]);
             set(vars, "detail", format!(": {}", clip(line, 200)));
             if !vars.contains_key("host")

@@ -484,7 +484,7 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 set(vars, "excerpt", format!(" (`{}`)", clip(&code, 80)));
             }
         }
-        _ => {}
+        _ => return super::toolmore::enrich(id, vars, log, at, cmd),
     }
     true
 }

@@ -245,3 +245,186 @@ fn terraform_reads_the_explanation_under_the_value_annotations() {
         &["iam.tf:8", "no file exists at \"./tpl/deploy.json\""],
     );
 }
+
+#[test]
+fn toml_parse_errors_name_the_file_the_line_and_what_is_wrong() {
+    // cargo's wording, not ruff's: the manifest path, then `Caused by:`.
+    let log = framed(
+        "cargo build --release",
+        &[
+            "error: failed to parse manifest at `/codebuild/output/src1/src/Cargo.toml`",
+            "",
+            "Caused by:",
+            "  TOML parse error at line 4, column 11",
+            "    |",
+            "  4 | edition = 2021",
+            "    |           ^^^^",
+            "  invalid type: integer `2021`, expected a string",
+        ],
+        101,
+    );
+    assert_top(
+        &log,
+        "config.toml_parse",
+        &[
+            "Cargo.toml",
+            "line 4",
+            "edition = 2021",
+            "expected a string",
+        ],
+    );
+}
+
+#[test]
+fn archives_that_are_not_what_their_name_says() {
+    let log = framed(
+        "tar xJf toolchain.tar.xz",
+        &[
+            "xz: (stdin): File format not recognized",
+            "tar: Child returned status 1",
+            "tar: Error is not recoverable: exiting now",
+        ],
+        2,
+    );
+    assert_top(
+        &log,
+        "archive.unreadable",
+        &["toolchain.tar.xz", "File format not recognized"],
+    );
+    let log = framed(
+        "tar xf site.tar",
+        &[
+            "tar: This does not look like a tar archive",
+            "tar: Exiting with failure status due to previous errors",
+        ],
+        2,
+    );
+    assert_top(
+        &log,
+        "archive.unreadable",
+        &["site.tar", "does not look like a tar"],
+    );
+}
+
+#[test]
+fn git_working_tree_refusals_list_the_files() {
+    let log = framed(
+        "git merge origin/release",
+        &[
+            "error: The following untracked working tree files would be overwritten by merge:",
+            "\tdist/app.js",
+            "\tdist/app.css",
+            "\tdist/index.html",
+            "\tdist/vendor.js",
+            "Please move or remove them before you merge.",
+            "Aborting",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "git.working_tree",
+        &[
+            "git merge refused",
+            "dist/app.js, dist/app.css, dist/index.html and 1 more",
+        ],
+    );
+    let log = framed(
+        "git commit -am 'bump'",
+        &[
+            "*** Please tell me who you are.",
+            "fatal: empty ident name (for <>) not allowed",
+        ],
+        128,
+    );
+    assert_top(&log, "git.identity", &["Author identity unknown"]);
+}
+
+#[test]
+fn python_syntax_errors_need_the_python_frame() {
+    let log = framed(
+        "python3 manage.py check",
+        &[
+            "  File \"/codebuild/output/src1/src/app/settings.py\", line 14",
+            "    DEBUG = True if ENV == 'dev' else",
+            "                                      ^",
+            "SyntaxError: invalid syntax",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "python.syntax",
+        &[
+            "SyntaxError at /codebuild/output/src1/src/app/settings.py:14",
+            "invalid syntax",
+        ],
+    );
+    // node's SyntaxError has no Python frame above it: not a Python finding.
+    let log = framed(
+        "node build.js",
+        &[
+            "/codebuild/output/src1/src/build.js:3",
+            "const x = {;",
+            "           ^",
+            "",
+            "SyntaxError: Unexpected token ';'",
+        ],
+        1,
+    );
+    let findings = all_findings(&log);
+    assert!(
+        findings.first().is_none_or(|f| f.rule != "python.syntax"),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_connection_refused_inside_a_test_names_the_test_and_a_hook_names_its_script() {
+    let log = framed(
+        "python -m pytest -q",
+        &[
+            "==================================== ERRORS ====================================",
+            "___________________ ERROR at setup of test_orders_are_listed ___________________",
+            "    def db():",
+            ">       conn = psycopg2.connect(DSN)",
+            "E       psycopg2.OperationalError: connection to server at \"127.0.0.1\", port 5432 failed: Connection refused",
+            "=========================== short test summary info ============================",
+        ],
+        1,
+    );
+    let findings = all_findings(&log);
+    let top = findings.first().expect("a finding");
+    assert!(
+        top.title.contains("test_orders_are_listed"),
+        "{}: {}",
+        top.rule,
+        top.title
+    );
+    let log = framed(
+        "yarn build",
+        &[
+            "> @acme/web@2.1.0 prebuild",
+            "> node scripts/check-env.js",
+            "",
+            "missing API_URL in the environment",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "build.command_failed",
+        &["script `prebuild`", "check-env.js"],
+    );
+}
+
+fn all_findings(log: &[String]) -> Vec<pipedeck::diagnose::Finding> {
+    let cat = pipedeck::diagnose::Catalogue::builtin();
+    pipedeck::diagnose::diagnose(
+        &pipedeck::diagnose::Input {
+            log,
+            ..pipedeck::diagnose::Input::default()
+        },
+        &cat,
+    )
+}

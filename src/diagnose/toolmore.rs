@@ -1,0 +1,244 @@
+//! More of [`super::parsers`]: what a catalogue match needs from the lines
+//! around it for archives, configuration files that do not parse (TOML),
+//! git's working-tree refusals, Python syntax errors and image lookups.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::Vars;
+use super::fallback::clip;
+use super::parsers::following;
+
+fn re(p: &str) -> Regex {
+    #[allow(clippy::expect_used)]
+    Regex::new(p).expect("built-in parser regex")
+}
+
+/// A Python frame line: `  File "src/app.py", line 12` (optionally `, in f`).
+static PY_FILE: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)"#));
+/// The excerpt of a TOML / miette-style report: `12 | key = "value"`.
+static EXCERPT: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*(\d+) \| ?(.*)$"));
+/// The file a parse error is about, on a line above it (ruff, uv, cargo).
+static PARSED_FILE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)(?:failed to parse|could not parse|error parsing|failed to read|invalid) (?:manifest at )?`?(?P<file>[^\s`']+\.toml)`?",
+    )
+});
+
+/// Terraform's older diagnostics name the object in the text: `… for
+/// module "network" at main.tf:1.`
+static TF_NAMED_AT: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#"\b(?P<kind>module|resource|data source|variable|output|provider) "(?P<name>[^"]+)" at (?P<file>[^\s:]+):(?P<line>\d+)"#,
+    )
+});
+
+/// The location of a Terraform error whose block has no `on file line N`:
+/// from its own paragraph, or from a repeat of the same error a few lines
+/// below (Terraform 1.x prints `Unreadable module directory` twice, only
+/// the second naming the module).
+pub(crate) fn tf_location_nearby(log: &[String], at: usize, msg: &str) -> Option<String> {
+    let summary = format!("Error: {msg}");
+    let mut in_same = true;
+    for (_, l) in following(log, at, 60) {
+        let t = l.trim_start_matches(['│', ' ']);
+        if t.starts_with("Error: ") || t.starts_with("Warning: ") {
+            in_same = t.trim_end() == summary;
+            continue;
+        }
+        if !in_same {
+            continue;
+        }
+        if let Some(c) = TF_NAMED_AT.captures(t) {
+            let name = match &c["kind"] {
+                "module" => format!("module.{}", &c["name"]),
+                "data source" => format!("data.{}", &c["name"]),
+                "resource" => c["name"].to_owned(),
+                k => format!("{k} {}", &c["name"]),
+            };
+            return Some(format!(" at {}:{} ({name})", &c["file"], &c["line"]));
+        }
+    }
+    None
+}
+
+/// npm / yarn / pnpm's banner before a script runs: `> web@1.0.0 prebuild`
+/// then `> node check-node.js`.
+static SCRIPT_BANNER: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^> (?:@?[\w.-]+(?:/[\w.-]+)?@\S+ )(?P<script>[\w:.-]+)(?: \S+)?\s*$"));
+
+/// ` in npm script `prebuild` (`node check-node.js`)` when the line at
+/// `upto` was printed by a script other than the one the command names.
+pub(crate) fn script_banner(log: &[String], from: usize, upto: usize, cmd: &str) -> Option<String> {
+    let start = from.max(upto.saturating_sub(400));
+    let i = (start..upto.min(log.len()))
+        .rev()
+        .find(|&i| SCRIPT_BANNER.is_match(&log[i]))?;
+    let script = SCRIPT_BANNER.captures(&log[i])?["script"].to_owned();
+    if cmd.split_whitespace().last() == Some(script.as_str()) {
+        return None;
+    }
+    let tool = ["pnpm", "yarn", "npm"]
+        .into_iter()
+        .find(|t| cmd.split_whitespace().any(|w| w == *t))
+        .unwrap_or("npm");
+    let runs = log
+        .get(i + 1)
+        .and_then(|l| l.strip_prefix("> "))
+        .map(|r| format!(" (`{}`)", clip(r.trim(), 80)))
+        .unwrap_or_default();
+    Some(format!(" in {tool} script `{script}`{runs}"))
+}
+
+/// The source line a Terraform block quotes: `   5:   value = local.tag`.
+pub(crate) fn tf_excerpt(log: &[String], at: usize, line: &str) -> Option<String> {
+    following(log, at, 8).find_map(|(_, l)| {
+        let t = l.trim_start_matches(['│', ' ']);
+        let (n, code) = t.split_once(':')?;
+        (n == line && !code.trim().is_empty()).then(|| code.trim().to_owned())
+    })
+}
+
+/// unittest's `ERROR: setUpModule (test_repo)` / pytest's `____ test_x ____`
+/// when the line at `at` is inside that test's section: the test it broke.
+pub(crate) fn test_context(log: &[String], at: usize) -> Option<String> {
+    for l in log[at.saturating_sub(80)..at].iter().rev() {
+        if l.starts_with("=====") || l.starts_with("[Container]") {
+            return None;
+        }
+        if let Some(c) = UNITTEST_HEADER.captures(l) {
+            return Some(format!("{} ({})", &c["test"], &c["cls"]));
+        }
+        if let Some(c) = PYTEST_HEADER.captures(l) {
+            return Some(c["test"].to_owned());
+        }
+    }
+    None
+}
+
+static UNITTEST_HEADER: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(?:ERROR|FAIL): (?P<test>\w+) \((?P<cls>[\w.]+)\)"));
+static PYTEST_HEADER: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^_{3,} (?:ERROR at \w+ of )?(?P<test>[\w\[\].:-]+) _{3,}$"));
+
+fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
+    vars.insert(k.to_owned(), v.into());
+}
+
+fn get<'a>(vars: &'a Vars, k: &str) -> &'a str {
+    vars.get(k).map_or("", String::as_str)
+}
+
+fn base(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: &str) -> bool {
+    match id {
+        "python.syntax" => {
+            // CPython prints the frame, the source line, a caret line, then
+            // the error: the frame is within the four lines above. Without
+            // it this is some other language's SyntaxError (node's has
+            // `file.js:3` above instead).
+            let from = at.saturating_sub(5);
+            let Some(c) = log[from..at].iter().rev().find_map(|l| PY_FILE.captures(l)) else {
+                return false;
+            };
+            set(vars, "file", &c["file"]);
+            set(vars, "line", &c["line"]);
+        }
+        "config.toml_parse" => {
+            // `TOML parse error at line 2, column 15`, the excerpt
+            // (`2 | line-length = "100"`), a caret line, then what is wrong.
+            let mut excerpt = String::new();
+            let mut msg = String::new();
+            for (_, l) in following(log, at, 8) {
+                let t = l.trim();
+                if let Some(c) = EXCERPT.captures(l)
+                    && excerpt.is_empty()
+                    && c[1] == *get(vars, "line")
+                {
+                    excerpt = c[2].trim().to_owned();
+                    continue;
+                }
+                if t.is_empty() || t == "|" || t.trim_start_matches('|').trim().starts_with('^') {
+                    continue;
+                }
+                if !excerpt.is_empty() {
+                    msg = t.trim_start_matches("Caused by:").trim().to_owned();
+                    break;
+                }
+            }
+            let file = log[at.saturating_sub(8)..=at]
+                .iter()
+                .rev()
+                .find_map(|l| PARSED_FILE.captures(l).map(|c| c["file"].to_owned()));
+            if let Some(f) = file {
+                set(vars, "file", format!(" in {}", base(&f)));
+            }
+            if !excerpt.is_empty() {
+                set(vars, "excerpt", format!(" (`{}`)", clip(&excerpt, 80)));
+            }
+            if !msg.is_empty() {
+                set(vars, "msg", format!(": {}", clip(&msg, 160)));
+            }
+        }
+        "git.working_tree" => {
+            // The paths follow, one per line, indented with a tab.
+            let paths: Vec<&str> = following(log, at, 50)
+                .map_while(|(_, l)| l.strip_prefix('\t'))
+                .map(str::trim)
+                .collect();
+            let files = match paths.len() {
+                0 => "files".to_owned(),
+                1..=3 => paths.join(", "),
+                n => format!("{} and {} more", paths[..3].join(", "), n - 3),
+            };
+            set(vars, "files", files);
+        }
+        "archive.unreadable" => {
+            // The archive: unzip's `Archive:  x.zip` above, else the
+            // command's operand that looks like one.
+            let named = log[at.saturating_sub(3)..at]
+                .iter()
+                .rev()
+                .find_map(|l| l.strip_prefix("Archive:").map(|a| a.trim().to_owned()));
+            let from_cmd = || {
+                cmd.split_whitespace()
+                    .find(|w| {
+                        [".zip", ".tar", ".tgz", ".gz", ".xz", ".bz2", ".zst", ".jar"]
+                            .iter()
+                            .any(|e| w.ends_with(e))
+                    })
+                    .map(str::to_owned)
+            };
+            if let Some(a) = named.or_else(from_cmd) {
+                set(vars, "archive", format!(" {a}"));
+            }
+        }
+        "ecr.image_not_found" => {
+            if vars.get("image").is_none()
+                && let (Some(repo), Some(tag)) = (vars.get("repo"), vars.get("tag"))
+            {
+                let image = format!("{repo}:{tag}");
+                set(vars, "image", image);
+            }
+            if let Some(code) = vars.get("code").cloned() {
+                let op = get(vars, "op").to_owned();
+                set(
+                    vars,
+                    "code_part",
+                    if op.is_empty() {
+                        format!(" ({code})")
+                    } else {
+                        format!(" ({code} from {op})")
+                    },
+                );
+            }
+        }
+        _ => {}
+    }
+    true
+}
