@@ -536,23 +536,6 @@ pub(crate) fn enrich(
                 set(vars, "at", format!(" at {f}"));
             }
         }
-        "java.exception" => {
-            let what = match (vars.get("exc"), vars.get("class")) {
-                (Some(e), _) => match vars.get("msg").filter(|m| !m.is_empty()) {
-                    Some(m) => format!("{e}: {m}"),
-                    None => e.clone(),
-                },
-                (None, Some(c)) => format!("main class {c} not found (classpath)"),
-                _ => "exception".to_owned(),
-            };
-            let frame = following(log, at, 3).find_map(|(_, l)| {
-                l.trim_start()
-                    .strip_prefix("at ")
-                    .map(|f| format!(" at {}", f.trim()))
-            });
-            set(vars, "what", clip(&what, 200));
-            set(vars, "at", frame.unwrap_or_default());
-        }
         "net.connection" | "net.dns" => {
             if let Some(t) = super::toolmore::test_context(log, at) {
                 set(vars, "ctx", format!(" in {t}"));

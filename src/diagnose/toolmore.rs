@@ -149,6 +149,23 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             set(vars, "file", &c["file"]);
             set(vars, "line", &c["line"]);
         }
+        "java.exception" => {
+            let what = match (vars.get("exc"), vars.get("class")) {
+                (Some(e), _) => match vars.get("msg").filter(|m| !m.is_empty()) {
+                    Some(m) => format!("{e}: {m}"),
+                    None => e.clone(),
+                },
+                (None, Some(c)) => format!("main class {c} not found (classpath)"),
+                _ => "exception".to_owned(),
+            };
+            let frame = following(log, at, 3).find_map(|(_, l)| {
+                l.trim_start()
+                    .strip_prefix("at ")
+                    .map(|f| format!(" at {}", f.trim()))
+            });
+            set(vars, "what", clip(&what, 200));
+            set(vars, "at", frame.unwrap_or_default());
+        }
         "config.toml_parse" => {
             // `TOML parse error at line 2, column 15`, the excerpt
             // (`2 | line-length = "100"`), a caret line, then what is wrong.
