@@ -290,6 +290,15 @@ pub(crate) fn last_output(lines: &[String], from: usize, to: usize) -> Option<us
         .find(|&i| !lines[i].trim().is_empty() && !lines[i].starts_with("[Container]"))
 }
 
+/// How many non-blank, non-framing lines `lines[from..to]` holds.
+pub(crate) fn output_lines(lines: &[String], from: usize, to: usize) -> usize {
+    let to = to.min(lines.len());
+    lines[from.min(to)..to]
+        .iter()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("[Container]"))
+        .count()
+}
+
 /// `s` cut to `max` chars (on a char boundary), with an ellipsis.
 pub(crate) fn clip(s: &str, max: usize) -> String {
     let s = s.trim();

@@ -473,10 +473,18 @@ fn explain_failure(
     }
     let best = fallback::explain(log, from, to, 3);
     let unformatted = fallback::unformatted_files(&cmd_text, log, from, to);
+    let changed = super::toolmore::changed_files(&cmd_text, log, from, to);
     if !vars.contains_key("_priority") {
         // A line that says why: above the symptoms (make's `Error 1`, a
         // skipped phase), below every rule that names the cause.
+        // A command that printed a line or two said why, whatever its words.
+        let short = fallback::output_lines(log, from, to) <= 2;
         match best.first() {
+            _ if !changed.is_empty() => set(vars, "_priority", "45"),
+            // Above a skipped phase's symptom (30), below every rule (40+).
+            None if short && fallback::last_output(log, from, to).is_some() => {
+                set(vars, "_priority", "33")
+            }
             Some(b) if b.1 >= 3.5 => set(vars, "_priority", "45"),
             Some(_) => set(vars, "_priority", "35"),
             None => {}
@@ -484,6 +492,7 @@ fn explain_failure(
     }
     let why = match best.first() {
         _ if !unformatted.is_empty() => format!("not formatted: {}", unformatted.join(", ")),
+        _ if !changed.is_empty() => format!("differs from the commit: {}", changed.join(", ")),
         Some(&(i, _)) => fallback::clip_why(&log[i]),
         None => match fallback::last_output(log, from, to) {
             Some(i) => format!("last output: {}", fallback::clip_why(&log[i])),

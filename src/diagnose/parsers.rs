@@ -224,7 +224,11 @@ pub(crate) fn enrich(
                 }
             }
             let head = if test == "Test suite failed to run" {
-                "jest test suite failed to run".to_owned()
+                let (head, details) = super::toolmore::jest_suite(log, at, end);
+                if let Some(d) = details {
+                    msg = format!("{msg}: {d}");
+                }
+                head
             } else {
                 format!("jest test \"{test}\" failed")
             };
@@ -401,6 +405,9 @@ pub(crate) fn enrich(
                         _ => String::new(),
                     };
                 }
+            }
+            if let Some(b) = super::toolmore::build_script(log, at, get(vars, "msg")) {
+                location = b;
             }
             if location.is_empty() && !cmd_uses(cmd, &["cargo", "rustc", "rustup", "cross"]) {
                 return false;

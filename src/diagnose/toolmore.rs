@@ -123,6 +123,67 @@ static UNITTEST_HEADER: LazyLock<Regex> =
 static PYTEST_HEADER: LazyLock<Regex> =
     LazyLock::new(|| re(r"^_{3,} (?:ERROR at \w+ of )?(?P<test>[\w\[\].:-]+) _{3,}$"));
 
+/// cargo's `failed to run custom build command for …`: what the build
+/// script said (its panic message, else its first stderr line).
+pub(crate) fn build_script(log: &[String], at: usize, msg: &str) -> Option<String> {
+    if !msg.starts_with("failed to run custom build command") {
+        return None;
+    }
+    let mut lines = following(log, at, 60).map(|(_, l)| l.trim());
+    let mut first_stderr = None;
+    let mut in_stderr = false;
+    while let Some(l) = lines.next() {
+        if let Some(loc) = l
+            .split_once("panicked at ")
+            .map(|(_, r)| r.trim_end_matches(':'))
+        {
+            let said = lines.find(|l| !l.is_empty()).unwrap_or_default();
+            return Some(format!(
+                " (build script panicked at {loc}: {})",
+                clip(said, 160)
+            ));
+        }
+        if l == "--- stderr" {
+            in_stderr = true;
+        } else if in_stderr && first_stderr.is_none() && !l.is_empty() {
+            first_stderr = Some(l.to_owned());
+        }
+    }
+    first_stderr.map(|l| format!(" (build script: {})", clip(&l, 160)))
+}
+
+/// jest's suite header: `FAIL ./cart.test.js` above `● Test suite failed
+/// to run`, and the `Details:` line under its explanation.
+pub(crate) fn jest_suite(log: &[String], at: usize, end: usize) -> (String, Option<String>) {
+    let file = log[at.saturating_sub(3)..at]
+        .iter()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("FAIL ").map(|f| f.trim().to_owned()));
+    let head = match file {
+        Some(f) => format!("jest test suite {f} failed to run"),
+        None => "jest test suite failed to run".to_owned(),
+    };
+    let details = (at + 1..end.min(log.len()))
+        .find(|&i| log[i].trim() == "Details:")
+        .and_then(|i| following(log, i, 3).find(|(_, l)| !l.trim().is_empty()))
+        .map(|(_, l)| l.trim().to_owned());
+    (head, details)
+}
+
+/// `git diff --exit-code` (a check that generated files are committed):
+/// the files that differ.
+pub(crate) fn changed_files(cmd: &str, log: &[String], from: usize, to: usize) -> Vec<String> {
+    if !(cmd.contains("git diff") && cmd.contains("--exit-code")) {
+        return Vec::new();
+    }
+    log[from.min(to)..to.min(log.len())]
+        .iter()
+        .filter_map(|l| l.strip_prefix("diff --git a/"))
+        .filter_map(|r| r.split_once(" b/").map(|(a, _)| a.to_owned()))
+        .take(5)
+        .collect()
+}
+
 fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
     vars.insert(k.to_owned(), v.into());
 }
@@ -165,6 +226,33 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             });
             set(vars, "what", clip(&what, 200));
             set(vars, "at", frame.unwrap_or_default());
+        }
+        "test.no_tests" => {
+            let runner = ["vitest", "jest"]
+                .into_iter()
+                .find(|t| cmd.contains(t))
+                .unwrap_or(if get(vars, "what").starts_with("No test files") {
+                    "vitest"
+                } else {
+                    "jest"
+                });
+            set(vars, "runner", runner);
+            // jest: `Pattern: src/__tests__ - 0 matches`; vitest: `filter:  src/x`.
+            let pattern = following(log, at, 12).find_map(|(_, l)| {
+                let t = l.trim();
+                t.strip_prefix("Pattern: ")
+                    .map(|p| p.trim_end_matches(" - 0 matches"))
+                    .or_else(|| t.strip_prefix("filter:"))
+                    .map(|p| p.trim().to_owned())
+            });
+            if let Some(p) = pattern.filter(|p| !p.is_empty()) {
+                set(vars, "pattern", format!(" for `{}`", clip(&p, 80)));
+            }
+        }
+        "lint.eslint_rule_config" => {
+            if let Some((_, d)) = following(log, at, 2).find(|(_, l)| !l.trim().is_empty()) {
+                set(vars, "detail", format!(": {}", clip(d.trim(), 160)));
+            }
         }
         "config.toml_parse" => {
             // `TOML parse error at line 2, column 15`, the excerpt

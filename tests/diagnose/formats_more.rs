@@ -428,3 +428,78 @@ fn all_findings(log: &[String]) -> Vec<pipedeck::diagnose::Finding> {
         &cat,
     )
 }
+
+#[test]
+fn empty_test_runs_build_scripts_and_generated_code_checks() {
+    let log = framed(
+        "npx vitest run src/api",
+        &[
+            "No test files found, exiting with code 1",
+            "",
+            "filter:  src/api",
+            "include: **/*.{test,spec}.?(c|m)[jt]s?(x)",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "test.no_tests",
+        &["vitest", "No test files found", "src/api"],
+    );
+    // A build script that fails without panicking: its first stderr line.
+    let log = framed(
+        "cargo build",
+        &[
+            "error: failed to run custom build command for `openssl-sys v0.9.103`",
+            "",
+            "Caused by:",
+            "  process didn't exit successfully: `/src/target/debug/build/openssl-sys-1/build-script-main` (exit status: 101)",
+            "  --- stdout",
+            "  cargo:rerun-if-env-changed=OPENSSL_DIR",
+            "  --- stderr",
+            "  Could not find directory of OpenSSL installation",
+        ],
+        101,
+    );
+    assert_top(
+        &log,
+        "cargo.error_plain",
+        &[
+            "openssl-sys",
+            "Could not find directory of OpenSSL installation",
+        ],
+    );
+    let log = framed(
+        "git diff --exit-code",
+        &[
+            "diff --git a/api/types.go b/api/types.go",
+            "index 1..2 100644",
+            "--- a/api/types.go",
+            "+++ b/api/types.go",
+            "@@ -1 +1 @@",
+            "-type A struct{}",
+            "+type A struct{ B int }",
+            "diff --git a/api/client.go b/api/client.go",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "build.command_failed",
+        &["differs from the commit: api/types.go, api/client.go"],
+    );
+    let log = framed(
+        "npx eslint src",
+        &[
+            "Error: .eslintrc.json:",
+            "\tConfiguration for rule \"indent\" is invalid:",
+            "\tValue \"tab\" should be integer.",
+        ],
+        2,
+    );
+    assert_top(
+        &log,
+        "lint.eslint_rule_config",
+        &["\"indent\"", "should be integer"],
+    );
+}
