@@ -97,6 +97,21 @@ async fn a_mapped_deploy_action_deploys_to_the_cluster_and_envs_shows_it() {
         &commit[..12]
     );
     h.shutdown().await;
+    // A Flux object in dev's cluster, for `envs` to print as `flux get` does.
+    let ks: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        c.clone(),
+        "shop",
+        &pipedeck::env::kubernetes::flux::resource("Kustomization").unwrap(),
+    );
+    ks.create(
+        &Default::default(),
+        &serde_json::from_value(serde_json::json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "apps", "namespace": "shop"}, "spec": {"interval": "5m"}}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
 
     // The CLI, on its own engine.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipedeck"))
@@ -120,6 +135,12 @@ async fn a_mapped_deploy_action_deploys_to_the_cluster_and_envs_shows_it() {
     );
     assert!(text.contains("prod/shop · unreachable"), "{text}");
     assert!(text.contains("error: cluster `prod`:"), "{text}");
+    assert!(
+        text.contains(
+            "Kustomization/shop/apps ready False · suspended False · - · waiting to be reconciled"
+        ),
+        "{text}"
+    );
     ctl.abort();
 }
 
@@ -351,10 +372,10 @@ async fn flux_reconcile_suspend_and_resume_go_through_the_engine_into_the_audit_
     );
     // Bad names and other namespaces are refused before the cluster is asked.
     let (code, message) =
-        say(call(&h, flux("GitRepository/apps", FluxOperation::Reconcile)).await).unwrap_err();
+        say(call(&h, flux("Bucket/apps", FluxOperation::Reconcile)).await).unwrap_err();
     assert_eq!(code, "ValidationException");
     assert!(
-        message.contains("KIND Kustomization (ks) or HelmRelease (hr)"),
+        message.contains("KIND one of Kustomization (ks), HelmRelease (hr), GitRepository"),
         "{message}"
     );
     let (_, message) =
