@@ -141,6 +141,47 @@ async fn a_mapped_deploy_action_deploys_to_the_cluster_and_envs_shows_it() {
         ),
         "{text}"
     );
+    // `flux get`: the same object in flux get's columns; the environments it
+    // cannot show say why.
+    let flux_get = |env: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipedeck"))
+            .args(["flux", "get", env])
+            .env("PIPEDECK_DATA_DIR", &ws.data)
+            .env("PIPEDECK_CONFIG", ws.data.join("none.toml"))
+            .env("PIPEDECK_WORKSPACE", &ws.root)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = flux_get("dev");
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.starts_with("NAME                     REVISION  SUSPENDED  READY  MESSAGE\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "Kustomization/shop/apps            False      False  waiting to be reconciled"
+        ),
+        "{out}"
+    );
+    let (ok, out, err) = flux_get("prod");
+    assert!(!ok);
+    assert!(
+        err.contains("pipedeck: cannot read the Flux objects of prod: "),
+        "{out}{err}"
+    );
+    let (ok, _, err) = flux_get("qa");
+    assert!(!ok);
+    assert!(
+        err.contains("there is no environment qa (there are: dev, prod)"),
+        "{err}"
+    );
     ctl.abort();
 }
 

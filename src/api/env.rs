@@ -329,3 +329,55 @@ pub struct EnvEvent {
     pub kind: String,
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flux_objects_travel_between_host_and_client() {
+        let mut s: EnvironmentSummary = serde_json::from_value(serde_json::json!({
+            "name": "prod", "kind": "kubernetes", "location": "eks/shop", "strategy": "RollingUpdate",
+            "protected": false, "variants": [], "live": null, "release": null,
+            "metrics": null, "deployment": null, "events": [],
+            // What a host from before the Flux list sent: ignored.
+            "sync": {"object": "Kustomization/shop/apps", "ready": true, "revision": null,
+                     "message": "", "suspended": false}}))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.flux, None);
+        s.flux = Some(FluxStatus {
+            installed: vec!["ImagePolicy".into()],
+            objects: vec![FluxObject {
+                kind: "ImagePolicy".into(),
+                namespace: "shop".into(),
+                name: "web".into(),
+                ready: Some(true),
+                reason: Some("Succeeded".into()),
+                since: None,
+                revision: None,
+                message: "resolved".into(),
+                suspended: false,
+                image: Some("ghcr.io/shop/web:1.4.2".into()),
+                last_scan: None,
+                tags: None,
+            }],
+            error: None,
+        });
+        let text = serde_json::to_string(&s).unwrap_or_default();
+        assert!(
+            text.contains(r#""image":"ghcr.io/shop/web:1.4.2""#),
+            "{text}"
+        );
+        let back: EnvironmentSummary =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, s);
+        assert_eq!(
+            back.flux
+                .as_ref()
+                .map(FluxStatus::missing)
+                .unwrap_or_default()
+                .len(),
+            5
+        );
+    }
+}

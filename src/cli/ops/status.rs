@@ -204,7 +204,7 @@ pub async fn executions(ws: Workspace, a: ExecutionsArgs) -> Result<ExitCode> {
 
 /// A kubernetes environment's Flux objects under it, as `flux get` prints
 /// them (READY, SUSPENDED, the revision / image / scan, MESSAGE).
-fn print_flux(f: &crate::api::env::FluxStatus) {
+pub(super) fn print_flux(f: &crate::api::env::FluxStatus) {
     if let Some(why) = &f.error {
         println!("           flux: cannot read the Flux objects: {why}");
     }
@@ -236,10 +236,13 @@ fn print_flux(f: &crate::api::env::FluxStatus) {
     }
 }
 
-/// `pipedeck envs`: each environment's live release, traffic and health.
-pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
-    let s = open(&ws, false).await?;
-    // A hosted engine brings environments up in the background.
+/// The environments as the engine shows them, once each has been read (a
+/// hosted engine brings them up in the background), or the failure's exit
+/// code.
+pub(super) async fn read_envs(
+    ws: &Workspace,
+) -> Result<std::result::Result<Vec<crate::api::env::EnvironmentSummary>, ExitCode>> {
+    let s = open(ws, false).await?;
     let mut list = Vec::new();
     for _ in 0..50 {
         match s.call(Request::ListEnvironments).await {
@@ -261,12 +264,21 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
             Ok(_) => break,
             Err(e) => {
                 s.close().await;
-                return Ok(api_failure(&e));
+                return Ok(Err(api_failure(&e)));
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     s.close().await;
+    Ok(Ok(list))
+}
+
+/// `pipedeck envs`: each environment's live release, traffic and health.
+pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
+    let list = match read_envs(&ws).await? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
     if a.json {
         print_json(&list);
         return Ok(ExitCode::SUCCESS);
