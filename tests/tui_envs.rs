@@ -470,4 +470,16 @@ fn a_kubernetes_rollout_shows_its_replica_split_and_the_flux_objects() {
         "{tall}"
     );
     assert!(!tall.contains("more"), "{tall}");
+    // `j` selects the next object (what `f` / `z` act on); it stays
+    // selected when a refresh reorders the objects.
+    a.update(key('j'));
+    let marked = render(&mut a, 210, 26);
+    assert!(marked.contains("▸… ks shop/apps"), "{marked}");
+    a.snap.envs[0].flux.as_mut().unwrap().objects.swap(0, 1);
+    a.update(key('f'));
+    let asked = format!("{:?}", a.modal);
+    assert!(
+        asked.contains("Kustomization/shop/apps") && asked.contains("Reconcile"),
+        "{asked}"
+    );
 }

@@ -19,10 +19,19 @@ pub struct EnvironmentsView {
     /// The selected environment (column).
     pub sel: usize,
     /// The selected Flux object of the selected environment (what `f` and
-    /// `z` act on), in the order the panel shows them.
-    pub flux_sel: usize,
+    /// `z` act on), by its id, so that it stays selected when a refresh
+    /// reorders the objects; `None`: the first (the most pressing).
+    pub flux_sel: Option<String>,
     /// Recent (requests/s, 5xx %, p99 ms) per environment, for sparklines.
     pub history: BTreeMap<String, VecDeque<(f64, f64, f64)>>,
+}
+
+/// The index of the selected Flux object among `f`'s objects.
+pub(crate) fn flux_index(view: &EnvironmentsView, f: &crate::api::env::FluxStatus) -> usize {
+    view.flux_sel
+        .as_ref()
+        .and_then(|id| f.objects.iter().position(|o| o.id() == *id))
+        .unwrap_or(0)
 }
 
 impl EnvironmentsView {
@@ -54,20 +63,24 @@ pub(crate) const KEYS: &[Command] = &[
 pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
     let n = app.snap.envs.len();
     let before = app.envs.sel;
-    let flux_rows = app
+    let flux = app
         .snap
         .envs
         .get(app.envs.sel)
-        .and_then(|e| e.flux.as_ref())
-        .map_or(0, |f| f.objects.len());
+        .and_then(|e| e.flux.clone())
+        .filter(|f| f.objects.len() > 1);
     match c {
         // Up / Down walk the focused environment's Flux objects when it
         // has several; otherwise they move between environments.
-        Command::Down if flux_rows > 1 => {
-            app.envs.flux_sel = (app.envs.flux_sel + 1).min(flux_rows - 1);
-        }
-        Command::Up if flux_rows > 1 => {
-            app.envs.flux_sel = app.envs.flux_sel.saturating_sub(1);
+        Command::Down | Command::Up if flux.is_some() => {
+            let f = flux.as_ref().map(|f| &f.objects[..]).unwrap_or_default();
+            let at = flux.as_ref().map_or(0, |f| flux_index(&app.envs, f));
+            let next = if c == Command::Down {
+                (at + 1).min(f.len().saturating_sub(1))
+            } else {
+                at.saturating_sub(1)
+            };
+            app.envs.flux_sel = f.get(next).map(|o| o.id());
         }
         Command::Right | Command::Down | Command::NextPane => {
             app.envs.sel = (app.envs.sel + 1).min(n.saturating_sub(1));
@@ -94,11 +107,10 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
         }
         Command::FluxReconcile | Command::FluxSuspend => {
             if let Some(e) = app.snap.envs.get(app.envs.sel) {
-                let object = e.flux.as_ref().and_then(|f| {
-                    f.objects
-                        .get(app.envs.flux_sel.min(f.objects.len().saturating_sub(1)))
-                        .cloned()
-                });
+                let object = e
+                    .flux
+                    .as_ref()
+                    .and_then(|f| f.objects.get(flux_index(&app.envs, f)).cloned());
                 let env = e.name.clone();
                 app.ask_flux(env, object.as_ref(), c == Command::FluxReconcile);
             }
@@ -132,7 +144,7 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
         _ => {}
     }
     if app.envs.sel != before {
-        app.envs.flux_sel = 0;
+        app.envs.flux_sel = None;
     }
     Vec::new()
 }
@@ -191,7 +203,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             let room = usize::from(col.height.saturating_sub(2))
                 .saturating_sub(lines.len() + 1 + below)
                 .max(1);
-            let sel = (i == app.envs.sel).then_some(app.envs.flux_sel);
+            let sel = (i == app.envs.sel).then(|| flux_index(&app.envs, fx));
             lines.extend(flux_lines(
                 app,
                 fx,
