@@ -598,3 +598,67 @@ async fn flux_keys_reconcile_suspend_and_resume_the_focused_environments_object(
     );
     assert!(!fake.call_names().contains(&"ReconcileFluxObject"));
 }
+
+/// A failed Deploy-Staging whose kubernetes environment has a HelmRelease
+/// whose upgrade failed: the diagnosis of the action names the HelmRelease.
+#[tokio::test]
+async fn a_failed_deploy_is_diagnosed_with_the_environments_flux_failure() {
+    use pipedeck::api::env::{FluxObject, FluxStatus};
+    let mut st = state(Fixture::ApprovalWaiting);
+    // Deploy-Staging failed; nothing ran after it.
+    let stages = &mut st.states.get_mut("web").unwrap().stage_states;
+    for s in stages.iter_mut() {
+        if s.stage_name == "Staging" {
+            s.latest_execution.as_mut().unwrap().status = pipedeck::api::types::StageStatus::Failed;
+            for a in &mut s.action_states {
+                if let Some(x) = a.latest_execution.as_mut() {
+                    x.status = pipedeck::api::types::ActionStatus::Failed;
+                }
+            }
+        }
+        if s.stage_name == "Approve-Prod" || s.stage_name == "Prod" {
+            s.latest_execution = None;
+            for a in &mut s.action_states {
+                a.latest_execution = None;
+            }
+        }
+    }
+    st.environments[2].kind = "kubernetes".into();
+    st.environments[2].flux = Some(FluxStatus {
+        installed: vec!["HelmRelease".into()],
+        objects: vec![FluxObject {
+            kind: "HelmRelease".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+            ready: Some(false),
+            reason: Some("UpgradeFailed".into()),
+            since: Some(T0.into()),
+            revision: Some("6.3.6".into()),
+            message: "Helm upgrade failed for release shop/web with chart podinfo@6.3.6: \
+                      context deadline exceeded"
+                .into(),
+            suspended: false,
+            image: None,
+            last_scan: None,
+            tags: None,
+        }],
+        error: None,
+    });
+    let fake = Arc::new(Fake::new(st));
+    let r = start(fake.clone(), |_| {});
+    first_refresh(&fake).await;
+    until(&fake, "the diagnosis reads the environments", |c| {
+        c.iter().filter(|n| **n == "ListEnvironments").count() >= 2 && c.contains(&"LookupEvents")
+    })
+    .await;
+    settle().await;
+    r.send(code(KeyCode::Enter));
+    settle().await;
+    r.keys("d");
+    settle().await;
+    let screen = r.quit().await;
+    assert!(
+        screen.contains("Flux HelmRelease/shop/web failed: UpgradeFailed"),
+        "{screen}"
+    );
+}
