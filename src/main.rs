@@ -131,7 +131,7 @@ enum Command {
     Envs(ops::StatusArgs),
     /// Roll an environment back (a traffic flip during a deployment, else the previous release)
     RollbackEnv(ops::RollbackEnvArgs),
-    /// Reconcile, suspend or resume a Flux object of a kubernetes environment
+    /// List, reconcile, suspend or resume the Flux objects of a kubernetes environment
     #[command(subcommand)]
     Flux(ops::FluxCommand),
     /// Create or update the workspace's pipeline on AWS CodePipeline (with --aws)
@@ -198,7 +198,10 @@ fn engine_command(
             Command::RollbackEnv(a) => {
                 ops::mutate(ws, ops::rollback_env_request(a), false, false).await
             }
-            Command::Flux(c) => ops::mutate(ws, ops::flux_request(c), false, false).await,
+            Command::Flux(c) => match ops::flux_request(c) {
+                Ok(r) => ops::mutate(ws, r, false, false).await,
+                Err(get) => ops::flux_get(ws, get).await,
+            },
             Command::Validate(_)
             | Command::Graph(_)
             | Command::Init(_)
@@ -324,6 +327,8 @@ fn mutation_name(cmd: &Command) -> Option<&'static str> {
         Command::Rollback(_) => "rollback",
         Command::Transition(_) => "transition",
         Command::RollbackEnv(_) => "rollback-env",
+        // `flux get` only reads.
+        Command::Flux(ops::FluxCommand::Get(_)) => return None,
         Command::Flux(_) => "flux",
         Command::Demo(_) => "demo",
         _ => return None,

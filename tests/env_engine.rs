@@ -422,7 +422,7 @@ impl pipedeck::env::iface::Environment for FakeCluster {
             rollback_target: None,
             actions: Vec::new(),
             metrics: None,
-            sync: None,
+            flux: None,
             deployment: None,
             events: Vec::new(),
         }

@@ -97,6 +97,21 @@ async fn a_mapped_deploy_action_deploys_to_the_cluster_and_envs_shows_it() {
         &commit[..12]
     );
     h.shutdown().await;
+    // A Flux object in dev's cluster, for `envs` to print as `flux get` does.
+    let ks: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        c.clone(),
+        "shop",
+        &pipedeck::env::kubernetes::flux::resource("Kustomization").unwrap(),
+    );
+    ks.create(
+        &Default::default(),
+        &serde_json::from_value(serde_json::json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "apps", "namespace": "shop"}, "spec": {"interval": "5m"}}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
 
     // The CLI, on its own engine.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipedeck"))
@@ -120,6 +135,53 @@ async fn a_mapped_deploy_action_deploys_to_the_cluster_and_envs_shows_it() {
     );
     assert!(text.contains("prod/shop · unreachable"), "{text}");
     assert!(text.contains("error: cluster `prod`:"), "{text}");
+    assert!(
+        text.contains(
+            "Kustomization/shop/apps ready False · suspended False · - · waiting to be reconciled"
+        ),
+        "{text}"
+    );
+    // `flux get`: the same object in flux get's columns; the environments it
+    // cannot show say why.
+    let flux_get = |env: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipedeck"))
+            .args(["flux", "get", env])
+            .env("PIPEDECK_DATA_DIR", &ws.data)
+            .env("PIPEDECK_CONFIG", ws.data.join("none.toml"))
+            .env("PIPEDECK_WORKSPACE", &ws.root)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = flux_get("dev");
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.starts_with("NAME                     REVISION  SUSPENDED  READY  MESSAGE\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "Kustomization/shop/apps            False      False  waiting to be reconciled"
+        ),
+        "{out}"
+    );
+    let (ok, out, err) = flux_get("prod");
+    assert!(!ok);
+    assert!(
+        err.contains("pipedeck: cannot read the Flux objects of prod: "),
+        "{out}{err}"
+    );
+    let (ok, _, err) = flux_get("qa");
+    assert!(!ok);
+    assert!(
+        err.contains("there is no environment qa (there are: dev, prod)"),
+        "{err}"
+    );
     ctl.abort();
 }
 
@@ -351,10 +413,10 @@ async fn flux_reconcile_suspend_and_resume_go_through_the_engine_into_the_audit_
     );
     // Bad names and other namespaces are refused before the cluster is asked.
     let (code, message) =
-        say(call(&h, flux("GitRepository/apps", FluxOperation::Reconcile)).await).unwrap_err();
+        say(call(&h, flux("Bucket/apps", FluxOperation::Reconcile)).await).unwrap_err();
     assert_eq!(code, "ValidationException");
     assert!(
-        message.contains("KIND Kustomization (ks) or HelmRelease (hr)"),
+        message.contains("KIND one of Kustomization (ks), HelmRelease (hr), GitRepository"),
         "{message}"
     );
     let (_, message) =

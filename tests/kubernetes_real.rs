@@ -370,3 +370,95 @@ async fn real_canary_steps_then_promotes_and_b_scales_it_back() {
     })
     .await;
 }
+
+/// With Flux installed on the cluster (its source-controller at least):
+/// a GitRepository of `PIPEDECK_KUBE_TEST_FLUX_GIT` (default podinfo's
+/// public repository, branch `PIPEDECK_KUBE_TEST_FLUX_BRANCH`, default
+/// `master`) in the test namespace shows its fetched revision, is
+/// suspended (a reconcile is then refused), resumed and reconciled as
+/// `flux reconcile source git` does, waiting for the real controller. The
+/// controller must be able to reach the repository. Skipped, saying so,
+/// when the cluster does not serve GitRepository.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real cluster named by PIPEDECK_KUBE_TEST_CONTEXT, with Flux"]
+async fn real_flux_gitrepository_is_read_suspended_resumed_and_reconciled() {
+    use pipedeck::api::FluxOperation as F;
+    use pipedeck::env::kubernetes::flux;
+    let Some(r) = real() else { return };
+    let served = flux::discover(&client_of(&r).await).await.unwrap();
+    if !served.iter().any(|(k, _)| k.kind == "GitRepository") {
+        eprintln!(
+            "SKIPPED: Flux is not installed on {} (no GitRepository CRD; `flux install` adds it)",
+            r.context
+        );
+        return;
+    }
+    let url = std::env::var("PIPEDECK_KUBE_TEST_FLUX_GIT")
+        .unwrap_or_else(|_| "https://github.com/stefanprodan/podinfo".into());
+    let branch =
+        std::env::var("PIPEDECK_KUBE_TEST_FLUX_BRANCH").unwrap_or_else(|_| "master".into());
+    let r = Arc::new(r);
+    let rr = r.clone();
+    in_namespace(&r, move |c, ns| async move {
+        let (_, ar) = flux::discover(&c)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(k, _)| k.kind == "GitRepository")
+            .unwrap();
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(c.clone(), &ns, &ar);
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": ar.api_version, "kind": "GitRepository",
+                "metadata": {"name": "podinfo"},
+                "spec": {"url": url, "interval": "10m", "ref": {"branch": branch}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+        let env = KubeEnvironment::start(
+            "real",
+            spec(&rr, &ns, json!({})),
+            false,
+            kube_support::quiet(),
+        );
+        let s = summary_within(&env, "the GitRepository fetched", SLOW, |s| {
+            s.flux.as_ref().is_some_and(|f| {
+                f.objects
+                    .iter()
+                    .any(|o| o.name == "podinfo" && o.ready == Some(true))
+            })
+        })
+        .await;
+        let f = s.flux.unwrap();
+        let o = f.objects.iter().find(|o| o.name == "podinfo").unwrap();
+        assert!(
+            o.revision
+                .as_deref()
+                .is_some_and(|r| r.starts_with(&format!("{branch}@sha1:"))),
+            "{o:?}"
+        );
+        assert!(f.installed.iter().any(|k| k == "GitRepository"), "{f:?}");
+        let ok = |r: Result<String, pipedeck::api::ApiError>| r.unwrap_or_else(|e| panic!("{e:?}"));
+        ok(flux::operate(&env, F::Suspend, "gitrepo/podinfo").await);
+        summary_within(&env, "suspended", 30, |s| {
+            s.flux
+                .as_ref()
+                .is_some_and(|f| f.objects.iter().any(|o| o.name == "podinfo" && o.suspended))
+        })
+        .await;
+        let e = flux::operate(&env, F::Reconcile, "gitrepo/podinfo")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "FluxObjectSuspended", "{e:?}");
+        ok(flux::operate(&env, F::Resume, "gitrepo/podinfo").await);
+        let said = ok(flux::operate(&env, F::Reconcile, "gitrepo/podinfo").await);
+        assert!(
+            said.starts_with(&format!("GitRepository {ns}/podinfo reconciled")),
+            "{said}"
+        );
+        env.shutdown().await;
+    })
+    .await;
+}

@@ -135,7 +135,7 @@ fn envs() -> Vec<pipedeck::api::env::EnvironmentSummary> {
             "release": {"id": "d-0a0a", "revision": "0a0a0a0a0a0a"},
             "rollbackTarget": {"id": "d-0909", "revision": "090909090909"},
             "actions": [action],
-            "metrics": null, "sync": null,
+            "metrics": null, "flux": null,
             "events": [{"at": t(240), "kind": "deploy", "message": format!("{name}: deployment started")}]
         }))
         .unwrap()
@@ -369,9 +369,9 @@ fn answered_approvals_are_selectable_with_their_details() {
 }
 
 #[test]
-fn a_kubernetes_rollout_shows_its_replica_split_and_the_flux_sync() {
+fn a_kubernetes_rollout_shows_its_replica_split_and_the_flux_objects() {
     let mut a = app();
-    let kube = |name: &str, sync: serde_json::Value| {
+    let kube = |name: &str, flux: serde_json::Value| {
         serde_json::from_value::<pipedeck::api::env::EnvironmentSummary>(json!({
             "name": name, "kind": "kubernetes", "location": "eks-prod/web", "url": "",
             "strategy": "RollingUpdate", "protected": false, "live": null,
@@ -380,35 +380,106 @@ fn a_kubernetes_rollout_shows_its_replica_split_and_the_flux_sync() {
                 {"label": "rev2", "revision": "v1.3.2", "commitMessage": null, "ready": 3, "total": 3, "restarts": 0, "weightPercent": 75}
             ],
             "deployment": null, "release": {"id": "rs-2", "revision": "v1.3.2"},
-            "actions": [], "metrics": null, "sync": sync, "events": []
+            "actions": [], "metrics": null, "flux": flux, "events": []
         }))
         .unwrap()
     };
+    let obj = |kind: &str,
+               name: &str,
+               ready: serde_json::Value,
+               suspended: bool,
+               extra: serde_json::Value| {
+        let mut o = json!({"kind": kind, "namespace": "shop", "name": name, "ready": ready,
+            "revision": null, "message": "", "suspended": suspended});
+        for (k, v) in extra.as_object().unwrap() {
+            o[k] = v.clone();
+        }
+        o
+    };
+    let all = [
+        "GitRepository",
+        "OCIRepository",
+        "Kustomization",
+        "HelmRelease",
+        "ImageRepository",
+        "ImagePolicy",
+    ];
     a.snap.envs = vec![
+        // Six kinds, worst first; more than the panel holds.
         kube(
             "eks-canary",
-            json!({"object": "HelmRelease/apps/web", "ready": false, "revision": "1.4.0",
-                "message": "upgrade retries exhausted", "suspended": false}),
+            json!({"installed": all, "objects": [
+                obj("HelmRelease", "web", json!(false), false, json!({"revision": "1.4.0",
+                    "reason": "UpgradeFailed", "message": "Helm upgrade failed: context deadline exceeded"})),
+                obj("Kustomization", "apps", json!(null), false, json!({"revision": "main@sha1:0123abcd",
+                    "message": "Reconciling: Progressing · Running health checks"})),
+                obj("GitRepository", "shop", json!(true), true, json!({"revision": "main@sha1:0123abcd"})),
+                obj("ImagePolicy", "web", json!(true), false, json!({"image": "ghcr.io/shop/web:1.4.2"})),
+                obj("ImageRepository", "web", json!(true), false, json!({"lastScan": "2026-11-26T10:04:00Z", "tags": 14})),
+                obj("OCIRepository", "charts", json!(true), false, json!({"revision": "6.3.5@sha256:0a1b2c3d"})),
+            ]}),
         ),
+        // The image automation controllers are not installed.
         kube(
             "eks-gitops",
-            json!({"object": "Kustomization/flux-system/apps", "ready": true,
-                "revision": "main@sha1:0123456789ab", "message": "Applied revision", "suspended": true}),
+            json!({"installed": ["GitRepository", "OCIRepository", "Kustomization", "HelmRelease"], "objects": [
+                obj("Kustomization", "apps", json!(true), false, json!({"revision": "main@sha1:0123abcd"})),
+                obj("GitRepository", "shop", json!(true), false, json!({"revision": "main@sha1:0123abcd"})),
+            ]}),
         ),
+        kube("eks-plain", json!({"installed": [], "objects": []})),
     ];
     a.update(key('e'));
-    let screen = render(&mut a, 150, 20);
+    let screen = render(&mut a, 180, 18);
     // A ReplicaSet split is said to be replicas, not traffic, with each
     // revision's share; the gauge has a glyph per variant.
-    assert!(screen.contains("replicas ███████████████▒▒▒"), "{screen}");
     assert!(screen.contains("█ rev3 25% · ▒ rev2 75%"), "{screen}");
+    // The header speaks of the worst; the rows follow `flux get`, worst
+    // first, the selected one marked.
+    assert!(screen.contains("flux ✘ 2 of 6 not ready"), "{screen}");
     assert!(
-        screen.contains("sync ✘ not ready  HelmRelease/apps/web  rev 1.4.0  upgrade retries"),
+        screen.contains("▸✘ hr shop/web  1.4.0  Helm upgrade failed: context"),
         "{screen}"
     );
     assert!(
-        screen.contains("sync ⏸ suspended  Kustomization/flux-system/apps"),
+        screen.contains("… ks shop/apps  main@sha1:0123abcd  Reconciling"),
         "{screen}"
     );
-    insta::assert_snapshot!("envs_kubernetes_replicas_and_sync", screen);
+    assert!(
+        screen.contains("⏸ git shop/shop  main@sha1:0123abcd"),
+        "{screen}"
+    );
+    assert!(screen.contains("+3 more"), "{screen}");
+    assert!(
+        screen.contains("flux ✔ 2 ready  · not installed: ImageRepository, ImagePo…"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("flux: not installed in this cluster"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("envs_kubernetes_replicas_and_flux", screen);
+    // A taller terminal holds every row, the picked image among them.
+    let tall = render(&mut a, 210, 26);
+    assert!(
+        tall.contains("✔ imagepolicy shop/web  image: ghcr.io/shop/web:1.4.2"),
+        "{tall}"
+    );
+    assert!(
+        tall.contains("✔ imagerepo shop/web  scanned 2026-11-26T10:04:00Z · 14 tags"),
+        "{tall}"
+    );
+    assert!(!tall.contains("more"), "{tall}");
+    // `j` selects the next object (what `f` / `z` act on); it stays
+    // selected when a refresh reorders the objects.
+    a.update(key('j'));
+    let marked = render(&mut a, 210, 26);
+    assert!(marked.contains("▸… ks shop/apps"), "{marked}");
+    a.snap.envs[0].flux.as_mut().unwrap().objects.swap(0, 1);
+    a.update(key('f'));
+    let asked = format!("{:?}", a.modal);
+    assert!(
+        asked.contains("Kustomization/shop/apps") && asked.contains("Reconcile"),
+        "{asked}"
+    );
 }

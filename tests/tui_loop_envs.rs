@@ -112,7 +112,7 @@ fn state(fx: Fixture) -> FakeState {
             "deployment": null,
             "release": {"id": format!("d-{name}"), "revision": "0a0a0a0a0a0a"},
             "rollbackTarget": {"id": "d-0909", "revision": "090909090909"},
-            "actions": [action], "metrics": null, "sync": null, "events": []
+            "actions": [action], "metrics": null, "flux": null, "events": []
         }))
         .unwrap()
     };
@@ -499,24 +499,39 @@ async fn r_without_a_newer_commit_retries_at_once() {
     r.quit().await;
 }
 
-/// `f` reconciles and `z` suspends or resumes the focused environment's
-/// Flux object, after the same confirmation as other mutations; an
-/// environment without one, or a suspended object asked to reconcile, says
-/// why instead.
+/// `f` reconciles and `z` suspends or resumes the selected Flux object of
+/// the focused environment (the most pressing one first, `j` / `k` move),
+/// after the same confirmation as other mutations; an environment without
+/// one, or a suspended object asked to reconcile, says why instead.
 #[tokio::test]
 async fn flux_keys_reconcile_suspend_and_resume_the_focused_environments_object() {
     use pipedeck::api::FluxOperation;
-    use pipedeck::api::env::SyncStatus;
+    use pipedeck::api::env::{FluxObject, FluxStatus};
     let mut st = state(Fixture::ApprovalWaiting);
-    let sync = |suspended| SyncStatus {
-        object: "Kustomization/flux-system/apps".into(),
-        ready: Some(true),
+    let object = |kind: &str, name: &str, ready: bool, suspended| FluxObject {
+        kind: kind.into(),
+        namespace: "flux-system".into(),
+        name: name.into(),
+        ready: Some(ready),
+        reason: None,
+        since: None,
         revision: Some("main@sha1:0a0a0a0a".into()),
         message: "Applied revision".into(),
         suspended,
+        image: None,
+        last_scan: None,
+        tags: None,
+    };
+    let flux = |suspended| FluxStatus {
+        installed: vec!["GitRepository".into(), "Kustomization".into()],
+        objects: vec![
+            object("GitRepository", "shop", false, false),
+            object("Kustomization", "apps", true, suspended),
+        ],
+        error: None,
     };
     st.environments[2].kind = "kubernetes".into();
-    st.environments[2].sync = Some(sync(false));
+    st.environments[2].flux = Some(flux(false));
     let fake = Arc::new(Fake::new(st));
     let r = start(fake.clone(), |_| {});
     first_refresh(&fake).await;
@@ -524,12 +539,13 @@ async fn flux_keys_reconcile_suspend_and_resume_the_focused_environments_object(
     r.keys("e1f");
     settle().await;
     assert!(!fake.call_names().iter().any(|n| n.ends_with("FluxObject")));
-    // staging (2): reconcile, confirmed.
+    // staging (2): reconcile of its first row, confirmed; then `j` to the
+    // Kustomization and suspend it.
     r.keys("2f");
     settle().await;
     r.keys("y");
     until(&fake, "reconcile", |c| c.contains(&"ReconcileFluxObject")).await;
-    r.keys("z");
+    r.keys("jz");
     settle().await;
     r.keys("y");
     until(&fake, "suspend", |c| c.contains(&"SuspendFluxObject")).await;
@@ -546,23 +562,30 @@ async fn flux_keys_reconcile_suspend_and_resume_the_focused_environments_object(
             })
             .collect()
     });
-    let obj = "Kustomization/flux-system/apps".to_string();
     assert_eq!(
         ops,
         [
-            ("staging".into(), obj.clone(), FluxOperation::Reconcile),
-            ("staging".into(), obj.clone(), FluxOperation::Suspend),
+            (
+                "staging".into(),
+                "GitRepository/flux-system/shop".into(),
+                FluxOperation::Reconcile
+            ),
+            (
+                "staging".into(),
+                "Kustomization/flux-system/apps".into(),
+                FluxOperation::Suspend
+            ),
         ]
     );
     r.quit().await;
     // Suspended: `f` is refused with the reason, `z` resumes.
     let mut st = state(Fixture::ApprovalWaiting);
     st.environments[2].kind = "kubernetes".into();
-    st.environments[2].sync = Some(sync(true));
+    st.environments[2].flux = Some(flux(true));
     let fake = Arc::new(Fake::new(st));
     let r = start(fake.clone(), |_| {});
     first_refresh(&fake).await;
-    r.keys("e2z");
+    r.keys("e2jz");
     settle().await;
     r.keys("y");
     until(&fake, "resume", |c| c.contains(&"ResumeFluxObject")).await;
@@ -570,8 +593,72 @@ async fn flux_keys_reconcile_suspend_and_resume_the_focused_environments_object(
     settle().await;
     let screen = r.quit().await;
     assert!(
-        screen.contains("is suspended: resume it first (z)"),
+        screen.contains("Kustomization/flux-system/apps is suspended: resume it first (z)"),
         "{screen}"
     );
     assert!(!fake.call_names().contains(&"ReconcileFluxObject"));
+}
+
+/// A failed Deploy-Staging whose kubernetes environment has a HelmRelease
+/// whose upgrade failed: the diagnosis of the action names the HelmRelease.
+#[tokio::test]
+async fn a_failed_deploy_is_diagnosed_with_the_environments_flux_failure() {
+    use pipedeck::api::env::{FluxObject, FluxStatus};
+    let mut st = state(Fixture::ApprovalWaiting);
+    // Deploy-Staging failed; nothing ran after it.
+    let stages = &mut st.states.get_mut("web").unwrap().stage_states;
+    for s in stages.iter_mut() {
+        if s.stage_name == "Staging" {
+            s.latest_execution.as_mut().unwrap().status = pipedeck::api::types::StageStatus::Failed;
+            for a in &mut s.action_states {
+                if let Some(x) = a.latest_execution.as_mut() {
+                    x.status = pipedeck::api::types::ActionStatus::Failed;
+                }
+            }
+        }
+        if s.stage_name == "Approve-Prod" || s.stage_name == "Prod" {
+            s.latest_execution = None;
+            for a in &mut s.action_states {
+                a.latest_execution = None;
+            }
+        }
+    }
+    st.environments[2].kind = "kubernetes".into();
+    st.environments[2].flux = Some(FluxStatus {
+        installed: vec!["HelmRelease".into()],
+        objects: vec![FluxObject {
+            kind: "HelmRelease".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+            ready: Some(false),
+            reason: Some("UpgradeFailed".into()),
+            since: Some(T0.into()),
+            revision: Some("6.3.6".into()),
+            message: "Helm upgrade failed for release shop/web with chart podinfo@6.3.6: \
+                      context deadline exceeded"
+                .into(),
+            suspended: false,
+            image: None,
+            last_scan: None,
+            tags: None,
+        }],
+        error: None,
+    });
+    let fake = Arc::new(Fake::new(st));
+    let r = start(fake.clone(), |_| {});
+    first_refresh(&fake).await;
+    until(&fake, "the diagnosis reads the environments", |c| {
+        c.iter().filter(|n| **n == "ListEnvironments").count() >= 2 && c.contains(&"LookupEvents")
+    })
+    .await;
+    settle().await;
+    r.send(code(KeyCode::Enter));
+    settle().await;
+    r.keys("d");
+    settle().await;
+    let screen = r.quit().await;
+    assert!(
+        screen.contains("Flux HelmRelease/shop/web failed: UpgradeFailed"),
+        "{screen}"
+    );
 }

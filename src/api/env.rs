@@ -37,8 +37,11 @@ pub struct EnvironmentSummary {
     pub actions: Vec<String>,
     /// Request metrics over the alarm window, where the backend measures them.
     pub metrics: Option<RequestMetrics>,
-    /// The GitOps controller's view (Flux), where one reconciles it.
-    pub sync: Option<SyncStatus>,
+    /// The Flux objects in its cluster, where it is a kubernetes
+    /// environment whose cluster has been read (`installed` empty: Flux is
+    /// not installed there).
+    #[serde(default)]
+    pub flux: Option<FluxStatus>,
     pub deployment: Option<DeploymentProgress>,
     /// Newest first.
     pub events: Vec<EnvEvent>,
@@ -153,17 +156,138 @@ pub struct RequestMetrics {
     pub p99_ms: f64,
 }
 
-/// A GitOps controller's reconciliation of the environment (FluxCD's
-/// Kustomization / HelmRelease `Ready` condition).
+/// The Flux kinds pipedeck reads, as their CRDs name them.
+pub const FLUX_KINDS: [&str; 6] = [
+    "GitRepository",
+    "OCIRepository",
+    "Kustomization",
+    "HelmRelease",
+    "ImageRepository",
+    "ImagePolicy",
+];
+
+/// FluxCD in an environment's cluster: the kinds it serves and their
+/// objects, as `flux get` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FluxStatus {
+    /// The Flux kinds whose CRDs the cluster serves (`Kustomization`,
+    /// `GitRepository`…); empty: Flux is not installed.
+    pub installed: Vec<String>,
+    /// The objects, the most pressing first (not Ready, reconciling,
+    /// suspended, then Ready).
+    pub objects: Vec<FluxObject>,
+    /// Why the last read failed (the objects are the read before it).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl FluxStatus {
+    pub fn is_installed(&self) -> bool {
+        !self.installed.is_empty()
+    }
+
+    /// The object the panel header speaks of: the most pressing one.
+    pub fn worst(&self) -> Option<&FluxObject> {
+        self.objects.first()
+    }
+
+    /// The kinds whose CRDs the cluster does not serve.
+    pub fn missing(&self) -> Vec<&'static str> {
+        FLUX_KINDS
+            .into_iter()
+            .filter(|k| !self.installed.iter().any(|i| i == k))
+            .collect()
+    }
+
+    /// How many objects are not Ready (suspended ones aside).
+    pub fn not_ready(&self) -> usize {
+        self.objects
+            .iter()
+            .filter(|o| o.ready != Some(true) && !o.suspended)
+            .count()
+    }
+}
+
+/// One Flux object (Kustomization, HelmRelease, GitRepository,
+/// OCIRepository, ImageRepository, ImagePolicy): `flux get`'s columns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SyncStatus {
-    /// `Kustomization/flux-system/apps`.
-    pub object: String,
+pub struct FluxObject {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// The Ready condition; `None` while it is Unknown (reconciling).
     pub ready: Option<bool>,
+    /// Ready's reason (`ReconciliationSucceeded`, `HealthCheckFailed`,
+    /// `UpgradeFailed`…) when there is one.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When Ready last changed (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// The applied revision, the chart version or the source artifact's.
     pub revision: Option<String>,
+    /// Ready's message, Stalled / Reconciling in front when True.
     pub message: String,
     pub suspended: bool,
+    /// ImagePolicy: the image it picked, `repository:tag`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// ImageRepository: when it last scanned (RFC 3339).
+    #[serde(default)]
+    pub last_scan: Option<String>,
+    /// ImageRepository: how many tags the last scan found.
+    #[serde(default)]
+    pub tags: Option<u64>,
+}
+
+impl FluxObject {
+    /// `Kustomization/flux-system/apps`: how requests name it.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+
+    /// The kind as the panel abbreviates it (`ks`, `hr`, `git`…).
+    pub fn short_kind(&self) -> &str {
+        match self.kind.as_str() {
+            "GitRepository" => "git",
+            "OCIRepository" => "oci",
+            "Kustomization" => "ks",
+            "HelmRelease" => "hr",
+            "ImageRepository" => "imagerepo",
+            "ImagePolicy" => "imagepolicy",
+            other => other,
+        }
+    }
+
+    /// `flux get`'s column between the name and SUSPENDED: the revision,
+    /// the image an ImagePolicy picked (`image: repo:tag`), or an
+    /// ImageRepository's last scan (`scanned 2026-12-01T15:00:00Z · 14 tags`).
+    pub fn detail(&self) -> String {
+        if let Some(i) = &self.image {
+            return format!("image: {i}");
+        }
+        if self.last_scan.is_some() || self.tags.is_some() {
+            return format!(
+                "scanned {} · {} tags",
+                self.last_scan.as_deref().unwrap_or("never"),
+                self.tags.unwrap_or(0)
+            );
+        }
+        self.revision.clone().unwrap_or_default()
+    }
+
+    /// 0 not Ready, 1 reconciling, 2 suspended, 3 Ready: the order the
+    /// objects are shown in.
+    pub fn rank(&self) -> u8 {
+        match (self.ready, self.suspended) {
+            (Some(false), _) => 0,
+            (None, false) => 1,
+            (_, true) => 2,
+            (Some(true), false) => 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,4 +328,56 @@ pub struct EnvEvent {
     /// `health`, `alarm`, `deploy`, `rollback`, `restart`, `hook`.
     pub kind: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flux_objects_travel_between_host_and_client() {
+        let mut s: EnvironmentSummary = serde_json::from_value(serde_json::json!({
+            "name": "prod", "kind": "kubernetes", "location": "eks/shop", "strategy": "RollingUpdate",
+            "protected": false, "variants": [], "live": null, "release": null,
+            "metrics": null, "deployment": null, "events": [],
+            // What a host from before the Flux list sent: ignored.
+            "sync": {"object": "Kustomization/shop/apps", "ready": true, "revision": null,
+                     "message": "", "suspended": false}}))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.flux, None);
+        s.flux = Some(FluxStatus {
+            installed: vec!["ImagePolicy".into()],
+            objects: vec![FluxObject {
+                kind: "ImagePolicy".into(),
+                namespace: "shop".into(),
+                name: "web".into(),
+                ready: Some(true),
+                reason: Some("Succeeded".into()),
+                since: None,
+                revision: None,
+                message: "resolved".into(),
+                suspended: false,
+                image: Some("ghcr.io/shop/web:1.4.2".into()),
+                last_scan: None,
+                tags: None,
+            }],
+            error: None,
+        });
+        let text = serde_json::to_string(&s).unwrap_or_default();
+        assert!(
+            text.contains(r#""image":"ghcr.io/shop/web:1.4.2""#),
+            "{text}"
+        );
+        let back: EnvironmentSummary =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, s);
+        assert_eq!(
+            back.flux
+                .as_ref()
+                .map(FluxStatus::missing)
+                .unwrap_or_default()
+                .len(),
+            5
+        );
+    }
 }

@@ -205,6 +205,11 @@ pub async fn run(
         Ok(Reply::Events { events, .. }) => events,
         _ => Vec::new(),
     };
+    // Flux failures in the environments the failed actions deploy to.
+    let envs = match s.call(Request::ListEnvironments).await {
+        Ok(Reply::Environments { environments }) => environments,
+        _ => Vec::new(),
+    };
     let (cat, warnings) = catalogue(config_file);
     for w in warnings {
         eprintln!("pipedeck: {w}");
@@ -233,12 +238,14 @@ pub async fn run(
                 Vec::new()
             }
         };
+        let health = crate::diagnose::flux::health(&envs, &act.action_name);
         let findings = diagnose(
             &Input {
                 log: &log,
                 action: Some(act),
                 execution: Some(&exec),
                 audit: &audit,
+                health: &health,
                 ..Input::default()
             },
             &cat,

@@ -77,7 +77,8 @@ pub struct KubernetesSpec {
     #[serde(default = "probe_rps")]
     pub probe_rps: u32,
     /// The Flux objects that reconcile it (`Kustomization/flux-system/apps`,
-    /// `HelmRelease/shop/web`); all in the namespace when absent.
+    /// `HelmRelease/shop/web`, `GitRepository/flux-system/shop`, any of
+    /// the six kinds); all in the namespace when absent.
     #[serde(default)]
     pub flux: Vec<String>,
 }
@@ -180,12 +181,14 @@ impl KubernetesSpec {
         }
         for f in &self.flux {
             let parts: Vec<&str> = f.split('/').collect();
-            if !matches!(parts.as_slice(), [k, _, _] if *k == "Kustomization" || *k == "HelmRelease")
+            if !matches!(parts.as_slice(), [k, ns, n]
+                if crate::api::env::FLUX_KINDS.contains(k) && !ns.is_empty() && !n.is_empty())
             {
                 return Err((
                     "flux",
                     format!(
-                        "`{f}`: name a Flux object as Kustomization/NAMESPACE/NAME or HelmRelease/NAMESPACE/NAME"
+                        "`{f}`: name a Flux object as KIND/NAMESPACE/NAME, KIND one of {}",
+                        crate::api::env::FLUX_KINDS.join(", ")
                     ),
                 ));
             }

@@ -589,6 +589,7 @@ pub fn synthetic(
             "alarm" => "deploy.alarm",
             "health" => "deploy.health_check",
             "hook" => "deploy.hook",
+            "flux" => "deploy.flux",
             _ => continue,
         };
         let mut v = Vars::new();

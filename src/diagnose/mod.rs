@@ -10,6 +10,7 @@
 
 pub mod catalogue;
 mod fallback;
+pub mod flux;
 mod framing;
 mod handlers;
 mod parsers;
@@ -32,7 +33,8 @@ use crate::api::{ActionExecutionDetail, AuditEvent, ExecutionSummary, Transition
 pub struct HealthEvent {
     /// RFC 3339.
     pub time: String,
-    /// `alarm`, `health` or `hook`.
+    /// `alarm`, `health`, `hook` or `flux` (a Flux object that failed to
+    /// roll out).
     pub kind: String,
     /// Alarm name, health-check target (endpoint) or hook name.
     pub name: String,

@@ -40,16 +40,16 @@ impl App {
         }
     }
 
-    /// `f` (reconcile) / `z` (suspend or resume) on an environment's Flux
-    /// object: the confirmation, or why not.
+    /// `f` (reconcile) / `z` (suspend or resume) on the selected Flux
+    /// object of an environment: the confirmation, or why not.
     pub(crate) fn ask_flux(
         &mut self,
         env: String,
-        sync: Option<&crate::api::env::SyncStatus>,
+        object: Option<&crate::api::env::FluxObject>,
         reconcile: bool,
     ) {
         use crate::api::FluxOperation as F;
-        let Some(sync) = sync else {
+        let Some(sync) = object else {
             self.toast(
                 format!("{env} shows no Flux object (not a kubernetes environment, or Flux is not installed in its cluster)"),
                 true,
@@ -59,7 +59,7 @@ impl App {
         let operation = match (reconcile, sync.suspended) {
             (true, true) => {
                 self.toast(
-                    format!("{} is suspended: resume it first (z)", sync.object),
+                    format!("{} is suspended: resume it first (z)", sync.id()),
                     true,
                 );
                 return;
@@ -70,7 +70,7 @@ impl App {
         };
         self.confirm(Pending::Flux {
             env,
-            object: sync.object.clone(),
+            object: sync.id(),
             operation,
         });
     }

@@ -262,6 +262,13 @@ impl Runner {
                             Vec::new()
                         }
                     };
+                    // Flux failures in the environments the action deploys to.
+                    let health = match b.call(Request::ListEnvironments).await {
+                        Ok(Reply::Environments { environments }) => {
+                            crate::diagnose::flux::health(&environments, &action.action_name)
+                        }
+                        _ => Vec::new(),
+                    };
                     let cat = me.catalogue.clone();
                     let findings = tokio::task::spawn_blocking(move || {
                         crate::diagnose::diagnose(
@@ -270,6 +277,7 @@ impl Runner {
                                 action: Some(&action),
                                 execution: execution.as_deref(),
                                 audit: &audit,
+                                health: &health,
                                 ..crate::diagnose::Input::default()
                             },
                             &cat,

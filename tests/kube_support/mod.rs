@@ -36,8 +36,14 @@ fn fixture() -> PathBuf {
 
 impl FakeCluster {
     pub fn start() -> FakeCluster {
+        FakeCluster::start_with(&[])
+    }
+
+    /// With the fake's options: `--flux-legacy`, `--without PLURAL,...`.
+    pub fn start_with(args: &[&str]) -> FakeCluster {
         let mut child = Command::new("python3")
             .arg(fixture())
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

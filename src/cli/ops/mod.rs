@@ -7,6 +7,7 @@
 //! terminals can act on it.
 
 mod common;
+mod flux;
 mod follow;
 mod logs;
 mod mutate;
@@ -14,6 +15,7 @@ mod run;
 mod status;
 
 pub use common::{api_failure, demo_dir, find_workspace, open, print_json};
+pub use flux::{FluxGetArgs, flux_get};
 pub use follow::follow;
 pub use logs::{LogsArgs, logs};
 pub use mutate::{

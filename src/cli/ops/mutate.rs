@@ -312,9 +312,11 @@ pub fn rollback_env_request(a: RollbackEnvArgs) -> Request {
     }
 }
 
-/// `pipedeck flux reconcile|suspend|resume ENV KIND/NAME`.
+/// `pipedeck flux get ENV`, `pipedeck flux reconcile|suspend|resume ENV KIND/NAME`.
 #[derive(clap::Subcommand, Debug)]
 pub enum FluxCommand {
+    /// List the environment's Flux objects (as `flux get all`)
+    Get(super::flux::FluxGetArgs),
     /// Ask Flux to reconcile now and wait until it has (as `flux reconcile`)
     Reconcile(FluxTarget),
     /// Stop Flux reconciling the object (`spec.suspend = true`)
@@ -327,21 +329,26 @@ pub enum FluxCommand {
 pub struct FluxTarget {
     /// The kubernetes environment (e.g. prod)
     pub environment: String,
-    /// Kustomization/NAME, HelmRelease/NAME (ks, hr), or KIND/NAMESPACE/NAME
+    /// KIND/NAME or KIND/NAMESPACE/NAME; KIND Kustomization (ks), HelmRelease (hr),
+    /// GitRepository (gitrepo), OCIRepository (ocirepo), ImageRepository (imagerepo),
+    /// ImagePolicy
     pub object: String,
 }
 
-pub fn flux_request(c: FluxCommand) -> Request {
+/// The request of a mutating `flux` command; `get`, which only reads, is
+/// handed back.
+pub fn flux_request(c: FluxCommand) -> Result<Request, super::flux::FluxGetArgs> {
     let (operation, t) = match c {
+        FluxCommand::Get(a) => return Err(a),
         FluxCommand::Reconcile(t) => (crate::api::FluxOperation::Reconcile, t),
         FluxCommand::Suspend(t) => (crate::api::FluxOperation::Suspend, t),
         FluxCommand::Resume(t) => (crate::api::FluxOperation::Resume, t),
     };
-    Request::FluxObject {
+    Ok(Request::FluxObject {
         environment_name: t.environment,
         object: t.object,
         operation,
-    }
+    })
 }
 
 fn short_rev(r: &str) -> &str {

@@ -202,19 +202,60 @@ pub async fn executions(ws: Workspace, a: ExecutionsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `pipedeck envs`: each environment's live release, traffic and health.
-pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
-    let s = open(&ws, false).await?;
-    // A hosted engine brings environments up in the background.
+/// A kubernetes environment's Flux objects under it, as `flux get` prints
+/// them (READY, SUSPENDED, the revision / image / scan, MESSAGE).
+pub(super) fn print_flux(f: &crate::api::env::FluxStatus) {
+    if let Some(why) = &f.error {
+        println!("           flux: cannot read the Flux objects: {why}");
+    }
+    if !f.is_installed() {
+        if f.error.is_none() {
+            println!("           flux: Flux is not installed in this cluster");
+        }
+        return;
+    }
+    let missing = f.missing();
+    if !missing.is_empty() {
+        println!("           flux: not installed: {}", missing.join(", "));
+    }
+    if f.objects.is_empty() {
+        println!("           flux: no objects");
+    }
+    for o in &f.objects {
+        println!(
+            "           {} ready {} · suspended {} · {} · {}",
+            o.id(),
+            o.ready
+                .map_or("Unknown", |r| if r { "True" } else { "False" }),
+            if o.suspended { "True" } else { "False" },
+            Some(o.detail())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "-".into()),
+            o.message
+        );
+    }
+}
+
+/// The environments as the engine shows them, once each has been read (a
+/// hosted engine brings them up in the background), or the failure's exit
+/// code.
+pub(super) async fn read_envs(
+    ws: &Workspace,
+) -> Result<std::result::Result<Vec<crate::api::env::EnvironmentSummary>, ExitCode>> {
+    let s = open(ws, false).await?;
     let mut list = Vec::new();
     for _ in 0..50 {
         match s.call(Request::ListEnvironments).await {
             Ok(Reply::Environments { environments }) => {
                 // A cluster's first read (or its error) comes in the background.
                 let done = environments.len() == ws.environments.len()
-                    && !environments
-                        .iter()
-                        .any(|e| e.events.iter().any(|ev| ev.kind == "connecting"));
+                    && !environments.iter().any(|e| {
+                        e.events.iter().any(|ev| ev.kind == "connecting")
+                            // A reachable cluster's Flux objects come a moment later.
+                            || (e.kind == "kubernetes"
+                                && e.flux.is_none()
+                                && !e.events.iter().any(|ev| ev.kind == "error"))
+                    });
                 list = environments;
                 if done {
                     break;
@@ -223,12 +264,21 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
             Ok(_) => break,
             Err(e) => {
                 s.close().await;
-                return Ok(api_failure(&e));
+                return Ok(Err(api_failure(&e)));
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     s.close().await;
+    Ok(Ok(list))
+}
+
+/// `pipedeck envs`: each environment's live release, traffic and health.
+pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
+    let list = match read_envs(&ws).await? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
     if a.json {
         print_json(&list);
         return Ok(ExitCode::SUCCESS);
@@ -262,19 +312,8 @@ pub async fn envs(ws: Workspace, a: StatusArgs) -> Result<ExitCode> {
                     v.label, v.ready, v.total, v.restarts, v.revision, v.weight_percent
                 );
             }
-            if let Some(f) = &e.sync {
-                println!(
-                    "           {} ready {} · revision {} · suspended {} · {}",
-                    f.object,
-                    f.ready.map_or("Unknown".to_owned(), |r| if r {
-                        "True".into()
-                    } else {
-                        "False".into()
-                    }),
-                    f.revision.as_deref().unwrap_or("-"),
-                    if f.suspended { "True" } else { "False" },
-                    f.message
-                );
+            if let Some(f) = &e.flux {
+                print_flux(f);
             }
             for ev in e
                 .events

@@ -29,7 +29,7 @@ use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use crate::api::env::{DeploymentProgress, EnvEvent, EnvironmentSummary, ReleaseInfo, SyncStatus};
+use crate::api::env::{DeploymentProgress, EnvEvent, EnvironmentSummary, FluxStatus, ReleaseInfo};
 use crate::config::workspace::KubernetesSpec;
 use crate::env::iface::{BoxFuture, DeployError, Deployment, EnvLog, Environment, ReleaseRequest};
 
@@ -61,7 +61,7 @@ pub struct State {
     pub own_events: VecDeque<EnvEvent>,
     pub deployment: Option<DeploymentProgress>,
     pub release: Option<ReleaseInfo>,
-    pub sync: Option<SyncStatus>,
+    pub flux: Option<FluxStatus>,
     /// The last lines of a crash-looping container, by pod/container.
     pub crash_lines: HashMap<String, Vec<String>>,
     /// The probes of the variant a deployment is baking (its alarms).

@@ -125,7 +125,7 @@ fn restarts(pods: &[Arc<Pod>]) -> u32 {
 }
 
 pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
-    let (stores, errors, own, deployment, release, sync, crash, synced) = {
+    let (stores, errors, own, deployment, release, flux, crash, synced) = {
         let s = lock(&env.state);
         let mut errors: Vec<String> = s
             .errors
@@ -145,7 +145,7 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
             s.own_events.clone(),
             s.deployment.clone(),
             s.release.clone(),
-            s.sync.clone(),
+            s.flux.clone(),
             s.crash_lines.clone(),
             s.synced.len() >= super::WATCHED,
         )
@@ -165,7 +165,7 @@ pub fn summary(env: &KubeEnvironment) -> EnvironmentSummary {
         live: None,
         release,
         metrics: None,
-        sync,
+        flux,
         deployment,
         events: Vec::new(),
     };

@@ -249,7 +249,7 @@ impl Environment for LocalEnvironment {
                 error_rate: w.error_rate,
                 p99_ms: w.p99.as_secs_f64() * 1000.0,
             }),
-            sync: None,
+            flux: None,
             events,
         }
     }

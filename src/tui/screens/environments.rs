@@ -18,8 +18,20 @@ use crate::tui::keymap::Command;
 pub struct EnvironmentsView {
     /// The selected environment (column).
     pub sel: usize,
+    /// The selected Flux object of the selected environment (what `f` and
+    /// `z` act on), by its id, so that it stays selected when a refresh
+    /// reorders the objects; `None`: the first (the most pressing).
+    pub flux_sel: Option<String>,
     /// Recent (requests/s, 5xx %, p99 ms) per environment, for sparklines.
     pub history: BTreeMap<String, VecDeque<(f64, f64, f64)>>,
+}
+
+/// The index of the selected Flux object among `f`'s objects.
+pub(crate) fn flux_index(view: &EnvironmentsView, f: &crate::api::env::FluxStatus) -> usize {
+    view.flux_sel
+        .as_ref()
+        .and_then(|id| f.objects.iter().position(|o| o.id() == *id))
+        .unwrap_or(0)
 }
 
 impl EnvironmentsView {
@@ -50,7 +62,26 @@ pub(crate) const KEYS: &[Command] = &[
 /// A command for the Environments screen (the global ones are the App's).
 pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
     let n = app.snap.envs.len();
+    let before = app.envs.sel;
+    let flux = app
+        .snap
+        .envs
+        .get(app.envs.sel)
+        .and_then(|e| e.flux.clone())
+        .filter(|f| f.objects.len() > 1);
     match c {
+        // Up / Down walk the focused environment's Flux objects when it
+        // has several; otherwise they move between environments.
+        Command::Down | Command::Up if flux.is_some() => {
+            let f = flux.as_ref().map(|f| &f.objects[..]).unwrap_or_default();
+            let at = flux.as_ref().map_or(0, |f| flux_index(&app.envs, f));
+            let next = if c == Command::Down {
+                (at + 1).min(f.len().saturating_sub(1))
+            } else {
+                at.saturating_sub(1)
+            };
+            app.envs.flux_sel = f.get(next).map(|o| o.id());
+        }
         Command::Right | Command::Down | Command::NextPane => {
             app.envs.sel = (app.envs.sel + 1).min(n.saturating_sub(1));
         }
@@ -76,8 +107,12 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
         }
         Command::FluxReconcile | Command::FluxSuspend => {
             if let Some(e) = app.snap.envs.get(app.envs.sel) {
-                let (env, sync) = (e.name.clone(), e.sync.clone());
-                app.ask_flux(env, sync.as_ref(), c == Command::FluxReconcile);
+                let object = e
+                    .flux
+                    .as_ref()
+                    .and_then(|f| f.objects.get(flux_index(&app.envs, f)).cloned());
+                let env = e.name.clone();
+                app.ask_flux(env, object.as_ref(), c == Command::FluxReconcile);
             }
         }
         Command::Copy => {
@@ -107,6 +142,9 @@ pub(crate) fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
             }
         }
         _ => {}
+    }
+    if app.envs.sel != before {
+        app.envs.flux_sel = None;
     }
     Vec::new()
 }
@@ -154,8 +192,25 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         let (gauge, legend) = split_gauge(app, e, width);
         lines.push(gauge);
         lines.push(Line::from(Span::styled(legend, t.muted)));
-        if let Some(sy) = &e.sync {
-            lines.push(sync_line(app, sy));
+        if let Some(fx) = &e.flux {
+            // What else the panel shows, so that the Flux rows take the
+            // room that is left (at least one, then "+N more").
+            let below = e.variants.len()
+                + if e.metrics.is_some() { 3 } else { 0 }
+                + if e.deployment.is_some() { 4 } else { 0 }
+                + 2
+                + e.events.len().min(2);
+            let room = usize::from(col.height.saturating_sub(2))
+                .saturating_sub(lines.len() + 1 + below)
+                .max(1);
+            let sel = (i == app.envs.sel).then(|| flux_index(&app.envs, fx));
+            lines.extend(flux_lines(
+                app,
+                fx,
+                room,
+                sel,
+                usize::from(col.width.saturating_sub(2)),
+            ));
         }
         for g in &e.variants {
             let style = if g.ready == g.total {
@@ -307,25 +362,101 @@ fn split_gauge<'a>(
     (Line::from(spans), format!("         {legend}"))
 }
 
-/// A GitOps controller's view: `sync ✔ Ready  Kustomization/… rev …`.
-fn sync_line<'a>(app: &App, sy: &crate::api::env::SyncStatus) -> Line<'a> {
+/// Flux in the environment's cluster, as `flux get` shows it: a header
+/// (the worst status first), then one row per object, the most pressing
+/// first, as many as `room` allows, and `+N more`. `sel` marks the row
+/// `f` / `z` act on.
+fn flux_lines<'a>(
+    app: &App,
+    fx: &crate::api::env::FluxStatus,
+    room: usize,
+    sel: Option<usize>,
+    width: usize,
+) -> Vec<Line<'a>> {
     let t = &app.theme;
-    let (state, style) = match (sy.suspended, sy.ready) {
-        (true, _) => ("⏸ suspended".to_owned(), t.waiting),
-        (false, Some(true)) => ("✔ Ready".to_owned(), t.succeeded),
-        (false, Some(false)) => ("✘ not ready".to_owned(), t.failed),
-        (false, None) => ("… reconciling".to_owned(), t.in_progress),
+    let mut out = Vec::new();
+    if let Some(why) = &fx.error {
+        out.push(Line::from(Span::styled(
+            fit(&format!("flux: cannot read: {why}"), width),
+            t.failed,
+        )));
+    }
+    if !fx.is_installed() {
+        if fx.error.is_none() {
+            out.push(Line::from(Span::styled(
+                "flux: not installed in this cluster",
+                t.muted,
+            )));
+        }
+        return out;
+    }
+    let total = fx.objects.len();
+    let bad = fx.not_ready();
+    let suspended = fx.objects.iter().filter(|o| o.suspended).count();
+    let (head, style) = if total == 0 {
+        ("flux: no objects".to_owned(), t.muted)
+    } else if bad > 0 {
+        (format!("flux ✘ {bad} of {total} not ready"), t.failed)
+    } else if suspended > 0 {
+        (
+            format!("flux ⏸ {suspended} of {total} suspended"),
+            t.waiting,
+        )
+    } else {
+        (format!("flux ✔ {total} ready"), t.succeeded)
     };
-    let mut spans = vec![
-        Span::raw("sync "),
-        Span::styled(state, style),
-        Span::styled(format!("  {}", sy.object), t.muted),
-    ];
-    if let Some(r) = &sy.revision {
-        spans.push(Span::raw(format!("  rev {r}")));
+    let missing = fx.missing();
+    let left = width.saturating_sub(head.chars().count());
+    let mut spans = vec![Span::styled(head, style)];
+    if !missing.is_empty() {
+        spans.push(Span::styled(
+            fit(&format!("  · not installed: {}", missing.join(", ")), left),
+            t.muted,
+        ));
     }
-    if !sy.message.is_empty() && sy.ready != Some(true) {
-        spans.push(Span::styled(format!("  {}", sy.message), style));
+    out.push(Line::from(spans));
+    let shown = if total > room {
+        room.saturating_sub(1).max(1)
+    } else {
+        total
+    };
+    let chosen = sel.map(|s| s.min(total.saturating_sub(1)));
+    // Keep the selected row on screen.
+    let start = chosen.map_or(0, |c| (c + 1).saturating_sub(shown));
+    for (n, o) in fx.objects.iter().enumerate().skip(start).take(shown) {
+        let (glyph, style) = match (o.suspended, o.ready) {
+            (true, _) => ("⏸", t.waiting),
+            (false, Some(true)) => ("✔", t.succeeded),
+            (false, Some(false)) => ("✘", t.failed),
+            (false, None) => ("…", t.in_progress),
+        };
+        let short = o.short_kind();
+        let mark = if chosen == Some(n) { "▸" } else { " " };
+        let mut text = format!("{mark}{glyph} {short} {}/{}", o.namespace, o.name);
+        let detail = o.detail();
+        if !detail.is_empty() {
+            text.push_str(&format!("  {detail}"));
+        }
+        if o.ready != Some(true) && !o.message.is_empty() {
+            text.push_str(&format!("  {}", o.message));
+        }
+        out.push(Line::from(Span::styled(fit(&text, width), style)));
     }
-    Line::from(spans)
+    if total > start + shown {
+        out.push(Line::from(Span::styled(
+            format!("  +{} more", total - start - shown),
+            t.muted,
+        )));
+    }
+    out
+}
+
+/// `text` cut to `width` characters, `…` where it was cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut s: String = text.chars().take(width.saturating_sub(1)).collect();
+    s.push('…');
+    s
 }
