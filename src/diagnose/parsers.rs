@@ -18,10 +18,10 @@ fn re(p: &str) -> Regex {
     Regex::new(p).expect("built-in parser regex")
 }
 
-static EXC_LINE: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static EXC_LINE: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Warning)\b(?::.*)?$")
 });
-static PY_FRAME: LazyLock<Regex> =
+pub(crate) static PY_FRAME: LazyLock<Regex> =
     LazyLock::new(|| re(r#"^\s*File "([^"]+)", line (\d+)(?:, in (\S+))?"#));
 static JS_FRAME: LazyLock<Regex> =
     LazyLock::new(|| re(r"^\s*(?:at |❯ )(?:.*?\()?([^\s()]+?:\d+)(?::\d+)?\)?\s*$"));
@@ -519,28 +519,6 @@ pub(crate) fn enrich(
             }
             if let Some(p) = vars.get("prog").cloned() {
                 set(vars, "by", format!(" ({p})"));
-            }
-        }
-        "python.traceback" => {
-            let mut frame = None;
-            let mut exc = None;
-            for (_, l) in following(log, at, 200) {
-                if let Some(c) = PY_FRAME.captures(l) {
-                    frame = Some(format!("{}:{}", base(&c[1]), &c[2]));
-                    continue;
-                }
-                if l.starts_with("Traceback ") {
-                    break;
-                }
-                if !l.starts_with(' ') && EXC_LINE.is_match(l.trim_end()) {
-                    exc = Some(l.trim().to_owned());
-                    break;
-                }
-            }
-            let Some(exc) = exc else { return false };
-            set(vars, "exc", clip(&exc, 200));
-            if let Some(f) = frame {
-                set(vars, "at", format!(" at {f}"));
             }
         }
         "net.connection" | "net.dns" => {

@@ -104,7 +104,21 @@ pub(crate) fn tf_excerpt(log: &[String], at: usize, line: &str) -> Option<String
 /// unittest's `ERROR: setUpModule (test_repo)` / pytest's `____ test_x ____`
 /// when the line at `at` is inside that test's section: the test it broke.
 pub(crate) fn test_context(log: &[String], at: usize) -> Option<String> {
-    for l in log[at.saturating_sub(80)..at].iter().rev() {
+    // go test: `--- FAIL: TestX (0.00s)` right above its messages.
+    if let Some(name) = log[at.saturating_sub(4)..at].iter().rev().find_map(|l| {
+        let rest = l.trim_start().strip_prefix("--- FAIL: ")?;
+        rest.split_whitespace().next().map(str::to_owned)
+    }) {
+        return Some(name);
+    }
+    // mocha: `  1) suite` then `       test name:` then the error.
+    if at >= 2
+        && let Some(test) = log[at - 1].trim().strip_suffix(':')
+        && MOCHA_NUMBERED.is_match(&log[at - 2])
+    {
+        return Some(format!("\"{test}\""));
+    }
+    for l in log[at.saturating_sub(600)..at].iter().rev() {
         if l.starts_with("=====") || l.starts_with("[Container]") {
             return None;
         }
@@ -118,6 +132,7 @@ pub(crate) fn test_context(log: &[String], at: usize) -> Option<String> {
     None
 }
 
+static MOCHA_NUMBERED: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+\d+\) \S"));
 static UNITTEST_HEADER: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(?:ERROR|FAIL): (?P<test>\w+) \((?P<cls>[\w.]+)\)"));
 static PYTEST_HEADER: LazyLock<Regex> =
@@ -193,7 +208,7 @@ fn get<'a>(vars: &'a Vars, k: &str) -> &'a str {
 }
 
 fn base(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
 pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: &str) -> bool {
@@ -252,6 +267,146 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
         "lint.eslint_rule_config" => {
             if let Some((_, d)) = following(log, at, 2).find(|(_, l)| !l.trim().is_empty()) {
                 set(vars, "detail", format!(": {}", clip(d.trim(), 160)));
+            }
+        }
+        "python.traceback" => {
+            use super::parsers::{EXC_LINE, PY_FRAME};
+            // A chain (`During handling of the above exception…`): the
+            // last traceback is what propagated, and it is the finding.
+            let mut start = at;
+            let (frame, exc) = loop {
+                let mut frame = None;
+                let mut exc = None;
+                for (i, l) in following(log, start, 200) {
+                    if let Some(c) = PY_FRAME.captures(l) {
+                        frame = Some(format!("{}:{}", base(&c[1]), &c[2]));
+                        continue;
+                    }
+                    if l.starts_with("Traceback ") {
+                        break;
+                    }
+                    if !l.starts_with(' ') && EXC_LINE.is_match(l.trim_end()) {
+                        exc = Some((i, l.trim().to_owned()));
+                        break;
+                    }
+                }
+                let Some((i, exc)) = exc else { return false };
+                let chained = following(log, i, 3).any(|(_, l)| {
+                    l.starts_with("During handling of the above exception")
+                        || l.starts_with("The above exception was the direct cause")
+                });
+                let next = following(log, i, 6)
+                    .find(|(_, l)| l.starts_with("Traceback "))
+                    .map(|(j, _)| j);
+                match next {
+                    Some(j) if chained => start = j,
+                    _ => break (frame, exc),
+                }
+            };
+            set(vars, "exc", clip(&exc, 200));
+            if let Some(f) = frame {
+                set(vars, "at", format!(" at {f}"));
+            }
+        }
+        "go.test_pkg_fail" => {
+            // A failing test names the cause itself (go.test_fail).
+            let from = at.saturating_sub(300);
+            if log[from..at]
+                .iter()
+                .any(|l| l.trim_start().starts_with("--- FAIL:"))
+            {
+                return false;
+            }
+            // What TestMain / init printed last before FAIL: a panic's own
+            // line when there is one, else the last line said.
+            let lines: Vec<&str> = log[from..at]
+                .iter()
+                .map(|l| l.trim())
+                .rev()
+                .take_while(|l| !l.starts_with("ok ") && !l.starts_with("FAIL\t"))
+                .filter(|l| !l.is_empty() && *l != "FAIL" && !l.starts_with("exit status "))
+                .collect();
+            let said = lines
+                .iter()
+                .find(|l| l.starts_with("panic: "))
+                .or_else(|| {
+                    lines.iter().find(|l| {
+                        !l.starts_with("goroutine ") && !l.ends_with(')') && !l.starts_with('/')
+                    })
+                })
+                .or(lines.first());
+            let Some(said) = said else { return false };
+            set(vars, "msg", clip(said, 200));
+        }
+        "node.error_code" => {
+            // The error line above the stack: `TypeError: Invalid URL`.
+            let from = at.saturating_sub(40);
+            let Some(exc) = log[from..at].iter().rev().find_map(|l| {
+                let t = l.trim_end();
+                (!t.starts_with(' ') && super::parsers::EXC_LINE.is_match(t)).then(|| t.to_owned())
+            }) else {
+                return false;
+            };
+            set(vars, "exc", clip(&exc, 160));
+        }
+        "npm.error_plain" => {
+            let msg = get(vars, "msg").to_owned();
+            let noise = [
+                "A complete log",
+                "Log files were not written",
+                "You can rerun",
+                "This is probably not a problem",
+                "The operation was rejected",
+                "Missing script",
+                "Lifecycle script",
+                "command failed",
+            ];
+            // Only the first line of npm's message block.
+            let above = log[..at].last().map(|l| l.trim_end()).unwrap_or_default();
+            let continues = (above.starts_with("npm error") && above != "npm error")
+                || (above.starts_with("npm ERR!") && above != "npm ERR!");
+            if noise.iter().any(|n| msg.starts_with(n)) || continues {
+                return false;
+            }
+            if msg.ends_with(':')
+                && let Some((_, next)) = following(log, at, 1).next()
+                && let Some(rest) = next
+                    .strip_prefix("npm error")
+                    .or_else(|| next.strip_prefix("npm ERR!"))
+            {
+                set(vars, "msg", clip(&format!("{msg} {}", rest.trim()), 200));
+            }
+        }
+        "openssl.verify" => {
+            if get(vars, "msg").is_empty() {
+                return false;
+            }
+        }
+        "perl.compile" => {
+            // The first `… at FILE line N.` of the errors above.
+            let file = get(vars, "file").to_owned();
+            let suffix = format!(" at {file} line ");
+            let first = log[at.saturating_sub(30)..at].iter().find_map(|l| {
+                // `msg at FILE line 12.` or `… line 12, near "}"`.
+                let (msg, rest) = l.rsplit_once(&suffix)?;
+                let line: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                (!line.is_empty()).then(|| (msg.to_owned(), line))
+            });
+            let Some((msg, line)) = first else {
+                return false;
+            };
+            set(vars, "msg", clip(&msg, 200));
+            set(vars, "line", line);
+        }
+        "sqlite.error" => {
+            if !cmd.contains("sqlite") {
+                return false;
+            }
+            if let Some(m) = vars.get("msg2").cloned() {
+                set(vars, "msg", m);
+            }
+            if let Some(l) = vars.get("line").or(vars.get("line2")).cloned() {
+                set(vars, "at", format!(" (line {l})"));
             }
         }
         "config.toml_parse" => {

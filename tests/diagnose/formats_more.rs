@@ -503,3 +503,82 @@ fn empty_test_runs_build_scripts_and_generated_code_checks() {
         &["\"indent\"", "should be integer"],
     );
 }
+
+#[test]
+fn chained_python_exceptions_perl_sqlite_and_plain_npm_errors() {
+    // The exception that propagated is the last of the chain.
+    let log = framed(
+        "python3 app.py",
+        &[
+            "Traceback (most recent call last):",
+            "  File \"/app/cfg.py\", line 3, in load",
+            "    return json.load(f)",
+            "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+            "",
+            "The above exception was the direct cause of the following exception:",
+            "",
+            "Traceback (most recent call last):",
+            "  File \"/app/app.py\", line 9, in <module>",
+            "    cfg = load()",
+            "app.errors.ConfigError: settings.json is not valid JSON",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "python.traceback",
+        &["ConfigError: settings.json is not valid JSON", "app.py:9"],
+    );
+    let log = framed(
+        "perl -Ilib bin/report.pl",
+        &[
+            "syntax error at bin/report.pl line 12, near \"}\"",
+            "Global symbol \"@rows\" requires explicit package name at bin/report.pl line 14.",
+            "Execution of bin/report.pl aborted due to compilation errors.",
+        ],
+        255,
+    );
+    assert_top(&log, "perl.compile", &["bin/report.pl:12", "syntax error"]);
+    let log = framed(
+        "sqlite3 -bail ci.db < seed.sql",
+        &["Runtime error near line 7: UNIQUE constraint failed: users.email (19)"],
+        1,
+    );
+    assert_top(
+        &log,
+        "sqlite.error",
+        &["UNIQUE constraint failed: users.email", "line 7"],
+    );
+    let log = framed(
+        "npm install",
+        &[
+            "npm error Unsupported URL Type \"workspace:\": workspace:*",
+            "npm error A complete log of this run can be found in: /root/.npm/_logs/x.log",
+        ],
+        1,
+    );
+    assert_top(
+        &log,
+        "npm.error_plain",
+        &["Unsupported URL Type \"workspace:\""],
+    );
+    let log = framed(
+        "go test ./internal/store/...",
+        &[
+            "panic: open testdata/schema.sql: no such file or directory",
+            "",
+            "goroutine 1 [running]:",
+            "main.init.0()",
+            "FAIL\texample.com/shop/internal/store\t0.011s",
+        ],
+        1,
+    );
+    let findings = all_findings(&log);
+    let top = findings.first().expect("a finding");
+    assert!(
+        top.title.contains("schema.sql"),
+        "{}: {}",
+        top.rule,
+        top.title
+    );
+}
