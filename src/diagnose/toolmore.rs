@@ -377,11 +377,7 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 set(vars, "msg", clip(&format!("{msg} {}", rest.trim()), 200));
             }
         }
-        "openssl.verify" => {
-            if get(vars, "msg").is_empty() {
-                return false;
-            }
-        }
+        "openssl.verify" if get(vars, "msg").is_empty() => return false,
         "perl.compile" => {
             // The first `… at FILE line N.` of the errors above.
             let file = get(vars, "file").to_owned();
