@@ -29,6 +29,28 @@
 //!    of a core (6 ticks at CLK_TCK 100; goal < 1 %: met), 2.3 KB to the
 //!    pty (the 200 ms spinner tick redraws); with nothing running 0.1 %.
 //!    VmRSS 20.5 MB.
+//!    2026-12-01, issue 19 (goal < 0.3 % of a core per process, no
+//!    unchanged frame written, < 20 MB): every pipedeck process, 30 s in
+//!    10-s windows (1 tick = 0.1 %), beside `cat` idle in the same pty
+//!    (0.00 %, 0 bytes). Before (34f4dd4, load 9.5) / after (load 5.5):
+//!    With `pipedeck serve` hosting and the TUI attached, approval
+//!    pending: host 0.4-0.6 % / 0.3-0.5 %, client 0.0-0.2 % / 0.0-0.1 %
+//!    (met); the pty 1.1 / 1.0 KB and 10 frames per 10 s, 0 unchanged both
+//!    times (each frame is the execution's duration, shown to the second
+//!    below an hour: `4m05s`); nothing running: host 1.3 % / 1.3 %, client
+//!    0.1 % / 0.1 %. The TUI hosting the engine (staging and prod live):
+//!    1.6 % / 1.3 %.
+//!    VmRSS host 32.5 / 29.4 MB (anon 10.1, file 22.4 / 19.3), client
+//!    54.1 / 50.5 MB (anon 33.1 / 33.5, file 20.9 / 17.0; 5 threads: main,
+//!    input, 2 workers, log writer), TUI hosting 61.2 / 58.0 MB: NOT met.
+//!    The loop no longer wakes each second on a screen without a moving
+//!    duration (a 2-hour-old approval wakes it once a minute; unit test),
+//!    and a redrawn unchanged frame writes 0 bytes (was 20-25: ratatui's
+//!    colour resets and cursor hide; tests/tui_idle.rs). What still wakes
+//!    the host (strace -c -f of an idle `serve`, nothing deployed, 10 s:
+//!    542 epoll_wait, 5 `git for-each-ref`): each environment's health
+//!    loop (200 ms in the demo), staging's 20 rps synthetic-traffic ticker
+//!    (it ticks while nothing is live), the triggers' 2 s ref poll.
 //! 5. Start to first frame with data, 10,000 executions in the store:
 //!    402 ms median of 5 (goal < 200 ms: NOT met); first byte 390 ms (the
 //!    engine is loaded before the terminal is set up, so nothing shows
