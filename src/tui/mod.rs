@@ -2,14 +2,17 @@
 //!
 //! One task owns the [`app::App`]. A `select!` takes input (a reader
 //! thread), backend events, results of effects (tasks on the
-//! [backend](crate::backend)), and a one-second tick for the clock and
-//! durations; after draining what is ready it draws once. The TUI reads
+//! [backend](crate::backend)), and timers only for what moves on screen
+//! (a clock text at the precision it is shown, a spinner, a screen that
+//! reads by the clock); after draining what is ready it draws once, and a
+//! frame identical to the last writes nothing to the terminal. The TUI reads
 //! nothing from disk itself: definitions, states, logs and the audit trail
 //! all come from the backend.
 
 pub mod app;
 pub mod keymap;
 mod runner;
+pub mod term;
 pub mod theme;
 pub mod view;
 
@@ -52,7 +55,7 @@ pub struct Options {
 pub async fn run(ws: Workspace, opts: Options) -> Result<ExitCode> {
     // The first frame comes before the engine loads its store: a big
     // history must not leave the terminal blank.
-    let mut terminal = ratatui::init();
+    let mut terminal = term::init();
     let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
     let name = ws.name.clone();
     let _ = terminal.draw(|f| {
@@ -279,6 +282,9 @@ impl Loop {
         ctx: &mpsc::UnboundedSender<Ctl>,
         tx: &mpsc::UnboundedSender<Msg>,
     ) -> Result<()> {
+        // Timers only for what moves on screen (see `redraw.rs`): the
+        // one-second tick of a screen that reads by the clock, the spinner
+        // while one turns, and the instant the next clock text changes.
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut spin = tokio::time::interval(Duration::from_millis(200));
@@ -299,6 +305,11 @@ impl Loop {
         let mut deferred = false;
         loop {
             let spinning = app.spinning();
+            let polls = app.polls();
+            let clock = (!polls)
+                .then(|| app.next_change(std::time::SystemTime::now()))
+                .flatten()
+                .map(|d| tokio::time::Instant::now() + d.max(CLOCK_MIN) + CLOCK_SLACK);
             let next_frame = last_draw + FRAME;
             let first = tokio::select! {
                 _ = term.recv() => break,
@@ -306,13 +317,17 @@ impl Loop {
                 m = rx.recv() => match m { Some(m) => Some(m), None => break },
                 c = crx.recv() => {
                     if let Some(c) = c {
+                        // No tick may have come for a long while: what the
+                        // control changes (a toast) goes by the current time.
+                        app.catch_up();
                         self.control(c, app, runner, ctx, tx);
                         app.needs_redraw = true;
                     }
                     None
                 }
-                _ = tick.tick() => Some(Msg::Tick),
+                _ = tick.tick(), if polls => Some(Msg::Tick),
                 _ = spin.tick(), if spinning => Some(Msg::Tick),
+                _ = sleep_until_some(clock), if clock.is_some() => Some(Msg::Tick),
                 _ = tokio::time::sleep_until(next_frame), if deferred => None,
             };
             let mut batch: Vec<Msg> = first.into_iter().collect();
@@ -321,6 +336,11 @@ impl Loop {
                 if batch.len() > 512 {
                     break;
                 }
+            }
+            // Likewise for what this batch draws and the toasts it raises
+            // (a tick brings the time itself).
+            if !batch.is_empty() && !matches!(batch[0], Msg::Tick) {
+                app.catch_up();
             }
             for m in batch {
                 for fx in app.update(m) {
@@ -441,6 +461,19 @@ impl Loop {
                 );
             }
         }
+    }
+}
+
+/// A clock wake-up at least this far off (a text due sooner waits this
+/// long: never a busy loop), a little after the instant it changes (the
+/// tick then reads the new text).
+const CLOCK_MIN: Duration = Duration::from_millis(10);
+const CLOCK_SLACK: Duration = Duration::from_millis(2);
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -11,15 +11,22 @@
 //! screen will move with the next tick; [`App::spinning`] whether the fast
 //! spinner tick is worth arming.
 //!
+//! The loop wakes for the clock only when something on screen will read
+//! differently: [`App::next_change`] says when the next clock text changes
+//! at the precision it is shown (`3m05s` each second, `1h02m` each minute)
+//! or a toast expires; `None` arms no timer at all. The spinner's 200 ms
+//! tick runs only while [`App::spinning`], the one-second tick only on the
+//! screens that read by the clock ([`App::polls`]).
+//!
 //! The header clock (`HH:MM:SS`) is deliberately left out: counting it
 //! would make every screen animating. It is brought up to date by every
-//! other redraw.
+//! other redraw ([`App::catch_up`] before each batch of messages).
 
 use std::time::{Duration, SystemTime};
 
 use crate::api::EngineEvent;
 use crate::api::types::ActionStatus;
-use crate::tui::app::widgets::{between, parse_time, short_duration};
+use crate::tui::app::widgets::{parse_time, short_duration};
 use crate::tui::app::{App, Msg, Screen};
 
 impl App {
@@ -113,6 +120,52 @@ impl App {
     /// The text on the current screen that is derived from the clock, as it
     /// reads at `now` (the same helpers as the screens' drawing).
     fn clock_texts(&self, now: SystemTime) -> Vec<String> {
+        self.clocks()
+            .into_iter()
+            .filter_map(|c| c.text(now))
+            .collect()
+    }
+
+    /// How long from `now` until something on screen changes with time
+    /// alone: a clock text (at the precision it is shown: `3m05s` each
+    /// second, `1h02m` each minute, `2d03h` each hour) or a toast's expiry.
+    /// `None`: nothing on screen moves with the clock. The spinner and the
+    /// screens that poll by the clock ([`App::polls`]) have their own
+    /// timers in the loop.
+    pub fn next_change(&self, now: SystemTime) -> Option<Duration> {
+        let toasts = self
+            .toasts
+            .iter()
+            .map(|t| t.until.duration_since(now).unwrap_or_default());
+        self.clocks()
+            .into_iter()
+            .filter_map(|c| c.next_change(now))
+            .chain(toasts)
+            .min()
+    }
+
+    /// Whether the current screen reads from the backend by the clock (a
+    /// tick a second): the environments (their metrics and countdowns), a
+    /// replica's output followed (it has no log events).
+    pub fn polls(&self) -> bool {
+        self.screen == Screen::Environments
+            || (self.screen == Screen::Logs
+                && self.logs.aeid.starts_with("env/")
+                && self.logs.follow)
+    }
+
+    /// Brings `now` up to the clock before a batch of messages (after a
+    /// quiet spell with no tick, a key must draw the current time and a
+    /// toast must live its full time); marks the frame dirty if a clock
+    /// text changed or a toast expired meanwhile.
+    pub fn catch_up(&mut self) {
+        self.tick(false);
+    }
+
+    /// What on the current screen is derived from the clock: the instants
+    /// its durations count from or down to (the same values the screens
+    /// draw).
+    fn clocks(&self) -> Vec<Clock> {
         let mut out = Vec::new();
         match self.screen {
             Screen::Pipelines => {
@@ -121,12 +174,9 @@ impl App {
                     .iter()
                     .filter_map(|p| p.latest_execution.as_ref())
                 {
-                    if let Some(t) = parse_time(&e.start_time) {
-                        out.push(short_duration(now.duration_since(t).unwrap_or_default()));
-                    }
-                    if !e.status.is_terminal() {
-                        out.push(between(&e.start_time, None, now));
-                    }
+                    // Its age (and while it runs, its duration: the same
+                    // clock).
+                    out.extend(parse_time(&e.start_time).map(Clock::Since));
                 }
             }
             Screen::Pipeline => {
@@ -136,31 +186,85 @@ impl App {
                             if let Some(d) = self.action_detail(i, j)
                                 && d.status == ActionStatus::InProgress
                             {
-                                out.push(between(&d.start_time, None, now));
+                                out.extend(parse_time(&d.start_time).map(Clock::Since));
                             }
                         }
                     }
                     for e in self.executions().iter().filter(|e| !e.status.is_terminal()) {
-                        out.push(between(&e.start_time, None, now));
+                        out.extend(parse_time(&e.start_time).map(Clock::Since));
                     }
                 }
             }
             Screen::Approvals => {
                 for a in self.pending_approvals() {
-                    out.push(between(&a.action.start_time, None, now));
+                    out.extend(parse_time(&a.action.start_time).map(Clock::Since));
                 }
             }
             Screen::Environments => {
                 for d in self.snap.envs.iter().filter_map(|e| e.deployment.as_ref()) {
-                    if let Some(left) = d.next_step_at.and_then(|n| n.duration_since(now).ok()) {
-                        out.push(short_duration(left));
-                    }
+                    out.extend(d.next_step_at.map(Clock::Until));
                 }
             }
             Screen::Logs | Screen::Audit | Screen::Diagnosis => {}
         }
         out
     }
+}
+
+/// A duration on screen that moves with the clock, shown by
+/// [`short_duration`].
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    /// The time since this instant (an elapsed time, an age).
+    Since(SystemTime),
+    /// The time left until this instant (a countdown; gone once passed).
+    Until(SystemTime),
+}
+
+impl Clock {
+    fn text(self, now: SystemTime) -> Option<String> {
+        match self {
+            Clock::Since(t) => Some(short_duration(now.duration_since(t).unwrap_or_default())),
+            Clock::Until(t) => t.duration_since(now).ok().map(short_duration),
+        }
+    }
+
+    /// How long from `now` until [`Clock::text`] reads differently.
+    fn next_change(self, now: SystemTime) -> Option<Duration> {
+        match self {
+            Clock::Since(t) => {
+                let Ok(d) = now.duration_since(t) else {
+                    // Not yet begun: it reads `0s` until `t`, then counts.
+                    return t
+                        .duration_since(now)
+                        .ok()
+                        .map(|w| w + Duration::from_secs(1));
+                };
+                let unit = precision(d);
+                Some(unit - rem(d, unit))
+            }
+            // A countdown's text changes when the time left drops below
+            // the shown unit (just after the remainder runs out).
+            Clock::Until(t) => {
+                let left = t.duration_since(now).ok()?;
+                Some(rem(left, precision(left)) + Duration::from_millis(1))
+            }
+        }
+    }
+}
+
+/// The unit [`short_duration`] shows `d` to.
+fn precision(d: Duration) -> Duration {
+    match d.as_secs() {
+        0..3600 => Duration::from_secs(1),
+        3600..86_400 => Duration::from_secs(60),
+        _ => Duration::from_secs(3600),
+    }
+}
+
+fn rem(d: Duration, unit: Duration) -> Duration {
+    let n = d.as_nanos() % unit.as_nanos();
+    Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -392,5 +496,107 @@ mod tests {
             }
         }
         assert!(skipped > 0, "some messages changed nothing");
+    }
+
+    #[test]
+    fn a_clock_text_wakes_the_loop_when_its_shown_precision_changes() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let cases = [
+            // (elapsed, expected wait)
+            (Duration::from_millis(12_300), Duration::from_millis(700)),
+            (Duration::from_secs(3 * 60 + 5), Duration::from_secs(1)),
+            (Duration::from_secs(3599), Duration::from_secs(1)),
+            (Duration::from_secs(3600), Duration::from_secs(60)),
+            (Duration::from_secs(2 * 3600 + 15), Duration::from_secs(45)),
+            (
+                Duration::from_secs(86_400 + 61),
+                Duration::from_secs(3600 - 61),
+            ),
+        ];
+        for (elapsed, wait) in cases {
+            let c = Clock::Since(t);
+            let now = t + elapsed;
+            assert_eq!(c.next_change(now), Some(wait), "{elapsed:?}");
+            let soon = now + wait - Duration::from_millis(1);
+            assert_eq!(
+                c.text(now),
+                c.text(soon),
+                "{elapsed:?}: nothing shows before"
+            );
+            assert_ne!(
+                c.text(now),
+                c.text(now + wait),
+                "{elapsed:?}: it changes then"
+            );
+        }
+        // A countdown: its text changes just after the remainder runs out.
+        for left in [
+            Duration::from_millis(5_250),
+            Duration::from_secs(3600) + Duration::from_millis(500),
+            Duration::from_secs(2 * 3600 + 30),
+            Duration::from_secs(90_000),
+        ] {
+            let c = Clock::Until(t + left);
+            let wait = c.next_change(t).expect("a countdown not over");
+            let before = t + wait - Duration::from_millis(2);
+            assert_eq!(c.text(t), c.text(before), "{left:?}");
+            assert_ne!(c.text(t), c.text(t + wait), "{left:?}");
+        }
+        assert_eq!(
+            Clock::Until(t).next_change(t + Duration::from_secs(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn with_an_approval_pending_and_nothing_running_nothing_is_scheduled_for_a_minute() {
+        // The execution has waited at the approval for two hours: its
+        // durations show minutes, so the loop wakes once a minute.
+        let started = SystemTime::now() - Duration::from_secs(2 * 3600 + 10);
+        let mut a = app_with(Some("InProgress"), started);
+        let mut snap = a.snap.clone();
+        let mut st = state(true);
+        if let Some(d) = st.stage_states[0].action_states[0]
+            .latest_execution
+            .as_mut()
+        {
+            d.start_time = rfc3339(started);
+        }
+        snap.states.insert("web".into(), st);
+        a.update(Msg::Snapshot(snap));
+        a.pipeline = Some("web".into());
+        let now = started + Duration::from_secs(2 * 3600 + 20);
+        for screen in [Screen::Pipelines, Screen::Pipeline, Screen::Approvals] {
+            a.screen = screen;
+            assert!(
+                !a.clock_texts(now).is_empty(),
+                "{screen:?} shows a duration"
+            );
+            assert!(
+                !a.spinning(),
+                "{screen:?}: no spinner for a waiting approval"
+            );
+            assert!(!a.polls(), "{screen:?}");
+            // The wake-ups over the next ten minutes: one a minute.
+            let (mut t, mut wakes) = (now, 0);
+            while t < now + Duration::from_secs(600) {
+                let d = a.next_change(t).expect("a duration on screen");
+                assert_ne!(
+                    a.clock_texts(t),
+                    a.clock_texts(t + d),
+                    "{screen:?}: a wake-up that changes nothing"
+                );
+                t += d;
+                wakes += 1;
+            }
+            assert!(wakes <= 11, "{screen:?}: {wakes} wake-ups in 10 minutes");
+        }
+        // The Audit screen shows no clock: no wake-up at all.
+        a.screen = Screen::Audit;
+        assert_eq!(a.next_change(now), None);
+        // A toast is one, when it expires.
+        a.now = now;
+        a.toast("approved", false);
+        assert_eq!(a.next_change(now), Some(Duration::from_secs(4)));
     }
 }
