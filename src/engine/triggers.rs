@@ -136,15 +136,30 @@ pub(crate) fn spawn(handle: &EngineHandle, watches: &[Watch]) {
         let store = store.map(|s| std::sync::Arc::new(std::sync::Mutex::new(s)));
         let mut tick = tokio::time::interval(ws.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // What each repository's ref files looked like at the last listing:
+        // `git for-each-ref` (a process) runs only when they changed, and
+        // every FULL_EVERY polls in case a file system's times are coarse.
+        let mut seen: Vec<Option<RefsStamp>> = vec![None; watches.len()];
+        let mut polls: u64 = 0;
         loop {
             tick.tick().await;
             if tx.is_closed() {
                 return;
             }
+            polls += 1;
             for (k, w) in watches.iter_mut().enumerate() {
+                let repo = w.repo.clone();
+                let stamp = tokio::task::spawn_blocking(move || refs_stamp(&repo))
+                    .await
+                    .ok()
+                    .flatten();
+                if stamp.is_some() && stamp == seen[k] && !polls.is_multiple_of(FULL_EVERY) {
+                    continue;
+                }
                 let Some(refs) = list_refs(&w.repo).await else {
                     continue;
                 };
+                seen[k] = stamp;
                 let first = w.known.is_empty();
                 let mut changes = Vec::new();
                 for (r, c) in &refs {
@@ -233,6 +248,62 @@ async fn git(repo: &PathBuf, args: &[&str]) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Polls between listings even when the ref files look unchanged.
+const FULL_EVERY: u64 = 30;
+
+/// Modification time and size of every file and directory that holds a
+/// repository's refs (loose refs, packed-refs, reftable, HEAD): a push, a
+/// `git tag` or a `git pack-refs` changes at least one of them.
+type RefsStamp = Vec<(PathBuf, Option<std::time::SystemTime>, u64)>;
+
+fn refs_stamp(repo: &std::path::Path) -> Option<RefsStamp> {
+    let dot = repo.join(".git");
+    let git_dir = if dot.is_dir() {
+        dot
+    } else if dot.is_file() {
+        // A linked worktree or submodule: `gitdir: <path>`; its refs live
+        // in the common directory, which this does not follow: list always.
+        return None;
+    } else {
+        repo.to_path_buf()
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![
+        git_dir.join("refs/heads"),
+        git_dir.join("refs/tags"),
+        git_dir.join("reftable"),
+    ];
+    for f in ["packed-refs", "HEAD"] {
+        let p = git_dir.join(f);
+        if let Ok(m) = std::fs::metadata(&p) {
+            out.push((p, m.modified().ok(), m.len()));
+        }
+    }
+    while let Some(dir) = stack.pop() {
+        let Ok(m) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        out.push((dir.clone(), m.modified().ok(), m.len()));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), m.modified().ok(), m.len()));
+            }
+        }
+        if out.len() > 10_000 {
+            // Too many refs to stamp cheaply: list every time.
+            return None;
+        }
+    }
+    out.sort();
+    Some(out)
 }
 
 async fn list_refs(repo: &PathBuf) -> Option<BTreeMap<String, String>> {
