@@ -16,6 +16,8 @@ mod formats_more;
 mod reports;
 #[path = "diagnose/robustness.rs"]
 mod robustness;
+#[path = "diagnose/streaming.rs"]
+mod streaming;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diagnose")

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::api::types::{ActionStatus, ExecutionStatus};
 use crate::api::{ActionExecutionDetail, Reply, Request};
-use crate::diagnose::{Catalogue, Evidence, Finding, Input, diagnose};
+use crate::diagnose::{Catalogue, Evidence, Finding, Input, diagnose, diagnose_reader};
 
 #[derive(Args, Debug)]
 pub struct DiagnoseArgs {
@@ -91,55 +91,32 @@ pub fn print_findings(findings: &[Finding], indent: &str) {
     }
 }
 
-/// The lines of a log as `str::lines` splits its lossy UTF-8 text (`\n`,
-/// or `\r\n`), read a line at a time so the whole file is never held
-/// beside its lines. Same lines: an invalid sequence never spans a `\n`.
-fn read_lines(mut r: impl std::io::BufRead) -> std::io::Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        if r.read_until(b'\n', &mut buf)? == 0 {
-            return Ok(out);
-        }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-        }
-        out.push(String::from_utf8_lossy(&buf).into_owned());
-    }
-}
-
 /// `--log FILE`: no workspace needed.
 pub fn run_log(a: &DiagnoseArgs, config_file: &Path) -> Result<ExitCode> {
     let Some(path) = &a.log else {
         return Err(eyre!("--log FILE is required here"));
     };
-    let log = if path.as_os_str() == "-" {
-        read_lines(std::io::stdin().lock())?
+    let file = if path.as_os_str() == "-" {
+        None
     } else {
-        let f = std::fs::File::open(path).map_err(|e| eyre!("{}: {e}", path.display()))?;
-        read_lines(std::io::BufReader::with_capacity(1 << 20, f))
-            .map_err(|e| eyre!("{}: {e}", path.display()))?
+        Some(std::fs::File::open(path).map_err(|e| eyre!("{}: {e}", path.display()))?)
     };
     let (cat, warnings) = catalogue(config_file);
     for w in warnings {
         eprintln!("pipedeck: {w}");
     }
-    let findings = diagnose(
-        &Input {
-            log: &log,
-            ..Input::default()
-        },
-        &cat,
-    );
+    // Read a block at a time: only the lines the rules need are held.
+    let input = Input::default();
+    let read = match file {
+        None => diagnose_reader(std::io::stdin().lock(), &input, &cat),
+        Some(f) => diagnose_reader(std::io::BufReader::with_capacity(1 << 20, f), &input, &cat),
+    }
+    .map_err(|e| eyre!("{}: {e}", path.display()))?;
     if a.json {
-        say!("{}", serde_json::to_string_pretty(&findings)?);
+        say!("{}", serde_json::to_string_pretty(&read.findings)?);
     } else {
-        say!("{}: {} lines", path.display(), log.len());
-        print_findings(&findings, "  ");
+        say!("{}: {} lines", path.display(), read.lines);
+        print_findings(&read.findings, "  ");
     }
     Ok(ExitCode::SUCCESS)
 }

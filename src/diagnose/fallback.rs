@@ -13,6 +13,28 @@ const WINDOW: usize = 4000;
 /// Longest explanation shown in a title, in chars.
 const MAX_WHY: usize = 240;
 
+/// What the streaming reader puts where it left lines out of its excerpt:
+/// `[Container]` (so no rule, walk or score takes it for output) and a
+/// newline (which no log line holds), then how many lines it stands for.
+pub(crate) const GAP: &str = "[Container]\n";
+
+/// How many log lines `l` stands for: 1, or a gap's count.
+fn span(l: &str) -> usize {
+    l.strip_prefix(GAP)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// A line the fallback may score although it is more than [`WINDOW`] lines
+/// before the failure.
+pub(crate) fn strong(line: &str) -> bool {
+    STRONG.is_match(line.as_bytes())
+}
+
+/// Lines more than this far before the failure are scored only when
+/// [`strong`].
+pub(crate) const SCORED_WINDOW: usize = WINDOW;
+
 fn re(p: &str) -> Regex {
     #[allow(clippy::expect_used)]
     Regex::new(p).expect("built-in fallback regex")
@@ -208,11 +230,14 @@ pub(crate) fn score(line: &str) -> f32 {
 pub(crate) fn explain(lines: &[String], from: usize, to: usize, n: usize) -> Vec<(usize, f32)> {
     let to = to.min(lines.len());
     let from = from.min(to);
-    let window_start = to.saturating_sub(WINDOW).max(from);
+    // In an excerpt, the lines a gap stands for count in the distance.
+    let mut left_out: usize = lines[from..to].iter().map(|l| span(l) - 1).sum();
     let mut scored: Vec<(usize, f32)> = Vec::new();
     // Inside a boxed warning (Terraform's `╷ │ Warning: … ╵`): not the cause.
     let mut warning_box = false;
     for (i, line) in lines.iter().enumerate().take(to).skip(from) {
+        left_out -= span(line) - 1;
+        let d = to - i + left_out;
         if line.starts_with('│') || line.starts_with('╷') {
             if line.starts_with("│ Warning:") {
                 warning_box = true;
@@ -223,14 +248,14 @@ pub(crate) fn explain(lines: &[String], from: usize, to: usize, n: usize) -> Vec
         } else {
             warning_box = false;
         }
-        if i < window_start && !STRONG.is_match(line.as_bytes()) {
+        if d > WINDOW && !STRONG.is_match(line.as_bytes()) {
             continue;
         }
         let s = score(line);
         if s <= 0.0 {
             continue;
         }
-        let d = (to - i) as f32;
+        let d = d as f32;
         scored.push((i, s + 1.2 / (1.0 + d / 8.0)));
     }
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
@@ -269,6 +294,16 @@ pub(crate) fn unformatted_files(
         .take(5)
         .map(str::to_owned)
         .collect()
+}
+
+/// `cmd` is a format checker (see [`unformatted_files`]).
+pub(crate) fn format_cmd(cmd: &str) -> bool {
+    FORMAT_CMD.is_match(cmd)
+}
+
+/// `l` (trimmed) is a path a format checker lists.
+pub(crate) fn path_line(l: &str) -> bool {
+    PATH_LINE.is_match(l.trim())
 }
 
 static FORMAT_CMD: LazyLock<Regex> = LazyLock::new(|| {

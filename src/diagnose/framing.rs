@@ -58,6 +58,23 @@ pub(crate) fn failure(line: &str) -> Option<(&str, Option<i32>)> {
     }
 }
 
+/// How the open command ended, told by the framing line after its output
+/// (`body` is that line's [`container`] text).
+pub(crate) fn outcome(line: &str, body: &str) -> Outcome {
+    if let Some((_, code)) = failure(line) {
+        Outcome::Failed(code)
+    } else if body.contains("State: TIMED_OUT")
+        || body.contains("State: STOPPED")
+        || body.starts_with("Build timed out")
+    {
+        Outcome::Unfinished
+    } else if body.contains("State: FAILED") {
+        Outcome::Failed(None)
+    } else {
+        Outcome::Succeeded
+    }
+}
+
 impl Framing {
     pub(crate) fn parse(log: &[String]) -> Framing {
         let mut commands: Vec<Command> = Vec::new();
@@ -72,18 +89,7 @@ impl Framing {
             };
             if let Some(mut c) = open.take() {
                 c.end = i;
-                c.outcome = if let Some((_, code)) = failure(line) {
-                    Outcome::Failed(code)
-                } else if body.contains("State: TIMED_OUT")
-                    || body.contains("State: STOPPED")
-                    || body.starts_with("Build timed out")
-                {
-                    Outcome::Unfinished
-                } else if body.contains("State: FAILED") {
-                    Outcome::Failed(None)
-                } else {
-                    Outcome::Succeeded
-                };
+                c.outcome = outcome(line, body);
                 commands.push(c);
             }
             if let Some(p) = body.strip_prefix("Entering phase ") {

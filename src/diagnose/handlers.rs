@@ -155,11 +155,7 @@ pub fn enrich(
             // The group the bad release ran on: the deploy's own progress
             // lines name it (`… 10% of traffic on blue (rev)`).
             let end = at.unwrap_or(log.len()).min(log.len());
-            let color = log[..end].iter().rev().find_map(|l| {
-                let rest = l.strip_prefix("[Deploy] ")?;
-                let (_, after) = rest.split_once("% of traffic on ")?;
-                after.split_whitespace().next().map(str::to_owned)
-            });
+            let color = log[..end].iter().rev().find_map(|l| traffic_group(l));
             if let Some(c) = color {
                 set(vars, "color", c);
             }
@@ -408,6 +404,14 @@ pub fn enrich(
         }
     }
     true
+}
+
+/// The group a deploy's progress line sends traffic to (`[Deploy] … 10%
+/// of traffic on blue (rev)` → `blue`).
+pub(crate) fn traffic_group(l: &str) -> Option<String> {
+    let rest = l.strip_prefix("[Deploy] ")?;
+    let (_, after) = rest.split_once("% of traffic on ")?;
+    after.split_whitespace().next().map(str::to_owned)
 }
 
 fn make_what(vars: &mut Vars) {

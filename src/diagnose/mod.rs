@@ -14,6 +14,7 @@ pub mod flux;
 mod framing;
 mod handlers;
 mod parsers;
+mod stream;
 mod toolmore;
 mod toolparse;
 
@@ -23,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use self::catalogue::{Catalogue, Rule, RuleSpec};
+pub use self::stream::{Streamed, diagnose_reader};
 use crate::api::types::{ActionStatus, ExecutionStatus};
 use crate::api::{ActionExecutionDetail, AuditEvent, ExecutionSummary, TransitionState};
 
@@ -131,6 +133,7 @@ const MAX_EVIDENCE: usize = 8;
 /// Distinct findings kept per rule.
 const MAX_PER_RULE: usize = 5;
 
+#[derive(Clone)]
 struct Group {
     rule: usize,
     key: String,
@@ -142,14 +145,24 @@ struct Group {
     count: usize,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Acc {
     groups: Vec<Group>,
     per_rule: BTreeMap<usize, usize>,
 }
 
+/// What a match did to the findings: nothing (a rule's limit was reached,
+/// or the evidence was already there), added evidence to a finding, or
+/// started one (its first line: the handlers read the lines around it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Hit {
+    None,
+    Evidence,
+    First,
+}
+
 impl Acc {
-    fn add(&mut self, rule: usize, vars: Vars, pos: usize, ev: Evidence) {
+    fn add(&mut self, rule: usize, vars: Vars, pos: usize, ev: Evidence) -> Hit {
         let key: String = vars
             .iter()
             .filter(|(k, _)| !k.starts_with('_'))
@@ -163,12 +176,13 @@ impl Acc {
             g.count += 1;
             if g.evidence.len() < MAX_EVIDENCE && !g.evidence.contains(&ev) {
                 g.evidence.push(ev);
+                return Hit::Evidence;
             }
-            return;
+            return Hit::None;
         }
         let n = self.per_rule.entry(rule).or_insert(0);
         if *n >= MAX_PER_RULE {
-            return;
+            return Hit::None;
         }
         *n += 1;
         self.groups.push(Group {
@@ -179,6 +193,7 @@ impl Acc {
             evidence: vec![ev],
             count: 1,
         });
+        Hit::First
     }
 }
 
@@ -202,19 +217,33 @@ fn scan(
     pos: usize,
     ev: impl Fn() -> Evidence,
     cands: &mut Vec<(usize, usize)>,
-) {
+) -> Hit {
     cat.candidates(text, cands);
+    apply(cat, acc, text, pos, ev, cands)
+}
+
+/// The capturing regexes of the candidates `cands` found for `text`.
+fn apply(
+    cat: &Catalogue,
+    acc: &mut Acc,
+    text: &str,
+    pos: usize,
+    ev: impl Fn() -> Evidence,
+    cands: &[(usize, usize)],
+) -> Hit {
+    let mut hit = Hit::None;
     let mut last_rule = usize::MAX;
-    for &(ri, pi) in cands.iter() {
+    for &(ri, pi) in cands {
         if ri == last_rule {
             continue;
         }
         if let Some(mut vars) = captures(&cat.rules[ri], pi, text) {
             vars.insert("_pos".into(), pos.to_string());
-            acc.add(ri, vars, pos, ev());
+            hit = hit.max(acc.add(ri, vars, pos, ev()));
             last_rule = ri;
         }
     }
+    hit
 }
 
 fn parse_time(s: &str) -> Option<SystemTime> {
@@ -327,36 +356,20 @@ pub fn diagnose(input: &Input, catalogue: &Catalogue) -> Vec<Finding> {
     } else {
         input
     };
-    let mut acc = Acc::default();
+    let mut scan_log = stream::Scan::new(catalogue);
+    for (i, line) in input.log.iter().enumerate() {
+        scan_log.line(i, line);
+    }
+    conclude(input, catalogue, scan_log.finish())
+}
+
+/// Everything after the pass over the log lines: status texts, audit
+/// events, findings from events, the handlers, the ranking and the
+/// fallback. `input.log` is the whole log, or the streaming reader's
+/// excerpt of it (positions in `acc` are indices into it).
+fn conclude(input: &Input, catalogue: &Catalogue, mut acc: Acc) -> Vec<Finding> {
     let mut cands = Vec::new();
     let framing = framing::Framing::parse(input.log);
-    // The output of a command that succeeded did not fail the build: its
-    // alarming lines (a retried download, a test that checks an error
-    // path) are not diagnosed.
-    let mut quiet = vec![false; input.log.len()];
-    for c in &framing.commands {
-        if c.outcome == framing::Outcome::Succeeded {
-            for q in quiet.iter_mut().take(c.end).skip(c.run + 1) {
-                *q = true;
-            }
-        }
-    }
-    for (i, line) in input.log.iter().enumerate() {
-        if quiet[i] {
-            continue;
-        }
-        scan(
-            catalogue,
-            &mut acc,
-            line,
-            i,
-            || Evidence::LogLine {
-                line: i + 1,
-                text: line.clone(),
-            },
-            &mut cands,
-        );
-    }
     let mut pos = input.log.len();
     for (field, text) in status_texts(input) {
         scan(

@@ -32,7 +32,7 @@ static TF_ON: LazyLock<Regex> =
     LazyLock::new(|| re(r"^\s*on (\S+) line (\d+)(?:, in (.+?))?:\s*$"));
 static TF_RESOURCE: LazyLock<Regex> =
     LazyLock::new(|| re(r#"^(resource|data|module) "([^"]+)"(?: "([^"]+)")?$"#));
-static GO_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+(\S+\.go:\d+): (.*)"));
+pub(super) static GO_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+(\S+\.go:\d+): (.*)"));
 static MAVEN_ARTIFACT: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"(?:the artifact|Could not find artifact|Failure to find|Could not transfer artifact) (\S+)|artifacts could not be resolved: ([^;]+?)(?:: |$)",
