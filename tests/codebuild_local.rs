@@ -311,3 +311,34 @@ async fn long_lines_lines_without_newline_and_floods_are_logged_whole_and_in_ord
     let last_num = r.log.iter().position(|l| l == "100000").unwrap();
     assert!(after > last_num);
 }
+
+#[tokio::test]
+async fn the_setup_reaches_the_shell_whatever_its_size_and_leaves_no_trace() {
+    let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"v=$V n=${#BIG} s=${__PD_SETUP-unset} q=$Q\"\n      - env | grep -c '^__PD_SETUP=' || true\n";
+    let quoted = "it's \"quoted\" $HOME `x` \\ end".to_owned();
+    // A small setup (through the environment), then one above 64 KiB
+    // (written on stdin): the same variables, quoting kept, and the
+    // carrier variable is gone before the first command.
+    for size in [10usize, 100_000] {
+        let big = "x".repeat(size);
+        let q = quoted.clone();
+        let r = build_with(spec, |req| {
+            req.overrides = vec![
+                ("V".into(), "one".into()),
+                ("BIG".into(), big),
+                ("Q".into(), q),
+            ];
+        })
+        .await;
+        assert_eq!(r.report.status, Status::Succeeded, "{:#?}", r.log);
+        let want = format!("v=one n={size} s=unset q={quoted}");
+        assert!(r.has(&want), "{size}: {:#?}", r.log);
+        assert!(r.has("0"), "{size}: {:#?}", r.log);
+    }
+    // A build variable of the carrier's own name is kept.
+    let r = build_with(spec, |req| {
+        req.overrides = vec![("__PD_SETUP".into(), "mine".into())];
+    })
+    .await;
+    assert!(r.log.iter().any(|l| l.contains("s=mine")), "{:#?}", r.log);
+}

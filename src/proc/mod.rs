@@ -65,9 +65,26 @@ fn pids() -> impl Iterator<Item = u32> {
 /// Those that were re-parented to this process (see [`become_subreaper`])
 /// are reaped by [`reap_escapees`].
 pub fn kill_marked(pgid_file: &Path, leader: Option<u32>) -> usize {
+    kill_marked_since(pgid_file, leader, None)
+}
+
+/// [`kill_marked`], looking only at processes started at or after clock
+/// tick `since` (a [`start_time`]): a process carries the mark only if it
+/// descends from the one it was set on, so it started after it. Reading a
+/// process's start time is much cheaper than reading its environment.
+pub fn kill_marked_since(pgid_file: &Path, leader: Option<u32>, since: Option<u64>) -> usize {
     let mut n = 0;
+    let me = std::process::id();
     for pid in pids() {
-        if Some(pid) == leader || pid == std::process::id() || !marked_with(pid, pgid_file) {
+        if Some(pid) == leader || pid == me {
+            continue;
+        }
+        if let Some(since) = since
+            && start_time(pid).is_some_and(|t| t < since)
+        {
+            continue;
+        }
+        if !marked_with(pid, pgid_file) {
             continue;
         }
         let Some(p) = i32::try_from(pid)
@@ -101,6 +118,23 @@ struct Stat {
     state: char,
     ppid: u32,
     pgrp: u32,
+}
+
+/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat`
+/// field 22); `None` if it is gone or unreadable.
+pub fn start_time(pid: u32) -> Option<u64> {
+    use std::io::Read;
+    // One read: the file is a few hundred bytes, and this runs for every
+    // process at the end of every build.
+    let mut buf = [0u8; 1024];
+    let n = std::fs::File::open(format!("/proc/{pid}/stat"))
+        .ok()?
+        .read(&mut buf)
+        .ok()?;
+    let s = std::str::from_utf8(&buf[..n]).ok()?;
+    let (_, rest) = s.rsplit_once(") ")?;
+    // `rest` starts at field 3 (state): field 22 is the 20th from here.
+    rest.split(' ').nth(19)?.parse().ok()
 }
 
 fn stat(pid: u32) -> Option<Stat> {
@@ -297,5 +331,31 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         let _ = other.kill().await;
+    }
+
+    #[tokio::test]
+    async fn a_marked_process_is_looked_at_only_when_it_started_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let marked = dir.path().join("c.pid");
+        let mut cmd = tokio::process::Command::new("sleep");
+        cmd.arg("30").kill_on_drop(true);
+        mark(&mut cmd, &marked);
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id().unwrap();
+        let t0 = std::time::Instant::now();
+        while !std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep"))
+            && t0.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let started = start_time(pid).unwrap();
+        assert!(start_time(std::process::id()).unwrap() <= started);
+        // Started before the tick asked for: not looked at, still runs.
+        assert_eq!(kill_marked_since(&marked, None, Some(started + 1)), 0);
+        assert!(child.try_wait().unwrap().is_none());
+        // Started at it: killed.
+        assert_eq!(kill_marked_since(&marked, None, Some(started)), 1);
+        let st = child.wait().await.unwrap();
+        assert!(!st.success(), "killed: {st}");
     }
 }

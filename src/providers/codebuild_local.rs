@@ -7,7 +7,10 @@
 //! forms; exported variables read back at the end; secrets masked in every
 //! line; a stop or timeout kills the whole process group.
 //!
-//! How: `bash` reads commands on its stdin. Each command runs through a
+//! How: `bash` reads commands on its stdin, one byte at a time (a pipe: it
+//! must not read past the line it runs), so its setup (exports and two
+//! functions) comes in one environment variable and a short first line
+//! evaluates it. Each command runs through a
 //! small function that `eval`s it with stdin from /dev/null, then prints a
 //! marker line holding a per-build nonce and the exit status. Output before
 //! the marker is the command's; the marker may follow output that lacked a
@@ -165,6 +168,9 @@ struct Shell {
     pgid: Option<u32>,
     /// The build's pid file, whose mark every process it starts inherits.
     mark: Option<PathBuf>,
+    /// When the shell started (clock ticks since boot): what carries its
+    /// mark started later.
+    started: Option<u64>,
     child: Child,
     stdin: ChildStdin,
     out: BufReader<ChildStdout>,
@@ -199,12 +205,50 @@ impl Drop for Shell {
     }
 }
 
+/// The environment variable that carries the build shell's setup.
+const SETUP_ENV: &str = "__PD_SETUP";
+/// The largest setup passed in the environment (Linux takes up to 128 KiB
+/// in one string).
+const SETUP_IN_ENV_MAX: usize = 64 * 1024;
+
+/// What the build shell runs before the first command: stderr into
+/// stdout, the build's variables, and the two functions that frame each
+/// command's end and read an exported variable back.
+fn setup_script(env: &[(String, String)], n: &str) -> String {
+    let mut setup = String::from("exec 2>&1\n");
+    for (k, v) in env {
+        setup.push_str(&format!("export {k}={}\n", quote(v)));
+    }
+    setup.push_str(&format!(
+        "__pd_run() {{ eval \"$1\" </dev/null; printf '%s %s\\n' '{n}' \"$?\"; }}\n\
+         __pd_export() {{ printf '%s X %s\\n' '{n}' \"$(printf '%s' \"${{!1-}}\" | od -An -tx1 | tr -d ' \\n')\"; }}\n"
+    ));
+    setup
+}
+
 impl Shell {
     async fn start(req: &BuildRequest, env: &[(String, String)]) -> Result<Shell, RunnerError> {
+        let nonce = format!(
+            "__pipedeck_{}_{}__",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
         let mut cmd = Command::new("bash");
         if let Some(f) = &req.pgid_file {
             // Marks the process so a later engine can tell it is ours.
             proc::mark(&mut cmd, f);
+        }
+        let setup = setup_script(env, &nonce);
+        // bash reads a pipe one byte at a time (it must not read past the
+        // line it runs), so the setup, often a kilobyte of exports, comes
+        // in the environment and one short line on stdin evaluates it.
+        // Too large for one environment string, or holding a NUL, it is
+        // written on stdin as is.
+        let via_env = setup.len() <= SETUP_IN_ENV_MAX && !setup.contains('\0');
+        if via_env {
+            cmd.env(SETUP_ENV, &setup);
         }
         let mut child = cmd
             .args(["--noprofile", "--norc", "-s"])
@@ -226,16 +270,10 @@ impl Shell {
         // best effort: the default 64 KiB still works).
         #[cfg(target_os = "linux")]
         let _ = rustix::pipe::fcntl_setpipe_size(&stdout, 1 << 20);
-        let nonce = format!(
-            "__pipedeck_{}_{}__",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
         let mut shell = Shell {
             pgid: child.id(),
             mark: req.pgid_file.clone(),
+            started: child.id().and_then(proc::start_time),
             child,
             stdin,
             out: BufReader::with_capacity(256 * 1024, stdout),
@@ -243,18 +281,16 @@ impl Shell {
             finder: memchr::memmem::Finder::new(nonce.as_bytes()).into_owned(),
             nonce,
         };
-        let mut setup = String::from("exec 2>&1\n");
-        for (k, v) in env {
-            setup.push_str(&format!("export {k}={}\n", quote(v)));
-        }
-        let n = &shell.nonce;
-        setup.push_str(&format!(
-            "__pd_run() {{ eval \"$1\" </dev/null; printf '%s %s\\n' '{n}' \"$?\"; }}\n\
-             __pd_export() {{ printf '%s X %s\\n' '{n}' \"$(printf '%s' \"${{!1-}}\" | od -An -tx1 | tr -d ' \\n')\"; }}\n"
-        ));
+        // The variable goes before the setup runs: a build variable of
+        // the same name, which the setup exports, is kept.
+        let first = if via_env {
+            format!("eval \"unset {SETUP_ENV}; ${SETUP_ENV}\"\n")
+        } else {
+            setup
+        };
         shell
             .stdin
-            .write_all(setup.as_bytes())
+            .write_all(first.as_bytes())
             .await
             .map_err(RunnerError::Io)?;
         Ok(shell)
@@ -280,7 +316,7 @@ impl Shell {
             proc::kill_group(pgid);
         }
         if let Some(mark) = &self.mark {
-            proc::kill_marked(mark, self.pgid);
+            proc::kill_marked_since(mark, self.pgid, self.started);
         }
     }
 

@@ -400,6 +400,11 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"encodeError\":\"{e}\"}}"))
 }
 
+/// A record as the store writes it (JSON).
+pub fn to_json<T: Serialize>(v: &T) -> String {
+    json(v)
+}
+
 impl Batch<'_> {
     pub fn pipeline_version(
         &self,
@@ -450,6 +455,27 @@ impl Batch<'_> {
         entry_seq: u64,
         record: &T,
     ) -> Result<(), rusqlite::Error> {
+        self.stage_execution_json(
+            execution_id,
+            pipeline,
+            stage,
+            status,
+            entry_seq,
+            &json(record),
+        )
+    }
+
+    /// [`stage_execution`](Self::stage_execution) of a record already in
+    /// JSON ([`to_json`]).
+    pub fn stage_execution_json(
+        &self,
+        execution_id: &str,
+        pipeline: &str,
+        stage: &str,
+        status: Option<&str>,
+        entry_seq: u64,
+        record: &str,
+    ) -> Result<(), rusqlite::Error> {
         self.tx
             .prepare_cached(
                 "INSERT INTO stage_executions
@@ -463,7 +489,7 @@ impl Batch<'_> {
                 execution_id,
                 stage,
                 status,
-                json(record),
+                record,
                 pipeline,
                 i64::try_from(entry_seq).unwrap_or(i64::MAX)
             ])?;

@@ -88,6 +88,8 @@ impl Engine {
         let ids: Vec<String> = self.pipeline(&name)?.order.clone();
         for id in &ids {
             self.execs.remove(id);
+            // What it reads back is what the store holds.
+            self.written.remove(id);
         }
         self.load_pipeline(&wp, &now_rfc3339())
             .map_err(|e| api("InternalError", e.to_string()))?;

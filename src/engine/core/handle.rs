@@ -141,6 +141,7 @@ pub fn start_with(
         unsaved: Default::default(),
         store_problem: None,
         retry_armed: false,
+        written: HashMap::new(),
     };
     engine.load()?;
     let handle = EngineHandle {

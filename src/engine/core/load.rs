@@ -134,7 +134,7 @@ impl Engine {
                         .flat_map(|s| s.actions.iter().flatten().cloned())
                         .collect();
                     self.store.batch(|b| {
-                        write_exec(b, &rec)?;
+                        write_exec(b, &rec, None)?;
                         for a in &actions {
                             b.action_execution(a)?;
                         }

@@ -115,6 +115,9 @@ struct Engine {
     store_problem: Option<String>,
     /// A [`Msg::RetrySaves`] is on its way.
     retry_armed: bool,
+    /// The stage rows the store holds of each unfinished execution, as
+    /// last committed: a save writes only the stages that changed.
+    written: HashMap<String, persist::Written>,
 }
 
 /// True when an error's text says the filesystem is full.

@@ -23,18 +23,28 @@ impl Engine {
         // Actions too when an earlier write was refused: what it lost is
         // written now.
         let include_actions = include_actions || self.unsaved.contains(id);
+        // Taken out: should the write be refused, the next one writes
+        // every stage again.
+        let prev = self.written.remove(id);
         let r = self
             .store
             .batch(|b| {
-                write_exec(b, &rec)?;
+                let written = write_exec(b, &rec, prev.as_ref())?;
                 if include_actions {
                     for a in rec.stages.iter().flat_map(|s| s.actions.iter().flatten()) {
                         b.action_execution(a)?;
                     }
                 }
-                Ok(())
+                Ok(written)
             })
             .map_err(|e| e.to_string());
+        let r = r.map(|written| {
+            // A finished execution's rows are rarely written again: not
+            // worth keeping in memory.
+            if !rec.terminal() {
+                self.written.insert(id.to_owned(), written);
+            }
+        });
         match &r {
             Ok(()) => {
                 if self.unsaved.remove(id) && self.unsaved.is_empty() {
@@ -312,10 +322,18 @@ impl Engine {
     }
 }
 
+/// The stage rows of an execution as the store holds them: stage name →
+/// the record written (it carries the row's status and entry order).
+pub(super) type Written = std::collections::HashMap<String, String>;
+
+/// Writes execution `rec`: its row, its stages' rows but those `prev` says
+/// the store already holds as they are, and its variables. Returns what
+/// the store holds of its stages once this commits.
 pub(super) fn write_exec(
     b: &crate::store::Batch<'_>,
     rec: &ExecRec,
-) -> Result<(), rusqlite::Error> {
+    prev: Option<&Written>,
+) -> Result<Written, rusqlite::Error> {
     let s = &rec.summary;
     b.execution(
         &s.pipeline_execution_id,
@@ -326,16 +344,21 @@ pub(super) fn write_exec(
         &s.start_time,
         rec,
     )?;
+    let mut written = Written::new();
     for st in &rec.stages {
         if st.status.is_some() {
-            b.stage_execution(
-                &s.pipeline_execution_id,
-                &s.pipeline_name,
-                &st.name,
-                st.status.map(StageStatus::as_str),
-                st.entry_seq,
-                st,
-            )?;
+            let record = crate::store::to_json(st);
+            if prev.and_then(|p| p.get(&st.name)) != Some(&record) {
+                b.stage_execution_json(
+                    &s.pipeline_execution_id,
+                    &s.pipeline_name,
+                    &st.name,
+                    st.status.map(StageStatus::as_str),
+                    st.entry_seq,
+                    &record,
+                )?;
+            }
+            written.insert(st.name.clone(), record);
         }
     }
     for (k, v) in &s.variables {
@@ -346,5 +369,5 @@ pub(super) fn write_exec(
             b.variable(&s.pipeline_execution_id, ns, k, v)?;
         }
     }
-    Ok(())
+    Ok(written)
 }
