@@ -198,7 +198,7 @@ impl Acc {
 }
 
 fn captures(rule: &Rule, pi: usize, text: &str) -> Option<Vars> {
-    let re = rule.regexes.get(pi)?;
+    let re = rule.regexes.get(pi)?.get()?;
     let caps = re.captures(text)?;
     let mut vars = Vars::new();
     for name in re.capture_names().flatten() {
