@@ -52,15 +52,15 @@ static CLIPPY: LazyLock<Regex> = LazyLock::new(|| {
 });
 static JAVA_SYMBOL: LazyLock<Regex> = LazyLock::new(|| re(r"^\s+(symbol|location):\s+(.+)$"));
 
-fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
+pub(super) fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
     vars.insert(k.to_owned(), v.into());
 }
 
-fn get<'a>(vars: &'a Vars, k: &str) -> &'a str {
+pub(super) fn get<'a>(vars: &'a Vars, k: &str) -> &'a str {
     vars.get(k).map_or("", String::as_str)
 }
 
-fn base(path: &str) -> &str {
+pub(super) fn base(path: &str) -> &str {
     path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 

@@ -8,7 +8,7 @@ use regex::Regex;
 
 use super::Vars;
 use super::fallback::clip;
-use super::parsers::following;
+use super::parsers::{base, following, get, set};
 
 fn re(p: &str) -> Regex {
     #[allow(clippy::expect_used)]
@@ -197,18 +197,6 @@ pub(crate) fn changed_files(cmd: &str, log: &[String], from: usize, to: usize) -
         .filter_map(|r| r.split_once(" b/").map(|(a, _)| a.to_owned()))
         .take(5)
         .collect()
-}
-
-fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
-    vars.insert(k.to_owned(), v.into());
-}
-
-fn get<'a>(vars: &'a Vars, k: &str) -> &'a str {
-    vars.get(k).map_or("", String::as_str)
-}
-
-fn base(path: &str) -> &str {
-    path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
 pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: &str) -> bool {

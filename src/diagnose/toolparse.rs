@@ -10,7 +10,7 @@ use regex::Regex;
 
 use super::Vars;
 use super::fallback::{self, clip};
-use super::parsers::following;
+use super::parsers::{following, get, set};
 
 fn re(p: &str) -> Regex {
     #[allow(clippy::expect_used)]
@@ -23,14 +23,6 @@ static SOURCE_EXCERPT: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*(\d+) \|(.*)$
 
 static URL_HOST: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?([\w.-]+(?::\d+)?)"));
-
-fn set(vars: &mut Vars, k: &str, v: impl Into<String>) {
-    vars.insert(k.to_owned(), v.into());
-}
-
-fn get<'a>(vars: &'a Vars, k: &str) -> &'a str {
-    vars.get(k).map_or("", String::as_str)
-}
 
 /// A line without the tree or box drawing in front of it (miette's
 /// `│ ├─▶ ╰─▶ ×`, Terraform's `│ ╷ ╵`).
