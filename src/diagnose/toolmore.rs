@@ -393,6 +393,17 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 set(vars, "at", format!(" (line {l})"));
             }
         }
+        "checksum.mismatch" => {
+            // `agent.bin: FAILED` lines above the summary name the files.
+            let files: Vec<&str> = log[at.saturating_sub(50)..at]
+                .iter()
+                .filter_map(|l| l.strip_suffix(": FAILED"))
+                .take(3)
+                .collect();
+            if !files.is_empty() {
+                set(vars, "files", format!(" for {}", files.join(", ")));
+            }
+        }
         "config.toml_parse" => {
             // `TOML parse error at line 2, column 15`, the excerpt
             // (`2 | line-length = "100"`), a caret line, then what is wrong.
