@@ -116,24 +116,7 @@ async fn a_slow_canary_trips_the_p99_alarm_and_is_scaled_back() {
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), &[("prod", &fake.url)], &[]);
     let c = client(&kc, "prod").await;
-    create_deployment(
-        &c,
-        deployment("web", "web", "shop/web:v1", 4, json!({"track": "stable"})),
-    )
-    .await;
-    create_deployment(
-        &c,
-        deployment(
-            "web-canary",
-            "web",
-            "shop/web:v1",
-            0,
-            json!({"track": "canary"}),
-        ),
-    )
-    .await;
-    controller_step(&c, "web", 4, None).await;
-    controller_step(&c, "web-canary", 0, None).await;
+    stable_and_canary(&c, 4).await;
     let ctl = controller_all(
         c.clone(),
         &["web", "web-canary"],

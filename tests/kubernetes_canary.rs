@@ -37,24 +37,7 @@ async fn a_canary_steps_by_replica_ratio_promotes_and_rolls_back() {
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), &[("prod", &fake.url)], &[]);
     let c = client(&kc, "prod").await;
-    create_deployment(
-        &c,
-        deployment("web", "web", "shop/web:v1", 10, json!({"track": "stable"})),
-    )
-    .await;
-    create_deployment(
-        &c,
-        deployment(
-            "web-canary",
-            "web",
-            "shop/web:v1",
-            0,
-            json!({"track": "canary"}),
-        ),
-    )
-    .await;
-    controller_step(&c, "web", 10, None).await;
-    controller_step(&c, "web-canary", 0, None).await;
+    stable_and_canary(&c, 10).await;
     create_service(&c, "web", json!({"app": "web"})).await;
     let bad = Arc::new(Mutex::new(HashMap::new()));
     let ctl = controller_all(c.clone(), &["web", "web-canary"], bad.clone());

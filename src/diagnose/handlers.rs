@@ -478,15 +478,16 @@ fn explain_failure(
     let best = fallback::explain(log, from, to, 3);
     let unformatted = fallback::unformatted_files(&cmd_text, log, from, to);
     let changed = super::toolmore::changed_files(&cmd_text, log, from, to);
+    // The command's last line of output, when no line scored.
+    let last = fallback::last_output(log, from, to);
     if !vars.contains_key("_priority") {
         // A line that says why: above the symptoms (make's `Error 1`, a
         // skipped phase), below every rule that names the cause.
-        // A command that printed a line or two said why, whatever its words.
-        let short = fallback::output_lines(log, from, to) <= 2;
         match best.first() {
             _ if !changed.is_empty() => set(vars, "_priority", "45"),
-            // Above a skipped phase's symptom (30), below every rule (40+).
-            None if short && fallback::last_output(log, from, to).is_some() => {
+            // A command that printed a line or two said why, whatever its
+            // words: above a skipped phase's symptom (30), below every rule.
+            None if last.is_some() && fallback::output_lines(log, from, to) <= 2 => {
                 set(vars, "_priority", "33")
             }
             Some(b) if b.1 >= 3.5 => set(vars, "_priority", "45"),
@@ -498,7 +499,7 @@ fn explain_failure(
         _ if !unformatted.is_empty() => format!("not formatted: {}", unformatted.join(", ")),
         _ if !changed.is_empty() => format!("differs from the commit: {}", changed.join(", ")),
         Some(&(i, _)) => fallback::clip_why(&log[i]),
-        None => match fallback::last_output(log, from, to) {
+        None => match last {
             Some(i) => format!("last output: {}", fallback::clip_why(&log[i])),
             None => "it printed nothing".to_owned(),
         },
@@ -521,10 +522,7 @@ fn explain_failure(
     set(vars, "meaning", meaning);
     // A package manager's script that ran inside the command (a `pre…`
     // hook, a script calling another): the one printing the cause.
-    let said = best
-        .first()
-        .map(|b| b.0)
-        .or_else(|| fallback::last_output(log, from, to));
+    let said = best.first().map(|b| b.0).or(last);
     if let Some(i) = said
         && let Some(part) = super::toolmore::script_banner(log, from, i, &cmd_text)
     {
@@ -534,7 +532,7 @@ fn explain_failure(
     set(vars, "cmd", fallback::clip(&cmd_text, 160));
     let mut lines: Vec<usize> = best.iter().map(|b| b.0).collect();
     if lines.is_empty()
-        && let Some(i) = fallback::last_output(log, from, to)
+        && let Some(i) = last
     {
         lines.push(i);
     }

@@ -207,6 +207,36 @@ pub async fn create_deployment(c: &kube::Client, body: Value) -> Deployment {
     .unwrap()
 }
 
+/// A stable Deployment `web` (track=stable, `stable` replicas, all ready)
+/// and its canary `web-canary` (track=canary, none), as the Deployment
+/// controller leaves them.
+pub async fn stable_and_canary(c: &kube::Client, stable: i32) {
+    create_deployment(
+        c,
+        deployment(
+            "web",
+            "web",
+            "shop/web:v1",
+            stable,
+            json!({"track": "stable"}),
+        ),
+    )
+    .await;
+    create_deployment(
+        c,
+        deployment(
+            "web-canary",
+            "web",
+            "shop/web:v1",
+            0,
+            json!({"track": "canary"}),
+        ),
+    )
+    .await;
+    controller_step(c, "web", stable, None).await;
+    controller_step(c, "web-canary", 0, None).await;
+}
+
 /// What the Deployment controller would do for the current template:
 /// a ReplicaSet for it (revision N+1, pod-template-hash), `ready` of
 /// `replicas` pods, the old ReplicaSets scaled to zero, and the status.
