@@ -306,6 +306,20 @@ pub(crate) fn path_line(l: &str) -> bool {
     PATH_LINE.is_match(l.trim())
 }
 
+/// `git diff --exit-code` (a check that generated files are committed):
+/// the files that differ.
+pub(crate) fn changed_files(cmd: &str, log: &[String], from: usize, to: usize) -> Vec<String> {
+    if !(cmd.contains("git diff") && cmd.contains("--exit-code")) {
+        return Vec::new();
+    }
+    log[from.min(to)..to.min(log.len())]
+        .iter()
+        .filter_map(|l| l.strip_prefix("diff --git a/"))
+        .filter_map(|r| r.split_once(" b/").map(|(a, _)| a.to_owned()))
+        .take(5)
+        .collect()
+}
+
 static FORMAT_CMD: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"\b(?:terraform|tofu) fmt\b.*-check|\bgofmt\b.*-l|\bprettier\b.*(?:--check|-c\b|--list-different|-l\b)|\bblack\b.*--check",

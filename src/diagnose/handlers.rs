@@ -477,7 +477,7 @@ fn explain_failure(
     }
     let best = fallback::explain(log, from, to, 3);
     let unformatted = fallback::unformatted_files(&cmd_text, log, from, to);
-    let changed = super::toolmore::changed_files(&cmd_text, log, from, to);
+    let changed = fallback::changed_files(&cmd_text, log, from, to);
     // The command's last line of output, when no line scored.
     let last = fallback::last_output(log, from, to);
     if !vars.contains_key("_priority") {

@@ -185,20 +185,6 @@ pub(crate) fn jest_suite(log: &[String], at: usize, end: usize) -> (String, Opti
     (head, details)
 }
 
-/// `git diff --exit-code` (a check that generated files are committed):
-/// the files that differ.
-pub(crate) fn changed_files(cmd: &str, log: &[String], from: usize, to: usize) -> Vec<String> {
-    if !(cmd.contains("git diff") && cmd.contains("--exit-code")) {
-        return Vec::new();
-    }
-    log[from.min(to)..to.min(log.len())]
-        .iter()
-        .filter_map(|l| l.strip_prefix("diff --git a/"))
-        .filter_map(|r| r.split_once(" b/").map(|(a, _)| a.to_owned()))
-        .take(5)
-        .collect()
-}
-
 pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: &str) -> bool {
     match id {
         "python.syntax" => {
