@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use common::*;
 use pipedeck::api::types::ExecutionStatus;
-use pipedeck::api::{ApiError, LogRef, Reply, Request};
+use pipedeck::api::{ApiError, LogRef, PipelineState, Reply, Request};
 use pipedeck::engine::EngineHandle;
 
 async fn add(h: &EngineHandle, r: Request) -> Result<Reply, ApiError> {
@@ -404,10 +404,43 @@ async fn older_executions_are_answered_from_the_store_after_a_restart() {
     for _ in 0..3 {
         ids.push(run_once(&h).await);
     }
+    let before = state(&h, "p").await;
     h.shutdown().await;
+    // The execution's own row does not repeat its actions' details: the
+    // stage row holds them.
+    let db = ws.load().state_dir.join("state.db");
+    let record: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT record FROM executions WHERE id = ?1",
+            [&ids[2]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        !record.contains("actionExecutionId"),
+        "the execution row repeats the actions: {record}"
+    );
     // A new engine holds the newest execution and each stage's latest;
     // the two older ones are read from the store when asked for.
     let h = ws.engine();
+    // The latest stage run comes back whole from its stage row.
+    let after = state(&h, "p").await;
+    let latest = |st: &PipelineState| -> Vec<(String, Option<String>)> {
+        st.stage_states
+            .iter()
+            .flat_map(|s| s.action_states.iter())
+            .map(|a| {
+                let l = a.latest_execution.as_ref().unwrap();
+                (
+                    l.action_execution_id.clone(),
+                    l.external_execution_id.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(latest(&after), latest(&before));
+    assert_eq!(latest(&after).len(), 4, "Source and the three builds");
     let mut paged = Vec::new();
     let mut token = None;
     loop {

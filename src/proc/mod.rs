@@ -110,6 +110,121 @@ pub fn kill_marked_since(pgid_file: &Path, leader: Option<u32>, since: Option<u6
     n
 }
 
+/// [`kill_marked_since`] without reading every process: the build
+/// shell `leader`'s descendants (its own, whatever their mark), then this
+/// process's children that started at or after `since` and carry the mark
+/// (escapees re-parented here, see [`become_subreaper`]) and theirs.
+/// Kills `leader`'s group too, after its tree was read. `None` where that
+/// cannot see everything: this process is not a child subreaper (an
+/// orphan went to init), or the kernel has no `children` files; then the
+/// caller scans every process.
+pub fn kill_marked_tree(
+    pgid_file: &Path,
+    leader: Option<u32>,
+    since: Option<u64>,
+) -> Option<usize> {
+    if !is_subreaper() || !children_files() {
+        return None;
+    }
+    let me = std::process::id();
+    let mut seen = std::collections::HashSet::new();
+    // The shell's tree is read before its group is killed: a child that
+    // left the group stays findable under its parent until that dies,
+    // and is re-parented here (read below) once it has.
+    let mut tree = Vec::new();
+    if let Some(l) = leader {
+        let mut stack = children(l);
+        while let Some(p) = stack.pop() {
+            if p != me && Some(p) != leader && seen.insert(p) {
+                stack.extend(children(p));
+                tree.push(p);
+            }
+        }
+        kill_group(l);
+    }
+    let mut n = tree.iter().filter(|p| kill_escapee(**p)).count();
+    let mut stack: Vec<u32> = children(me)
+        .into_iter()
+        .filter(|c| Some(*c) != leader && !seen.contains(c))
+        .filter(|c| since.is_none_or(|s| start_time(*c).is_none_or(|t| t >= s)))
+        .filter(|c| marked_with(*c, pgid_file))
+        .collect();
+    while let Some(p) = stack.pop() {
+        if p != me && Some(p) != leader && seen.insert(p) {
+            stack.extend(children(p));
+            n += usize::from(kill_escapee(p));
+        }
+    }
+    Some(n)
+}
+
+/// SIGKILL to `pid` (and its group, when it leads one), remembered for
+/// [`reap_escapees`]; true if the signal was sent.
+fn kill_escapee(pid: u32) -> bool {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    if let Some(st) = stat(pid)
+        && st.pgrp == pid
+    {
+        kill_group(pid);
+    }
+    if rustix::process::kill_process(p, rustix::process::Signal::KILL).is_err() {
+        return false;
+    }
+    // It may be re-parented here only once its parent is gone: try to
+    // reap it a few times.
+    if let Ok(mut k) = KILLED.lock() {
+        k.push((pid, 0));
+    }
+    true
+}
+
+/// The children of every thread of `pid` (`/proc/<pid>/task/*/children`);
+/// empty once it is gone.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let mut f = t.path();
+        f.push("children");
+        if let Ok(s) = std::fs::read_to_string(f) {
+            out.extend(
+                s.split_ascii_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// Whether this kernel has `/proc/<pid>/task/<tid>/children`
+/// (`CONFIG_PROC_CHILDREN`).
+fn children_files() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        let me = std::process::id();
+        std::path::Path::new(&format!("/proc/{me}/task/{me}/children")).exists()
+    })
+}
+
+/// Whether this process is a child subreaper (set by [`become_subreaper`]).
+fn is_subreaper() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::process::child_subreaper().is_ok_and(|p| p.is_some())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
 /// Escapees killed while they were this process's children: reaped by
 /// [`reap_escapees`] whatever their process group.
 static KILLED: std::sync::Mutex<Vec<(u32, u8)>> = std::sync::Mutex::new(Vec::new());
@@ -357,5 +472,85 @@ mod tests {
         assert_eq!(kill_marked_since(&marked, None, Some(started)), 1);
         let st = child.wait().await.unwrap();
         assert!(!st.success(), "killed: {st}");
+    }
+
+    #[tokio::test]
+    async fn a_builds_escapees_are_found_in_its_tree_and_among_this_processs_orphans() {
+        assert!(become_subreaper(), "the test needs PR_SET_CHILD_SUBREAPER");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let marked = d.join("t.pid");
+        // Three ways out of the shell's group: a background job in it,
+        // `setsid` under the shell, and a double fork re-parented here.
+        let script = format!(
+            "sleep 30 & echo $! > {d}/job; \
+             setsid sh -c 'echo $$ > {d}/sess; exec sleep 31' & \
+             ( setsid sh -c 'echo $$ > {d}/orphan; exec sleep 32' & ); \
+             while [ ! -s {d}/job ] || [ ! -s {d}/sess ] || [ ! -s {d}/orphan ]; do sleep 0.01; done; \
+             echo ready; exec sleep 33",
+            d = d.display()
+        );
+        let mut cmd = tokio::process::Command::new("bash");
+        cmd.args(["-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        mark(&mut cmd, &marked);
+        let mut shell = cmd.spawn().unwrap();
+        let leader = shell.id().unwrap();
+        let since = start_time(leader).unwrap();
+        let mut out = tokio::io::BufReader::new(shell.stdout.take().unwrap());
+        let mut line = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+            .await
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        let pid = |f: &str| -> u32 {
+            std::fs::read_to_string(d.join(f))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let (job, sess, orphan) = (pid("job"), pid("sess"), pid("orphan"));
+        // Wait until the double fork's middle process is gone and its
+        // child is ours.
+        let t0 = std::time::Instant::now();
+        while stat(orphan).map(|s| s.ppid) != Some(std::process::id()) {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(10),
+                "never re-parented"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // A child of this process that is not the build's: left alone.
+        let mut stranger = tokio::process::Command::new("sleep")
+            .arg("30")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+
+        let n = kill_marked_tree(&marked, Some(leader), Some(since));
+        assert!(
+            n.is_some(),
+            "subreaper and children files: the tree is read"
+        );
+        let _ = shell.wait().await;
+        let gone = |p: u32| stat(p).is_none_or(|s| s.state == 'Z');
+        let t0 = std::time::Instant::now();
+        while ![job, sess, orphan].into_iter().all(gone) {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(10),
+                "left running: job {} sess {} orphan {}",
+                !gone(job),
+                !gone(sess),
+                !gone(orphan)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            stranger.try_wait().unwrap().is_none(),
+            "the stranger still runs"
+        );
+        let _ = stranger.kill().await;
     }
 }

@@ -179,7 +179,17 @@ struct Shell {
     nonce: String,
     /// Finds the nonce in a line without building a searcher per line.
     finder: memchr::memmem::Finder<'static>,
+    /// [`Shell::kill`] has taken the shell and what it left running.
+    swept: bool,
+    /// The output pipe holds 1 MiB: reads may wait for it to fill.
+    big_pipe: bool,
 }
+
+/// How much one read of the build's output takes at most.
+const READ_BUF: usize = 256 * 1024;
+/// How long a flood of output is left to gather in the pipe between two
+/// reads (about 1 MiB at the speed of `seq`).
+const COALESCE: Duration = Duration::from_millis(1);
 
 struct Ctx<'a> {
     sink: &'a mut dyn LogSink,
@@ -201,8 +211,31 @@ impl Ctx<'_> {
 /// background processes with it.
 impl Drop for Shell {
     fn drop(&mut self) {
-        self.kill_escapees();
+        if !self.swept {
+            self.kill_escapees();
+        }
     }
+}
+
+/// Where `bash` is on this process's `PATH`, looked up once: a build
+/// starts a shell or more, and each `exec` by name tries every `PATH`
+/// entry before the right one. `bash` itself where it is not found (the
+/// spawn then says so).
+fn bash_path() -> &'static std::ffi::OsStr {
+    static BASH: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+    BASH.get_or_init(|| {
+        std::env::var_os("PATH")
+            .and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|d| d.join("bash"))
+                    .find(|p| {
+                        use std::os::unix::fs::PermissionsExt;
+                        p.metadata()
+                            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                    })
+            })
+            .map_or_else(|| "bash".into(), std::path::PathBuf::into_os_string)
+    })
 }
 
 /// The environment variable that carries the build shell's setup.
@@ -235,7 +268,7 @@ impl Shell {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         );
-        let mut cmd = Command::new("bash");
+        let mut cmd = Command::new(bash_path());
         if let Some(f) = &req.pgid_file {
             // Marks the process so a later engine can tell it is ours.
             proc::mark(&mut cmd, f);
@@ -269,17 +302,22 @@ impl Shell {
         // A larger pipe lets a chatty build write more per wake-up (Linux;
         // best effort: the default 64 KiB still works).
         #[cfg(target_os = "linux")]
-        let _ = rustix::pipe::fcntl_setpipe_size(&stdout, 1 << 20);
+        let big_pipe =
+            rustix::pipe::fcntl_setpipe_size(&stdout, 1 << 20).is_ok_and(|n| n >= 1 << 20);
+        #[cfg(not(target_os = "linux"))]
+        let big_pipe = false;
         let mut shell = Shell {
             pgid: child.id(),
             mark: req.pgid_file.clone(),
             started: child.id().and_then(proc::start_time),
             child,
             stdin,
-            out: BufReader::with_capacity(256 * 1024, stdout),
+            out: BufReader::with_capacity(READ_BUF, stdout),
             partial: Vec::new(),
             finder: memchr::memmem::Finder::new(nonce.as_bytes()).into_owned(),
             nonce,
+            swept: false,
+            big_pipe,
         };
         // The variable goes before the setup runs: a build variable of
         // the same name, which the setup exports, is kept.
@@ -307,11 +345,19 @@ impl Shell {
     async fn kill(&mut self) {
         self.kill_escapees();
         let _ = self.child.kill().await;
+        self.swept = true;
     }
 
     /// The shell leads its own process group: take the whole tree, and
     /// whatever left the group but carries the build's mark (`setsid`).
+    /// The shell's descendants and this process's re-parented children
+    /// are read when they can be; else every process is looked at.
     fn kill_escapees(&self) {
+        if let Some(mark) = &self.mark
+            && proc::kill_marked_tree(mark, self.pgid, self.started).is_some()
+        {
+            return;
+        }
         if let Some(pgid) = self.pgid {
             proc::kill_group(pgid);
         }
@@ -378,6 +424,7 @@ impl Shell {
                             return (Outcome::ShellDied, String::new());
                         }
                     };
+                    let got = data.len();
                     let mut consumed = 0;
                     let mut marker: Option<(Outcome, String)> = None;
                     // Fast path: nothing to mask or keep, so every complete
@@ -471,6 +518,13 @@ impl Shell {
                             self.kill().await;
                             return (Outcome::TimedOut, String::new());
                         }
+                    }
+                    // A flood comes a pipe block (4 KiB) per write, and
+                    // reading each as it comes costs a wake-up per block.
+                    // Once a read brings a block or more but not a full
+                    // buffer, the 1 MiB pipe fills for a moment first.
+                    if self.big_pipe && (4096..READ_BUF).contains(&got) {
+                        tokio::time::sleep(COALESCE).await;
                     }
                 },
                 () = &mut stopped => {

@@ -295,6 +295,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The stage rows of execution `id`: (stage name, JSON record).
+    pub fn stage_records(&self, id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT stage, record FROM stage_executions WHERE execution_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// Audit events, newest first, at most `limit`.
     pub fn audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         let mut st = self

@@ -108,7 +108,7 @@ impl Engine {
             let (rows, entered) = self.store.startup_executions(&name, &stage_names)?;
             self.entry_counter = self.entry_counter.max(entered);
             for row in rows {
-                let mut rec: ExecRec = match self.store.decode(&row.record) {
+                let mut rec: ExecRec = match self.decode_exec(&row.id, &row.record) {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(execution = row.id, error = %e, "skipping a stored execution");

@@ -19,17 +19,20 @@ impl Engine {
             }
             Position::Done => None,
         };
-        let rec = rec.clone();
         // Actions too when an earlier write was refused: what it lost is
         // written now.
         let include_actions = include_actions || self.unsaved.contains(id);
         // Taken out: should the write be refused, the next one writes
         // every stage again.
         let prev = self.written.remove(id);
+        let Some(rec) = self.execs.get(id) else {
+            return Ok(());
+        };
+        let terminal = rec.terminal();
         let r = self
             .store
             .batch(|b| {
-                let written = write_exec(b, &rec, prev.as_ref())?;
+                let written = write_exec(b, rec, prev.as_ref())?;
                 if include_actions {
                     for a in rec.stages.iter().flat_map(|s| s.actions.iter().flatten()) {
                         b.action_execution(a)?;
@@ -41,7 +44,7 @@ impl Engine {
         let r = r.map(|written| {
             // A finished execution's rows are rarely written again: not
             // worth keeping in memory.
-            if !rec.terminal() {
+            if !terminal {
                 self.written.insert(id.to_owned(), written);
             }
         });
@@ -335,6 +338,9 @@ pub(super) fn write_exec(
     prev: Option<&Written>,
 ) -> Result<Written, rusqlite::Error> {
     let s = &rec.summary;
+    // The entered stages' details are in their own rows (below), written
+    // only when they changed: the execution's row stays small however
+    // many actions ran.
     b.execution(
         &s.pipeline_execution_id,
         &s.pipeline_name,
@@ -342,7 +348,7 @@ pub(super) fn write_exec(
         s.status.as_str(),
         s.execution_type.as_str(),
         &s.start_time,
-        rec,
+        &rec.stored(),
     )?;
     let mut written = Written::new();
     for st in &rec.stages {

@@ -50,9 +50,37 @@ impl Engine {
     pub(super) fn stored_exec(&self, id: &str) -> Result<Option<ExecRec>, ApiError> {
         let internal = |e: crate::store::StoreError| api("InternalError", e.to_string());
         match self.store.execution(id).map_err(internal)? {
-            Some(row) => self.store.decode(&row.record).map(Some).map_err(internal),
+            Some(row) => self
+                .decode_exec(id, &row.record)
+                .map(Some)
+                .map_err(internal),
             None => Ok(None),
         }
+    }
+
+    /// Execution `id`'s stored row, decoded, with its entered stages from
+    /// their own rows when it was written apart from them
+    /// ([`ExecRec::stored`]).
+    pub(super) fn decode_exec(
+        &self,
+        id: &str,
+        record: &str,
+    ) -> Result<ExecRec, crate::store::StoreError> {
+        let mut rec: ExecRec = self.store.decode(record)?;
+        if rec.stages_apart {
+            for (stage, text) in self.store.stage_records(id)? {
+                // A stage not entered (any more) keeps what the row says.
+                if let Some(s) = rec
+                    .stages
+                    .iter_mut()
+                    .find(|s| s.name == stage && s.status.is_some())
+                {
+                    *s = self.store.decode(&text)?;
+                }
+            }
+            rec.stages_apart = false;
+        }
+        Ok(rec)
     }
 
     pub(super) fn list_pipelines(&self) -> Vec<PipelineSummary> {

@@ -282,7 +282,7 @@ impl Engine {
                         if self.execs.contains_key(&row.id) {
                             return None;
                         }
-                        let e: ExecRec = self.store.decode(&row.record).ok()?;
+                        let e: ExecRec = self.decode_exec(&row.id, &row.record).ok()?;
                         fits(&e).then_some(Some(e))
                     })
                     .map_err(|e| api("InternalError", e.to_string()))?
@@ -341,6 +341,7 @@ impl Engine {
             stop: None,
             source_overrides: BTreeMap::new(),
             attempts: BTreeMap::new(),
+            stages_apart: false,
         };
         rec.summary.pipeline_version = ps.version;
         self.execs.insert(id.clone(), rec);

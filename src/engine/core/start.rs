@@ -137,6 +137,7 @@ impl Engine {
             stop: None,
             source_overrides,
             attempts: BTreeMap::new(),
+            stages_apart: false,
         };
         let name = pipeline.to_owned();
         self.execs.insert(id.clone(), rec);

@@ -61,11 +61,49 @@ pub(super) struct ExecRec {
     /// Attempts so far per `stage/action` (retries count up).
     #[serde(default)]
     pub(super) attempts: BTreeMap<String, u32>,
+    /// Only in the store: the entered stages are in rows of their own
+    /// (`stage_executions`), so the execution's row does not repeat every
+    /// action's detail each time it is written. Never set in memory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) stages_apart: bool,
 }
 
 impl ExecRec {
     pub(super) fn terminal(&self) -> bool {
         self.summary.status.is_terminal()
+    }
+
+    /// The execution's own row: every entered stage without its actions'
+    /// details (their slots stay, empty), which its stage row holds.
+    pub(super) fn stored(&self) -> ExecRec {
+        ExecRec {
+            summary: self.summary.clone(),
+            seq: self.seq,
+            stages: self
+                .stages
+                .iter()
+                .map(|s| StageRec {
+                    name: s.name.clone(),
+                    status: s.status,
+                    retry: s.retry.clone(),
+                    auto_retried: s.auto_retried,
+                    entry_seq: s.entry_seq,
+                    actions: if s.status.is_some() {
+                        vec![None; s.actions.len()]
+                    } else {
+                        s.actions.clone()
+                    },
+                    condition: s.condition.clone(),
+                })
+                .collect(),
+            artifacts: self.artifacts.clone(),
+            namespaces: self.namespaces.clone(),
+            position: self.position,
+            stop: self.stop,
+            source_overrides: self.source_overrides.clone(),
+            attempts: self.attempts.clone(),
+            stages_apart: true,
+        }
     }
 }
 
