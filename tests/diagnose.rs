@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 #[path = "diagnose/formats.rs"]
 mod formats;
+#[path = "diagnose/formats_b11.rs"]
+mod formats_b11;
 #[path = "diagnose/formats_more.rs"]
 mod formats_more;
 #[path = "diagnose/reports.rs"]

@@ -163,10 +163,11 @@ pub fn enrich(
         "maven.error" => {
             // `The build could not read 1 project -> [Help 1]` is followed by
             // the projects and, indented deeper, each one's problems: the
-            // first of those is the cause.
-            let detail = after(12)
+            // first of those is the cause. `-e` puts the exception's stack
+            // trace (not `[ERROR]` lines) in between.
+            let detail = after(80)
                 .iter()
-                .map_while(|l| l.strip_prefix("[ERROR]"))
+                .filter_map(|l| l.strip_prefix("[ERROR]"))
                 .find(|l| l.starts_with("    ") && !l.trim().is_empty())
                 .map(str::trim);
             if let Some(d) = detail {

@@ -15,6 +15,7 @@ mod framing;
 mod handlers;
 mod parsers;
 mod stream;
+mod toolextra;
 mod toolmore;
 mod toolparse;
 

@@ -385,6 +385,9 @@ pub(crate) fn enrich(
             {
                 return false;
             }
+            if let Some(m) = super::toolextra::continued(log, at, get(vars, "msg")) {
+                set(vars, "msg", m);
+            }
             let mut location = String::new();
             let mut lint = String::new();
             for (_, l) in following(log, at, 16) {
@@ -587,6 +590,7 @@ pub(crate) fn enrich(
             // `---- name stdout ----`, then `thread '…' panicked at file:l:c:`
             // and the message on the next line.
             let test = get(vars, "test").to_owned();
+            set(vars, "also", super::toolextra::cargo_also_failed(log, at));
             let header = format!("---- {test} stdout ----");
             if let Some(h) = log.iter().position(|l| l.trim() == header) {
                 let mut it = following(log, h, 12);
@@ -741,6 +745,13 @@ pub(crate) fn enrich(
                     loc = l;
                     msg = m;
                 }
+            }
+            // `-race`: the test fails on the race report printed above it.
+            if msg.contains("race detected during execution of test")
+                && let Some(race) = super::toolextra::go_race(log, at)
+            {
+                loc.clear();
+                msg = race;
             }
             set(vars, "test", leaf);
             set(

@@ -479,7 +479,7 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 );
             }
         }
-        _ => {}
+        _ => return super::toolextra::enrich(id, vars, log, at, cmd),
     }
     true
 }

@@ -367,7 +367,7 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 set(
                     vars,
                     "profile_part",
-                    format!(" (profile {p} is not configured)"),
+                    format!(" (the config profile ({p}) could not be found)"),
                 );
             }
         }

@@ -604,7 +604,7 @@ fn shell_docker_kubectl_pip_and_aws_configuration_problems() {
         &["The config profile (deploy) could not be found"],
         255,
     );
-    assert_top(&log, "aws.no_credentials", &["profile deploy"]);
+    assert_top(&log, "aws.no_credentials", &["config profile (deploy)"]);
     let log = framed(
         "aws sts get-caller-identity",
         &["Error when retrieving token from sso: Token has expired and refresh failed"],

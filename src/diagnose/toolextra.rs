@@ -1,0 +1,230 @@
+//! More of [`super::parsers`]: what a catalogue match needs from the lines
+//! around it for shell `[` tests, jobs bash reports killed, zip, signature
+//! checks, tool configuration files that do not load (ESLint, Vite /
+//! Vitest), javac's `-Werror`, TAP from other runners than node's, Go's
+//! race detector, several failing tests, and messages continued on the
+//! next line.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::Vars;
+use super::fallback::clip;
+use super::parsers::{base, following, get, set};
+
+fn re(p: &str) -> Regex {
+    #[allow(clippy::expect_used)]
+    Regex::new(p).expect("built-in parser regex")
+}
+
+/// javac's own warning line: `src/A.java:6: warning: [unchecked] …`.
+static JAVAC_WARNING: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(?P<file>\S+\.java):(?P<line>\d+): warning: (?P<msg>.+)$"));
+/// A location in a JavaScript stack or a code frame: `(test/a.js:2:61)`,
+/// `╭─[ vite.config.mjs:6:3 ]`.
+static JS_AT: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?:\(|\[ ?|at )(?P<file>[^\s()\[\]]+\.[cm]?[jt]sx?):(?P<line>\d+)(?::\d+)?")
+});
+/// A frame of a Go race report: `  example.com/p.(*T).Hit()` then its
+/// `      /src/h.go:7 +0x76` line.
+static GO_FRAME_FILE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^\s+\S+/(?P<file>[^/\s]+\.go):(?P<line>\d+)(?: \+0x[0-9a-f]+)?$"));
+
+pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: &str) -> bool {
+    match id {
+        "shell.test_builtin" => {
+            // `[: : integer expression expected`: an empty operand.
+            let operand = get(vars, "operand").to_owned();
+            let note = match operand.trim() {
+                "" if vars.contains_key("operand") => " (the value is empty)".to_owned(),
+                "" => String::new(),
+                o => format!(" (value `{}`)", clip(o, 60)),
+            };
+            set(vars, "note", note);
+        }
+        "shell.killed" => {
+            // bash's job report names what was killed: `x.sh: line 3:
+            // 2683 Killed   timeout --kill-after=1 2 python3 m.py`.
+            let Some(what) = vars.get("what").map(|w| w.trim().to_owned()) else {
+                return true;
+            };
+            let place = match (vars.get("script"), vars.get("line")) {
+                (Some(s), Some(l)) => format!(" at {s}:{l}"),
+                _ => String::new(),
+            };
+            let why = if what.starts_with("timeout ") {
+                ", killed by `timeout` at its limit".to_owned()
+            } else {
+                ", likely out of memory".to_owned()
+            };
+            set(
+                vars,
+                "killed",
+                format!(": `{}`{place}{why}", clip(&what, 120)),
+            );
+        }
+        "config.eslint_unreadable" | "config.vite_unloadable" => {
+            // The parser's own error follows within a few lines: `Error:
+            // Expected ',' …`, or `[PARSE_ERROR] Unexpected token` and a
+            // code frame with the position.
+            let mut detail = String::new();
+            let mut place = String::new();
+            for (_, l) in following(log, at, 16) {
+                let t = l.trim();
+                if t.starts_with("[Container]") || t.starts_with("at ") {
+                    break;
+                }
+                if detail.is_empty()
+                    && (t.starts_with('[') && t.contains("] ") && !t.starts_with("[ ")
+                        || t.starts_with("Error: ") && !t.starts_with("Error: Build failed with"))
+                {
+                    detail = t.trim_start_matches("Error: ").to_owned();
+                    continue;
+                }
+                if !detail.is_empty()
+                    && place.is_empty()
+                    && let Some(c) = JS_AT.captures(t)
+                {
+                    place = format!(" at {}:{}", base(&c["file"]), &c["line"]);
+                }
+            }
+            if !detail.is_empty() {
+                set(vars, "detail", format!(": {}{place}", clip(&detail, 160)));
+            }
+            set(vars, "file", base(get(vars, "file")).to_owned());
+        }
+        "javac.werror" => {
+            // The warnings -Werror turned into the error come above it.
+            let from = at.saturating_sub(200);
+            let first = log[from..at].iter().find_map(|l| JAVAC_WARNING.captures(l));
+            let Some(c) = first else { return false };
+            set(
+                vars,
+                "warning",
+                format!(
+                    " at {}:{}: {}",
+                    base(&c["file"]),
+                    &c["line"],
+                    clip(&c["msg"], 160)
+                ),
+            );
+        }
+        "test.tap" => {
+            // mocha's TAP reporter: the message and the stack come indented
+            // under `not ok N title`, without node's YAML block.
+            let mut msg = String::new();
+            let mut place = String::new();
+            for (_, l) in following(log, at, 20) {
+                if !l.starts_with(' ') {
+                    break;
+                }
+                let t = l.trim();
+                if msg.is_empty() && !t.is_empty() && !t.starts_with("---") {
+                    msg = t.to_owned();
+                } else if place.is_empty()
+                    && t.starts_with("at ")
+                    && !t.contains("node:internal")
+                    && !t.contains("node_modules")
+                    && let Some(c) = JS_AT.captures(t)
+                {
+                    place = format!(" at {}:{}", base(&c["file"]), &c["line"]);
+                }
+            }
+            let runner = if cmd.contains("mocha") {
+                "mocha"
+            } else {
+                "TAP"
+            };
+            set(vars, "runner", runner);
+            set(vars, "location", place);
+            set(
+                vars,
+                "msg",
+                if msg.is_empty() {
+                    "see the log".to_owned()
+                } else {
+                    clip(&msg, 200)
+                },
+            );
+        }
+        _ => {}
+    }
+    true
+}
+
+/// The race a Go test failed on (`race detected during execution of
+/// test`): the first access of the nearest `WARNING: DATA RACE` report
+/// above, as ` (read at h.go:7 in (*Counter).Hit)`.
+pub(crate) fn go_race(log: &[String], at: usize) -> Option<String> {
+    let from = at.saturating_sub(400);
+    let start = (from..at)
+        .rev()
+        .find(|&i| log[i].trim() == "WARNING: DATA RACE")?;
+    let mut it = log[start + 1..at].iter();
+    let access = it.next()?.trim();
+    let kind = access
+        .split(" at ")
+        .next()
+        .unwrap_or("access")
+        .to_ascii_lowercase();
+    let func = it.next()?.trim();
+    let func = func.rsplit('/').next().unwrap_or(func);
+    let func = func.split_once('.').map_or(func, |(_, f)| f);
+    let file = it.next().and_then(|l| GO_FRAME_FILE.captures(l))?;
+    Some(format!(
+        "DATA RACE ({kind} at {}:{} in {})",
+        &file["file"],
+        &file["line"],
+        func.trim_end_matches("()")
+    ))
+}
+
+/// The other tests of the same `cargo test` run that failed after `test`:
+/// ` (3 failed: a, b, c)`; empty when it is the only one.
+pub(crate) fn cargo_also_failed(log: &[String], at: usize) -> String {
+    let mut names = Vec::new();
+    let mut start = at;
+    while start > 0 && !log[start].starts_with("running ") {
+        start -= 1;
+    }
+    for l in &log[start..] {
+        if let Some(rest) = l.strip_prefix("test ")
+            && let Some(name) = rest.strip_suffix(" ... FAILED")
+        {
+            names.push(name.trim().to_owned());
+        } else if l.starts_with("test result: ") {
+            break;
+        }
+    }
+    if names.len() < 2 {
+        return String::new();
+    }
+    let shown: Vec<&str> = names.iter().take(4).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    format!(
+        " ({} failed: {}{})",
+        names.len(),
+        shown.join(", "),
+        if more > 0 {
+            format!(", +{more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// A message that ends in `:` goes on below (`rustc 1.95.0 is not supported
+/// by the following package:` then `  app@0.1.0 requires rustc 1.99`): the
+/// first line below it joins it.
+pub(crate) fn continued(log: &[String], at: usize, msg: &str) -> Option<String> {
+    if !msg.trim_end().ends_with(':') {
+        return None;
+    }
+    let (_, next) = following(log, at, 2).find(|(_, l)| !l.trim().is_empty())?;
+    let t = next.trim();
+    if t.starts_with("[Container]") || t.starts_with("error") || t.starts_with("warning") {
+        return None;
+    }
+    Some(format!("{} {}", msg.trim_end(), clip(t, 160)))
+}
