@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 mod formats;
 #[path = "diagnose/formats_b11.rs"]
 mod formats_b11;
+#[path = "diagnose/formats_b12.rs"]
+mod formats_b12;
 #[path = "diagnose/formats_more.rs"]
 mod formats_more;
 #[path = "diagnose/reports.rs"]

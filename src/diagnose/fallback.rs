@@ -55,6 +55,17 @@ static EXC: LazyLock<Regex> = LazyLock::new(|| {
 });
 /// `file.ext:12` / `file.ext(12,3)` / `file.ext line 12`: a located message.
 static LOC: LazyLock<Regex> = LazyLock::new(|| re(r"\.\w{1,5}(?::\d+|\(\d+,\d+\)| line \d+)"));
+/// A checker's diagnostic, `path:12: message` or `path:12:3: message`
+/// (`Dockerfile:1: unpinned base image`): telling whatever its words.
+static DIAG: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^[\w./-]*[A-Za-z][\w./-]*:\d+(?::\d+)?:\s+\S"));
+/// A count of what went wrong (`3 pages checked, 1 broken`, `2 errors`):
+/// a summary of the lines that say it.
+static COUNTED: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b\d+ (?:\w+ )?(?:broken|failed|failures?|errors?|problems?|violations?|issues?|mismatch(?:es)?|checked)\b",
+    )
+});
 
 const WORDS: &[&str] = &[
     "error",
@@ -101,6 +112,27 @@ const WORDS: &[&str] = &[
     "unrecognized",
     "must be",
     "is required",
+    "not set",
+    "violation",
+    "broken",
+    "mismatch",
+    "does not match",
+    "did not match",
+    "rejected",
+    "unpinned",
+    "not pinned",
+    "exceed",
+    "too large",
+    "too big",
+    "too long",
+    "over budget",
+    "out of date",
+    "outdated",
+    "not supported",
+    "incompatible",
+    "duplicate",
+    "already exists",
+    "insufficient",
     "✗",
     "✕",
     "×",
@@ -204,10 +236,13 @@ pub(crate) fn score(line: &str) -> f32 {
     if s > 0.0 && LOC.is_match(t) {
         s += 1.0;
     }
+    if DIAG.is_match(t) {
+        s += 2.0;
+    }
     if s == 0.0 {
         return 0.0;
     }
-    if SUMMARY.iter().any(|p| l.contains(p)) || l.starts_with("found ") {
+    if SUMMARY.iter().any(|p| l.contains(p)) || l.starts_with("found ") || COUNTED.is_match(t) {
         s *= 0.35;
     }
     if l.starts_with("at ") || l.starts_with("file \"") || l.starts_with("^") || l.starts_with("|")
@@ -223,6 +258,33 @@ pub(crate) fn score(line: &str) -> f32 {
         s *= 0.2;
     }
     s
+}
+
+/// A headline the explanation of which is the line below it (`Error:
+/// Failed to read variables file` then `Given variables file x does not
+/// exist.`): both, joined; else the line itself.
+pub(crate) fn with_detail(lines: &[String], i: usize, to: usize) -> String {
+    let head = lines[i].trim();
+    let headline = head.starts_with("Error:") || head.starts_with("error:") || head.ends_with(':');
+    if !headline {
+        return head.to_owned();
+    }
+    let next = lines[i + 1..to.min(lines.len())]
+        .iter()
+        .take(3)
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty());
+    match next {
+        Some(n)
+            if !n.starts_with("[Container]")
+                && !n.to_ascii_lowercase().starts_with("error")
+                && !n.to_ascii_lowercase().starts_with("warning")
+                && !n.starts_with("at ") =>
+        {
+            format!("{}: {n}", head.trim_end_matches(':'))
+        }
+        _ => head.to_owned(),
+    }
 }
 
 /// The lines of `lines[from..to]` that most likely explain a failure at

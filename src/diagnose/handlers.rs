@@ -347,7 +347,7 @@ pub fn enrich(
                 let why = if id == "make.error" {
                     fallback::explain(log, from, l, 1)
                         .first()
-                        .filter(|(_, s)| *s >= 3.0)
+                        .filter(|(_, s)| *s >= 2.0)
                         .map(|&(i, _)| fallback::clip(log[i].trim(), 200))
                 } else {
                     super::toolparse::wrapper_why(log, from, l)
@@ -499,7 +499,7 @@ fn explain_failure(
     let why = match best.first() {
         _ if !unformatted.is_empty() => format!("not formatted: {}", unformatted.join(", ")),
         _ if !changed.is_empty() => format!("differs from the commit: {}", changed.join(", ")),
-        Some(&(i, _)) => fallback::clip_why(&log[i]),
+        Some(&(i, _)) => fallback::clip_why(&fallback::with_detail(log, i, to)),
         None => match last {
             Some(i) => format!("last output: {}", fallback::clip_why(&log[i])),
             None => "it printed nothing".to_owned(),

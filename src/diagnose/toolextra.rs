@@ -148,6 +148,41 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 },
             );
         }
+        "shell.unbound" => {
+            if let Some(l) = vars.get("line").cloned() {
+                set(vars, "at_line", format!(":{l}"));
+            }
+        }
+        "rust.panic" if !vars.contains_key("msg") => {
+            let msg = following(log, at, 2)
+                .map(|(_, l)| l.trim())
+                .find(|l| !l.is_empty() && !l.starts_with("stack backtrace"))
+                .unwrap_or("see the log");
+            set(vars, "msg", clip(msg, 200));
+        }
+        "go.generate" => {
+            // The generator's own words come just above the directive's line.
+            let why = log[at.saturating_sub(4)..at]
+                .iter()
+                .rev()
+                .map(|l| l.trim())
+                .find(|l| !l.is_empty() && !l.starts_with("[Container]"));
+            if let Some(w) = why {
+                set(vars, "why", format!(": {}", clip(w, 200)));
+            }
+        }
+        "zip.error" => {
+            if get(vars, "msg").starts_with("Nothing to do") {
+                return false;
+            }
+            let io = log[at.saturating_sub(3)..at]
+                .iter()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix("zip I/O error: "));
+            if let Some(io) = io {
+                set(vars, "io", format!(": {}", clip(io, 120)));
+            }
+        }
         _ => {}
     }
     true

@@ -387,7 +387,8 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 .take(3)
                 .collect();
             if !files.is_empty() {
-                set(vars, "files", format!(" for {}", files.join(", ")));
+                let failed: Vec<String> = files.iter().map(|f| format!("{f}: FAILED")).collect();
+                set(vars, "files", format!(" ({})", failed.join(", ")));
             }
         }
         "config.toml_parse" => {
