@@ -28,7 +28,59 @@ fn span(l: &str) -> usize {
 /// A line the fallback may score although it is more than [`WINDOW`] lines
 /// before the failure.
 pub(crate) fn strong(line: &str) -> bool {
-    STRONG.is_match(line.as_bytes())
+    let b = line.as_bytes();
+    may_be_strong(b) && STRONG.is_match(b)
+}
+
+/// Whether [`STRONG`] can match `b` at all, without running it (most log
+/// lines cannot, and the regex scans the whole line to say so): one of its
+/// branches must find its start here. Looser than the regex, never
+/// stricter (`strong_gate_never_rejects_a_match` compares them).
+fn may_be_strong(b: &[u8]) -> bool {
+    // `^E\s{2,}` (case-insensitive, like the rest).
+    if matches!(b.first(), Some(b'e' | b'E')) {
+        return true;
+    }
+    // `^\s*(?:error|fatal|panic|traceback|fail|not ok \d)`; `\s` is ASCII
+    // space, tab, \n, \v, \f, \r.
+    let head = match b
+        .iter()
+        .position(|&c| !(c.is_ascii_whitespace() || c == 0x0b))
+    {
+        Some(k) => &b[k..],
+        None => return false,
+    };
+    let starts = |w: &[u8]| head.len() >= w.len() && head[..w.len()].eq_ignore_ascii_case(w);
+    if [
+        &b"error"[..],
+        b"fatal",
+        b"panic",
+        b"traceback",
+        b"fail",
+        b"not ok ",
+    ]
+    .iter()
+    .any(|w| starts(w))
+    {
+        return true;
+    }
+    // The other branches hold `error` or `exception`, which start with an
+    // `e`: `error:` / `error[..]:` / `exception:` / `exception[..]:`,
+    // `: error`, `error TS\d`.
+    memchr::memchr2_iter(b'e', b'E', b).any(|i| {
+        let at = |w: &[u8], k: usize| {
+            b.len() >= k + w.len() && b[k..k + w.len()].eq_ignore_ascii_case(w)
+        };
+        let next = |k: usize| b.get(k).is_some_and(|&c| c == b':' || c == b'[');
+        // The byte after the `e` rules out most of them.
+        match b.get(i + 1).map(|c| c | 0x20) {
+            Some(b'r') if at(b"error", i) => {
+                next(i + 5) || (i >= 2 && &b[i - 2..i] == b": ") || at(b" ts", i + 5)
+            }
+            Some(b'x') => at(b"exception", i) && next(i + 9),
+            _ => false,
+        }
+    })
 }
 
 /// Lines more than this far before the failure are scored only when
@@ -310,7 +362,7 @@ pub(crate) fn explain(lines: &[String], from: usize, to: usize, n: usize) -> Vec
         } else {
             warning_box = false;
         }
-        if d > WINDOW && !STRONG.is_match(line.as_bytes()) {
+        if d > WINDOW && !strong(line) {
             continue;
         }
         let s = score(line);
@@ -426,6 +478,92 @@ pub(crate) fn clip_why(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The gate in front of [`STRONG`] says yes to every line the regex
+    /// matches: all strings of up to 3 pieces that make or break its
+    /// branches, and 200,000 longer ones drawn from them.
+    #[test]
+    fn strong_gate_never_rejects_a_match() {
+        let pieces = [
+            "",
+            " ",
+            "\t",
+            "\u{b}",
+            "\u{c}",
+            "\r",
+            "E",
+            "e",
+            "x",
+            "_",
+            "é",
+            ":",
+            ": ",
+            "[",
+            "]",
+            "E0308]",
+            "error",
+            "ERROR",
+            "Error",
+            "errors",
+            "eRRoR",
+            "exception",
+            "EXCEPTION",
+            "Exception",
+            "fatal",
+            "FATAL",
+            "panic",
+            "Traceback",
+            "fail",
+            "FAIL",
+            "not ok ",
+            "NOT OK ",
+            "1",
+            " TS",
+            " ts",
+            "2322",
+            "w",
+        ];
+        let mut checked = 0;
+        let mut matched = 0;
+        let mut check = |s: &str| {
+            let m = STRONG.is_match(s.as_bytes());
+            assert!(!m || may_be_strong(s.as_bytes()), "gate rejects {s:?}");
+            assert_eq!(strong(s), m, "{s:?}");
+            checked += 1;
+            matched += usize::from(m);
+        };
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    check(&format!("{a}{b}{c}"));
+                }
+            }
+        }
+        let mut r: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..200_000 {
+            let mut s = String::new();
+            for _ in 0..4 + r % 5 {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                s.push_str(pieces[(r % pieces.len() as u64) as usize]);
+            }
+            check(&s);
+        }
+        assert!(
+            matched > 10_000 && matched < checked / 2,
+            "{matched} of {checked}"
+        );
+        // The noise of a passing build does not reach the regex.
+        for l in [
+            "  src/x.rs: checked 3 items, 0 errors, 0 warnings",
+            "DEBUG retrying on error=false attempt=1 of 3 (error handling enabled)",
+            "warning: unused variable: `retry_error_count`",
+            "   412 | fn handle(req: Request) -> Result<Response, Error> {",
+        ] {
+            assert!(!may_be_strong(l.as_bytes()), "{l}");
+        }
+    }
 
     #[test]
     fn scores_errors_above_noise() {

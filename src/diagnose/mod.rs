@@ -496,7 +496,7 @@ fn conclude(input: &Input, catalogue: &Catalogue, mut acc: Acc) -> Vec<Finding> 
 }
 
 fn needs_cleaning(l: &str) -> bool {
-    l.bytes().any(|b| b == 0x1b || b == b'\r')
+    memchr::memchr2(0x1b, b'\r', l.as_bytes()).is_some()
 }
 
 /// `l` without ANSI escape sequences (CSI `ESC [ ... final`, OSC `ESC ] ...

@@ -85,7 +85,12 @@ pub fn diagnose_reader(
     let mut raw = Vec::new();
     let mut n = 0;
     while reader.next(&mut raw)? {
-        let text = String::from_utf8_lossy(&raw);
+        // Valid UTF-8 (nearly every line) is checked by the faster
+        // validator; only a line with invalid bytes is decoded lossily.
+        let text = match std::str::from_utf8(&raw) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(&raw),
+        };
         let cleaned;
         let text: &str = if needs_cleaning(&text) {
             cleaned = clean_line(&text);
