@@ -190,6 +190,9 @@ const READ_BUF: usize = 256 * 1024;
 /// How long a flood of output is left to gather in the pipe between two
 /// reads (about 1 MiB at the speed of `seq`).
 const COALESCE: Duration = Duration::from_millis(1);
+/// Reads smaller than this (and of a pipe block or more) wait
+/// [`COALESCE`] before the next one.
+const COALESCE_BELOW: usize = 64 * 1024;
 
 struct Ctx<'a> {
     sink: &'a mut dyn LogSink,
@@ -521,9 +524,10 @@ impl Shell {
                     }
                     // A flood comes a pipe block (4 KiB) per write, and
                     // reading each as it comes costs a wake-up per block.
-                    // Once a read brings a block or more but not a full
-                    // buffer, the 1 MiB pipe fills for a moment first.
-                    if self.big_pipe && (4096..READ_BUF).contains(&got) {
+                    // A read that brings a few blocks (the reader is ahead
+                    // of the writer) lets the 1 MiB pipe fill for a moment
+                    // first; a bigger one (the reader is behind) does not.
+                    if self.big_pipe && (4096..COALESCE_BELOW).contains(&got) {
                         tokio::time::sleep(COALESCE).await;
                     }
                 },
