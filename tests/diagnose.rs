@@ -14,6 +14,8 @@ mod formats;
 mod formats_b11;
 #[path = "diagnose/formats_b12.rs"]
 mod formats_b12;
+#[path = "diagnose/formats_b13.rs"]
+mod formats_b13;
 #[path = "diagnose/formats_more.rs"]
 mod formats_more;
 #[path = "diagnose/reports.rs"]

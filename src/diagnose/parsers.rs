@@ -582,6 +582,9 @@ pub(crate) fn enrich(
                 let what = found.remove(0);
                 set(vars, "what", what);
             }
+            if let Some(k) = vars.get("kind").cloned() {
+                set(vars, "kind_part", format!(" ({k})"));
+            }
             if !found.is_empty() {
                 set(vars, "artifacts", format!(": {}", found.join(", ")));
             }

@@ -148,6 +148,15 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 },
             );
         }
+        "tool.miette_report" => {
+            let (_, cause, help) = super::toolparse::miette(log, at);
+            let root = if cause.is_empty() { help } else { cause };
+            if !root.is_empty() {
+                set(vars, "cause", format!(" → {}", clip(&root, 220)));
+            }
+            let tool = cmd.split_whitespace().next().unwrap_or("the command");
+            set(vars, "tool", base(tool).to_owned());
+        }
         "shell.unbound" => {
             if let Some(l) = vars.get("line").cloned() {
                 set(vars, "at_line", format!(":{l}"));

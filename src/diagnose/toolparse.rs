@@ -69,8 +69,18 @@ pub(crate) fn miette(log: &[String], at: usize) -> (String, String, String) {
     let mut msg = String::new();
     let mut causes: Vec<String> = Vec::new();
     let mut help = String::new();
+    // Under the root cause (`╰─▶`) its wrapped lines are indented, not boxed.
+    let mut in_root = false;
     for (_, l) in following(log, at, 40) {
         let t = l.trim();
+        if in_root && !t.is_empty() && l.starts_with(' ') && !t.starts_with("help:") {
+            if let Some(last) = causes.last_mut() {
+                last.push(' ');
+                last.push_str(t);
+            }
+            continue;
+        }
+        in_root = t.starts_with("╰─▶");
         if let Some(m) = t.strip_prefix('×') {
             if !msg.is_empty() {
                 break;
@@ -359,7 +369,14 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             if let Some(eof) = vars.get("eof").cloned() {
                 set(vars, "msg", format!(": {eof}"));
             } else if !msg.is_empty() {
-                set(vars, "msg", format!(": syntax error {msg}"));
+                // In the shell's own words: dash's `Syntax error: "(" unexpected`,
+                // bash's `syntax error near unexpected token`.
+                let word = if log[at].contains("Syntax error: ") {
+                    "Syntax error:"
+                } else {
+                    "syntax error"
+                };
+                set(vars, "msg", format!(": {word} {msg}"));
             }
         }
         "aws.no_credentials" => {
