@@ -242,15 +242,19 @@ impl Engine {
         // The outputs are indexed first: outputs the store does not know
         // fail the action rather than pass on unrecorded.
         let now = now_rfc3339();
-        let indexed = self.store.batch(|b| {
-            for (name, art) in &artifacts {
-                b.artifact(&art.id, art.files, art.bytes, &now)?;
-                if outcome.status == OutcomeStatus::Succeeded {
-                    b.execution_artifact(&id, name, &art.id, &action_execution_id)?;
-                }
-            }
+        let indexed = if artifacts.is_empty() {
             Ok(())
-        });
+        } else {
+            self.store.batch(|b| {
+                for (name, art) in &artifacts {
+                    b.artifact(&art.id, art.files, art.bytes, &now)?;
+                    if outcome.status == OutcomeStatus::Succeeded {
+                        b.execution_artifact(&id, name, &art.id, &action_execution_id)?;
+                    }
+                }
+                Ok(())
+            })
+        };
         if let Err(err) = indexed {
             tracing::error!(error = %err, "cannot index artifacts");
             outcome = ActionOutcome::failed(

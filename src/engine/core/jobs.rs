@@ -115,43 +115,48 @@ pub(super) async fn run_job(
             }
         }
     };
-    // Inputs: a fresh copy of each artifact.
-    let mut inputs = Vec::new();
-    for (n, (name, id)) in job.inputs.iter().enumerate() {
-        let dir = work_dir.join("in").join(sanitize(name));
-        let (a, d, i) = (artifacts.clone(), dir.clone(), id.clone());
-        let r = tokio::task::spawn_blocking(move || a.materialize(&i, &d)).await;
-        match r {
-            Ok(Ok(())) => inputs.push(InputArtifact {
-                name: name.clone(),
-                dir,
-                revision: job.revisions.get(n).cloned(),
-            }),
-            Ok(Err(e)) => {
-                return done(
-                    ActionOutcome::failed("JobFailed", format!("input artifact {name}: {e}")),
-                    Vec::new(),
-                    0,
-                );
-            }
-            Err(e) => {
-                return done(
-                    ActionOutcome::failed("JobFailed", format!("input artifact {name}: {e}")),
-                    Vec::new(),
-                    0,
-                );
-            }
-        }
-    }
+    // The action's directories, in one blocking step: a fresh copy of each
+    // input artifact, the output directory and the cache.
     let out_dir = work_dir.join("out");
-    if let Err(e) = tokio::fs::create_dir_all(&out_dir).await {
-        return done(
-            ActionOutcome::failed("JobFailed", format!("{}: {e}", out_dir.display())),
-            Vec::new(),
-            0,
+    let inputs: Vec<(String, String, std::path::PathBuf)> = job
+        .inputs
+        .iter()
+        .map(|(name, id)| {
+            let dir = work_dir.join("in").join(sanitize(name));
+            (name.clone(), id.clone(), dir)
+        })
+        .collect();
+    let setup = {
+        let (a, ins, out, cache) = (
+            artifacts.clone(),
+            inputs.clone(),
+            out_dir.clone(),
+            cache_dir.clone(),
         );
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            for (name, id, dir) in &ins {
+                a.materialize(id, dir)
+                    .map_err(|e| format!("input artifact {name}: {e}"))?;
+            }
+            std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+            let _ = std::fs::create_dir_all(&cache);
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the action's directories: {e}")))
+    };
+    if let Err(msg) = setup {
+        return done(ActionOutcome::failed("JobFailed", msg), Vec::new(), 0);
     }
-    let _ = tokio::fs::create_dir_all(&cache_dir).await;
+    let inputs: Vec<InputArtifact> = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(n, (name, _, dir))| InputArtifact {
+            name,
+            dir,
+            revision: job.revisions.get(n).cloned(),
+        })
+        .collect();
     let timeout = base.timeout;
     let deadline = std::time::Instant::now() + timeout;
     let ctx = ActionContext {
