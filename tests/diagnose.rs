@@ -16,6 +16,8 @@ mod formats_b11;
 mod formats_b12;
 #[path = "diagnose/formats_b13.rs"]
 mod formats_b13;
+#[path = "diagnose/formats_b14.rs"]
+mod formats_b14;
 #[path = "diagnose/formats_more.rs"]
 mod formats_more;
 #[path = "diagnose/reports.rs"]

@@ -385,6 +385,14 @@ pub fn enrich(
                     set(vars, "name", n);
                 }
             }
+            // The service's own error code, when the line has one.
+            if let Some(l) = at.filter(|l| *l < log.len()) {
+                for code in ["ParameterNotFound", "ResourceNotFoundException"] {
+                    if log[l].contains(code) {
+                        set(vars, "code_part", format!(" ({code})"));
+                    }
+                }
+            }
         }
         "build.command_failed" | "build.failed_summary" => {
             explain_failure(vars, evidence, log, at.filter(|_| from_log), framing);

@@ -211,7 +211,13 @@ pub(crate) fn enrich(
                 }
             }
             let mut msg = lines.first().map(|s| (*s).to_owned()).unwrap_or_default();
-            if msg.starts_with("expect(") {
+            // `--ci`: a snapshot that does not exist yet is not written.
+            if let Some(s) = lines
+                .iter()
+                .find(|l| l.starts_with("New snapshot was not written"))
+            {
+                msg = format!("{msg}: {s}");
+            } else if msg.starts_with("expect(") {
                 let extra: Vec<&str> = lines
                     .iter()
                     .skip(1)

@@ -26,6 +26,12 @@ static JAVAC_WARNING: LazyLock<Regex> =
 static JS_AT: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?:\(|\[ ?|at )(?P<file>[^\s()\[\]]+\.[cm]?[jt]sx?):(?P<line>\d+)(?::\d+)?")
 });
+/// A Go compiler error: `./main.go:7:2: retries declared but not used`.
+static GO_ERROR: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(?P<loc>\S+\.go:\d+(?::\d+)?): (?P<msg>.+)$"));
+/// What the API server refused: `deployments.apps "checkout" is forbidden: …`.
+static FORBIDDEN: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"(?P<what>[\w.-]+ "[^"]*" is forbidden: .+)$"#));
 /// A frame of a Go race report: `  example.com/p.(*T).Hit()` then its
 /// `      /src/h.go:7 +0x76` line.
 static GO_FRAME_FILE: LazyLock<Regex> =
@@ -156,6 +162,49 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             }
             let tool = cmd.split_whitespace().next().unwrap_or("the command");
             set(vars, "tool", base(tool).to_owned());
+        }
+        "aws.endpoint_unreachable" if log[at].contains("Could not connect to the endpoint URL") => {
+            set(vars, "said", ": Could not connect to the endpoint URL");
+        }
+        "docker.no_daemon" => {
+            let said = if log[at].contains("Cannot connect to the Docker daemon") {
+                "Cannot connect to the Docker daemon"
+            } else {
+                "Failed to connect to the docker API"
+            };
+            set(vars, "said", said);
+        }
+        "go.version_too_old" if log[at].starts_with("note: ") => {
+            // The note follows a compile error, which is the cause itself
+            // (the newer `go` line may or may not be why).
+            let from = at.saturating_sub(40);
+            let first = log[from..at]
+                .iter()
+                .find_map(|l| GO_ERROR.captures(l.trim()));
+            if let Some(c) = first {
+                set(
+                    vars,
+                    "first",
+                    format!(
+                        "Go compile error at {}: {}; ",
+                        &c["loc"],
+                        clip(&c["msg"], 160)
+                    ),
+                );
+            }
+        }
+        "k8s.forbidden" if get(vars, "msg").trim_end().ends_with(':') => {
+            // `error when retrieving current configuration of:` then the
+            // object, then `from server for: "x.yaml": … is forbidden: …`.
+            let said = following(log, at, 6)
+                .find_map(|(_, l)| FORBIDDEN.captures(l).map(|c| c["what"].to_owned()));
+            if let Some(w) = said {
+                set(vars, "msg", clip(&w, 220));
+            }
+        }
+        // dash says `x.sh: 3: [[: not found`, zsh `command not found: x`.
+        "shell.command_not_found" if log[at].trim_end().ends_with(": not found") => {
+            set(vars, "said", "not found");
         }
         "shell.unbound" => {
             if let Some(l) = vars.get("line").cloned() {

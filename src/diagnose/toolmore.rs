@@ -200,6 +200,26 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             set(vars, "line", &c["line"]);
         }
         "java.exception" => {
+            // A bare `pkg.SomeException: msg` line is Java's only when a
+            // Java frame follows it (Python prints dotted names too).
+            // Maven and Gradle print their own exceptions with `-e` /
+            // `--stacktrace`: their rules read those.
+            let bare = !log[at].starts_with("Exception in thread") && vars.contains_key("exc");
+            let build_tool = ["mvn", "gradle"].iter().any(|t| cmd.contains(t));
+            if bare && build_tool {
+                return false;
+            }
+            if bare
+                && !following(log, at, 2).any(|(_, l)| {
+                    let t = l.trim_start();
+                    t.starts_with("at ")
+                        && (t.contains(".java:")
+                            || t.contains("(Native Method)")
+                            || t.contains("(Unknown Source)"))
+                })
+            {
+                return false;
+            }
             let what = match (vars.get("exc"), vars.get("class")) {
                 (Some(e), _) => match vars.get("msg").filter(|m| !m.is_empty()) {
                     Some(m) => format!("{e}: {m}"),
@@ -441,6 +461,18 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             set(vars, "files", files);
         }
         "archive.unreadable" => {
+            // gzip's complaint, then tar's own about the same archive.
+            let msg = get(vars, "msg").to_owned();
+            let tar = following(log, at, 3).find_map(|(_, l)| {
+                l.strip_prefix("tar: ")
+                    .filter(|t| {
+                        !t.starts_with("Error is not recoverable") && !t.starts_with("Exiting")
+                    })
+                    .filter(|t| !msg.contains(*t))
+            });
+            if let Some(t) = tar {
+                set(vars, "msg", format!("{msg} (tar: {})", t.trim()));
+            }
             // The archive: unzip's `Archive:  x.zip` above, else the
             // command's operand that looks like one.
             let named = log[at.saturating_sub(3)..at]

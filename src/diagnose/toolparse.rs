@@ -470,9 +470,22 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             set(vars, "msg", clip(&text, 220));
         }
         "npm.error" => {
-            let m = npm_message(log, at);
+            let mut m = npm_message(log, at);
+            // `npm ci` out of sync: the package that differs is listed
+            // below (`Invalid: lock file's x@1.1.0 does not satisfy
+            // x@1.3.0`, `Missing: y@2.0.0 from lock file`).
+            if let Some(d) = following(log, at, 12).find_map(|(_, l)| {
+                let t = l
+                    .trim_start_matches("npm error")
+                    .trim_start_matches("npm ERR!")
+                    .trim();
+                (t.starts_with("Invalid: ") || t.starts_with("Missing: ")).then(|| t.to_owned())
+            }) && !m.contains(&d)
+            {
+                m = format!("{} {d}", m.trim_end());
+            }
             if !m.is_empty() {
-                set(vars, "msg", format!(": {}", clip(&m, 200)));
+                set(vars, "msg", format!(": {}", clip(&m, 240)));
             }
         }
         // Below the other errors of the same run (priority 80).
