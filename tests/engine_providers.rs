@@ -732,3 +732,51 @@ fn a_second_engine_on_the_same_workspace_is_refused_by_the_lock() {
     assert!(err.contains("already has an engine"), "{err}");
     assert!(err.contains(&std::process::id().to_string()), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_that_exits_is_replaced_and_the_next_commands_run() {
+    // `exit 0` ends the build's shell; the engine starts a new one, which
+    // carries the same mark as the old one and must not be swept with it.
+    // Version 0.1 runs every command in a shell of its own.
+    let v02 = "version: 0.2\nphases:\n  build:\n    commands: [\"echo A\", \"exit 0\", \"echo B\", \"echo C\"]\n";
+    let v01 = "version: 0.1\nphases:\n  build:\n    commands: [\"echo one\", \"echo two\", \"echo three\"]\n";
+    let p = pipeline(
+        "p",
+        "QUEUED",
+        &[stage(
+            "Build",
+            &[
+                build_action("Exits", 1, "v02.yml", ""),
+                build_action("PerCommand", 1, "v01.yml", ""),
+            ],
+            "",
+        )],
+    );
+    let ws = workspace(&p, "", &[("v02.yml", v02), ("v01.yml", v01)]);
+    let h = ws.engine();
+    let (id, st) = run_to_end(&h, "p").await;
+    let acts = actions(&h, "p", &id).await;
+    let log = |name: &str| {
+        let a = acts.iter().find(|a| a.action_name == name).unwrap();
+        log_of(&ws, &a.action_execution_id)
+    };
+    assert_eq!(
+        st,
+        ExecutionStatus::Succeeded,
+        "{:#?} {:#?}",
+        log("Exits"),
+        log("PerCommand")
+    );
+    let exits = log("Exits");
+    for want in ["A", "B", "C"] {
+        assert!(
+            exits.iter().any(|l| l == want),
+            "{want} missing: {exits:#?}"
+        );
+    }
+    let per = log("PerCommand");
+    for want in ["one", "two", "three"] {
+        assert!(per.iter().any(|l| l == want), "{want} missing: {per:#?}");
+    }
+    h.shutdown().await;
+}

@@ -110,50 +110,62 @@ pub fn kill_marked_since(pgid_file: &Path, leader: Option<u32>, since: Option<u6
     n
 }
 
-/// [`kill_marked_since`] without reading every process: the build
-/// shell `leader`'s descendants (its own, whatever their mark), then this
-/// process's children that started at or after `since` and carry the mark
-/// (escapees re-parented here, see [`become_subreaper`]) and theirs.
-/// Kills `leader`'s group too, after its tree was read. `None` where that
-/// cannot see everything: this process is not a child subreaper (an
-/// orphan went to init), or the kernel has no `children` files; then the
-/// caller scans every process.
+/// [`kill_marked_since`] without reading every process: the live build
+/// shell `shell`'s descendants (its own, whatever their mark), then every
+/// process under this one that started at or after `since` and carries the
+/// mark (escapees re-parented here, see [`become_subreaper`]), with its
+/// descendants. Kills the shell's `group` too, after its tree was read.
+/// `None` where that cannot see everything: this process is not a child
+/// subreaper (an orphan went to init), or the kernel has no `children`
+/// files; then the caller scans every process.
 pub fn kill_marked_tree(
     pgid_file: &Path,
-    leader: Option<u32>,
+    shell: Option<u32>,
+    group: Option<u32>,
     since: Option<u64>,
 ) -> Option<usize> {
     if !is_subreaper() || !children_files() {
         return None;
     }
     let me = std::process::id();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::from([me]);
+    seen.extend(shell);
     // The shell's tree is read before its group is killed: a child that
     // left the group stays findable under its parent until that dies,
     // and is re-parented here (read below) once it has.
     let mut tree = Vec::new();
-    if let Some(l) = leader {
+    if let Some(l) = shell {
         let mut stack = children(l);
         while let Some(p) = stack.pop() {
-            if p != me && Some(p) != leader && seen.insert(p) {
+            if seen.insert(p) {
                 stack.extend(children(p));
                 tree.push(p);
             }
         }
-        kill_group(l);
+    }
+    if let Some(g) = group {
+        kill_group(g);
     }
     let mut n = tree.iter().filter(|p| kill_escapee(**p)).count();
-    let mut stack: Vec<u32> = children(me)
-        .into_iter()
-        .filter(|c| Some(*c) != leader && !seen.contains(c))
-        .filter(|c| since.is_none_or(|s| start_time(*c).is_none_or(|t| t >= s)))
-        .filter(|c| marked_with(*c, pgid_file))
-        .collect();
-    while let Some(p) = stack.pop() {
-        if p != me && Some(p) != leader && seen.insert(p) {
-            stack.extend(children(p));
-            n += usize::from(kill_escapee(p));
+    // Under this process: the build's if marked (and then all below it),
+    // else looked through (a daemon that rewrote its environment may have
+    // marked children). Only what started since the shell can be the build's.
+    let started_since = |p: u32| since.is_none_or(|s| start_time(p).is_none_or(|t| t >= s));
+    let mut look: Vec<u32> = children(me);
+    let mut take: Vec<u32> = Vec::new();
+    while let Some(p) = look.pop() {
+        if !seen.insert(p) || !started_since(p) {
+            continue;
         }
+        if marked_with(p, pgid_file) {
+            take.push(p);
+        } else {
+            look.extend(children(p));
+        }
+    }
+    while let Some(p) = take.pop() {
+        take.extend(children(p).into_iter().filter(|c| seen.insert(*c)));
+        n += usize::from(kill_escapee(p));
     }
     Some(n)
 }
@@ -529,7 +541,7 @@ mod tests {
             .spawn()
             .unwrap();
 
-        let n = kill_marked_tree(&marked, Some(leader), Some(since));
+        let n = kill_marked_tree(&marked, Some(leader), Some(leader), Some(since));
         assert!(
             n.is_some(),
             "subreaper and children files: the tree is read"

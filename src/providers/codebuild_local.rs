@@ -348,6 +348,9 @@ impl Shell {
     async fn kill(&mut self) {
         self.kill_escapees();
         let _ = self.child.kill().await;
+        // Once more with the shell gone: what was forked while the first
+        // pass ran is re-parented here by now.
+        self.kill_escapees();
         self.swept = true;
     }
 
@@ -356,8 +359,10 @@ impl Shell {
     /// The shell's descendants and this process's re-parented children
     /// are read when they can be; else every process is looked at.
     fn kill_escapees(&self) {
+        // The shell's own tree only while it is not reaped (its pid could
+        // be another process's by then).
         if let Some(mark) = &self.mark
-            && proc::kill_marked_tree(mark, self.pgid, self.started).is_some()
+            && proc::kill_marked_tree(mark, self.child.id(), self.pgid, self.started).is_some()
         {
             return;
         }
@@ -494,6 +499,9 @@ impl Shell {
                             }
                             self.partial = long[cut..].to_vec();
                             ctx.log(&String::from_utf8_lossy(&long[..cut]));
+                            // A runaway line counts too: stop and timeout
+                            // are looked at after each cut.
+                            since_check = 4096;
                         }
                     }
                     self.out.consume(consumed);
@@ -529,6 +537,8 @@ impl Shell {
                     // first; a bigger one (the reader is behind) does not.
                     if self.big_pipe && (4096..COALESCE_BELOW).contains(&got) {
                         tokio::time::sleep(COALESCE).await;
+                        // The other branches wait while output keeps coming.
+                        since_check = 4096;
                     }
                 },
                 () = &mut stopped => {
@@ -784,6 +794,9 @@ async fn run_phase(
                             failed.get_or_insert((cmd.text.clone(), code));
                         }
                         ctx.log("[Container] The build shell ended; starting a new one");
+                        // What the old shell left goes first: the new one
+                        // carries the same mark and must not be taken for it.
+                        shell.kill().await;
                         *shell = Shell::start(req, env).await?;
                     }
                     outcome @ (Outcome::TimedOut | Outcome::Stopped) => {
