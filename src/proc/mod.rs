@@ -151,7 +151,7 @@ pub fn kill_marked_tree(
     // else looked through (a daemon that rewrote its environment may have
     // marked children). Only what started since the shell can be the build's.
     let started_since = |p: u32| since.is_none_or(|s| start_time(p).is_none_or(|t| t >= s));
-    let mut look: Vec<u32> = children(me);
+    let mut look: Vec<u32> = reparented_here(me);
     let mut take: Vec<u32> = Vec::new();
     while let Some(p) = look.pop() {
         if !seen.insert(p) || !started_since(p) {
@@ -213,6 +213,20 @@ fn children(pid: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// The children of this process's main thread: where the kernel puts an
+/// orphan re-parented to a subreaper (its first live thread, the main one
+/// while it runs). Every thread's list when the main thread's cannot be
+/// read. One file, however many threads the runtime has.
+fn reparented_here(me: u32) -> Vec<u32> {
+    match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
+        Ok(s) => s
+            .split_ascii_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+            .collect(),
+        Err(_) => children(me),
+    }
 }
 
 /// Whether this kernel has `/proc/<pid>/task/<tid>/children`

@@ -348,9 +348,6 @@ impl Shell {
     async fn kill(&mut self) {
         self.kill_escapees();
         let _ = self.child.kill().await;
-        // Once more with the shell gone: what was forked while the first
-        // pass ran is re-parented here by now.
-        self.kill_escapees();
         self.swept = true;
     }
 
