@@ -318,25 +318,28 @@ pub(crate) fn score(line: &str) -> f32 {
 pub(crate) fn with_detail(lines: &[String], i: usize, to: usize) -> String {
     let head = lines[i].trim();
     let headline = head.starts_with("Error:") || head.starts_with("error:") || head.ends_with(':');
-    if !headline {
-        return head.to_owned();
+    match line_below(lines, i, to).filter(|_| headline) {
+        Some(n) => format!("{}: {n}", head.trim_end_matches(':')),
+        None => head.to_owned(),
     }
-    let next = lines[i + 1..to.min(lines.len())]
+}
+
+/// The line that goes on from line `i` (before `to`): the next non-empty
+/// one within three, unless it is the runner's, another error or warning,
+/// or a stack frame.
+pub(crate) fn line_below(lines: &[String], i: usize, to: usize) -> Option<&str> {
+    let n = lines
+        .get(i + 1..to.min(lines.len()))?
         .iter()
         .take(3)
         .map(|l| l.trim())
-        .find(|l| !l.is_empty());
-    match next {
-        Some(n)
-            if !n.starts_with("[Container]")
-                && !n.to_ascii_lowercase().starts_with("error")
-                && !n.to_ascii_lowercase().starts_with("warning")
-                && !n.starts_with("at ") =>
-        {
-            format!("{}: {n}", head.trim_end_matches(':'))
-        }
-        _ => head.to_owned(),
-    }
+        .find(|l| !l.is_empty())?;
+    let lower = n.to_ascii_lowercase();
+    let other = n.starts_with("[Container]")
+        || lower.starts_with("error")
+        || lower.starts_with("warning")
+        || n.starts_with("at ");
+    (!other).then_some(n)
 }
 
 /// The lines of `lines[from..to]` that most likely explain a failure at

@@ -92,7 +92,7 @@ fn cmd_uses(cmd: &str, tools: &[&str]) -> bool {
 }
 
 /// A JS stack frame's `file:line` outside node_modules / node internals.
-fn js_location(log: &[String], from: usize, n: usize) -> Option<String> {
+pub(crate) fn js_location(log: &[String], from: usize, n: usize) -> Option<String> {
     following(log, from, n).find_map(|(_, l)| {
         let c = JS_FRAME.captures(l)?;
         let loc = c.get(1)?.as_str();
@@ -391,8 +391,18 @@ pub(crate) fn enrich(
             {
                 return false;
             }
-            if let Some(m) = super::toolextra::continued(log, at, get(vars, "msg")) {
-                set(vars, "msg", m);
+            // A message that ends in `:` goes on below (`rustc 1.95.0 is
+            // not supported by the following package:` then `app@0.1.0
+            // requires rustc 1.99`).
+            let msg = get(vars, "msg").trim_end().to_owned();
+            if msg.ends_with(':')
+                && let Some(n) = super::fallback::line_below(log, at, log.len())
+            {
+                set(
+                    vars,
+                    "msg",
+                    format!("{}: {}", msg.trim_end_matches(':'), clip(n, 160)),
+                );
             }
             let mut location = String::new();
             let mut lint = String::new();

@@ -2,8 +2,7 @@
 //! around it for shell `[` tests, jobs bash reports killed, zip, signature
 //! checks, tool configuration files that do not load (ESLint, Vite /
 //! Vitest), javac's `-Werror`, TAP from other runners than node's, Go's
-//! race detector, several failing tests, and messages continued on the
-//! next line.
+//! race detector and several failing tests.
 
 use std::sync::LazyLock;
 
@@ -21,8 +20,8 @@ fn re(p: &str) -> Regex {
 /// javac's own warning line: `src/A.java:6: warning: [unchecked] …`.
 static JAVAC_WARNING: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(?P<file>\S+\.java):(?P<line>\d+): warning: (?P<msg>.+)$"));
-/// A location in a JavaScript stack or a code frame: `(test/a.js:2:61)`,
-/// `╭─[ vite.config.mjs:6:3 ]`.
+/// A location in a code frame or a message: `╭─[ vite.config.mjs:6:3 ]`,
+/// `vite.config.ts:12:4: ERROR`.
 static JS_AT: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?:\(|\[ ?|at )(?P<file>[^\s()\[\]]+\.[cm]?[jt]sx?):(?P<line>\d+)(?::\d+)?")
 });
@@ -119,24 +118,19 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
         "test.tap" => {
             // mocha's TAP reporter: the message and the stack come indented
             // under `not ok N title`, without node's YAML block.
-            let mut msg = String::new();
-            let mut place = String::new();
-            for (_, l) in following(log, at, 20) {
-                if !l.starts_with(' ') {
-                    break;
-                }
-                let t = l.trim();
-                if msg.is_empty() && !t.is_empty() && !t.starts_with("---") {
-                    msg = t.to_owned();
-                } else if place.is_empty()
-                    && t.starts_with("at ")
-                    && !t.contains("node:internal")
-                    && !t.contains("node_modules")
-                    && let Some(c) = JS_AT.captures(t)
-                {
-                    place = format!(" at {}:{}", base(&c["file"]), &c["line"]);
-                }
-            }
+            let block: Vec<&str> = following(log, at, 20)
+                .map(|(_, l)| l)
+                .take_while(|l| l.starts_with(' '))
+                .collect();
+            let msg = block
+                .iter()
+                .map(|l| l.trim())
+                .find(|t| !t.is_empty() && !t.starts_with("---"))
+                .unwrap_or_default()
+                .to_owned();
+            let place = super::parsers::js_location(log, at, block.len())
+                .map(|l| format!(" at {l}"))
+                .unwrap_or_default();
             let runner = if cmd.contains("mocha") {
                 "mocha"
             } else {
@@ -305,19 +299,4 @@ pub(crate) fn cargo_also_failed(log: &[String], at: usize) -> String {
             String::new()
         }
     )
-}
-
-/// A message that ends in `:` goes on below (`rustc 1.95.0 is not supported
-/// by the following package:` then `  app@0.1.0 requires rustc 1.99`): the
-/// first line below it joins it.
-pub(crate) fn continued(log: &[String], at: usize, msg: &str) -> Option<String> {
-    if !msg.trim_end().ends_with(':') {
-        return None;
-    }
-    let (_, next) = following(log, at, 2).find(|(_, l)| !l.trim().is_empty())?;
-    let t = next.trim();
-    if t.starts_with("[Container]") || t.starts_with("error") || t.starts_with("warning") {
-        return None;
-    }
-    Some(format!("{} {}", msg.trim_end(), clip(t, 160)))
 }

@@ -206,10 +206,7 @@ fn children(pid: u32) -> Vec<u32> {
         let mut f = t.path();
         f.push("children");
         if let Ok(s) = std::fs::read_to_string(f) {
-            out.extend(
-                s.split_ascii_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
+            out.extend(pids_in(&s));
         }
     }
     out
@@ -221,12 +218,27 @@ fn children(pid: u32) -> Vec<u32> {
 /// read. One file, however many threads the runtime has.
 fn reparented_here(me: u32) -> Vec<u32> {
     match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
-        Ok(s) => s
-            .split_ascii_whitespace()
-            .filter_map(|c| c.parse::<u32>().ok())
-            .collect(),
+        Ok(s) => pids_in(&s).collect(),
         Err(_) => children(me),
     }
+}
+
+/// The pids of a `children` file (`12 40 41 `).
+fn pids_in(s: &str) -> impl Iterator<Item = u32> + '_ {
+    s.split_ascii_whitespace().filter_map(|c| c.parse().ok())
+}
+
+/// Where `name` is on this process's `PATH`: the first executable file of
+/// that name.
+pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// Whether this kernel has `/proc/<pid>/task/<tid>/children`

@@ -230,11 +230,7 @@ async fn helm(
         ctx.log.line(&msg);
         return ActionOutcome::failed("ConfigurationError", msg);
     };
-    let helm = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("helm"))
-            .find(|h| h.is_file())
-    });
+    let helm = crate::proc::on_path("helm");
     let Some(helm) = helm else {
         let msg = "Helm mode needs the `helm` command, which is not installed (not on PATH); \
                    install helm 3, or use ManifestFiles (kubectl mode)"

@@ -111,17 +111,7 @@ impl Drop for Shell {
 fn bash_path() -> &'static std::ffi::OsStr {
     static BASH: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
     BASH.get_or_init(|| {
-        std::env::var_os("PATH")
-            .and_then(|path| {
-                std::env::split_paths(&path)
-                    .map(|d| d.join("bash"))
-                    .find(|p| {
-                        use std::os::unix::fs::PermissionsExt;
-                        p.metadata()
-                            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                    })
-            })
-            .map_or_else(|| "bash".into(), std::path::PathBuf::into_os_string)
+        proc::on_path("bash").map_or_else(|| "bash".into(), std::path::PathBuf::into_os_string)
     })
 }
 
