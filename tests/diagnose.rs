@@ -18,6 +18,8 @@ mod formats_b12;
 mod formats_b13;
 #[path = "diagnose/formats_b14.rs"]
 mod formats_b14;
+#[path = "diagnose/formats_b15.rs"]
+mod formats_b15;
 #[path = "diagnose/formats_more.rs"]
 mod formats_more;
 #[path = "diagnose/reports.rs"]
@@ -475,7 +477,7 @@ fn iam_statement_grants_exactly_the_missing_action() {
     assert_eq!(f.rule, "aws.access_denied");
     assert_eq!(
         f.title,
-        "Missing IAM permission s3:GetObject for role build-role"
+        "Missing IAM permission s3:GetObject for role build-role (AccessDenied)"
     );
     assert_eq!(f.category, "permissions");
     assert_eq!(

@@ -113,6 +113,9 @@ pub fn enrich(
             let principal = vars.get("principal").cloned().unwrap_or_default();
             let who = principal_name(&principal);
             set(vars, "who", who.clone());
+            if let Some(code) = vars.get("code").or(vars.get("code2")).cloned() {
+                set(vars, "code_part", format!(" ({code})"));
+            }
             set(
                 vars,
                 "resource",

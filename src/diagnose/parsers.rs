@@ -395,7 +395,9 @@ pub(crate) fn enrich(
             // not supported by the following package:` then `app@0.1.0
             // requires rustc 1.99`).
             let msg = get(vars, "msg").trim_end().to_owned();
-            if msg.ends_with(':')
+            if let Some(cause) = super::toolextra::cargo_caused_by(log, at) {
+                set(vars, "msg", format!("{msg}: {cause}"));
+            } else if msg.ends_with(':')
                 && let Some(n) = super::fallback::line_below(log, at, log.len())
             {
                 set(
@@ -791,15 +793,6 @@ pub(crate) fn enrich(
                     clip(&msg, 200)
                 },
             );
-        }
-        "git.fatal" if cmd.contains("git ") || cmd.starts_with("git") => {
-            set(vars, "cmd_part", format!(" (`{}`)", clip(cmd, 120)));
-        }
-        "aws.cli_usage" => {
-            let sub: Vec<&str> = cmd.split_whitespace().skip(1).take(2).collect();
-            if !sub.is_empty() {
-                set(vars, "cmd", sub.join(" "));
-            }
         }
         _ => return super::toolparse::enrich(id, vars, log, at, cmd),
     }

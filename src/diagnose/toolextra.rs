@@ -205,6 +205,61 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                 set(vars, "at_line", format!(":{l}"));
             }
         }
+        "git.fatal" if cmd.contains("git ") || cmd.starts_with("git") => {
+            set(vars, "cmd_part", format!(" (`{}`)", clip(cmd, 120)));
+        }
+        "aws.cli_usage" => {
+            let sub: Vec<&str> = cmd.split_whitespace().skip(1).take(2).collect();
+            if !sub.is_empty() {
+                set(vars, "cmd", sub.join(" "));
+            }
+        }
+        "k8s.webhook_denied" => {
+            let inline = get(vars, "msg").trim().to_owned();
+            // Kyverno: a blank line, `resource … was blocked …`, then
+            // `policy-name:` and `  rule: 'validation error: …'`.
+            let policy = following(log, at, 10)
+                .map(|(_, l)| l.trim_end())
+                .collect::<Vec<_>>()
+                .windows(2)
+                .find_map(|w| {
+                    let name = w[0].strip_suffix(':')?;
+                    let ok = !name.is_empty()
+                        && !name.contains(' ')
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                    let why = w[1]
+                        .trim()
+                        .split_once(": ")
+                        .map(|(_, m)| m.trim_matches('\''));
+                    ok.then(|| match why {
+                        Some(m) => format!("{name}: {m}"),
+                        None => name.to_owned(),
+                    })
+                });
+            let detail = match policy {
+                Some(p) => format!(": policy {}", clip(&p, 200)),
+                None if !inline.is_empty() => format!(": {}", clip(&inline, 200)),
+                None => String::new(),
+            };
+            set(vars, "detail", detail);
+        }
+        // openssl 3 names the file above the bare `Unable to load …`.
+        "openssl.load" if get(vars, "msg").to_ascii_lowercase().starts_with("unable") => {
+            let named = log[at.saturating_sub(4)..at]
+                .iter()
+                .rev()
+                .find(|l| l.starts_with("Could not ") && l.contains(" from "));
+            if let Some(n) = named {
+                set(vars, "msg", clip(n.trim(), 200));
+            }
+        }
+        // The registry URL escapes a scope's slash: `@acme%2fpush-sdk`.
+        "npm.not_found" => {
+            let pkg = get(vars, "pkg").replace("%2f", "/").replace("%2F", "/");
+            set(vars, "pkg", pkg.replace("%40", "@"));
+        }
         "rust.panic" if !vars.contains_key("msg") => {
             let msg = following(log, at, 2)
                 .map(|(_, l)| l.trim())
@@ -269,6 +324,24 @@ pub(crate) fn go_race(log: &[String], at: usize) -> Option<String> {
 
 /// The other tests of the same `cargo test` run that failed after `test`:
 /// ` (3 failed: a, b, c)`; empty when it is the only one.
+/// cargo's error chain: `error: failed to parse manifest at …`, then
+/// `Caused by:` and the reason, indented, possibly several times; the
+/// innermost reason is the one to fix.
+pub(crate) fn cargo_caused_by(log: &[String], at: usize) -> Option<String> {
+    let mut cause = None;
+    let mut it = following(log, at, 24).peekable();
+    while let Some((_, l)) = it.next() {
+        let t = l.trim_end();
+        if t == "Caused by:" {
+            let first = it.by_ref().map(|(_, l)| l.trim()).find(|l| !l.is_empty());
+            cause = first.map(|l| clip(l, 180));
+        } else if t.starts_with("error") || t.starts_with("warning:") {
+            break;
+        }
+    }
+    cause
+}
+
 pub(crate) fn cargo_also_failed(log: &[String], at: usize) -> String {
     let mut names = Vec::new();
     let mut start = at;
@@ -276,9 +349,12 @@ pub(crate) fn cargo_also_failed(log: &[String], at: usize) -> String {
         start -= 1;
     }
     for l in &log[start..] {
-        if let Some(rest) = l.strip_prefix("test ")
-            && let Some(name) = rest.strip_suffix(" ... FAILED")
-        {
+        let name = match l.strip_prefix("test ") {
+            Some(rest) => rest.strip_suffix(" ... FAILED"),
+            // The terse format (`cargo test -q`): `name --- FAILED`.
+            None => l.strip_suffix(" --- FAILED").filter(|n| !n.contains(' ')),
+        };
+        if let Some(name) = name {
             names.push(name.trim().to_owned());
         } else if l.starts_with("test result: ") {
             break;

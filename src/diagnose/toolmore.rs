@@ -233,8 +233,21 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
                     .strip_prefix("at ")
                     .map(|f| format!(" at {}", f.trim()))
             });
+            // The test it failed in: the first frame below the top one in a
+            // test class (`MoneyTest`, `OrderTests`, `CheckoutIT`).
+            let test = following(log, at, 12)
+                .filter_map(|(_, l)| l.trim_start().strip_prefix("at "))
+                .filter_map(|f| f.split_once('(').map(|(m, _)| m))
+                .skip(1)
+                .find(|m| {
+                    m.rsplit_once('.').is_some_and(|(class, _)| {
+                        let class = class.rsplit(['.', '$', '/']).next().unwrap_or(class);
+                        ["Test", "Tests", "IT"].iter().any(|s| class.ends_with(s))
+                    })
+                });
+            let test = test.map(|t| format!(" in test {t}")).unwrap_or_default();
             set(vars, "what", clip(&what, 200));
-            set(vars, "at", frame.unwrap_or_default());
+            set(vars, "at", format!("{}{test}", frame.unwrap_or_default()));
         }
         "test.no_tests" => {
             let runner = ["vitest", "jest"]

@@ -380,6 +380,10 @@ pub(crate) fn enrich(id: &str, vars: &mut Vars, log: &[String], at: usize, cmd: 
             }
         }
         "aws.no_credentials" => {
+            // The tool's own words, which an operator searches for.
+            if let Some(w) = vars.get("said").cloned() {
+                set(vars, "said_part", format!(": {w}"));
+            }
             if let Some(p) = vars.get("profile").cloned() {
                 set(
                     vars,
