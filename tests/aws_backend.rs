@@ -589,7 +589,7 @@ async fn get_log_events_follows_the_token_rule_and_mirrors_locally() {
         std::fs::read_dir(&mirror)
             .unwrap()
             .flatten()
-            .any(|e| e.file_name().to_string_lossy().ends_with(".idx")),
+            .any(|e| e.file_name().to_string_lossy().ends_with(".log")),
         "the local log store's format"
     );
 }

@@ -104,3 +104,42 @@ async fn a_pipeline_runs_source_build_groups_and_waits_for_approval() {
     assert!(acts.iter().all(|a| a.status == ActionStatus::Succeeded));
     h.shutdown().await;
 }
+
+/// Every action's scratch directory is gone once the execution ends (it is
+/// removed after the action is reported), and one a crashed engine left is
+/// removed when the next engine starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_directories_do_not_outlive_their_actions() {
+    let ws = simple();
+    let h = ws.engine();
+    let work = h.workspace.state_dir.join("work");
+    let id = start(&h, "p").await;
+    until(&h, "p", "approval pending", |st, _| {
+        action_status(st, "Approve", "Ok").as_deref() == Some("InProgress")
+    })
+    .await;
+    let acts = actions(&h, "p", &id).await;
+    assert!(acts.iter().filter(|a| a.action_name != "Ok").count() >= 4);
+    let left = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let t = std::time::Instant::now();
+    while !left(&work).is_empty() && t.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(left(&work), Vec::<String>::new(), "in {}", work.display());
+    h.shutdown().await;
+    // A crash leaves one behind: the next engine removes it at start.
+    let stale = work.join("00000000-dead-beef-0000-000000000000");
+    std::fs::create_dir_all(stale.join("in.Src")).unwrap();
+    std::fs::write(stale.join("in.Src/app.txt"), "x").unwrap();
+    let h = ws.engine();
+    assert!(!stale.exists(), "{} was left", stale.display());
+    h.shutdown().await;
+}

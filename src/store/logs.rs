@@ -3,7 +3,9 @@
 //! the byte offset where every 64th line ends, 8 bytes little-endian per
 //! entry). Any line range is read with one index lookup and one sequential
 //! read of at most 63 lines more than the range: O(range), without loading
-//! the file, for an index 1/500 of the log's size.
+//! the file, for an index 1/500 of the log's size. A log shorter than 64
+//! lines has no index file (it is made with the first entry): most actions
+//! print fewer, and a file made is a file the system must allocate.
 //!
 //! The log is written before its index, so every indexed line is on disk.
 //! After a crash a reader also picks up complete lines past the index.
@@ -61,7 +63,9 @@ pub type Notify = Box<dyn FnMut(u64) + Send>;
 
 pub struct LogWriter {
     log: BufWriter<File>,
-    idx: BufWriter<File>,
+    /// Opened with its first entry.
+    idx: Option<BufWriter<File>>,
+    idx_path: PathBuf,
     ts: File,
     end: u64,
     lines: u64,
@@ -93,17 +97,21 @@ impl LogWriter {
             .open(log_path(dir, id))?;
         log.set_len(end)?;
         log.seek(SeekFrom::Start(end))?;
-        let mut idx = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(idx_path(dir, id))?;
-        idx.set_len(entries * 8)?;
-        idx.seek(SeekFrom::Start(entries * 8))?;
+        let idx_path = idx_path(dir, id);
+        let mut idx = if entries > 0 || idx_path.exists() {
+            Some(open_index(&idx_path, entries)?)
+        } else {
+            None
+        };
         // Lines a crash left past the index are indexed now.
         for (i, e) in tail.iter().enumerate() {
             if (tail_base + i as u64 + 1).is_multiple_of(STRIDE) {
-                idx.write_all(&e.to_le_bytes())?;
+                if idx.is_none() {
+                    idx = Some(open_index(&idx_path, entries)?);
+                }
+                if let Some(idx) = idx.as_mut() {
+                    idx.write_all(&e.to_le_bytes())?;
+                }
             }
         }
         let ts = OpenOptions::new()
@@ -113,7 +121,8 @@ impl LogWriter {
         Ok(LogWriter {
             ts,
             log: BufWriter::with_capacity(256 * 1024, log),
-            idx: BufWriter::with_capacity(8 * 1024, idx),
+            idx,
+            idx_path,
             end,
             lines,
             reported: lines,
@@ -140,7 +149,12 @@ impl LogWriter {
     fn line_ended(&mut self) -> io::Result<()> {
         self.lines += 1;
         if self.lines.is_multiple_of(STRIDE) {
-            self.idx.write_all(&self.end.to_le_bytes())?;
+            if self.idx.is_none() {
+                self.idx = Some(open_index(&self.idx_path, 0)?);
+            }
+            if let Some(idx) = self.idx.as_mut() {
+                idx.write_all(&self.end.to_le_bytes())?;
+            }
         }
         Ok(())
     }
@@ -168,7 +182,9 @@ impl LogWriter {
     /// the new line count.
     pub fn sync(&mut self) -> io::Result<()> {
         self.log.flush()?;
-        self.idx.flush()?;
+        if let Some(idx) = self.idx.as_mut() {
+            idx.flush()?;
+        }
         if self.lines != self.reported {
             let ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -189,6 +205,18 @@ impl LogWriter {
         tracing::error!(error = %e, "log write failed");
         self.failed = Some(e);
     }
+}
+
+/// The index file, cut to `entries` entries and positioned after them.
+fn open_index(path: &Path, entries: u64) -> io::Result<BufWriter<File>> {
+    let mut idx = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(path)?;
+    idx.set_len(entries * 8)?;
+    idx.seek(SeekFrom::Start(entries * 8))?;
+    Ok(BufWriter::with_capacity(8 * 1024, idx))
 }
 
 impl LogSink for LogWriter {
@@ -234,7 +262,7 @@ impl Drop for LogWriter {
 /// Random access to one action's log.
 pub struct LogReader {
     log: File,
-    idx: File,
+    idx: Option<File>,
     /// Index entries on disk: lines `0 .. entries * STRIDE` are indexed.
     entries: u64,
     /// Where line `entries * STRIDE` starts.
@@ -246,21 +274,20 @@ pub struct LogReader {
 impl LogReader {
     pub fn open(dir: &Path, id: &str) -> io::Result<LogReader> {
         let mut log = File::open(log_path(dir, id))?;
+        // No index yet: a log shorter than one stride.
         let mut idx = match File::open(idx_path(dir, id)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(idx_path(dir, id))?,
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
         let len = log.metadata()?.len();
-        let mut entries = idx.metadata()?.len() / 8;
+        let mut entries = match &idx {
+            Some(f) => f.metadata()?.len() / 8,
+            None => 0,
+        };
         let mut indexed_end = 0;
         // The last entry must point inside the log (a torn write is ignored).
-        while entries > 0 {
+        while let Some(idx) = idx.as_mut().filter(|_| entries > 0) {
             idx.seek(SeekFrom::Start((entries - 1) * 8))?;
             let mut b = [0u8; 8];
             idx.read_exact(&mut b)?;
@@ -317,9 +344,14 @@ impl LogReader {
         let at = if block == 0 {
             0
         } else {
-            self.idx.seek(SeekFrom::Start((block - 1) * 8))?;
+            // `block < entries`, so the index exists.
+            let idx = self
+                .idx
+                .as_mut()
+                .ok_or_else(|| io::Error::other("the log's index is missing"))?;
+            idx.seek(SeekFrom::Start((block - 1) * 8))?;
             let mut b = [0u8; 8];
-            self.idx.read_exact(&mut b)?;
+            idx.read_exact(&mut b)?;
             u64::from_le_bytes(b)
         };
         Ok((at, i - block * STRIDE))
@@ -478,6 +510,34 @@ mod tests {
             (330 / STRIDE) * 8
         );
         check(&model);
+    }
+
+    #[test]
+    fn a_short_log_has_no_index_file_until_its_first_stride() {
+        let d = tempfile::tempdir().unwrap();
+        let idx = d.path().join("s.idx");
+        let mut w = LogWriter::create(d.path(), "s").unwrap();
+        for i in 0..63 {
+            w.line(&format!("l{i}"));
+        }
+        w.sync().unwrap();
+        assert!(!idx.exists(), "63 lines need no index");
+        let mut r = LogReader::open(d.path(), "s").unwrap();
+        assert_eq!(r.len(), 63);
+        assert_eq!(r.read(60, 10).unwrap(), vec!["l60", "l61", "l62"]);
+        assert!(!idx.exists(), "reading does not make one");
+        drop(w);
+        // A writer that continues the short log makes it at line 64.
+        let mut w = LogWriter::create(d.path(), "s").unwrap();
+        for i in 63..130 {
+            w.line(&format!("l{i}"));
+        }
+        drop(w);
+        assert_eq!(std::fs::metadata(&idx).unwrap().len(), 2 * 8);
+        let mut r = LogReader::open(d.path(), "s").unwrap();
+        assert_eq!(r.len(), 130);
+        assert_eq!(r.read(62, 3).unwrap(), vec!["l62", "l63", "l64"]);
+        assert_eq!(r.read(127, 5).unwrap(), vec!["l127", "l128", "l129"]);
     }
 
     #[test]
