@@ -311,20 +311,27 @@ impl Shell {
                     let mut marker: Option<(Outcome, String)> = None;
                     // Fast path: nothing to mask or keep, so every complete
                     // line before the marker's line goes to the sink at once.
-                    if self.partial.is_empty() && !ctx.collect && ctx.masker.is_empty() {
-                        let upto = match self.finder.find(data) {
-                            Some(m) => memchr::memrchr(b'\n', &data[..m]).map_or(0, |p| p + 1),
-                            None => memchr::memrchr(b'\n', data).map_or(0, |p| p + 1),
-                        };
-                        if upto > 0 {
-                            ctx.sink.chunk(&data[..upto]);
-                            consumed = upto;
-                            since_check += (upto / 256) as u32;
+                    // A line split across reads (the usual end of a read)
+                    // is joined on its own first, then the fast path goes on.
+                    let fast = !ctx.collect && ctx.masker.is_empty();
+                    loop {
+                        if fast && self.partial.is_empty() {
+                            let rest = &data[consumed..];
+                            let upto = match self.finder.find(rest) {
+                                Some(m) => memchr::memrchr(b'\n', &rest[..m]).map_or(0, |p| p + 1),
+                                None => memchr::memrchr(b'\n', rest).map_or(0, |p| p + 1),
+                            };
+                            if upto > 0 {
+                                ctx.sink.chunk(&rest[..upto]);
+                                consumed += upto;
+                                since_check += (upto / 256) as u32;
+                            }
                         }
-                    }
-                    // The rest, line by line (the marker's line, masking,
-                    // RETRY output, a line split across reads).
-                    while let Some(nl) = memchr::memchr(b'\n', &data[consumed..]) {
+                        // One line at a time: the marker's line, masking,
+                        // RETRY output, a line split across reads.
+                        let Some(nl) = memchr::memchr(b'\n', &data[consumed..]) else {
+                            break;
+                        };
                         let raw = &data[consumed..consumed + nl];
                         consumed += nl + 1;
                         let joined;
