@@ -208,7 +208,7 @@ fn main() {
         }
         assert_eq!(
             found.first().map(|f| f.title.as_str()),
-            Some("Missing IAM permission s3:PutObject for role build-role"),
+            Some("Missing IAM permission s3:PutObject for role build-role (AccessDenied)"),
             "{found:#?}"
         );
         println!(

@@ -16,6 +16,11 @@ fn re(p: &str) -> Regex {
 }
 
 static CARGO_LOC: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*--> (\S+)"));
+static AWS_CODE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\((\w+)\) when calling the \w+ operation(?: \([^)]*\))?: (?:User: \S+ )?is not authorized|\b(\w*(?:Exception|AccessDenied)): (?:User: \S+ )?is not authorized",
+    )
+});
 static PY_FILE: LazyLock<Regex> =
     LazyLock::new(|| re(r#"^\s*File "([^"]+)", line (\d+), in (\S+)"#));
 static PY_EXC: LazyLock<Regex> =
@@ -113,9 +118,7 @@ pub fn enrich(
             let principal = vars.get("principal").cloned().unwrap_or_default();
             let who = principal_name(&principal);
             set(vars, "who", who.clone());
-            if let Some(code) = vars.get("code").or(vars.get("code2")).cloned() {
-                set(vars, "code_part", format!(" ({code})"));
-            }
+
             set(
                 vars,
                 "resource",
@@ -131,6 +134,12 @@ pub fn enrich(
                 Some(Evidence::Status { text, .. }) => text.as_str(),
                 _ => "",
             };
+            // The error code the CLI (`An error occurred (Code) when
+            // calling …`) or an SDK (`Code: User: …`) put before it.
+            if let Some(c) = AWS_CODE.captures(text) {
+                let code = c.get(1).or(c.get(2)).map_or("", |m| m.as_str());
+                set(vars, "code_part", format!(" ({code})"));
+            }
             let attach = match principal
                 .split_once(":assumed-role/")
                 .or(principal.split_once(":role/"))
