@@ -118,7 +118,6 @@ pub fn enrich(
             let principal = vars.get("principal").cloned().unwrap_or_default();
             let who = principal_name(&principal);
             set(vars, "who", who.clone());
-
             set(
                 vars,
                 "resource",

@@ -322,14 +322,12 @@ pub(crate) fn go_race(log: &[String], at: usize) -> Option<String> {
     ))
 }
 
-/// The other tests of the same `cargo test` run that failed after `test`:
-/// ` (3 failed: a, b, c)`; empty when it is the only one.
 /// cargo's error chain: `error: failed to parse manifest at …`, then
 /// `Caused by:` and the reason, indented, possibly several times; the
 /// innermost reason is the one to fix.
 pub(crate) fn cargo_caused_by(log: &[String], at: usize) -> Option<String> {
     let mut cause = None;
-    let mut it = following(log, at, 24).peekable();
+    let mut it = following(log, at, 24);
     while let Some((_, l)) = it.next() {
         let t = l.trim_end();
         if t == "Caused by:" {
@@ -342,6 +340,8 @@ pub(crate) fn cargo_caused_by(log: &[String], at: usize) -> Option<String> {
     cause
 }
 
+/// The other tests of the same `cargo test` run that failed after `test`:
+/// ` (3 failed: a, b, c)`; empty when it is the only one.
 pub(crate) fn cargo_also_failed(log: &[String], at: usize) -> String {
     let mut names = Vec::new();
     let mut start = at;

@@ -79,15 +79,16 @@ impl LogWriter {
     pub fn create(dir: &Path, id: &str) -> io::Result<LogWriter> {
         std::fs::create_dir_all(dir)?;
         let reader = LogReader::open(dir, id).ok();
-        let (end, lines, entries, tail_base, tail) = match &reader {
+        let (end, lines, entries, tail_base, tail, indexed) = match &reader {
             Some(r) => (
                 r.complete_end(),
                 r.len(),
                 r.entries,
                 r.entries * STRIDE,
                 r.tail.clone(),
+                r.idx.is_some(),
             ),
-            None => (0, 0, 0, 0, Vec::new()),
+            None => (0, 0, 0, 0, Vec::new(), false),
         };
         drop(reader);
         let mut log = OpenOptions::new()
@@ -98,20 +99,16 @@ impl LogWriter {
         log.set_len(end)?;
         log.seek(SeekFrom::Start(end))?;
         let idx_path = idx_path(dir, id);
-        let mut idx = if entries > 0 || idx_path.exists() {
-            Some(open_index(&idx_path, entries)?)
-        } else {
-            None
-        };
+        // An index on disk is cut to its valid entries now (a torn one is
+        // never trusted later).
+        let mut idx = None;
+        if indexed {
+            index(&mut idx, &idx_path, entries)?;
+        }
         // Lines a crash left past the index are indexed now.
         for (i, e) in tail.iter().enumerate() {
             if (tail_base + i as u64 + 1).is_multiple_of(STRIDE) {
-                if idx.is_none() {
-                    idx = Some(open_index(&idx_path, entries)?);
-                }
-                if let Some(idx) = idx.as_mut() {
-                    idx.write_all(&e.to_le_bytes())?;
-                }
+                index(&mut idx, &idx_path, entries)?.write_all(&e.to_le_bytes())?;
             }
         }
         let ts = OpenOptions::new()
@@ -149,12 +146,7 @@ impl LogWriter {
     fn line_ended(&mut self) -> io::Result<()> {
         self.lines += 1;
         if self.lines.is_multiple_of(STRIDE) {
-            if self.idx.is_none() {
-                self.idx = Some(open_index(&self.idx_path, 0)?);
-            }
-            if let Some(idx) = self.idx.as_mut() {
-                idx.write_all(&self.end.to_le_bytes())?;
-            }
+            index(&mut self.idx, &self.idx_path, 0)?.write_all(&self.end.to_le_bytes())?;
         }
         Ok(())
     }
@@ -207,16 +199,25 @@ impl LogWriter {
     }
 }
 
-/// The index file, cut to `entries` entries and positioned after them.
-fn open_index(path: &Path, entries: u64) -> io::Result<BufWriter<File>> {
-    let mut idx = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(path)?;
-    idx.set_len(entries * 8)?;
-    idx.seek(SeekFrom::Start(entries * 8))?;
-    Ok(BufWriter::with_capacity(8 * 1024, idx))
+/// The open index, opened the first time: cut to `entries` entries and
+/// positioned after them.
+fn index<'a>(
+    idx: &'a mut Option<BufWriter<File>>,
+    path: &Path,
+    entries: u64,
+) -> io::Result<&'a mut BufWriter<File>> {
+    if idx.is_none() {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(path)?;
+        f.set_len(entries * 8)?;
+        f.seek(SeekFrom::Start(entries * 8))?;
+        *idx = Some(BufWriter::with_capacity(8 * 1024, f));
+    }
+    idx.as_mut()
+        .ok_or_else(|| io::Error::other("the log's index cannot be opened"))
 }
 
 impl LogSink for LogWriter {

@@ -129,36 +129,31 @@ pub(super) async fn run_job(
         })
         .collect();
     let setup = {
-        let (a, ins, out, cache) = (
-            artifacts.clone(),
-            inputs.clone(),
-            out_dir.clone(),
-            cache_dir.clone(),
-        );
-        tokio::task::spawn_blocking(move || -> Result<(), String> {
-            for (name, id, dir) in &ins {
+        let (a, out, cache) = (artifacts.clone(), out_dir.clone(), cache_dir.clone());
+        tokio::task::spawn_blocking(move || -> Result<_, String> {
+            for (name, id, dir) in &inputs {
                 a.materialize(id, dir)
                     .map_err(|e| format!("input artifact {name}: {e}"))?;
             }
             std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
             let _ = std::fs::create_dir_all(&cache);
-            Ok(())
+            Ok(inputs)
         })
         .await
         .unwrap_or_else(|e| Err(format!("the action's directories: {e}")))
     };
-    if let Err(msg) = setup {
-        return done(ActionOutcome::failed("JobFailed", msg), Vec::new(), 0);
-    }
-    let inputs: Vec<InputArtifact> = inputs
-        .into_iter()
-        .enumerate()
-        .map(|(n, (name, _, dir))| InputArtifact {
-            name,
-            dir,
-            revision: job.revisions.get(n).cloned(),
-        })
-        .collect();
+    let inputs: Vec<InputArtifact> = match setup {
+        Ok(inputs) => inputs
+            .into_iter()
+            .enumerate()
+            .map(|(n, (name, _, dir))| InputArtifact {
+                name,
+                dir,
+                revision: job.revisions.get(n).cloned(),
+            })
+            .collect(),
+        Err(msg) => return done(ActionOutcome::failed("JobFailed", msg), Vec::new(), 0),
+    };
     let timeout = base.timeout;
     let deadline = std::time::Instant::now() + timeout;
     let ctx = ActionContext {
