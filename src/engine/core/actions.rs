@@ -187,6 +187,11 @@ impl Engine {
     /// Records an action's detail as the latest in its stage and publishes
     /// it, once the store has it. When the store refuses it, nothing is
     /// announced and the execution fails with the cause (`store_failed`).
+    ///
+    /// The action's row and its stage's row go in one transaction: the
+    /// next engine reads an interrupted execution's actions back from its
+    /// stage rows, so an end written to the action's row alone would be
+    /// taken back (as interrupted) by a crash before the stage's write.
     pub(super) fn set_action(
         &mut self,
         id: &str,
@@ -194,17 +199,24 @@ impl Engine {
         j: usize,
         detail: ActionExecutionDetail,
     ) -> Result<(), String> {
-        if let Err(err) = self.store.batch(|b| b.action_execution(&detail)) {
-            let cause = err.to_string();
+        let Some(e) = self.execs.get_mut(id) else {
+            return Ok(());
+        };
+        let key = format!("{}/{}", detail.stage_name, detail.action_name);
+        let a = e.attempts.entry(key).or_insert(0);
+        *a = (*a).max(detail.attempt);
+        let before = e.stages[i].actions[j].replace(detail.clone());
+        let updated = std::mem::replace(
+            &mut e.summary.last_update_time,
+            detail.last_status_change.clone(),
+        );
+        if let Err(cause) = self.save_with(id, false, Some(&detail)) {
+            if let Some(e) = self.execs.get_mut(id) {
+                e.stages[i].actions[j] = before;
+                e.summary.last_update_time = updated;
+            }
             self.store_failed(id, &cause);
             return Err(cause);
-        }
-        if let Some(e) = self.execs.get_mut(id) {
-            let key = format!("{}/{}", detail.stage_name, detail.action_name);
-            let a = e.attempts.entry(key).or_insert(0);
-            *a = (*a).max(detail.attempt);
-            e.stages[i].actions[j] = Some(detail.clone());
-            e.summary.last_update_time = detail.last_status_change.clone();
         }
         let _ = self
             .events

@@ -10,6 +10,17 @@ impl Engine {
     /// Writes execution `id` (with `include_actions`, its actions too) to
     /// the store in one transaction. The error is the store's cause.
     pub(super) fn save(&mut self, id: &str, include_actions: bool) -> Result<(), String> {
+        self.save_with(id, include_actions, None)
+    }
+
+    /// [`save`](Self::save), with `action`'s own row in the same
+    /// transaction.
+    pub(super) fn save_with(
+        &mut self,
+        id: &str,
+        include_actions: bool,
+        action: Option<&crate::api::ActionExecutionDetail>,
+    ) -> Result<(), String> {
         let Some(rec) = self.execs.get_mut(id) else {
             return Ok(());
         };
@@ -37,6 +48,8 @@ impl Engine {
                     for a in rec.stages.iter().flat_map(|s| s.actions.iter().flatten()) {
                         b.action_execution(a)?;
                     }
+                } else if let Some(a) = action {
+                    b.action_execution(a)?;
                 }
                 Ok(written)
             })
