@@ -105,11 +105,11 @@ async fn a_pipeline_runs_source_build_groups_and_waits_for_approval() {
     h.shutdown().await;
 }
 
-/// Every action's scratch directory is gone once the execution ends (it is
-/// removed after the action is reported), and one a crashed engine left is
-/// removed when the next engine starts.
+/// Every action's scratch directory is emptied once the execution ends
+/// (after the action is reported; the directories are lent again), and one
+/// a crashed engine left is removed when the next engine starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scratch_directories_do_not_outlive_their_actions() {
+async fn scratch_directories_are_emptied_after_their_actions() {
     let ws = simple();
     let h = ws.engine();
     let work = h.workspace.state_dir.join("work");
@@ -119,21 +119,35 @@ async fn scratch_directories_do_not_outlive_their_actions() {
     })
     .await;
     let acts = actions(&h, "p", &id).await;
-    assert!(acts.iter().filter(|a| a.action_name != "Ok").count() >= 4);
-    let left = |dir: &std::path::Path| -> Vec<String> {
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+    let ran = acts.iter().filter(|a| a.action_name != "Ok").count();
+    assert!(ran >= 4);
+    // What is left in the work directory but empty directories and the
+    // shells' pgid files.
+    fn files(dir: &std::path::Path, depth: usize, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files(&p, depth + 1, out);
+            } else if !(depth == 1 && e.file_name() == "pgid") {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    let left = || {
+        let mut out = Vec::new();
+        files(&work, 0, &mut out);
+        out
     };
     let t = std::time::Instant::now();
-    while !left(&work).is_empty() && t.elapsed() < std::time::Duration::from_secs(10) {
+    while !left().is_empty() && t.elapsed() < std::time::Duration::from_secs(10) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(left(&work), Vec::<String>::new(), "in {}", work.display());
+    assert_eq!(left(), Vec::<String>::new(), "in {}", work.display());
+    let slots = std::fs::read_dir(&work).unwrap().count();
+    assert!(
+        (1..=ran).contains(&slots),
+        "{slots} scratch directories for {ran} actions"
+    );
     h.shutdown().await;
     // A crash leaves one behind: the next engine removes it at start.
     let stale = work.join("00000000-dead-beef-0000-000000000000");

@@ -123,9 +123,7 @@ impl Engine {
                     action_execution_id: aeid2,
                 });
             });
-            let _ = self
-                .events
-                .send(EngineEvent::ApprovalPending { action: detail });
+            self.publish(EngineEvent::ApprovalPending { action: detail });
             return;
         }
         let provider = match providers::for_action(&action, &self.ws, &self.envs) {
@@ -176,10 +174,14 @@ impl Engine {
         );
         let ws = self.ws.clone();
         let artifacts = self.artifacts.clone();
+        let scratch = self.scratch.clone();
         let events = self.events.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let done = run_job(job, provider, ws, artifacts, events, stop_tx, stop_rx).await;
+            let done = run_job(
+                job, provider, ws, artifacts, scratch, events, stop_tx, stop_rx,
+            )
+            .await;
             let _ = tx.send(Msg::ActionDone(Box::new(done)));
         });
     }
@@ -188,10 +190,11 @@ impl Engine {
     /// it, once the store has it. When the store refuses it, nothing is
     /// announced and the execution fails with the cause (`store_failed`).
     ///
-    /// The action's row and its stage's row go in one transaction: the
-    /// next engine reads an interrupted execution's actions back from its
-    /// stage rows, so an end written to the action's row alone would be
-    /// taken back (as interrupted) by a crash before the stage's write.
+    /// The action's row and its stage's row go in one transaction (within
+    /// a step, the step's): the next engine reads an interrupted
+    /// execution's actions back from its stage rows, so an end written to
+    /// the action's row alone would be taken back (as interrupted) by a
+    /// crash before the stage's write.
     pub(super) fn set_action(
         &mut self,
         id: &str,
@@ -210,7 +213,19 @@ impl Engine {
             &mut e.summary.last_update_time,
             detail.last_status_change.clone(),
         );
-        if let Err(cause) = self.save_with(id, false, Some(&detail)) {
+        if let Some(step) = &mut self.step {
+            // Written at the step's end, with the rest of the step.
+            step.touch(id);
+            step.actions.push(detail.clone());
+            if before.as_ref().is_some_and(|b| {
+                b.status == ActionStatus::InProgress
+                    && b.action_execution_id == detail.action_execution_id
+            }) && detail.status != ActionStatus::InProgress
+            {
+                step.ended
+                    .push((id.to_owned(), i, j, detail.action_execution_id.clone()));
+            }
+        } else if let Err(cause) = self.save_many(&[id], false, std::slice::from_ref(&detail)) {
             if let Some(e) = self.execs.get_mut(id) {
                 e.stages[i].actions[j] = before;
                 e.summary.last_update_time = updated;
@@ -218,9 +233,7 @@ impl Engine {
             self.store_failed(id, &cause);
             return Err(cause);
         }
-        let _ = self
-            .events
-            .send(EngineEvent::ActionChanged { action: detail });
+        self.publish(EngineEvent::ActionChanged { action: detail });
         Ok(())
     }
 

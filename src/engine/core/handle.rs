@@ -129,6 +129,7 @@ pub fn start_with(
         ws: ws.clone(),
         store,
         artifacts: ArtifactStore::new(&ws.state_dir),
+        scratch: super::scratch::Scratch::new(ws.state_dir.join("work")),
         events: events.clone(),
         tx: tx.clone(),
         pipelines: BTreeMap::new(),
@@ -142,6 +143,7 @@ pub fn start_with(
         store_problem: None,
         retry_armed: false,
         written: HashMap::new(),
+        step: None,
     };
     engine.load()?;
     let handle = EngineHandle {

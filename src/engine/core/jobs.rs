@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 use super::ActionDone;
+use super::scratch::Scratch;
 use crate::api::EngineEvent;
 use crate::config::workspace::Workspace;
 use crate::providers::{self, ActionContext, ActionOutcome, InputArtifact, LogSink, OutcomeStatus};
@@ -57,18 +58,19 @@ pub(super) struct Job {
     pub(super) revisions: Vec<String>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_job(
     job: Job,
     provider: Arc<dyn providers::Provider>,
     ws: Arc<Workspace>,
     artifacts: ArtifactStore,
+    scratch: Scratch,
     events: broadcast::Sender<EngineEvent>,
     stop_tx: Arc<watch::Sender<bool>>,
     stop_rx: watch::Receiver<bool>,
 ) -> ActionDone {
     let base = job.ctx_base;
     let aeid = base.aeid.clone();
-    let work_dir = ws.state_dir.join("work").join(&aeid);
     let cache_dir = ws.state_dir.join("cache").join(sanitize(&format!(
         "{}-{}-{}",
         base.pipeline, base.stage, base.action.name
@@ -115,45 +117,59 @@ pub(super) async fn run_job(
             }
         }
     };
-    // The action's directories, in one blocking step: a fresh copy of each
-    // input artifact, the output directory and the cache.
-    let out_dir = work_dir.join("out");
-    let inputs: Vec<(String, String, std::path::PathBuf)> = job
-        .inputs
-        .iter()
-        .map(|(name, id)| {
-            // `in.<name>`: one directory less to make than `in/<name>`,
-            // and no clash with `out` or `pgid` (names are sanitized).
-            let dir = work_dir.join(format!("in.{}", sanitize(name)));
-            (name.clone(), id.clone(), dir)
-        })
-        .collect();
+    // The action's directories, in one blocking step: a scratch directory
+    // from the pool, a fresh copy of each input artifact, the output
+    // directory and the cache.
     let setup = {
-        let (a, out, cache) = (artifacts.clone(), out_dir.clone(), cache_dir.clone());
+        let (a, cache, scratch) = (artifacts.clone(), cache_dir.clone(), scratch.clone());
+        let wanted = job.inputs.clone();
         tokio::task::spawn_blocking(move || -> Result<_, String> {
-            for (name, id, dir) in &inputs {
-                a.materialize(id, dir)
-                    .map_err(|e| format!("input artifact {name}: {e}"))?;
+            let work_dir = scratch
+                .take()
+                .map_err(|e| format!("the action's scratch directory: {e}"))?;
+            let made = (|| {
+                let mut inputs = Vec::new();
+                for (name, id) in wanted {
+                    // `in.<name>`: one directory less to make than
+                    // `in/<name>`, and no clash with `out` or `pgid`
+                    // (names are sanitized).
+                    let dir = work_dir.join(format!("in.{}", sanitize(&name)));
+                    a.materialize(&id, &dir)
+                        .map_err(|e| format!("input artifact {name}: {e}"))?;
+                    inputs.push((name, dir));
+                }
+                let out = work_dir.join("out");
+                std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+                let _ = std::fs::create_dir_all(&cache);
+                Ok(inputs)
+            })();
+            match made {
+                Ok(inputs) => Ok((work_dir, inputs)),
+                Err(e) => {
+                    scratch.give_back(work_dir);
+                    Err(e)
+                }
             }
-            std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-            let _ = std::fs::create_dir_all(&cache);
-            Ok(inputs)
         })
         .await
         .unwrap_or_else(|e| Err(format!("the action's directories: {e}")))
     };
-    let inputs: Vec<InputArtifact> = match setup {
-        Ok(inputs) => inputs
-            .into_iter()
-            .enumerate()
-            .map(|(n, (name, _, dir))| InputArtifact {
-                name,
-                dir,
-                revision: job.revisions.get(n).cloned(),
-            })
-            .collect(),
+    let (work_dir, inputs) = match setup {
+        Ok((work_dir, inputs)) => (
+            work_dir,
+            inputs
+                .into_iter()
+                .enumerate()
+                .map(|(n, (name, dir))| InputArtifact {
+                    name,
+                    dir,
+                    revision: job.revisions.get(n).cloned(),
+                })
+                .collect::<Vec<_>>(),
+        ),
         Err(msg) => return done(ActionOutcome::failed("JobFailed", msg), Vec::new(), 0),
     };
+    let out_dir = work_dir.join("out");
     let timeout = base.timeout;
     let deadline = std::time::Instant::now() + timeout;
     let ctx = ActionContext {
@@ -230,12 +246,12 @@ pub(super) async fn run_job(
             }
         }
     }
-    // The scratch directory goes after the action is reported: removing
-    // it right after a large log was written waited 6-8 ms on the file
-    // system (`seq 1 2000000` in the engine bench), and nothing reads it
-    // again. One left by a crash is removed at the next start
-    // (`reap_orphans`).
-    tokio::task::spawn_blocking(move || std::fs::remove_dir_all(work_dir));
+    // The scratch directory is emptied and given back after the action is
+    // reported: emptying it right after a large log was written waited
+    // 6-8 ms on the file system (`seq 1 2000000` in the engine bench), and
+    // nothing reads it again. Those a crash left are removed at the next
+    // start (`reap_orphans`).
+    tokio::task::spawn_blocking(move || scratch.give_back(work_dir));
     done(outcome, stored, lines.load(Ordering::Relaxed))
 }
 
@@ -359,6 +375,7 @@ mod tests {
             Arc::new(Chatty),
             ws.clone(),
             ArtifactStore::new(&ws.state_dir),
+            Scratch::new(ws.state_dir.join("work")),
             events,
             Arc::new(stop_tx),
             stop_rx,

@@ -16,8 +16,10 @@ mod persist;
 mod queries;
 mod requests;
 mod retry;
+mod scratch;
 mod start;
 mod state;
+mod step;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -95,6 +97,8 @@ struct Engine {
     ws: Arc<Workspace>,
     store: Store,
     artifacts: ArtifactStore,
+    /// The actions' scratch directories, reused.
+    scratch: scratch::Scratch,
     events: broadcast::Sender<EngineEvent>,
     tx: mpsc::UnboundedSender<Msg>,
     pipelines: BTreeMap<String, PState>,
@@ -118,6 +122,8 @@ struct Engine {
     /// The stage rows the store holds of each unfinished execution, as
     /// last committed: a save writes only the stages that changed.
     written: HashMap<String, persist::Written>,
+    /// The step in progress: its writes and announcements wait for its end.
+    step: Option<step::Step>,
 }
 
 /// True when an error's text says the filesystem is full.

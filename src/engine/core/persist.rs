@@ -10,74 +10,88 @@ impl Engine {
     /// Writes execution `id` (with `include_actions`, its actions too) to
     /// the store in one transaction. The error is the store's cause.
     pub(super) fn save(&mut self, id: &str, include_actions: bool) -> Result<(), String> {
-        self.save_with(id, include_actions, None)
+        self.save_many(&[id], include_actions, &[])
     }
 
-    /// [`save`](Self::save), with `action`'s own row in the same
-    /// transaction.
-    pub(super) fn save_with(
+    /// Writes executions `ids` (with `include_actions`, their actions too)
+    /// and the rows of `actions` to the store in one transaction. The
+    /// error is the store's cause.
+    pub(super) fn save_many(
         &mut self,
-        id: &str,
+        ids: &[&str],
         include_actions: bool,
-        action: Option<&crate::api::ActionExecutionDetail>,
+        actions: &[crate::api::ActionExecutionDetail],
     ) -> Result<(), String> {
-        let Some(rec) = self.execs.get_mut(id) else {
+        let mut todo = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some(rec) = self.execs.get_mut(id) else {
+                continue;
+            };
+            rec.summary.current_stage = match rec.position {
+                Position::Waiting(i) | Position::InStage(i) => {
+                    rec.stages.get(i).map(|s| s.name.clone())
+                }
+                Position::Done => None,
+            };
+            // Actions too when an earlier write was refused: what it lost
+            // is written now. The stage rows last written are taken out:
+            // should the write be refused, the next one writes every stage
+            // again.
+            let all = include_actions || self.unsaved.contains(id);
+            todo.push((id, all, self.written.remove(id)));
+        }
+        if todo.is_empty() && actions.is_empty() {
             return Ok(());
-        };
-        rec.summary.current_stage = match rec.position {
-            Position::Waiting(i) | Position::InStage(i) => {
-                rec.stages.get(i).map(|s| s.name.clone())
-            }
-            Position::Done => None,
-        };
-        // Actions too when an earlier write was refused: what it lost is
-        // written now.
-        let include_actions = include_actions || self.unsaved.contains(id);
-        // Taken out: should the write be refused, the next one writes
-        // every stage again.
-        let prev = self.written.remove(id);
-        let Some(rec) = self.execs.get(id) else {
-            return Ok(());
-        };
-        let terminal = rec.terminal();
+        }
+        let execs = &self.execs;
         let r = self
             .store
             .batch(|b| {
-                let written = write_exec(b, rec, prev.as_ref())?;
-                if include_actions {
-                    for a in rec.stages.iter().flat_map(|s| s.actions.iter().flatten()) {
-                        b.action_execution(a)?;
+                let mut written = Vec::with_capacity(todo.len());
+                for (id, all, prev) in &todo {
+                    let Some(rec) = execs.get(*id) else { continue };
+                    written.push((*id, rec.terminal(), write_exec(b, rec, prev.as_ref())?));
+                    if *all {
+                        for a in rec.stages.iter().flat_map(|s| s.actions.iter().flatten()) {
+                            b.action_execution(a)?;
+                        }
                     }
-                } else if let Some(a) = action {
+                }
+                for a in actions {
                     b.action_execution(a)?;
                 }
                 Ok(written)
             })
             .map_err(|e| e.to_string());
-        let r = r.map(|written| {
-            // A finished execution's rows are rarely written again: not
-            // worth keeping in memory.
-            if !terminal {
-                self.written.insert(id.to_owned(), written);
-            }
-        });
-        match &r {
-            Ok(()) => {
-                if self.unsaved.remove(id) && self.unsaved.is_empty() {
+        match r {
+            Ok(written) => {
+                let mut cleared = false;
+                for (id, terminal, w) in written {
+                    // A finished execution's rows are rarely written again:
+                    // not worth keeping in memory.
+                    if !terminal {
+                        self.written.insert(id.to_owned(), w);
+                    }
+                    cleared |= self.unsaved.remove(id);
+                }
+                if cleared && self.unsaved.is_empty() {
                     tracing::info!("the store takes writes again");
                     self.store_problem = None;
                 }
+                Ok(())
             }
             Err(cause) => {
                 if self.store_problem.is_none() {
                     tracing::error!(error = cause, "the store refuses writes");
                 }
-                self.store_problem = Some(super::name_disk_full(cause));
-                self.unsaved.insert(id.to_owned());
+                self.store_problem = Some(super::name_disk_full(&cause));
+                for (id, _, _) in &todo {
+                    self.unsaved.insert((*id).to_owned());
+                }
                 self.arm_retry();
+                Err(cause)
             }
         }
-        r
     }
 
     /// Schedules [`retry_saves`](Self::retry_saves) in a second.
@@ -141,7 +155,14 @@ impl Engine {
     /// [`save`](Self::save) as a step of the execution: when the store
     /// refuses the write, nothing of the step is announced and the
     /// execution fails with the cause ([`store_failed`](Self::store_failed)).
+    ///
+    /// Within a step ([`Step`](super::step::Step)) the write waits for the
+    /// step's end, where all of it is one transaction.
     pub(super) fn persist(&mut self, id: &str) -> Result<(), String> {
+        if let Some(step) = &mut self.step {
+            step.touch(id);
+            return Ok(());
+        }
         self.save(id, false)
             .inspect_err(|cause| self.store_failed(id, cause))
     }
@@ -218,17 +239,18 @@ impl Engine {
             );
         }
         for a in ended {
-            let _ = self.events.send(EngineEvent::ActionChanged { action: a });
+            self.publish(EngineEvent::ActionChanged { action: a });
         }
         self.publish_exec(id);
         self.advance(&pipeline);
     }
 
-    pub(super) fn publish_exec(&self, id: &str) {
+    pub(super) fn publish_exec(&mut self, id: &str) {
         if let Some(e) = self.execs.get(id) {
-            let _ = self.events.send(EngineEvent::ExecutionChanged {
+            let ev = EngineEvent::ExecutionChanged {
                 execution: e.summary.clone(),
-            });
+            };
+            self.publish(ev);
         }
     }
 
@@ -239,12 +261,13 @@ impl Engine {
         if let Some(e) = self.execs.get(id)
             && let Some(status) = e.stages[i].status
         {
-            let _ = self.events.send(EngineEvent::StageChanged {
+            let ev = EngineEvent::StageChanged {
                 pipeline_name: e.summary.pipeline_name.clone(),
                 pipeline_execution_id: id.to_owned(),
                 stage_name: e.stages[i].name.clone(),
                 status,
-            });
+            };
+            self.publish(ev);
         }
         Ok(())
     }

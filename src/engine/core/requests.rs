@@ -44,16 +44,17 @@ impl Engine {
                     }
                     let _ = reply.send(r);
                 }
-                Msg::ActionDone(done) => self.action_done(*done),
+                // The engine's own steps: one transaction each.
+                Msg::ActionDone(done) => self.step(|e| e.action_done(*done)),
                 Msg::ApprovalTimeout {
                     action_execution_id,
-                } => self.approval_timeout(&action_execution_id),
+                } => self.step(|e| e.approval_timeout(&action_execution_id)),
                 Msg::ConditionDone {
                     exec,
                     stage,
                     kind,
                     results,
-                } => self.condition_done(&exec, stage, kind, results),
+                } => self.step(|e| e.condition_done(&exec, stage, kind, results)),
                 Msg::SourceChange {
                     pipeline,
                     action,
