@@ -331,7 +331,6 @@ pub fn become_subreaper() -> bool {
 /// in pipedeck's) nor this process's. Returns how many.
 pub fn reap_escapees() -> usize {
     let me = std::process::id();
-    let my_pgrp = stat(me).map_or(0, |s| s.pgrp);
     let mut n = 0;
     let killed = KILLED
         .lock()
@@ -362,6 +361,7 @@ pub fn reap_escapees() -> usize {
     if !zombie_child() {
         return n;
     }
+    let my_pgrp = stat(me).map_or(0, |s| s.pgrp);
     for pid in pids() {
         let Some(st) = stat(pid) else { continue };
         if st.ppid != me || st.state != 'Z' || st.pgrp == pid || st.pgrp == my_pgrp {

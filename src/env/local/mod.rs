@@ -71,6 +71,9 @@ pub struct LocalEnv {
     rollback_now: watch::Sender<bool>,
     /// Called after every change of the deployment or a new event.
     pub on_change: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Bumped when a group is installed: the supervisor and the synthetic
+    /// traffic sleep on it while nothing is deployed.
+    installs: watch::Sender<u64>,
 }
 
 fn idx(c: Color) -> usize {
@@ -118,6 +121,7 @@ impl LocalEnv {
             })),
             rollback_now: rb,
             on_change: std::sync::OnceLock::new(),
+            installs: watch::channel(0).0,
         }))
     }
 
@@ -243,6 +247,7 @@ impl LocalEnv {
                 stop,
             });
         }
+        self.installs.send_modify(|n| *n += 1);
         self.update_info(color).await;
         Ok(())
     }
@@ -368,14 +373,23 @@ impl LocalEnv {
             .is_some_and(|r| !r.replicas.is_empty() && r.replicas.iter().all(|x| x.healthy))
     }
 
+    /// Whether either group is installed.
+    async fn any_group(&self) -> bool {
+        self.groups.lock().await.iter().any(Option::is_some)
+    }
+
     /// Keeps both groups supervised and health-checked, forever; sends the
-    /// synthetic traffic, if any.
+    /// synthetic traffic, if any. While nothing is deployed both sleep
+    /// until a group is installed: an idle engine with environments that
+    /// never saw a deployment does not wake for them.
     pub fn supervise(self: &Arc<Self>) {
         if self.cfg.synthetic_rps > 0 {
             let (front, rps) = (self.front, self.cfg.synthetic_rps);
             let weak = Arc::downgrade(self);
+            let mut installs = self.installs.subscribe();
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rps)));
+                let every = Duration::from_secs_f64(1.0 / f64::from(rps));
+                let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     tick.tick().await;
@@ -383,6 +397,22 @@ impl LocalEnv {
                     // Only once the live group can answer (a first install
                     // is not yet serving).
                     if !me.all_healthy(me.live()).await {
+                        installs.borrow_and_update();
+                        let idle = !me.any_group().await;
+                        let wait = me.cfg.health_interval.max(every);
+                        drop(me);
+                        if idle {
+                            // Nothing deployed: until something is (the
+                            // environment going away ends the wait).
+                            if installs.changed().await.is_err() {
+                                return;
+                            }
+                        } else {
+                            // Not healthy yet: health changes at the
+                            // health checks' pace, not the traffic's.
+                            tokio::time::sleep(wait).await;
+                        }
+                        tick.reset();
                         continue;
                     }
                     drop(me);
@@ -393,9 +423,16 @@ impl LocalEnv {
             });
         }
         let me = self.clone();
+        let mut installs = self.installs.subscribe();
         tokio::spawn(async move {
             let mut streaks: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
             loop {
+                installs.borrow_and_update();
+                if !me.any_group().await {
+                    // `me` holds the sender: the wait ends with an install.
+                    let _ = installs.changed().await;
+                    continue;
+                }
                 for c in [Color::Blue, Color::Green] {
                     me.check_group(c, &mut streaks[idx(c)]).await;
                 }
