@@ -177,13 +177,18 @@ impl Engine {
         let scratch = self.scratch.clone();
         let events = self.events.clone();
         let tx = self.tx.clone();
-        tokio::spawn(async move {
-            let done = run_job(
-                job, provider, ws, artifacts, scratch, events, stop_tx, stop_rx,
-            )
-            .await;
-            let _ = tx.send(Msg::ActionDone(Box::new(done)));
-        });
+        // Started once the store has the action InProgress (within a step,
+        // at its end): nothing runs that the next engine would not know of.
+        self.launch(
+            Some(aeid.clone()),
+            Box::pin(async move {
+                let done = run_job(
+                    job, provider, ws, artifacts, scratch, events, stop_tx, stop_rx,
+                )
+                .await;
+                let _ = tx.send(Msg::ActionDone(Box::new(done)));
+            }),
+        );
     }
 
     /// Records an action's detail as the latest in its stage and publishes
@@ -217,13 +222,12 @@ impl Engine {
             // Written at the step's end, with the rest of the step.
             step.touch(id);
             step.actions.push(detail.clone());
-            if before.as_ref().is_some_and(|b| {
+            if let Some(b) = before.filter(|b| {
                 b.status == ActionStatus::InProgress
                     && b.action_execution_id == detail.action_execution_id
-            }) && detail.status != ActionStatus::InProgress
-            {
-                step.ended
-                    .push((id.to_owned(), i, j, detail.action_execution_id.clone()));
+                    && detail.status != ActionStatus::InProgress
+            }) {
+                step.ended.push((id.to_owned(), i, j, b));
             }
         } else if let Err(cause) = self.save_many(&[id], false, std::slice::from_ref(&detail)) {
             if let Some(e) = self.execs.get_mut(id) {

@@ -321,7 +321,7 @@ impl Engine {
         if let Err(e) = self.store.batch(|b| b.audit(&event)) {
             tracing::error!(error = %e, "cannot store an audit event");
         }
-        let _ = self.events.send(EngineEvent::Audit { event });
+        self.publish(EngineEvent::Audit { event });
     }
 
     /// The triggers could not read or keep what they saw: logged, and
@@ -357,7 +357,7 @@ impl Engine {
         if let Err(e) = self.store.batch(|b| b.audit(&event)) {
             tracing::error!(error = %e, "cannot store an audit event");
         }
-        let _ = self.events.send(EngineEvent::Audit { event });
+        self.publish(EngineEvent::Audit { event });
     }
 }
 

@@ -7,8 +7,15 @@
 //! Requests are not steps: their answer says whether the store took what
 //! they changed, so they write as they go.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use super::Engine;
 use crate::api::{ActionExecutionDetail, EngineEvent};
+
+/// Work a step starts (an action's job, a condition's rules): started once
+/// the step is committed, so nothing runs that the store does not know of.
+pub(super) type Launch = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// What the step in progress changed.
 #[derive(Default)]
@@ -18,8 +25,11 @@ pub(super) struct Step {
     /// Action rows to write (an action's row is written with its stage's).
     pub(super) actions: Vec<ActionExecutionDetail>,
     /// The actions that ended in this step: (execution, stage, action,
-    /// action execution id).
-    pub(super) ended: Vec<(String, usize, usize, String)>,
+    /// their detail before the step).
+    pub(super) ended: Vec<(String, usize, usize, ActionExecutionDetail)>,
+    /// What it starts once committed, with the action execution id of
+    /// each job (`None` for a condition's rules).
+    launches: Vec<(Option<String>, Launch)>,
     /// What it announces once the store has it, in order.
     events: Vec<EngineEvent>,
 }
@@ -45,6 +55,17 @@ impl Engine {
         }
     }
 
+    /// Starts `work` (for action execution `aeid`, when it is an action's
+    /// job): at once, or within a step once the step is committed.
+    pub(super) fn launch(&mut self, aeid: Option<String>, work: Launch) {
+        match &mut self.step {
+            Some(step) => step.launches.push((aeid, work)),
+            None => {
+                tokio::spawn(work);
+            }
+        }
+    }
+
     /// Runs `f` as one step: its writes land together or not at all. When
     /// the store refuses them, nothing of the step is announced and each
     /// execution it changed fails with the cause (`store_failed`), as a
@@ -65,18 +86,29 @@ impl Engine {
                 for ev in step.events {
                     let _ = self.events.send(ev);
                 }
+                for (_, work) in step.launches {
+                    tokio::spawn(work);
+                }
             }
             Err(cause) => {
+                // Nothing the step would have started runs: its actions
+                // stay InProgress for `store_failed`, which fails them.
+                for (aeid, _) in &step.launches {
+                    if let Some(aeid) = aeid {
+                        self.running.remove(aeid);
+                    }
+                }
                 // An end the store did not take is not an end: the action
-                // is running again for `store_failed`, which fails it with
-                // the cause (its stage with it), as outside a step.
-                for (id, i, j, aeid) in &step.ended {
-                    if let Some(e) = self.execs.get_mut(id)
-                        && let Some(Some(a)) =
-                            e.stages.get_mut(*i).and_then(|s| s.actions.get_mut(*j))
-                        && &a.action_execution_id == aeid
+                // is as it was (running) for `store_failed`, which fails
+                // it with the cause (its stage with it), as outside a step.
+                for (id, i, j, before) in step.ended {
+                    if let Some(e) = self.execs.get_mut(&id)
+                        && let Some(slot) = e.stages.get_mut(i).and_then(|s| s.actions.get_mut(j))
+                        && slot
+                            .as_ref()
+                            .is_some_and(|a| a.action_execution_id == before.action_execution_id)
                     {
-                        a.status = crate::api::types::ActionStatus::InProgress;
+                        *slot = Some(before);
                     }
                 }
                 for id in &step.dirty {
