@@ -179,16 +179,13 @@ impl Engine {
         let tx = self.tx.clone();
         // Started once the store has the action InProgress (within a step,
         // at its end): nothing runs that the next engine would not know of.
-        self.launch(
-            Some(aeid.clone()),
-            Box::pin(async move {
-                let done = run_job(
-                    job, provider, ws, artifacts, scratch, events, stop_tx, stop_rx,
-                )
-                .await;
-                let _ = tx.send(Msg::ActionDone(Box::new(done)));
-            }),
-        );
+        self.launch(Box::pin(async move {
+            let done = run_job(
+                job, provider, ws, artifacts, scratch, events, stop_tx, stop_rx,
+            )
+            .await;
+            let _ = tx.send(Msg::ActionDone(Box::new(done)));
+        }));
     }
 
     /// Records an action's detail as the latest in its stage and publishes
@@ -214,10 +211,7 @@ impl Engine {
         let a = e.attempts.entry(key).or_insert(0);
         *a = (*a).max(detail.attempt);
         let before = e.stages[i].actions[j].replace(detail.clone());
-        let updated = std::mem::replace(
-            &mut e.summary.last_update_time,
-            detail.last_status_change.clone(),
-        );
+        e.summary.last_update_time = detail.last_status_change.clone();
         if let Some(step) = &mut self.step {
             // Written at the step's end, with the rest of the step.
             step.touch(id);
@@ -230,9 +224,10 @@ impl Engine {
                 step.ended.push((id.to_owned(), i, j, b));
             }
         } else if let Err(cause) = self.save_many(&[id], false, std::slice::from_ref(&detail)) {
+            // As it was, for `store_failed` (which also sets the update
+            // time).
             if let Some(e) = self.execs.get_mut(id) {
                 e.stages[i].actions[j] = before;
-                e.summary.last_update_time = updated;
             }
             self.store_failed(id, &cause);
             return Err(cause);

@@ -171,42 +171,38 @@ impl Engine {
         }
         // Evaluated once the store has the condition InProgress (within a
         // step, at its end).
-        self.launch(
-            None,
-            Box::pin(async move {
-                let unreadable = prepare_input(&work, input, artifacts).await;
-                let results = match &unreadable {
-                    None => conditions::evaluate(&rules, &scope, &work).await,
-                    Some(why) => {
-                        // A rule that reads the artifact fails with the reason;
-                        // the others are evaluated as usual.
-                        let mut out = Vec::new();
-                        for r in &rules {
-                            if r.input_artifacts.is_empty() {
-                                out.extend(
-                                    conditions::evaluate(std::slice::from_ref(r), &scope, &work)
-                                        .await,
-                                );
-                            } else {
-                                out.push(conditions::RuleResult {
-                                    rule: r.name.clone(),
-                                    passed: false,
-                                    message: why.clone(),
-                                });
-                            }
+        self.launch(Box::pin(async move {
+            let unreadable = prepare_input(&work, input, artifacts).await;
+            let results = match &unreadable {
+                None => conditions::evaluate(&rules, &scope, &work).await,
+                Some(why) => {
+                    // A rule that reads the artifact fails with the reason;
+                    // the others are evaluated as usual.
+                    let mut out = Vec::new();
+                    for r in &rules {
+                        if r.input_artifacts.is_empty() {
+                            out.extend(
+                                conditions::evaluate(std::slice::from_ref(r), &scope, &work).await,
+                            );
+                        } else {
+                            out.push(conditions::RuleResult {
+                                rule: r.name.clone(),
+                                passed: false,
+                                message: why.clone(),
+                            });
                         }
-                        out
                     }
-                };
-                let _ = tokio::fs::remove_dir_all(&work).await;
-                let _ = tx.send(Msg::ConditionDone {
-                    exec,
-                    stage: i,
-                    kind,
-                    results,
-                });
-            }),
-        );
+                    out
+                }
+            };
+            let _ = tokio::fs::remove_dir_all(&work).await;
+            let _ = tx.send(Msg::ConditionDone {
+                exec,
+                stage: i,
+                kind,
+                results,
+            });
+        }));
     }
 
     pub(super) fn condition_done(

@@ -27,9 +27,8 @@ pub(super) struct Step {
     /// The actions that ended in this step: (execution, stage, action,
     /// their detail before the step).
     pub(super) ended: Vec<(String, usize, usize, ActionExecutionDetail)>,
-    /// What it starts once committed, with the action execution id of
-    /// each job (`None` for a condition's rules).
-    launches: Vec<(Option<String>, Launch)>,
+    /// What it starts once committed.
+    launches: Vec<Launch>,
     /// What it announces once the store has it, in order.
     events: Vec<EngineEvent>,
 }
@@ -55,11 +54,11 @@ impl Engine {
         }
     }
 
-    /// Starts `work` (for action execution `aeid`, when it is an action's
-    /// job): at once, or within a step once the step is committed.
-    pub(super) fn launch(&mut self, aeid: Option<String>, work: Launch) {
+    /// Starts `work`: at once, or within a step once the step is
+    /// committed.
+    pub(super) fn launch(&mut self, work: Launch) {
         match &mut self.step {
-            Some(step) => step.launches.push((aeid, work)),
+            Some(step) => step.launches.push(work),
             None => {
                 tokio::spawn(work);
             }
@@ -86,18 +85,17 @@ impl Engine {
                 for ev in step.events {
                     let _ = self.events.send(ev);
                 }
-                for (_, work) in step.launches {
+                for work in step.launches {
                     tokio::spawn(work);
                 }
             }
             Err(cause) => {
                 // Nothing the step would have started runs: its actions
                 // stay InProgress for `store_failed`, which fails them.
-                for (aeid, _) in &step.launches {
-                    if let Some(aeid) = aeid {
-                        self.running.remove(aeid);
-                    }
-                }
+                // `running` lets go of the jobs that never started (their
+                // stop signal has no receiver left).
+                drop(step.launches);
+                self.running.retain(|_, r| !r.stop.is_closed());
                 // An end the store did not take is not an end: the action
                 // is as it was (running) for `store_failed`, which fails
                 // it with the cause (its stage with it), as outside a step.

@@ -373,9 +373,11 @@ impl LocalEnv {
             .is_some_and(|r| !r.replicas.is_empty() && r.replicas.iter().all(|x| x.healthy))
     }
 
-    /// Whether either group is installed.
-    async fn any_group(&self) -> bool {
-        self.groups.lock().await.iter().any(Option::is_some)
+    /// Whether no group is installed. `installs` is marked seen first, so
+    /// an install after this answer ends the caller's `installs.changed()`.
+    async fn nothing_installed(&self, installs: &mut watch::Receiver<u64>) -> bool {
+        installs.borrow_and_update();
+        !self.groups.lock().await.iter().any(Option::is_some)
     }
 
     /// Keeps both groups supervised and health-checked, forever; sends the
@@ -397,8 +399,7 @@ impl LocalEnv {
                     // Only once the live group can answer (a first install
                     // is not yet serving).
                     if !me.all_healthy(me.live()).await {
-                        installs.borrow_and_update();
-                        let idle = !me.any_group().await;
+                        let idle = me.nothing_installed(&mut installs).await;
                         let wait = me.cfg.health_interval.max(every);
                         drop(me);
                         if idle {
@@ -427,8 +428,7 @@ impl LocalEnv {
         tokio::spawn(async move {
             let mut streaks: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
             loop {
-                installs.borrow_and_update();
-                if !me.any_group().await {
+                if me.nothing_installed(&mut installs).await {
                     // `me` holds the sender: the wait ends with an install.
                     let _ = installs.changed().await;
                     continue;
